@@ -1,0 +1,54 @@
+# hybridscore — see README.md.
+#
+#   make run     the whole mission on the embedded default (no external service)
+#   make test    every test: vet, unit and real-NATS/real-Redis tests,
+#                Prometheus/Alertmanager checks, and the container suite
+#                when Docker is there (CI forces every suite on)
+#   make bench   the engine's benchmarks
+#   make images  container images, built locally (deployments/images.mk)
+
+GO ?= go
+GOTESTFLAGS ?= -count=1 -timeout 20m
+
+.PHONY: all build run test vet unit ops containers bench fuzz fmt tidy clean
+
+all: build
+
+build:
+	$(GO) build -o bin/ ./worker ./publisher
+
+run: build
+	./bin/publisher demo
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	$(GO) vet ./...
+
+unit:
+	$(GO) test $(GOTESTFLAGS) ./...
+
+ops:
+	deployments/check-ops.sh
+
+test: vet unit ops
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./pkg/...
+
+# Each fuzz target for a short while (the committed corpora run in `make test`).
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./pkg/langextract
+	$(GO) test -run '^$$' -fuzz FuzzAnalyze -fuzztime 30s ./pkg/analyzer
+	$(GO) test -run '^$$' -fuzz FuzzFeaturesDecode -fuzztime 30s ./pkg/similarity
+	$(GO) test -run '^$$' -fuzz FuzzScoreNeverPanics -fuzztime 30s ./pkg/scoring
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+tidy:
+	$(GO) mod tidy
+
+clean:
+	rm -rf bin
+
+include deployments/images.mk

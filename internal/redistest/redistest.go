@@ -1,0 +1,105 @@
+// Package redistest runs a real redis-server process for tests, one per
+// test, on a free loopback port, and can stop and restart it on the same
+// port to simulate an outage.
+package redistest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Server is a redis-server child process.
+type Server struct {
+	t    testing.TB
+	Addr string
+	port int
+	cmd  *exec.Cmd
+}
+
+// Required reports whether tests must fail, not skip, without Redis (CI
+// sets REQUIRE_REDIS=1).
+func Required() bool { return os.Getenv("REQUIRE_REDIS") == "1" || os.Getenv("CI") == "true" }
+
+// Start starts redis-server, or skips the test when it is not installed
+// (fails instead when Required).
+func Start(t testing.TB) *Server {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if Required() {
+			t.Fatalf("redis-server not found and REQUIRE_REDIS/CI demands it: %v", err)
+		}
+		t.Skip("redis-server not installed (apt-get install redis-server); set REQUIRE_REDIS=1 to fail instead")
+	}
+	_ = bin
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	_ = l.Close()
+	s := &Server{t: t, port: port, Addr: "127.0.0.1:" + strconv.Itoa(port)}
+	s.Restart()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Stop kills the server (an abrupt outage). Safe to call twice.
+func (s *Server) Stop() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// Restart starts the server again on the same port and waits until it
+// answers PING.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Stop()
+	s.cmd = exec.Command("redis-server", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--protected-mode", "no", "--dir", s.t.TempDir())
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatalf("start redis-server: %v", err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: s.Addr})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("redis-server on %s did not answer: %v", s.Addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Client returns a client configured the way the worker configures its own
+// (context timeouts honoured, short dial and read timeouts).
+func (s *Server) Client() *redis.Client {
+	c := redis.NewClient(&redis.Options{
+		Addr: s.Addr, ContextTimeoutEnabled: true,
+		DialTimeout: 200 * time.Millisecond, ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond,
+		MaxRetries: -1,
+	})
+	s.t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// String returns the address.
+func (s *Server) String() string { return fmt.Sprintf("redis-server@%s", s.Addr) }
