@@ -1,0 +1,349 @@
+package deployments_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+)
+
+const (
+	baseFile    = "../docker-compose.yml"
+	offlineFile = "../docker-compose.offline.yml"
+)
+
+// The subset of the Compose file format the tests look at.
+
+type composeFile struct {
+	Version  string                    `yaml:"version"`
+	Services map[string]composeService `yaml:"services"`
+	Volumes  map[string]any            `yaml:"volumes"`
+}
+
+type composeService struct {
+	Image         string       `yaml:"image"`
+	ContainerName string       `yaml:"container_name"`
+	Command       any          `yaml:"command"`
+	Ports         []yaml.Node  `yaml:"ports"`
+	Expose        []any        `yaml:"expose"`
+	Volumes       []yaml.Node  `yaml:"volumes"`
+	Healthcheck   *healthcheck `yaml:"healthcheck"`
+	Profiles      []string     `yaml:"profiles"`
+	DependsOn     yaml.Node    `yaml:"depends_on"`
+	Environment   yaml.Node    `yaml:"environment"`
+}
+
+type healthcheck struct {
+	Test    []string `yaml:"test"`
+	Disable bool     `yaml:"disable"`
+}
+
+func load(t *testing.T, path string) composeFile {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f composeFile
+	if err := yaml.Unmarshal(data, &f); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	if len(f.Services) == 0 {
+		t.Fatalf("%s: no services", path)
+	}
+	return f
+}
+
+// effective merges the parts of the override the tests need, as Compose
+// does: scalar and mapping keys of the override replace the base's.
+func effective(base, override composeService) composeService {
+	s := base
+	if override.Image != "" {
+		s.Image = override.Image
+	}
+	if override.ContainerName != "" {
+		s.ContainerName = override.ContainerName
+	}
+	if override.Healthcheck != nil {
+		s.Healthcheck = override.Healthcheck
+	}
+	if override.Profiles != nil {
+		s.Profiles = override.Profiles
+	}
+	// Compose appends ports; volumes are merged by target path (not needed
+	// here beyond knowing both exist).
+	s.Ports = append(slices.Clone(base.Ports), override.Ports...)
+	return s
+}
+
+// publishedPorts returns the host ports a service publishes, from the short
+// ("8080:80", "127.0.0.1:8080:80/tcp", "80") and long ({published, target})
+// syntaxes. A port without a host part publishes nothing fixed (0 is not
+// returned).
+func publishedPorts(t *testing.T, svc string, ports []yaml.Node) []int {
+	t.Helper()
+	var out []int
+	for _, n := range ports {
+		switch n.Kind {
+		case yaml.ScalarNode:
+			spec, _, _ := strings.Cut(n.Value, "/")
+			parts := strings.Split(spec, ":")
+			if len(parts) < 2 {
+				continue // container port only: a random host port
+			}
+			host := parts[len(parts)-2]
+			if host == "" {
+				continue
+			}
+			p, err := strconv.Atoi(host)
+			if err != nil {
+				t.Errorf("service %s: port %q: host part is not a single port", svc, n.Value)
+				continue
+			}
+			out = append(out, p)
+		case yaml.MappingNode:
+			var long struct {
+				Published any `yaml:"published"`
+			}
+			if err := n.Decode(&long); err != nil {
+				t.Errorf("service %s: port: %v", svc, err)
+				continue
+			}
+			switch v := long.Published.(type) {
+			case int:
+				out = append(out, v)
+			case string:
+				if p, err := strconv.Atoi(v); err == nil {
+					out = append(out, p)
+				} else if v != "" {
+					t.Errorf("service %s: published port %q is not a single port", svc, v)
+				}
+			}
+		default:
+			t.Errorf("service %s: unexpected port entry", svc)
+		}
+	}
+	return out
+}
+
+var requiredServices = []string{"nats", "redis", "langextract", "worker", "prometheus", "grafana"}
+
+func TestComposeServices(t *testing.T) {
+	base := load(t, baseFile)
+	if base.Version != "" && base.Version != "3.8" {
+		t.Errorf("version %q: omit it (Compose Specification) or use \"3.8\"", base.Version)
+	}
+	for _, name := range requiredServices {
+		s, ok := base.Services[name]
+		if !ok {
+			t.Errorf("service %s is missing", name)
+			continue
+		}
+		if s.Image == "" {
+			t.Errorf("service %s has no image", name)
+		}
+	}
+}
+
+func TestComposeHealthchecks(t *testing.T) {
+	base := load(t, baseFile)
+	offline := load(t, offlineFile)
+	for name, s := range base.Services {
+		for _, variant := range []struct {
+			file string
+			svc  composeService
+		}{
+			{baseFile, s},
+			{offlineFile, effective(s, offline.Services[name])},
+		} {
+			hc := variant.svc.Healthcheck
+			switch {
+			case hc == nil:
+				t.Errorf("%s: service %s has no healthcheck", variant.file, name)
+			case hc.Disable:
+				t.Errorf("%s: service %s disables its healthcheck", variant.file, name)
+			case len(hc.Test) < 2 || (hc.Test[0] != "CMD" && hc.Test[0] != "CMD-SHELL"):
+				t.Errorf("%s: service %s healthcheck test %q: want [\"CMD\", ...] or [\"CMD-SHELL\", ...]", variant.file, name, hc.Test)
+			}
+		}
+	}
+	for name := range offline.Services {
+		if _, ok := base.Services[name]; !ok {
+			t.Errorf("%s: service %s is not in %s", offlineFile, name, baseFile)
+		}
+	}
+}
+
+func TestComposeWorkerScales(t *testing.T) {
+	base := load(t, baseFile)
+	offline := load(t, offlineFile)
+	w := effective(base.Services["worker"], offline.Services["worker"])
+	if w.ContainerName != "" {
+		t.Errorf("worker has container_name %q: `--scale worker=N` needs it unset", w.ContainerName)
+	}
+	if ports := publishedPorts(t, "worker", w.Ports); len(ports) > 0 {
+		t.Errorf("worker publishes fixed host ports %v: replicas would collide; use expose", ports)
+	}
+	exposes8053 := slices.ContainsFunc(w.Expose, func(v any) bool { return strings.TrimSuffix(toString(v), "/tcp") == "8053" })
+	if !exposes8053 {
+		t.Errorf("worker expose = %v, want 8053", w.Expose)
+	}
+
+	env := map[string]string{}
+	if err := w.Environment.Decode(&env); err != nil {
+		t.Fatalf("worker environment: want a mapping: %v", err)
+	}
+	want := map[string]string{
+		"NATS_URL":        "nats://nats:4222",
+		"REDIS_HOST":      "redis",
+		"LANGEXTRACT_URL": "http://langextract:8156",
+		"HTTP_ADDR":       ":8053",
+	}
+	for k, v := range want {
+		if env[k] != v {
+			t.Errorf("worker environment %s = %q, want %q", k, env[k], v)
+		}
+	}
+
+	deps := map[string]struct {
+		Condition string `yaml:"condition"`
+	}{}
+	if err := w.DependsOn.Decode(&deps); err != nil {
+		t.Fatalf("worker depends_on: want the long form with conditions: %v", err)
+	}
+	for _, dep := range []string{"nats", "redis", "langextract"} {
+		if deps[dep].Condition != "service_healthy" {
+			t.Errorf("worker depends_on %s condition = %q, want service_healthy", dep, deps[dep].Condition)
+		}
+	}
+}
+
+func TestComposePublishedPorts(t *testing.T) {
+	base := load(t, baseFile)
+	offline := load(t, offlineFile)
+	published := map[int]string{}
+	for name, s := range base.Services {
+		for _, p := range publishedPorts(t, name, effective(s, offline.Services[name]).Ports) {
+			if other, dup := published[p]; dup {
+				t.Errorf("host port %d published by both %s and %s", p, other, name)
+			}
+			published[p] = name
+		}
+	}
+	want := map[int]string{4222: "nats", 8222: "nats", 6379: "redis", 8156: "langextract", 9090: "prometheus", 3000: "grafana"}
+	for port, svc := range want {
+		if published[port] != svc {
+			t.Errorf("host port %d published by %q, want %s", port, published[port], svc)
+		}
+	}
+}
+
+func TestComposeOfflineUsesLocalImages(t *testing.T) {
+	base := load(t, baseFile)
+	offline := load(t, offlineFile)
+	for _, name := range []string{"nats", "redis", "worker", "langextract"} {
+		o, ok := offline.Services[name]
+		if !ok {
+			t.Errorf("%s: no override for %s", offlineFile, name)
+			continue
+		}
+		if !strings.HasPrefix(o.Image, "hybridscore/") || strings.Contains(o.Image, "$") {
+			t.Errorf("%s: %s image = %q, want a literal hybridscore/* image", offlineFile, name, o.Image)
+		}
+		// The local images are FROM scratch: no shell, wget or curl.
+		hc := effective(base.Services[name], o).Healthcheck
+		if hc == nil || len(hc.Test) < 2 {
+			continue // reported by TestComposeHealthchecks
+		}
+		if hc.Test[0] != "CMD" {
+			t.Errorf("%s: %s healthcheck uses %s, but its image has no shell", offlineFile, name, hc.Test[0])
+		}
+		if exe := filepath.Base(hc.Test[1]); exe == "wget" || exe == "curl" || exe == "sh" {
+			t.Errorf("%s: %s healthcheck runs %s, which its FROM scratch image lacks", offlineFile, name, exe)
+		}
+	}
+	// Everything else needs a registry: it must sit behind a profile.
+	for name, s := range base.Services {
+		if slices.Contains([]string{"nats", "redis", "worker", "langextract"}, name) {
+			continue
+		}
+		if e := effective(s, offline.Services[name]); len(e.Profiles) == 0 {
+			t.Errorf("%s: service %s (image %s) is not behind a profile, so `up` would pull it", offlineFile, name, e.Image)
+		}
+	}
+}
+
+func TestComposeBindMountsExist(t *testing.T) {
+	for _, file := range []string{baseFile, offlineFile} {
+		f := load(t, file)
+		for name, s := range f.Services {
+			for _, v := range s.Volumes {
+				var src string
+				switch v.Kind {
+				case yaml.ScalarNode:
+					src, _, _ = strings.Cut(v.Value, ":")
+				case yaml.MappingNode:
+					var long struct {
+						Type   string `yaml:"type"`
+						Source string `yaml:"source"`
+					}
+					if err := v.Decode(&long); err != nil {
+						t.Fatal(err)
+					}
+					src = long.Source
+				}
+				if !strings.HasPrefix(src, ".") && !strings.HasPrefix(src, "/") {
+					if _, ok := f.Volumes[src]; !ok {
+						t.Errorf("%s: service %s uses volume %q, which is not declared", file, name, src)
+					}
+					continue
+				}
+				// Relative to the compose file, i.e. the repository root.
+				if _, err := os.Stat(filepath.Join("..", src)); err != nil {
+					t.Errorf("%s: service %s mounts %s: %v", file, name, src, err)
+				}
+			}
+		}
+	}
+}
+
+// TestComposeConfig runs `docker-compose config -q` when docker-compose (v1)
+// or `docker compose` (v2) is installed, to catch what only Compose itself
+// validates.
+func TestComposeConfig(t *testing.T) {
+	var cmd []string
+	if _, err := exec.LookPath("docker-compose"); err == nil {
+		cmd = []string{"docker-compose"}
+	} else if _, err := exec.LookPath("docker"); err == nil && exec.Command("docker", "compose", "version").Run() == nil {
+		cmd = []string{"docker", "compose"}
+	} else {
+		t.Skip("neither docker-compose nor the docker compose plugin is installed")
+	}
+	for _, files := range [][]string{{baseFile}, {baseFile, offlineFile}} {
+		args := slices.Clone(cmd[1:])
+		for _, f := range files {
+			args = append(args, "-f", f)
+		}
+		args = append(args, "config", "-q")
+		out, err := exec.Command(cmd[0], args...).CombinedOutput()
+		if err != nil {
+			t.Errorf("%s %s: %v\n%s", cmd[0], strings.Join(args, " "), err, out)
+		}
+	}
+}
+
+func toString(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case int:
+		return strconv.Itoa(v)
+	default:
+		return ""
+	}
+}
