@@ -1,0 +1,311 @@
+// Package job holds the wire types of hybridscore (CONTRACT.md §2–3): the
+// job a producer publishes, its strict validation into the contract's error
+// codes, and the result the worker publishes, with an allocation-lean JSON
+// encoder for the hot path. schemas/ describes the same shapes.
+package job
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hybridscore/hybridscore/pkg/combiner"
+)
+
+// Error codes of rejected and expired results.
+const (
+	CodeInvalidJSON      = "invalid_json"
+	CodeInvalidUTF8      = "invalid_utf8"
+	CodeMissingField     = "missing_field"
+	CodeInvalidField     = "invalid_field"
+	CodeTooLarge         = "too_large"
+	CodeDeadlineExceeded = "deadline_exceeded"
+)
+
+// ErrInvalid is wrapped by every *Error: errors.Is(err, job.ErrInvalid).
+var ErrInvalid = errors.New("job: invalid")
+
+// Error is a rejected job's reason.
+type Error struct {
+	Code    string // one of the Code constants
+	Message string
+}
+
+func (e *Error) Error() string { return "job: " + e.Code + ": " + e.Message }
+
+// Unwrap makes errors.Is(err, ErrInvalid) hold.
+func (e *Error) Unwrap() error { return ErrInvalid }
+
+func invalid(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Fallback policies (on_fallback).
+const (
+	FallbackDegrade = "degrade"
+	FallbackRetry   = "retry"
+)
+
+// Job is a validated job.
+type Job struct {
+	JobID                 string
+	TaskDescription       string
+	HistoricalPatternText string
+	VectorSimilarity      float64
+	// Characteristics is nil when the job had no task_characteristics.
+	Characteristics *combiner.Characteristics
+	ReplySubject    string // "" means scoring.results.<lane>
+	CorrelationID   string
+	Language        string // defaulted to "en"
+	Context         string // defaulted to "pattern_matching"
+	OnFallback      string // defaulted to "degrade"
+	Deadline        time.Time
+	SchemaVersion   int
+}
+
+// Limits bound a job; zero values take the contract's defaults.
+type Limits struct {
+	MaxTextBytes int // per text; 0 means 16384
+	MaxJobBytes  int // whole message; 0 means 65536
+}
+
+// Defaults fills zero limits.
+func (l Limits) Defaults() Limits {
+	if l.MaxTextBytes <= 0 {
+		l.MaxTextBytes = 16384
+	}
+	if l.MaxJobBytes <= 0 {
+		l.MaxJobBytes = 65536
+	}
+	return l
+}
+
+type wire struct {
+	JobID                 *string          `json:"job_id"`
+	TaskDescription       *string          `json:"task_description"`
+	HistoricalPatternText *string          `json:"historical_pattern_text"`
+	VectorSimilarity      *float64         `json:"vector_similarity"`
+	TaskCharacteristics   *wireTraits      `json:"task_characteristics"`
+	ReplySubject          *string          `json:"reply_subject"`
+	CorrelationID         *string          `json:"correlation_id"`
+	Language              *string          `json:"language"`
+	Context               *string          `json:"context"`
+	OnFallback            *string          `json:"on_fallback"`
+	Deadline              *string          `json:"deadline"`
+	SchemaVersion         *json.RawMessage `json:"schema_version"`
+}
+
+type wireTraits struct {
+	Complexity   *string `json:"complexity"`
+	FeatureLabel *string `json:"feature_label"`
+	TaskType     *string `json:"task_type"`
+}
+
+// Partial is what could be read of a job that failed validation: enough to
+// address and identify its rejected result.
+type Partial struct {
+	JobID         string // "" when unreadable or invalid
+	ReplySubject  string // "" when unreadable or invalid
+	CorrelationID string
+}
+
+// Decode validates data as a job. On failure it returns an *Error (wrapping
+// ErrInvalid) and whatever identifying fields were readable.
+func Decode(data []byte, limits Limits) (*Job, Partial, error) {
+	limits = limits.Defaults()
+	var p Partial
+	if !utf8.Valid(data) {
+		return nil, p, invalid(CodeInvalidUTF8, "message is not valid UTF-8")
+	}
+	if len(data) > limits.MaxJobBytes {
+		return nil, p, invalid(CodeTooLarge, "message is %d bytes, limit %d", len(data), limits.MaxJobBytes)
+	}
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return nil, p, invalid(CodeInvalidJSON, "message is not a JSON object")
+	}
+	var w wire
+	err := json.Unmarshal(data, &w)
+	var typeErr *json.UnmarshalTypeError
+	if err != nil && !errors.As(err, &typeErr) {
+		return nil, p, invalid(CodeInvalidJSON, "%v", err)
+	}
+	// Identify before judging, so even a rejected job is answered by id.
+	if w.JobID != nil && validJobID(*w.JobID) {
+		p.JobID = *w.JobID
+	}
+	if w.ReplySubject != nil && ValidSubject(*w.ReplySubject) {
+		p.ReplySubject = *w.ReplySubject
+	}
+	if w.CorrelationID != nil && utf8.RuneCountInString(*w.CorrelationID) <= 128 {
+		p.CorrelationID = *w.CorrelationID
+	}
+	if typeErr != nil {
+		return nil, p, invalid(CodeInvalidField, "field %q: want %s, got JSON %s", typeErr.Field, typeErr.Type, typeErr.Value)
+	}
+	for _, f := range []struct {
+		name string
+		v    *string
+	}{{"job_id", w.JobID}, {"task_description", w.TaskDescription}, {"historical_pattern_text", w.HistoricalPatternText}} {
+		if f.v == nil || *f.v == "" {
+			return nil, p, invalid(CodeMissingField, "field %q is required", f.name)
+		}
+	}
+	if w.VectorSimilarity == nil {
+		return nil, p, invalid(CodeMissingField, "field %q is required", "vector_similarity")
+	}
+	j := &Job{
+		JobID:                 *w.JobID,
+		TaskDescription:       *w.TaskDescription,
+		HistoricalPatternText: *w.HistoricalPatternText,
+		VectorSimilarity:      *w.VectorSimilarity,
+		Language:              "en",
+		Context:               "pattern_matching",
+		OnFallback:            FallbackDegrade,
+		SchemaVersion:         1,
+	}
+	if !validJobID(j.JobID) {
+		return nil, p, invalid(CodeInvalidField, "job_id must be 1-128 characters of [A-Za-z0-9._:-]")
+	}
+	if v := j.VectorSimilarity; math.IsNaN(v) || v < 0 || v > 1 {
+		return nil, p, invalid(CodeInvalidField, "vector_similarity %v is not in [0, 1]", v)
+	}
+	if w.ReplySubject != nil {
+		if !ValidSubject(*w.ReplySubject) {
+			return nil, p, invalid(CodeInvalidField, "reply_subject %q is not a NATS subject without wildcards", *w.ReplySubject)
+		}
+		j.ReplySubject = *w.ReplySubject
+	}
+	if w.CorrelationID != nil {
+		if utf8.RuneCountInString(*w.CorrelationID) > 128 {
+			return nil, p, invalid(CodeInvalidField, "correlation_id longer than 128 characters")
+		}
+		j.CorrelationID = *w.CorrelationID
+	}
+	for _, f := range []struct {
+		name string
+		v    *string
+		dst  *string
+	}{{"language", w.Language, &j.Language}, {"context", w.Context, &j.Context}} {
+		if f.v == nil || *f.v == "" {
+			continue
+		}
+		if len(*f.v) > 256 {
+			return nil, p, invalid(CodeInvalidField, "%s longer than 256 bytes", f.name)
+		}
+		*f.dst = *f.v
+	}
+	if w.OnFallback != nil {
+		switch *w.OnFallback {
+		case FallbackDegrade, FallbackRetry:
+			j.OnFallback = *w.OnFallback
+		default:
+			return nil, p, invalid(CodeInvalidField, "on_fallback %q: want degrade or retry", *w.OnFallback)
+		}
+	}
+	if w.Deadline != nil {
+		t, err := time.Parse(time.RFC3339Nano, *w.Deadline)
+		if err != nil {
+			return nil, p, invalid(CodeInvalidField, "deadline %q is not an RFC 3339 time", *w.Deadline)
+		}
+		j.Deadline = t
+	}
+	if w.SchemaVersion != nil && string(*w.SchemaVersion) != "null" && string(*w.SchemaVersion) != "1" {
+		return nil, p, invalid(CodeInvalidField, "schema_version %s: only 1 is known", *w.SchemaVersion)
+	}
+	if t := w.TaskCharacteristics; t != nil {
+		c := &combiner.Characteristics{}
+		if t.Complexity != nil {
+			c.Complexity = *t.Complexity
+		}
+		if t.FeatureLabel != nil {
+			c.FeatureLabel = *t.FeatureLabel
+		}
+		if t.TaskType != nil {
+			c.TaskType = *t.TaskType
+		}
+		j.Characteristics = c
+	}
+	if n := len(j.TaskDescription); n > limits.MaxTextBytes {
+		return nil, p, invalid(CodeTooLarge, "task_description is %d bytes, limit %d", n, limits.MaxTextBytes)
+	}
+	if n := len(j.HistoricalPatternText); n > limits.MaxTextBytes {
+		return nil, p, invalid(CodeTooLarge, "historical_pattern_text is %d bytes, limit %d", n, limits.MaxTextBytes)
+	}
+	return j, p, nil
+}
+
+func validJobID(s string) bool {
+	if len(s) < 1 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidJobID reports whether s is a well-formed job_id.
+func ValidJobID(s string) bool { return validJobID(s) }
+
+// ValidSubject reports whether s is a NATS subject a result can be
+// published to: dot-separated non-empty tokens, no wildcards, no white space.
+func ValidSubject(s string) bool {
+	if s == "" || len(s) > 1024 || !utf8.ValidString(s) {
+		return false
+	}
+	for _, tok := range strings.Split(s, ".") {
+		if tok == "" || tok == "*" || tok == ">" {
+			return false
+		}
+		if strings.ContainsAny(tok, " \t\r\n\x00*>") {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidLane reports whether s is one lane token [A-Za-z0-9_-]+.
+func ValidLane(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// Wire is the JSON form of a job, for producers.
+type Wire struct {
+	JobID                 string               `json:"job_id"`
+	TaskDescription       string               `json:"task_description"`
+	HistoricalPatternText string               `json:"historical_pattern_text"`
+	VectorSimilarity      float64              `json:"vector_similarity"`
+	TaskCharacteristics   *WireCharacteristics `json:"task_characteristics,omitempty"`
+	ReplySubject          string               `json:"reply_subject,omitempty"`
+	CorrelationID         string               `json:"correlation_id,omitempty"`
+	Language              string               `json:"language,omitempty"`
+	Context               string               `json:"context,omitempty"`
+	OnFallback            string               `json:"on_fallback,omitempty"`
+	Deadline              string               `json:"deadline,omitempty"`
+	SchemaVersion         int                  `json:"schema_version,omitempty"`
+}
+
+// WireCharacteristics is task_characteristics in a Wire job.
+type WireCharacteristics struct {
+	Complexity   string `json:"complexity,omitempty"`
+	FeatureLabel string `json:"feature_label,omitempty"`
+	TaskType     string `json:"task_type,omitempty"`
+}

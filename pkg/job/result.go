@@ -1,0 +1,214 @@
+package job
+
+import (
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// Result statuses.
+const (
+	StatusScored   = "scored"
+	StatusDegraded = "degraded"
+	StatusRejected = "rejected"
+	StatusExpired  = "expired"
+)
+
+// Result is the message the worker publishes for a job (CONTRACT.md §3).
+// Pointer fields are null when nil.
+type Result struct {
+	SchemaVersion    int         `json:"schema_version"`
+	JobID            string      `json:"job_id"`
+	CorrelationID    string      `json:"correlation_id,omitempty"`
+	Status           string      `json:"status"`
+	HybridScore      *float64    `json:"hybrid_score"`
+	VectorScore      *float64    `json:"vector_score"`
+	PatternScore     *float64    `json:"pattern_score"`
+	VectorWeight     *float64    `json:"vector_weight"`
+	PatternWeight    *float64    `json:"pattern_weight"`
+	WeightsAdjusted  bool        `json:"weights_adjusted"`
+	AdjustmentReason *string     `json:"adjustment_reason"`
+	Confidence       *float64    `json:"confidence"`
+	ScoreAgreement   *float64    `json:"score_agreement"`
+	ComponentScores  *Components `json:"component_scores"`
+	UsedPatterns     bool        `json:"used_patterns"`
+	FallbackReason   *string     `json:"fallback_reason"`
+	Cache            *CacheInfo  `json:"cache"`
+	Error            *ErrorInfo  `json:"error"`
+	WorkerID         string      `json:"worker_id"`
+	DeliveryAttempt  int         `json:"delivery_attempt"`
+	LatencyMS        float64     `json:"latency_ms"`
+	ScoredAt         string      `json:"scored_at"`
+}
+
+// Components are the five pattern-similarity components.
+type Components struct {
+	Concept      float64 `json:"concept"`
+	Theme        float64 `json:"theme"`
+	Domain       float64 `json:"domain"`
+	Structure    float64 `json:"structure"`
+	Relationship float64 `json:"relationship"`
+}
+
+// CacheInfo says where each analysis came from: memory, redis, miss or shared.
+type CacheInfo struct {
+	Task    string `json:"task"`
+	Pattern string `json:"pattern"`
+}
+
+// ErrorInfo explains a rejected or expired job.
+type ErrorInfo struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// AppendJSON appends r as JSON to b: the same fields and values as
+// encoding/json, without reflection (and without HTML escaping). The worker
+// encodes every result with it.
+func (r *Result) AppendJSON(b []byte) []byte {
+	b = append(b, `{"schema_version":`...)
+	b = strconv.AppendInt(b, int64(r.SchemaVersion), 10)
+	b = append(b, `,"job_id":`...)
+	b = appendString(b, r.JobID)
+	if r.CorrelationID != "" {
+		b = append(b, `,"correlation_id":`...)
+		b = appendString(b, r.CorrelationID)
+	}
+	b = append(b, `,"status":`...)
+	b = appendString(b, r.Status)
+	b = appendFloatField(b, `,"hybrid_score":`, r.HybridScore)
+	b = appendFloatField(b, `,"vector_score":`, r.VectorScore)
+	b = appendFloatField(b, `,"pattern_score":`, r.PatternScore)
+	b = appendFloatField(b, `,"vector_weight":`, r.VectorWeight)
+	b = appendFloatField(b, `,"pattern_weight":`, r.PatternWeight)
+	b = append(b, `,"weights_adjusted":`...)
+	b = strconv.AppendBool(b, r.WeightsAdjusted)
+	b = appendStringField(b, `,"adjustment_reason":`, r.AdjustmentReason)
+	b = appendFloatField(b, `,"confidence":`, r.Confidence)
+	b = appendFloatField(b, `,"score_agreement":`, r.ScoreAgreement)
+	b = append(b, `,"component_scores":`...)
+	if c := r.ComponentScores; c == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, `{"concept":`...)
+		b = appendFloat(b, c.Concept)
+		b = append(b, `,"theme":`...)
+		b = appendFloat(b, c.Theme)
+		b = append(b, `,"domain":`...)
+		b = appendFloat(b, c.Domain)
+		b = append(b, `,"structure":`...)
+		b = appendFloat(b, c.Structure)
+		b = append(b, `,"relationship":`...)
+		b = appendFloat(b, c.Relationship)
+		b = append(b, '}')
+	}
+	b = append(b, `,"used_patterns":`...)
+	b = strconv.AppendBool(b, r.UsedPatterns)
+	b = appendStringField(b, `,"fallback_reason":`, r.FallbackReason)
+	b = append(b, `,"cache":`...)
+	if c := r.Cache; c == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, `{"task":`...)
+		b = appendString(b, c.Task)
+		b = append(b, `,"pattern":`...)
+		b = appendString(b, c.Pattern)
+		b = append(b, '}')
+	}
+	b = append(b, `,"error":`...)
+	if e := r.Error; e == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, `{"code":`...)
+		b = appendString(b, e.Code)
+		b = append(b, `,"message":`...)
+		b = appendString(b, e.Message)
+		b = append(b, '}')
+	}
+	b = append(b, `,"worker_id":`...)
+	b = appendString(b, r.WorkerID)
+	b = append(b, `,"delivery_attempt":`...)
+	b = strconv.AppendInt(b, int64(r.DeliveryAttempt), 10)
+	b = append(b, `,"latency_ms":`...)
+	b = appendFloat(b, r.LatencyMS)
+	b = append(b, `,"scored_at":`...)
+	b = appendString(b, r.ScoredAt)
+	return append(b, '}')
+}
+
+// Timestamp formats t as results carry it (RFC 3339, UTC).
+func Timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func appendFloatField(b []byte, name string, v *float64) []byte {
+	b = append(b, name...)
+	if v == nil {
+		return append(b, "null"...)
+	}
+	return appendFloat(b, *v)
+}
+
+func appendStringField(b []byte, name string, v *string) []byte {
+	b = append(b, name...)
+	if v == nil {
+		return append(b, "null"...)
+	}
+	return appendString(b, *v)
+}
+
+// appendFloat writes v as encoding/json does (shortest form; exponents only
+// for very small or large magnitudes). Values here are finite.
+func appendFloat(b []byte, v float64) []byte {
+	abs := v
+	if abs < 0 {
+		abs = -abs
+	}
+	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		return strconv.AppendFloat(b, v, 'e', -1, 64)
+	}
+	return strconv.AppendFloat(b, v, 'f', -1, 64)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString writes s as a JSON string, escaping what JSON requires and
+// replacing invalid UTF-8 with U+FFFD.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

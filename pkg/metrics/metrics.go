@@ -1,0 +1,200 @@
+// Package metrics exports the runbook's Prometheus metrics and the worker's
+// scoring_* metrics (CONTRACT.md §6) from one registry. It implements the
+// observer interfaces the engine and the consumer declare, so neither
+// imports Prometheus.
+package metrics
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/hybridscore/hybridscore/pkg/breaker"
+	"github.com/hybridscore/hybridscore/pkg/langextract"
+	"github.com/hybridscore/hybridscore/pkg/scoring"
+	"github.com/hybridscore/hybridscore/pkg/semcache"
+)
+
+// Reasons lists every fallback_reason, pre-created as label values so that
+// rates over them exist (as zero) before the first fallback.
+var Reasons = []string{
+	langextract.ReasonTimeout, langextract.ReasonUnavailable, langextract.ReasonValidation,
+	langextract.ReasonCircuitBreaker, langextract.ReasonRateLimited, langextract.ReasonUnknown,
+}
+
+// Buckets for the engine's own work: cached scoring takes microseconds.
+var fastBuckets = []float64{1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+
+// Buckets for langextract calls: milliseconds to the 10 s timeout and beyond.
+var remoteBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 7.5, 10, 15, 30}
+
+// Metrics holds every collector. Safe for concurrent use.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	langextractRequests *prometheus.CounterVec
+	langextractDuration *prometheus.HistogramVec
+	breakerState        prometheus.Gauge
+	langextractFallback map[string]prometheus.Counter
+	scoringDuration     prometheus.Histogram
+	patternScore        prometheus.Histogram
+	confidence          prometheus.Histogram
+	scoringFallback     map[string]prometheus.Counter
+
+	jobs         *prometheus.CounterVec
+	jobDuration  *prometheus.HistogramVec
+	inFlight     prometheus.Gauge
+	redeliveries *prometheus.CounterVec
+	deadLetters  *prometheus.CounterVec
+	pending      prometheus.Gauge
+	ackPending   prometheus.Gauge
+}
+
+// New registers every metric, plus the Go and process collectors.
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	f := func(c prometheus.Collector) { r.MustRegister(c) }
+	m := &Metrics{Registry: r}
+	m.langextractRequests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "langextract_requests_total",
+		Help: "Requests to langextract, by endpoint (analyze_semantic, health) and status (success, error, timeout)."}, []string{"endpoint", "status"})
+	m.langextractDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "langextract_request_duration_seconds",
+		Help: "Duration of langextract requests (each attempt).", Buckets: remoteBuckets}, []string{"endpoint"})
+	m.breakerState = prometheus.NewGauge(prometheus.GaugeOpts{Name: "langextract_circuit_breaker_state",
+		Help: "Circuit breaker state: 0 closed, 1 open, 2 half-open."})
+	lf := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "langextract_fallback_total",
+		Help: "Jobs that fell back to vector-only scoring, by reason."}, []string{"reason"})
+	m.scoringDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "hybrid_scoring_duration_seconds",
+		Help: "Time to score one job (analyses, similarity, combination), fallbacks included.", Buckets: fastBuckets})
+	m.patternScore = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pattern_similarity_score",
+		Help: "Pattern similarity of scored jobs.", Buckets: prometheus.LinearBuckets(0.1, 0.1, 10)})
+	m.confidence = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "hybrid_score_confidence",
+		Help: "Confidence of scored jobs.", Buckets: prometheus.LinearBuckets(0.1, 0.1, 10)})
+	sf := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hybrid_scoring_fallback_total",
+		Help: "Hybrid scorings that returned the vector-only fallback, by reason."}, []string{"reason"})
+	m.langextractFallback, m.scoringFallback = map[string]prometheus.Counter{}, map[string]prometheus.Counter{}
+	for _, reason := range Reasons {
+		m.langextractFallback[reason] = lf.WithLabelValues(reason)
+		m.scoringFallback[reason] = sf.WithLabelValues(reason)
+	}
+	for _, ep := range []string{langextract.EndpointAnalyze, langextract.EndpointHealth} {
+		for _, st := range []string{langextract.StatusSuccess, langextract.StatusError, langextract.StatusTimeout} {
+			m.langextractRequests.WithLabelValues(ep, st)
+		}
+	}
+
+	m.jobs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scoring_jobs_total",
+		Help: "Jobs handled, by lane and status (scored, degraded, rejected, expired, retried, naked)."}, []string{"lane", "status"})
+	m.jobDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "scoring_job_duration_seconds",
+		Help: "Time from receiving a job to acking, naking or terminating it.", Buckets: fastBuckets}, []string{"lane"})
+	m.inFlight = prometheus.NewGauge(prometheus.GaugeOpts{Name: "scoring_jobs_in_flight", Help: "Jobs being processed now."})
+	m.redeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scoring_redeliveries_total",
+		Help: "Deliveries after the first, by lane."}, []string{"lane"})
+	m.deadLetters = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scoring_dead_letters_total",
+		Help: "Jobs copied to the dead-letter stream, by lane and reason."}, []string{"lane", "reason"})
+	m.pending = prometheus.NewGauge(prometheus.GaugeOpts{Name: "scoring_consumer_pending",
+		Help: "Jobs in the stream not yet delivered to the consumer."})
+	m.ackPending = prometheus.NewGauge(prometheus.GaugeOpts{Name: "scoring_consumer_ack_pending",
+		Help: "Jobs delivered and not yet acknowledged."})
+	for _, c := range []prometheus.Collector{m.langextractRequests, m.langextractDuration, m.breakerState, lf, m.scoringDuration,
+		m.patternScore, m.confidence, sf, m.jobs, m.jobDuration, m.inFlight, m.redeliveries, m.deadLetters, m.pending, m.ackPending} {
+		f(c)
+	}
+	return m
+}
+
+// ObserveLangextract records one langextract attempt (langextract.Observer).
+func (m *Metrics) ObserveLangextract(endpoint, status string, d time.Duration) {
+	m.langextractRequests.WithLabelValues(endpoint, status).Inc()
+	m.langextractDuration.WithLabelValues(endpoint).Observe(d.Seconds())
+}
+
+// BreakerChanged records a breaker transition.
+func (m *Metrics) BreakerChanged(_, to breaker.State) { m.breakerState.Set(float64(to)) }
+
+// ObserveOutcome records one scoring (scoring.Observer).
+func (m *Metrics) ObserveOutcome(o *scoring.Outcome) {
+	m.scoringDuration.Observe(o.Duration.Seconds())
+	if o.Status == scoring.Scored {
+		m.patternScore.Observe(o.Pattern)
+		m.confidence.Observe(o.Confidence)
+		return
+	}
+	if c := m.langextractFallback[o.FallbackReason]; c != nil {
+		c.Inc()
+		m.scoringFallback[o.FallbackReason].Inc()
+	}
+}
+
+// JobDone implements consumer.Observer.
+func (m *Metrics) JobDone(lane, status string, d time.Duration) {
+	m.jobs.WithLabelValues(lane, status).Inc()
+	m.jobDuration.WithLabelValues(lane).Observe(d.Seconds())
+}
+
+// Redelivered implements consumer.Observer.
+func (m *Metrics) Redelivered(lane string) { m.redeliveries.WithLabelValues(lane).Inc() }
+
+// DeadLettered implements consumer.Observer.
+func (m *Metrics) DeadLettered(lane, reason string) {
+	m.deadLetters.WithLabelValues(lane, reason).Inc()
+}
+
+// InFlight implements consumer.Observer.
+func (m *Metrics) InFlight(delta int) { m.inFlight.Add(float64(delta)) }
+
+// ConsumerPending implements consumer.Observer.
+func (m *Metrics) ConsumerPending(pending, ackPending uint64) {
+	m.pending.Set(float64(pending))
+	m.ackPending.Set(float64(ackPending))
+}
+
+// RegisterCache exports the cache's counters and gauges, read at scrape time
+// so they are always current. redis_up is exported only when Redis is
+// configured: a memory-only worker has no Redis to be down.
+func (m *Metrics) RegisterCache(c *semcache.Cache) {
+	m.Registry.MustRegister(&cacheCollector{c: c})
+}
+
+type cacheCollector struct{ c *semcache.Cache }
+
+var (
+	descHits      = prometheus.NewDesc("semantic_cache_hits_total", "Lookups answered without calling langextract (memory, Redis or a shared in-flight load).", nil, nil)
+	descMisses    = prometheus.NewDesc("semantic_cache_misses_total", "Lookups that called langextract.", nil, nil)
+	descEvictions = prometheus.NewDesc("semantic_cache_evictions_total", "Entries evicted from memory by the LRU.", nil, nil)
+	descHitRate   = prometheus.NewDesc("semantic_cache_hit_rate", "Hits over lookups since start (0-1).", nil, nil)
+	descSize      = prometheus.NewDesc("semantic_cache_size", "Entries in the in-memory tier.", nil, nil)
+	descBytes     = prometheus.NewDesc("semantic_cache_memory_bytes", "Bytes held by the in-memory tier.", nil, nil)
+	descTierHits  = prometheus.NewDesc("semantic_cache_tier_hits_total", "Hits by tier (memory, redis, shared).", []string{"tier"}, nil)
+	descRedisUp   = prometheus.NewDesc("redis_up", "1 while the Redis cache tier is reachable, else 0.", nil, nil)
+)
+
+func (cc *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descHits, descMisses, descEvictions, descHitRate, descSize, descBytes, descTierHits} {
+		ch <- d
+	}
+	if cc.c.RedisEnabled() {
+		ch <- descRedisUp
+	}
+}
+
+func (cc *cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	s := cc.c.Metrics()
+	ch <- prometheus.MustNewConstMetric(descHits, prometheus.CounterValue, float64(s.Hits))
+	ch <- prometheus.MustNewConstMetric(descMisses, prometheus.CounterValue, float64(s.Misses))
+	ch <- prometheus.MustNewConstMetric(descEvictions, prometheus.CounterValue, float64(s.Evictions))
+	ch <- prometheus.MustNewConstMetric(descHitRate, prometheus.GaugeValue, s.HitRate)
+	ch <- prometheus.MustNewConstMetric(descSize, prometheus.GaugeValue, float64(s.CurrentSize))
+	ch <- prometheus.MustNewConstMetric(descBytes, prometheus.GaugeValue, float64(s.MemoryBytes))
+	ch <- prometheus.MustNewConstMetric(descTierHits, prometheus.CounterValue, float64(s.MemoryHits), "memory")
+	ch <- prometheus.MustNewConstMetric(descTierHits, prometheus.CounterValue, float64(s.RedisHits), "redis")
+	ch <- prometheus.MustNewConstMetric(descTierHits, prometheus.CounterValue, float64(s.SharedHits), "shared")
+	if s.RedisEnabled {
+		up := 0.0
+		if s.RedisUp {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descRedisUp, prometheus.GaugeValue, up)
+	}
+}

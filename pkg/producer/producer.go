@@ -1,0 +1,120 @@
+// Package producer publishes jobs and collects their results: one job
+// (Submit) or a streamed file of them (Batch), with deduplicating job ids,
+// rate limiting, resumable output and a summary.
+package producer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hybridscore/hybridscore/pkg/job"
+	"github.com/hybridscore/hybridscore/pkg/topology"
+)
+
+// Client publishes jobs. Safe for concurrent use.
+type Client struct {
+	NC *nats.Conn
+	JS jetstream.JetStream
+}
+
+// NewClient wraps a connection.
+func NewClient(nc *nats.Conn) (*Client, error) {
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		return nil, err
+	}
+	return &Client{NC: nc, JS: js}, nil
+}
+
+// Publish sends one job to scoring.jobs.<lane> with Nats-Msg-Id: job_id and
+// waits for the stream's PubAck. dup reports a duplicate inside the window.
+func (c *Client) Publish(ctx context.Context, lane string, w job.Wire) (dup bool, err error) {
+	data, err := json.Marshal(w)
+	if err != nil {
+		return false, err
+	}
+	ack, err := c.JS.PublishMsg(ctx, &nats.Msg{Subject: topology.JobsPrefix + lane, Data: data,
+		Header: nats.Header{jetstream.MsgIDHeader: []string{w.JobID}}})
+	if err != nil {
+		return false, fmt.Errorf("publish job %s: %w", w.JobID, err)
+	}
+	return ack.Duplicate, nil
+}
+
+// ErrNoResult is returned when no result arrived in time.
+var ErrNoResult = errors.New("producer: no result before the timeout")
+
+// Submit publishes one job and waits for its result on the job's result
+// subject. A job already answered (a duplicate inside the window) is looked
+// up in the result stream.
+func (c *Client) Submit(ctx context.Context, lane string, w job.Wire, timeout time.Duration) (json.RawMessage, error) {
+	if w.JobID == "" {
+		w.JobID = DeriveJobID(w)
+	}
+	subject := w.ReplySubject
+	if subject == "" {
+		subject = topology.ResultsPrefix + lane
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	found := make(chan json.RawMessage, 1)
+	match := func(data []byte) {
+		var r struct {
+			JobID string `json:"job_id"`
+		}
+		if json.Unmarshal(data, &r) == nil && r.JobID == w.JobID {
+			select {
+			case found <- json.RawMessage(append([]byte(nil), data...)):
+			default:
+			}
+		}
+	}
+	sub, err := c.NC.Subscribe(subject, func(m *nats.Msg) { match(m.Data) })
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := c.NC.FlushWithContext(ctx); err != nil {
+		return nil, err
+	}
+	dup, err := c.Publish(ctx, lane, w)
+	if err != nil {
+		return nil, err
+	}
+	if dup {
+		// Scored already: read it back from the stored results.
+		go c.scanStored(ctx, subject, time.Now().Add(-30*time.Minute), match)
+	}
+	select {
+	case r := <-found:
+		return r, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w (job %s)", ErrNoResult, w.JobID)
+	}
+}
+
+func (c *Client) scanStored(ctx context.Context, subject string, since time.Time, match func([]byte)) {
+	cons, err := c.JS.OrderedConsumer(ctx, topology.ResultsStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &since})
+	if err != nil {
+		return
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return
+	}
+	go func() { <-ctx.Done(); it.Stop() }()
+	for {
+		m, err := it.Next()
+		if err != nil {
+			return
+		}
+		match(m.Data())
+	}
+}

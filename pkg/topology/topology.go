@@ -1,0 +1,139 @@
+// Package topology declares hybridscore's JetStream streams and consumer
+// (CONTRACT.md §1) and provisions whichever are missing, leaving existing
+// ones exactly as their operator configured them.
+package topology
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Names of the contract.
+const (
+	JobsStream    = "SCORING_JOBS"
+	ResultsStream = "SCORING_RESULTS"
+	DLQStream     = "SCORING_DLQ"
+	Consumer      = "hybrid-scorer"
+
+	JobsPrefix    = "scoring.jobs."
+	ResultsPrefix = "scoring.results."
+	DLQPrefix     = "scoring.dlq."
+)
+
+// Config sizes the topology. Zero values take the contract's defaults.
+type Config struct {
+	Replicas        int           // 0 means 1
+	DuplicateWindow time.Duration // 0 means 2 min
+	ResultsMaxAge   time.Duration // 0 means 24 h
+	DLQMaxAge       time.Duration // 0 means 7 days
+	AckWait         time.Duration // 0 means 30 s
+	MaxDeliver      int           // 0 means 5
+	// MaxAckPending bounds unacknowledged jobs across all workers; 0 means
+	// 10000. Delivery pauses silently when it is reached, so it is set on
+	// purpose, well above workers × concurrency.
+	MaxAckPending int
+	// Storage of the job stream; the zero value is file storage.
+	Storage jetstream.StorageType
+}
+
+// Defaults returns c with zero values filled.
+func (c Config) Defaults() Config {
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.DuplicateWindow <= 0 {
+		c.DuplicateWindow = 2 * time.Minute
+	}
+	if c.ResultsMaxAge <= 0 {
+		c.ResultsMaxAge = 24 * time.Hour
+	}
+	if c.DLQMaxAge <= 0 {
+		c.DLQMaxAge = 7 * 24 * time.Hour
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.MaxDeliver <= 0 {
+		c.MaxDeliver = 5
+	}
+	if c.MaxAckPending <= 0 {
+		c.MaxAckPending = 10000
+	}
+	return c
+}
+
+// Streams returns the three stream configurations.
+func (c Config) Streams() []jetstream.StreamConfig {
+	c = c.Defaults()
+	return []jetstream.StreamConfig{
+		{Name: JobsStream, Subjects: []string{JobsPrefix + ">"}, Retention: jetstream.WorkQueuePolicy, Storage: c.Storage,
+			Duplicates: c.DuplicateWindow, Replicas: c.Replicas, Description: "hybridscore jobs"},
+		{Name: ResultsStream, Subjects: []string{ResultsPrefix + ">"}, Retention: jetstream.LimitsPolicy, Storage: jetstream.FileStorage,
+			MaxAge: c.ResultsMaxAge, Duplicates: c.DuplicateWindow, Replicas: c.Replicas, Description: "hybridscore results"},
+		{Name: DLQStream, Subjects: []string{DLQPrefix + ">"}, Retention: jetstream.LimitsPolicy, Storage: jetstream.FileStorage,
+			MaxAge: c.DLQMaxAge, Duplicates: c.DuplicateWindow, Replicas: c.Replicas, Description: "hybridscore dead letters"},
+	}
+}
+
+// ConsumerConfig returns the shared durable pull consumer's configuration.
+func (c Config) ConsumerConfig() jetstream.ConsumerConfig {
+	c = c.Defaults()
+	return jetstream.ConsumerConfig{
+		Durable: Consumer, AckPolicy: jetstream.AckExplicitPolicy, AckWait: c.AckWait,
+		MaxDeliver: c.MaxDeliver, MaxAckPending: c.MaxAckPending, FilterSubject: JobsPrefix + ">",
+		Replicas: c.Replicas, Description: "hybridscore workers",
+	}
+}
+
+// Provision creates whatever stream or consumer is missing and returns the
+// consumer's effective configuration (which the worker must honour, e.g. its
+// AckWait and MaxDeliver, even when an operator set them).
+func Provision(ctx context.Context, js jetstream.JetStream, c Config) (*jetstream.ConsumerConfig, error) {
+	for _, sc := range c.Streams() {
+		if _, err := js.Stream(ctx, sc.Name); err == nil {
+			continue
+		} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, fmt.Errorf("topology: look up stream %s: %w", sc.Name, err)
+		}
+		if _, err := js.CreateStream(ctx, sc); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return nil, fmt.Errorf("topology: create stream %s: %w", sc.Name, err)
+		}
+	}
+	return ensureConsumer(ctx, js, c, true)
+}
+
+// Bind returns the existing consumer's configuration without creating
+// anything (provisioning turned off).
+func Bind(ctx context.Context, js jetstream.JetStream, c Config) (*jetstream.ConsumerConfig, error) {
+	return ensureConsumer(ctx, js, c, false)
+}
+
+func ensureConsumer(ctx context.Context, js jetstream.JetStream, c Config, create bool) (*jetstream.ConsumerConfig, error) {
+	cons, err := js.Consumer(ctx, JobsStream, Consumer)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) && create {
+		cons, err = js.CreateConsumer(ctx, JobsStream, c.ConsumerConfig())
+		if errors.Is(err, jetstream.ErrConsumerExists) {
+			cons, err = js.Consumer(ctx, JobsStream, Consumer)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("topology: consumer %s on %s: %w", Consumer, JobsStream, err)
+	}
+	cfg := cons.CachedInfo().Config
+	return &cfg, nil
+}
+
+// Lane returns the lane of a job subject ("scoring.jobs.<lane>"), or
+// "default" when the subject has no single lane token.
+func Lane(subject string) string {
+	lane, ok := strings.CutPrefix(subject, JobsPrefix)
+	if !ok || lane == "" || strings.Contains(lane, ".") {
+		return "default"
+	}
+	return lane
+}

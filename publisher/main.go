@@ -1,0 +1,355 @@
+// Command publisher publishes hybridscore jobs and collects their results:
+// one job (submit), a JSONL or CSV file (batch), a benchmark (bench), or a
+// self-contained demonstration on an embedded worker (demo).
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kong"
+	"github.com/nats-io/nats.go"
+	"github.com/schollz/progressbar/v3"
+	"go.uber.org/zap"
+
+	"github.com/hybridscore/hybridscore/pkg/bench"
+	"github.com/hybridscore/hybridscore/pkg/config"
+	"github.com/hybridscore/hybridscore/pkg/job"
+	"github.com/hybridscore/hybridscore/pkg/producer"
+	"github.com/hybridscore/hybridscore/pkg/server"
+	"github.com/hybridscore/hybridscore/pkg/topology"
+)
+
+//go:embed demo_jobs.jsonl
+var demoJobs []byte
+
+type natsFlags struct {
+	NATSURL string `name:"nats-url" env:"NATS_URL" default:"nats://127.0.0.1:4222" help:"NATS servers."`
+}
+
+func (n natsFlags) connect() (*producer.Client, error) {
+	nc, err := nats.Connect(n.NATSURL, nats.Name("hybridscore-publisher"), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, fmt.Errorf("NATS_URL %s: %w", n.NATSURL, err)
+	}
+	return producer.NewClient(nc)
+}
+
+type cli struct {
+	Submit submitCmd `cmd:"" help:"Publish one job and print its result."`
+	Batch  batchCmd  `cmd:"" help:"Publish a JSONL or CSV file of jobs and collect the results."`
+	Bench  benchCmd  `cmd:"" help:"Benchmark a worker (cold, warm, concurrent; --baseline: the raw JetStream loop)."`
+	Demo   demoCmd   `cmd:"" help:"Start an embedded NATS server and worker, score sample jobs, print the results."`
+}
+
+type submitCmd struct {
+	natsFlags
+	File         string        `short:"f" type:"existingfile" help:"JSON file holding the job (instead of the flags)."`
+	Lane         string        `default:"default" help:"Lane (scoring.jobs.<lane>)."`
+	JobID        string        `help:"job_id; default derived from the content."`
+	Task         string        `help:"task_description."`
+	Pattern      string        `help:"historical_pattern_text."`
+	Vector       float64       `help:"vector_similarity in [0, 1]."`
+	Complexity   string        `help:"task_characteristics.complexity."`
+	FeatureLabel string        `help:"task_characteristics.feature_label."`
+	OnFallback   string        `help:"degrade or retry."`
+	Deadline     string        `help:"RFC 3339 deadline."`
+	Timeout      time.Duration `default:"30s" help:"How long to wait for the result."`
+}
+
+func (s *submitCmd) Run() error {
+	var w job.Wire
+	if s.File != "" {
+		b, err := os.ReadFile(s.File)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(b, &w); err != nil {
+			return fmt.Errorf("%s: %w", s.File, err)
+		}
+	} else {
+		if s.Task == "" || s.Pattern == "" {
+			return errors.New("give --task and --pattern (and --vector), or --file")
+		}
+		w = job.Wire{JobID: s.JobID, TaskDescription: s.Task, HistoricalPatternText: s.Pattern, VectorSimilarity: s.Vector,
+			OnFallback: s.OnFallback, Deadline: s.Deadline}
+		if s.Complexity != "" || s.FeatureLabel != "" {
+			w.TaskCharacteristics = &job.WireCharacteristics{Complexity: s.Complexity, FeatureLabel: s.FeatureLabel}
+		}
+	}
+	c, err := s.connect()
+	if err != nil {
+		return err
+	}
+	defer c.NC.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	r, err := c.Submit(ctx, s.Lane, w, s.Timeout)
+	if err != nil {
+		return err
+	}
+	return printJSON(r)
+}
+
+func printJSON(r json.RawMessage) error {
+	var v any
+	if err := json.Unmarshal(r, &v); err != nil {
+		return err
+	}
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+type batchCmd struct {
+	natsFlags
+	File       string        `arg:"" type:"existingfile" help:"Jobs: JSONL (one job per line) or CSV with a header row."`
+	Format     string        `enum:",jsonl,csv" default:"" help:"jsonl or csv; default from the file name."`
+	Lane       string        `default:"rescore" help:"Lane (scoring.jobs.<lane>)."`
+	Out        string        `short:"o" required:"" help:"Results file (JSONL)."`
+	Resume     bool          `help:"Append to --out and skip jobs already answered there."`
+	Rate       float64       `help:"Jobs per second; 0 means as fast as the stream accepts."`
+	MaxPending int           `default:"10000" help:"Jobs published and not yet answered, at most."`
+	Timeout    time.Duration `default:"5m" help:"Wait for results after the last job is published; exit non-zero when some are missing."`
+	RunID      string        `help:"Names the batch's result subject scoring.results.<lane>.<run-id>; default derived from the file's path, so a rerun finds earlier results."`
+	NoProgress bool          `help:"No progress bar."`
+}
+
+func (b *batchCmd) Run() error {
+	format := b.Format
+	if format == "" {
+		format = "jsonl"
+		if strings.EqualFold(filepath.Ext(b.File), ".csv") {
+			format = "csv"
+		}
+	}
+	total, err := countJobs(b.File, format)
+	if err != nil {
+		return err
+	}
+	runID := b.RunID
+	if runID == "" {
+		abs, _ := filepath.Abs(b.File)
+		sum := sha256.Sum256([]byte(abs))
+		runID = "batch-" + hex.EncodeToString(sum[:])[:12]
+	}
+	var answered []string
+	flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
+	if b.Resume {
+		if answered, err = readAnswered(b.Out); err != nil {
+			return err
+		}
+		flags = os.O_CREATE | os.O_WRONLY | os.O_APPEND
+	}
+	out, err := os.OpenFile(b.Out, flags, 0o644)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	in, err := os.Open(b.File)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	src, err := producer.NewSource(bufio.NewReaderSize(in, 1<<20), format)
+	if err != nil {
+		return fmt.Errorf("%s: %w", b.File, err)
+	}
+	c, err := b.connect()
+	if err != nil {
+		return err
+	}
+	defer c.NC.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	var bar *progressbar.ProgressBar
+	if !b.NoProgress {
+		bar = progressbar.NewOptions64(int64(total), progressbar.OptionSetWriter(os.Stderr), progressbar.OptionSetDescription("results"),
+			progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("results"),
+			progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
+		if len(answered) > 0 {
+			_ = bar.Set(len(answered))
+		}
+	}
+	invalid := 0
+	sum, err := c.Batch(ctx, producer.BatchOptions{Source: src, Lane: b.Lane, ReplySubject: topology.ResultsPrefix + b.Lane + "." + runID,
+		Rate: b.Rate, MaxPending: b.MaxPending, Timeout: b.Timeout, Out: out, Answered: answered,
+		Progress: func(int) {
+			if bar != nil {
+				_ = bar.Add(1)
+			}
+		},
+		OnInvalid: func(err error) {
+			if invalid++; invalid <= 10 {
+				fmt.Fprintf(os.Stderr, "skipping %s: %v\n", b.File, err)
+			}
+		}})
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	if sum != nil {
+		fmt.Printf("results subject scoring.results.%s.%s, written to %s\n", b.Lane, runID, b.Out)
+		sum.Write(os.Stdout)
+	}
+	return err
+}
+
+func countJobs(path, format string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 8<<20)
+	n := 0
+	for sc.Scan() {
+		if len(strings.TrimSpace(sc.Text())) > 0 {
+			n++
+		}
+	}
+	if format == "csv" && n > 0 {
+		n-- // header (a quoted field spanning lines makes this an estimate)
+	}
+	return n, sc.Err()
+}
+
+// readAnswered returns the job ids in an existing results file.
+func readAnswered(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var ids []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 8<<20)
+	for sc.Scan() {
+		var r struct {
+			JobID string `json:"job_id"`
+		}
+		if json.Unmarshal(sc.Bytes(), &r) == nil && r.JobID != "" {
+			ids = append(ids, r.JobID)
+		}
+	}
+	return ids, sc.Err()
+}
+
+type benchCmd struct {
+	NATSURL     string        `name:"nats-url" env:"NATS_URL" help:"NATS of a running worker; empty: an embedded server and worker in this process."`
+	Jobs        int           `default:"20000" help:"Jobs per throughput scenario."`
+	ColdJobs    int           `default:"2000" help:"Jobs of the cold-cache scenario."`
+	Baseline    bool          `help:"Also run the raw JetStream loop (CONTRACT.md §8) and print the ratio."`
+	Concurrency int           `help:"In-process worker concurrency (default: the worker's)."`
+	Rate        float64       `default:"1000" help:"Steady-rate latency scenario, jobs/s (0 skips it)."`
+	RateFor     time.Duration `default:"10s" help:"Duration of the steady-rate scenario."`
+	SyncAlways  bool          `help:"Embedded server: fsync every write."`
+}
+
+func (b *benchCmd) Run() error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	_, err := bench.Run(ctx, bench.Options{NATSURL: b.NATSURL, Jobs: b.Jobs, ColdJobs: b.ColdJobs, Baseline: b.Baseline,
+		Concurrency: b.Concurrency, Rate: b.Rate, RateFor: b.RateFor, SyncAlways: b.SyncAlways, Out: os.Stdout})
+	return err
+}
+
+type demoCmd struct {
+	Out string `default:"" help:"Also write the results (JSONL) here."`
+}
+
+func (d *demoCmd) Run() error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	cfg := config.Defaults()
+	cfg.NATSListen = "127.0.0.1:0"
+	dir, err := os.MkdirTemp("", "hybridscore-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	cfg.NATSStoreDir = dir
+	cfg.HTTPAddr = "127.0.0.1:0"
+	s, err := server.New(ctx, cfg, zap.NewNop())
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(wctx) }()
+	defer func() { cancel(); <-done }()
+	fmt.Printf("embedded NATS at %s, worker with the built-in analyzer, memory cache; health at http://%s/health\n\n", s.NATSURL(), s.HTTPAddr())
+	nc, err := nats.Connect(s.NATSURL())
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	c, err := producer.NewClient(nc)
+	if err != nil {
+		return err
+	}
+	src, _ := producer.NewSource(strings.NewReader(string(demoJobs)), "jsonl")
+	var out io.Writer = io.Discard
+	var results strings.Builder
+	out = &results
+	sum, err := c.Batch(ctx, producer.BatchOptions{Source: src, Lane: "demo", ReplySubject: "scoring.results.demo", Out: out, Timeout: 30 * time.Second})
+	if err != nil {
+		return err
+	}
+	if d.Out != "" {
+		if err := os.WriteFile(d.Out, []byte(results.String()), 0o644); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("%-9s %-9s %7s %7s %7s  %-22s %s\n", "job", "status", "hybrid", "vector", "pattern", "cache task/pattern", "note")
+	for _, line := range strings.Split(strings.TrimSpace(results.String()), "\n") {
+		var r job.Result
+		if json.Unmarshal([]byte(line), &r) != nil {
+			continue
+		}
+		num := func(p *float64) string {
+			if p == nil {
+				return "-"
+			}
+			return fmt.Sprintf("%.3f", *p)
+		}
+		cache, note := "-", ""
+		if r.Cache != nil {
+			cache = r.Cache.Task + "/" + r.Cache.Pattern
+		}
+		if r.Error != nil {
+			note = r.Error.Code + ": " + r.Error.Message
+		} else if r.AdjustmentReason != nil {
+			note = fmt.Sprintf("weights %.1f/%.1f (%s)", *r.VectorWeight, *r.PatternWeight, *r.AdjustmentReason)
+		}
+		fmt.Printf("%-9s %-9s %7s %7s %7s  %-22s %s\n", r.JobID, r.Status, num(r.HybridScore), num(r.VectorScore), num(r.PatternScore), cache, note)
+	}
+	fmt.Println()
+	sum.Write(os.Stdout)
+	return nil
+}
+
+func main() {
+	var c cli
+	ctx := kong.Parse(&c, kong.Name("publisher"), kong.Description("hybridscore publisher: submit jobs, run batches, benchmark workers."), kong.UsageOnError())
+	if err := ctx.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "publisher:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,156 @@
+// Command worker runs the hybridscore consumer pool (the default command),
+// prints a running worker's health report (worker health), or serves the
+// built-in analyzer over langextract's HTTP API (worker langextract-server).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kong"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/hybridscore/hybridscore/pkg/config"
+	"github.com/hybridscore/hybridscore/pkg/health"
+	"github.com/hybridscore/hybridscore/pkg/langextractd"
+	"github.com/hybridscore/hybridscore/pkg/server"
+)
+
+type cli struct {
+	Run         runCmd           `cmd:"" default:"withargs" help:"Consume and score jobs (default)."`
+	Health      healthCmd        `cmd:"" help:"Print the System Health Report of a running worker; exit 1 unless healthy."`
+	Langextract langextractCmd   `cmd:"" name:"langextract-server" help:"Serve the built-in analyzer over langextract's HTTP API, with injectable faults."`
+	Version     kong.VersionFlag `help:"Print the version."`
+}
+
+type runCmd struct {
+	config.Config `embed:""`
+}
+
+func (r *runCmd) Run() error {
+	log, err := newLogger(r.LogLevel, r.LogFormat)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	s, err := server.New(ctx, r.Config, log)
+	if err != nil {
+		return err
+	}
+	log.Info("worker starting", zap.String("version", server.Version), zap.String("nats", s.NATSURL()),
+		zap.Int("concurrency", r.WorkerConcurrency))
+	return s.Run(ctx)
+}
+
+// newLogger builds the zap logger: JSON by default, sampled so that a storm
+// of identical failures cannot flood the disk (after 100 identical messages
+// in a second, one in 100 is kept).
+func newLogger(level, format string) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("LOG_LEVEL: %w", err)
+	}
+	cfg := zap.NewProductionConfig()
+	cfg.Level = zap.NewAtomicLevelAt(lvl)
+	cfg.EncoderConfig.TimeKey = "ts"
+	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	if format == "console" {
+		cfg.Encoding = "console"
+	}
+	cfg.Sampling = &zap.SamplingConfig{Initial: 100, Thereafter: 100}
+	return cfg.Build()
+}
+
+type healthCmd struct {
+	URL        string        `default:"http://127.0.0.1:8053" help:"Base URL of the worker's HTTP endpoints."`
+	DegradedOK bool          `help:"Exit 0 when degraded too (for container health checks)."`
+	JSON       bool          `help:"Print the JSON report instead of the text one."`
+	Timeout    time.Duration `default:"5s" help:"Request timeout."`
+}
+
+func (h *healthCmd) Run() error {
+	client := &http.Client{Timeout: h.Timeout}
+	resp, err := client.Get(strings.TrimRight(h.URL, "/") + "/health")
+	if err != nil {
+		fmt.Println("=== System Health Report ===\nWORKER: ❌ UNREACHABLE\n\nOVERALL: ❌ UNHEALTHY")
+		return fmt.Errorf("worker at %s: %w", h.URL, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var rep health.Report
+	if err := json.Unmarshal(body, &rep); err != nil {
+		return fmt.Errorf("worker at %s answered %d without a health report: %w", h.URL, resp.StatusCode, err)
+	}
+	if h.JSON {
+		os.Stdout.Write(body)
+	} else {
+		fmt.Print(health.Text(rep))
+	}
+	if rep.Status == health.Healthy || (h.DegradedOK && rep.Status == health.Degraded) {
+		return nil
+	}
+	return errExit
+}
+
+var errExit = errors.New("not healthy")
+
+type langextractCmd struct {
+	Addr         string        `default:":8156" env:"LANGEXTRACT_ADDR" help:"Listen address."`
+	Latency      time.Duration `env:"FAULT_LATENCY" help:"Delay added to every analysis."`
+	Hang         float64       `env:"FAULT_HANG" help:"Share of requests that never answer."`
+	Rate503      float64       `name:"rate-503" env:"FAULT_RATE_503" help:"Share of 503 answers."`
+	Rate500      float64       `name:"rate-500" env:"FAULT_RATE_500" help:"Share of 500 answers."`
+	Rate429      float64       `name:"rate-429" env:"FAULT_RATE_429" help:"Share of 429 answers."`
+	Malformed    float64       `env:"FAULT_MALFORMED" help:"Share of 200 answers that are not JSON."`
+	MissingField float64       `env:"FAULT_MISSING_FIELD" help:"Share of 200 answers lacking a field."`
+}
+
+func (l *langextractCmd) Run() error {
+	for _, v := range []float64{l.Hang, l.Rate503, l.Rate500, l.Rate429, l.Malformed, l.MissingField} {
+		if v < 0 || v > 1 {
+			return fmt.Errorf("fault rates must lie in [0, 1], got %v", v)
+		}
+	}
+	srv := langextractd.New(langextractd.Faults{Latency: l.Latency, Hang: l.Hang, Rate503: l.Rate503, Rate500: l.Rate500,
+		Rate429: l.Rate429, Malformed: l.Malformed, MissingField: l.MissingField})
+	hs := &http.Server{Addr: l.Addr, Handler: srv, ReadHeaderTimeout: 5 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(sctx)
+	}()
+	fmt.Fprintf(os.Stderr, "langextract-compatible server (built-in analyzer) on %s\n", l.Addr)
+	if err := hs.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func main() {
+	var c cli
+	ctx := kong.Parse(&c, kong.Name("worker"),
+		kong.Description("hybridscore worker: scores pattern/task similarity jobs from NATS JetStream."),
+		kong.Vars{"version": server.Version}, kong.UsageOnError())
+	if err := ctx.Run(); err != nil {
+		if !errors.Is(err, errExit) {
+			fmt.Fprintln(os.Stderr, "worker:", err)
+		}
+		os.Exit(1)
+	}
+}
