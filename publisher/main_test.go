@@ -1,0 +1,107 @@
+package main_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap"
+
+	"github.com/hybridscore/hybridscore/pkg/config"
+	"github.com/hybridscore/hybridscore/pkg/natsembed"
+	"github.com/hybridscore/hybridscore/pkg/server"
+)
+
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "hybridscore-publisher-test-")
+	if err != nil {
+		panic(err)
+	}
+	bin = filepath.Join(dir, "publisher")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func run(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	out, err := exec.Command(bin, args...).CombinedOutput()
+	return string(out), err
+}
+
+func TestDemo(t *testing.T) {
+	out, err := run(t, "demo")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{"demo-001  scored", "demo-007  rejected", "demo-008  expired", "results                     8", "missing                     0"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestBatchResumeAndTimeout(t *testing.T) {
+	ns, err := natsembed.Start(natsembed.Options{Port: -1, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Stop()
+	cfg := config.Defaults()
+	cfg.NATSURL, cfg.HTTPAddr = ns.URL(), "127.0.0.1:0"
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := server.New(ctx, cfg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.Run(ctx) }()
+	dir := t.TempDir()
+	jobs := filepath.Join(dir, "jobs.jsonl")
+	var b strings.Builder
+	for i := range 100 {
+		fmt.Fprintf(&b, `{"task_description":"task %d","historical_pattern_text":"pattern %d","vector_similarity":0.5}`+"\n", i, i%9)
+	}
+	_ = os.WriteFile(jobs, []byte(b.String()), 0o644)
+	outFile := filepath.Join(dir, "results.jsonl")
+	out, err := run(t, "batch", jobs, "--nats-url", ns.URL(), "--out", outFile, "--rate", "2000", "--no-progress")
+	if err != nil || !strings.Contains(out, "results                     100") {
+		t.Fatalf("batch: %v\n%s", err, out)
+	}
+	out, err = run(t, "batch", jobs, "--nats-url", ns.URL(), "--out", outFile, "--resume", "--no-progress")
+	if err != nil || !strings.Contains(out, "skipped (already answered)  100") {
+		t.Fatalf("resume: %v\n%s", err, out)
+	}
+	if got, _ := os.ReadFile(outFile); strings.Count(string(got), "\n") != 100 {
+		t.Fatalf("results file has %d lines", strings.Count(string(got), "\n"))
+	}
+	cancel()
+	<-done // no worker now: new jobs time out and the exit status says so
+	_ = os.WriteFile(jobs, []byte(`{"task_description":"never answered","historical_pattern_text":"p","vector_similarity":0.5}`+"\n"), 0o644)
+	out, err = run(t, "batch", jobs, "--nats-url", ns.URL(), "--out", outFile, "--timeout", "300ms", "--no-progress")
+	if err == nil || !strings.Contains(out, "missing                     1") {
+		t.Fatalf("timeout: err %v\n%s", err, out)
+	}
+}
+
+func TestBenchRuns(t *testing.T) {
+	out, err := run(t, "bench", "--jobs", "2000", "--cold-jobs", "200", "--baseline", "--rate", "200", "--rate-for", "1s")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{"raw JetStream loop:", "cold cache:", "warm cache:", "concurrent (10 pub):", "ratio worker/raw:", "steady 200 jobs/s:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("bench output lacks %q:\n%s", want, out)
+		}
+	}
+}
