@@ -10,7 +10,7 @@
 GO ?= go
 GOTESTFLAGS ?= -count=1 -timeout 20m
 
-.PHONY: all build run test vet unit ops containers bench fuzz fmt tidy clean
+.PHONY: all build run test vet unit ops containers race bench fuzz fmt tidy clean
 
 all: build
 
@@ -30,7 +30,18 @@ unit:
 ops:
 	deployments/check-ops.sh
 
-test: vet unit ops
+# The container suite (integration/, build tag "containers") needs Docker and
+# the images of `make images`; it skips without Docker unless REQUIRE_DOCKER=1.
+containers:
+	@if [ ! -d integration ]; then echo "skip: no integration suite"; \
+	elif [ "$$REQUIRE_DOCKER" = 1 ] || docker info >/dev/null 2>&1; then \
+	  TESTCONTAINERS_RYUK_DISABLED=true $(GO) test -tags containers $(GOTESTFLAGS) ./integration/...; \
+	else echo "skip: Docker not available (REQUIRE_DOCKER=1 makes this fail)"; fi
+
+test: vet unit ops containers
+
+race:
+	$(GO) test -race -count=1 ./pkg/semcache ./pkg/consumer ./pkg/scoring ./pkg/server
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./pkg/...
