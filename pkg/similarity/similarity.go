@@ -64,7 +64,7 @@ func (w Weights) Validate() error {
 		sum += v
 	}
 	if math.Abs(sum-1) > 0.01 {
-		return fmt.Errorf("%w: sum is %v, want 1 (±0.01)", ErrInvalidWeights, sum)
+		return fmt.Errorf("%w: sum is %.4g, want 1 (±0.01)", ErrInvalidWeights, sum)
 	}
 	return nil
 }
