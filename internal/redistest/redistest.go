@@ -68,7 +68,7 @@ func (s *Server) Restart() {
 	s.t.Helper()
 	s.Stop()
 	s.cmd = exec.Command("redis-server", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--protected-mode", "no", "--dir", s.t.TempDir())
+		"--save", "", "--appendonly", "no", "--protected-mode", "no", "--enable-debug-command", "yes", "--dir", s.t.TempDir())
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("start redis-server: %v", err)
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/hybridscore/hybridscore/internal/redistest"
 	"github.com/hybridscore/hybridscore/pkg/analyzer"
 	"github.com/hybridscore/hybridscore/pkg/semcache"
@@ -334,5 +336,42 @@ func BenchmarkEntryBytes(b *testing.B) {
 		b.ReportMetric(float64(c.Metrics().MemoryBytes)/n, "accounted-B/entry")
 		b.ReportMetric(float64(len(enc)), "redis-B/value")
 		c.Close()
+	}
+}
+
+// A Redis that stops answering (DEBUG SLEEP blocks its only thread) costs a
+// lookup at most the Redis timeout: it is answered, Redis is reported down,
+// and the cache goes back to Redis once it answers again.
+func TestSlowRedisNeverFailsALookup(t *testing.T) {
+	srv := redistest.Start(t)
+	l := newLoader(0)
+	c := newRedisCache(t, srv, l, semcache.Config{RedisTimeout: 50 * time.Millisecond})
+	stalled := make(chan error, 1)
+	go func() {
+		slow := redis.NewClient(&redis.Options{Addr: srv.Addr, ReadTimeout: 5 * time.Second})
+		defer slow.Close()
+		stalled <- slow.Do(context.Background(), "DEBUG", "SLEEP", "1").Err()
+	}()
+	time.Sleep(50 * time.Millisecond)
+	start := time.Now()
+	_, st, err := c.Get(context.Background(), text(500), "en", "c")
+	if err != nil || st != semcache.Miss {
+		t.Fatalf("lookup against a stalled Redis: %s %v", st, err)
+	}
+	if took := time.Since(start); took > 500*time.Millisecond {
+		t.Fatalf("lookup took %s with a 50 ms Redis timeout", took)
+	}
+	if c.RedisUp() {
+		t.Fatal("a stalled Redis is still reported up")
+	}
+	if err := <-stalled; err != nil {
+		t.Fatalf("DEBUG SLEEP: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !c.RedisUp() {
+		if time.Now().After(deadline) {
+			t.Fatal("never went back to Redis")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -34,6 +34,7 @@ type harness struct {
 	srv     *server.Server
 	client  *producer.Client
 	stop    func()
+	log     *zap.Logger
 	mu      sync.Mutex
 	results map[string][]job.Result
 	raw     map[string][]byte
@@ -42,12 +43,17 @@ type harness struct {
 
 func newHarness(t *testing.T, mutate func(*config.Config)) *harness {
 	t.Helper()
+	return newHarnessLog(t, mutate, zap.NewNop())
+}
+
+func newHarnessLog(t *testing.T, mutate func(*config.Config), log *zap.Logger) *harness {
+	t.Helper()
 	ns, err := natsembed.Start(natsembed.Options{Port: -1, StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(ns.Stop)
-	h := &harness{t: t, nats: ns, results: map[string][]job.Result{}, raw: map[string][]byte{}, arrived: make(chan struct{}, 1)}
+	h := &harness{t: t, nats: ns, log: log, results: map[string][]job.Result{}, raw: map[string][]byte{}, arrived: make(chan struct{}, 1)}
 	h.le = langextractd.New(langextractd.Faults{})
 	hs := httptest.NewServer(h.le)
 	t.Cleanup(hs.Close)
@@ -109,7 +115,7 @@ func (h *harness) config(mutate func(*config.Config)) config.Config {
 func (h *harness) start(mutate func(*config.Config)) {
 	h.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s, err := server.New(ctx, h.config(mutate), zap.NewNop())
+	s, err := server.New(ctx, h.config(mutate), h.log)
 	if err != nil {
 		cancel()
 		h.t.Fatal(err)
