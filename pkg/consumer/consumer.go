@@ -174,7 +174,11 @@ func (w *Worker) Draining() bool { return w.draining.Load() }
 func (w *Worker) Run(ctx context.Context) error {
 	jobCtx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelJobs()
+	// jobs is never closed: a late consume callback may still be sending.
+	// quit ends the pool once no callback can deliver any more; abandon
+	// releases callbacks blocked on a send when the consumer cannot drain.
 	jobs := make(chan jetstream.Msg)
+	quit, abandon := make(chan struct{}), make(chan struct{})
 	var pool sync.WaitGroup
 	for range w.cfg.Concurrency {
 		pool.Add(1)
@@ -182,28 +186,38 @@ func (w *Worker) Run(ctx context.Context) error {
 			defer pool.Done()
 			k := newKeeper(w.cfg.AckWait / 3)
 			defer k.close()
-			for m := range jobs {
-				w.obs.InFlight(1)
-				w.process(jobCtx, m, k)
-				w.obs.InFlight(-1)
+			for {
+				select {
+				case m := <-jobs:
+					w.obs.InFlight(1)
+					w.process(jobCtx, m, k)
+					w.obs.InFlight(-1)
+				case <-quit:
+					return
+				}
 			}
 		}()
 	}
-	cc, err := w.cons.Consume(func(m jetstream.Msg) { jobs <- m },
+	stopPool := func() { close(quit); pool.Wait() }
+	cc, err := w.cons.Consume(func(m jetstream.Msg) {
+		select {
+		case jobs <- m:
+		case <-abandon: // left unacked: redelivered after AckWait
+		}
+	},
 		jetstream.PullMaxMessages(w.cfg.Prefetch),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			w.log.Warn("consume", zap.Error(err))
 		}))
 	if err != nil {
-		close(jobs)
-		pool.Wait()
+		stopPool()
 		return fmt.Errorf("consumer: consume: %w", err)
 	}
 	adv, err := w.nc.QueueSubscribe(maxDeliveriesSubject, "hybridscore-dead-letters", w.onMaxDeliveries(jobCtx))
 	if err != nil {
 		cc.Stop()
-		close(jobs)
-		pool.Wait()
+		close(abandon)
+		stopPool()
 		return fmt.Errorf("consumer: subscribe to advisories: %w", err)
 	}
 	var bg sync.WaitGroup
@@ -220,15 +234,34 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer deadline.Stop()
 	_ = adv.Drain()
 	cc.Drain()
-	select {
-	case <-cc.Closed():
-	case <-deadline.C:
+	// Draining needs the server; while disconnected there is nothing to
+	// drain (unacked jobs return to the stream after AckWait), so stop.
+	poll := time.NewTicker(100 * time.Millisecond)
+	defer poll.Stop()
+	drained, expired := false, false
+	for !drained {
+		select {
+		case <-cc.Closed():
+			drained = true
+			continue
+		case <-poll.C:
+			if w.nc.IsConnected() {
+				continue
+			}
+			w.log.Warn("NATS unreachable while draining: stopping the consumer")
+		case <-deadline.C:
+			expired = true
+			w.log.Warn("drain timeout: stopping the consumer")
+		}
 		cc.Stop()
-		<-cc.Closed()
+		close(abandon)
+		break
 	}
-	close(jobs)
 	finished := make(chan struct{})
-	go func() { pool.Wait(); close(finished) }()
+	go func() { stopPool(); close(finished) }()
+	if expired {
+		cancelJobs()
+	}
 	select {
 	case <-finished:
 	case <-deadline.C:

@@ -211,6 +211,10 @@ func (s *Server) buildEngine(ctx context.Context) error {
 			}
 		}}
 	if on, _ := cfg.RedisEnabled(); on {
+		// go-redis logs every failed dial to stderr on its own; during an
+		// outage that is one line a second per worker. The cache already
+		// reports Redis down (log, health, redis_up), so keep these at debug.
+		redis.SetLogger(redisLogger{s.log})
 		opts := &redis.Options{Addr: net.JoinHostPort(cfg.RedisHost, strconv.Itoa(cfg.RedisPort)), Password: cfg.RedisPassword, DB: cfg.RedisDB,
 			ContextTimeoutEnabled: true, DialTimeout: time.Second, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond,
 			PoolTimeout: time.Second, MaxRetries: -1}
@@ -229,6 +233,12 @@ func (s *Server) buildEngine(ctx context.Context) error {
 	weights, _ := cfg.SimilarityWeights()
 	s.Scorer, err = scoring.New(s.Cache, scoring.Config{Combiner: comb, Weights: weights}, s.Metrics)
 	return err
+}
+
+type redisLogger struct{ log *zap.Logger }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.log.Debug("redis client", zap.String("message", fmt.Sprintf(format, v...)))
 }
 
 // langextractStatus is the langextract_client component: unhealthy while

@@ -99,14 +99,20 @@ func TestBadJobsRejectedDeadLetteredNotRedelivered(t *testing.T) {
 	}
 	h.publish("default", wire("good-after", "a good job", "after the bad ones", 0.3))
 	h.wait(10*time.Second, "good-after")
-	h.mu.Lock()
+	// The job without a job_id is answered under its stream sequence.
 	var seqID string
-	for id := range h.results {
-		if strings.HasPrefix(id, "seq-") {
-			seqID = id
+	for deadline := time.Now().Add(10 * time.Second); seqID == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		h.mu.Lock()
+		for id := range h.results {
+			if strings.HasPrefix(id, "seq-") {
+				seqID = id
+			}
 		}
+		h.mu.Unlock()
 	}
-	h.mu.Unlock()
+	if seqID == "" {
+		t.Fatal("no result named after the stream sequence")
+	}
 	for _, b := range bad {
 		id := b.wantID
 		if id == "seq-" {
@@ -176,13 +182,9 @@ func TestLangextractDownDegradesThenBreakerOpens(t *testing.T) {
 	if rep.Status != health.Degraded || rep.Components["langextract_client"] != health.Unhealthy || !contains(rep.Warnings, health.WarnLangextract) {
 		t.Fatalf("health %+v", rep)
 	}
-	metrics := get(t, "http://"+h.srv.HTTPAddr()+"/metrics", "", 200)
-	for _, want := range []string{"langextract_circuit_breaker_state 1", `langextract_fallback_total{reason="circuit_breaker"} 1`, `langextract_fallback_total{reason="unavailable"} 2`,
-		`scoring_jobs_total{lane="default",status="degraded"} 3`} {
-		if !strings.Contains(metrics, want) {
-			t.Errorf("metrics lack %q", want)
-		}
-	}
+	// Counters move just after the ack, so the result can be seen first.
+	waitMetrics(t, h, "langextract_circuit_breaker_state 1", `langextract_fallback_total{reason="circuit_breaker"} 1`,
+		`langextract_fallback_total{reason="unavailable"} 2`, `scoring_jobs_total{lane="default",status="degraded"} 3`)
 	// Admin reset: refused without the token, then done.
 	post(t, "http://"+h.srv.HTTPAddr()+"/admin/circuit-breaker/reset", "wrong", "", 401)
 	post(t, "http://"+h.srv.HTTPAddr()+"/admin/circuit-breaker/reset", "s3cret", "", 200)
@@ -322,16 +324,11 @@ func TestHealthReadinessMetricsAndAdmin(t *testing.T) {
 	get(t, base+"/readyz", "", 200)
 	h.publish("default", wire("m-1", "metrics task", "metrics pattern", 0.5))
 	h.wait(10*time.Second, "m-1")
-	m := get(t, base+"/metrics", "", 200)
-	for _, name := range []string{"langextract_requests_total", "langextract_request_duration_seconds_bucket", "langextract_circuit_breaker_state",
+	waitMetrics(t, h, "langextract_requests_total", "langextract_request_duration_seconds_bucket", "langextract_circuit_breaker_state",
 		"langextract_fallback_total", "semantic_cache_hits_total", "semantic_cache_misses_total", "semantic_cache_hit_rate", "semantic_cache_evictions_total",
 		"semantic_cache_size", "semantic_cache_memory_bytes", "hybrid_scoring_duration_seconds_bucket", "pattern_similarity_score_bucket",
 		"hybrid_score_confidence_bucket", "hybrid_scoring_fallback_total", "redis_up 1", "scoring_jobs_total", "scoring_job_duration_seconds_bucket",
-		"scoring_jobs_in_flight", "scoring_consumer_pending", "scoring_consumer_ack_pending"} {
-		if !strings.Contains(m, name) {
-			t.Errorf("metrics lack %s", name)
-		}
-	}
+		"scoring_jobs_in_flight", "scoring_consumer_pending", "scoring_consumer_ack_pending")
 	// Admin.
 	get(t, base+"/admin/cache", "", 401)
 	var cm map[string]any
@@ -364,9 +361,7 @@ func TestHealthReadinessMetricsAndAdmin(t *testing.T) {
 	if rep.Components["redis"] != health.Unhealthy || !contains(rep.Warnings, health.WarnRedis) {
 		t.Fatalf("health %+v", rep)
 	}
-	if m := get(t, base+"/metrics", "", 200); !strings.Contains(m, "redis_up 0") {
-		t.Error("redis_up not 0 while Redis is down")
-	}
+	waitMetrics(t, h, "redis_up 0")
 	// NATS gone: unhealthy, 503, not ready.
 	h.nats.Stop()
 	deadline = time.Now().Add(10 * time.Second)
@@ -393,6 +388,28 @@ func TestAdminRefusedWithoutToken(t *testing.T) {
 	h := newHarness(t, func(c *config.Config) { c.AdminToken = "" })
 	post(t, "http://"+h.srv.HTTPAddr()+"/admin/circuit-breaker/reset", "anything", "", 403)
 	get(t, "http://"+h.srv.HTTPAddr()+"/admin/cache", "", 403)
+}
+
+func waitMetrics(t *testing.T, h *harness, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		m := get(t, "http://"+h.srv.HTTPAddr()+"/metrics", "", 200)
+		missing := ""
+		for _, w := range want {
+			if !strings.Contains(m, w) {
+				missing = w
+				break
+			}
+		}
+		if missing == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics lack %q", missing)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func getHealth(t *testing.T, h *harness) health.Report {
