@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,11 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"go.uber.org/zap"
-
-	"github.com/hybridscore/hybridscore/pkg/config"
-	"github.com/hybridscore/hybridscore/pkg/natsembed"
-	"github.com/hybridscore/hybridscore/pkg/server"
+	"github.com/hybridscore/hybridscore/internal/workertest"
 )
 
 var bin string
@@ -52,20 +47,8 @@ func TestDemo(t *testing.T) {
 }
 
 func TestBatchResumeAndTimeout(t *testing.T) {
-	ns, err := natsembed.Start(natsembed.Options{Port: -1, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Stop()
-	cfg := config.Defaults()
-	cfg.NATSURL, cfg.HTTPAddr = ns.URL(), "127.0.0.1:0"
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := server.New(ctx, cfg, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = s.Run(ctx) }()
+	ns := workertest.NATS(t)
+	_, stopWorker := workertest.Worker(t, ns.URL(), nil)
 	dir := t.TempDir()
 	jobs := filepath.Join(dir, "jobs.jsonl")
 	var b strings.Builder
@@ -85,8 +68,7 @@ func TestBatchResumeAndTimeout(t *testing.T) {
 	if got, _ := os.ReadFile(outFile); strings.Count(string(got), "\n") != 100 {
 		t.Fatalf("results file has %d lines", strings.Count(string(got), "\n"))
 	}
-	cancel()
-	<-done // no worker now: new jobs time out and the exit status says so
+	stopWorker() // no worker now: new jobs time out and the exit status says so
 	_ = os.WriteFile(jobs, []byte(`{"task_description":"never answered","historical_pattern_text":"p","vector_similarity":0.5}`+"\n"), 0o644)
 	out, err = run(t, "batch", jobs, "--nats-url", ns.URL(), "--out", outFile, "--timeout", "300ms", "--no-progress")
 	if err == nil || !strings.Contains(out, "missing                     1") {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hybridscore/hybridscore/internal/workertest"
 	"github.com/hybridscore/hybridscore/pkg/job"
 	"github.com/hybridscore/hybridscore/pkg/langextractd"
 	"github.com/hybridscore/hybridscore/pkg/natsembed"
@@ -45,16 +45,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 type proc struct {
 	cmd  *exec.Cmd
 	addr string
@@ -65,7 +55,7 @@ type proc struct {
 // startWorker runs the worker binary against natsURL with extra env.
 func startWorker(t *testing.T, natsURL, leURL string, env ...string) *proc {
 	t.Helper()
-	p := &proc{addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), out: &bytes.Buffer{}, done: make(chan error, 1)}
+	p := &proc{addr: fmt.Sprintf("127.0.0.1:%d", workertest.FreePort(t)), out: &bytes.Buffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(workerBin)
 	p.cmd.Env = append(os.Environ(), "NATS_URL="+natsURL, "HTTP_ADDR="+p.addr, "LANGEXTRACT_URL="+leURL, "LOG_LEVEL=warn",
 		"ACK_WAIT=2s", "DUPLICATE_WINDOW=2m", "WORKER_CONCURRENCY=8", "WORKER_DRAIN_TIMEOUT=10s")

@@ -56,6 +56,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/hybridscore/hybridscore/internal/redistest"
+	"github.com/hybridscore/hybridscore/internal/workertest"
 	"github.com/hybridscore/hybridscore/pkg/config"
 	"github.com/hybridscore/hybridscore/pkg/job"
 	"github.com/hybridscore/hybridscore/pkg/langextractd"
@@ -468,16 +469,6 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // startPrometheus starts prometheus with config file cfg and waits for
 // /-/ready. A port taken between choosing and binding it is retried.
 func startPrometheus(t *testing.T, bin, cfg string) *promAPI {
@@ -485,7 +476,7 @@ func startPrometheus(t *testing.T, bin, cfg string) *promAPI {
 	hc := &http.Client{Timeout: 5 * time.Second}
 attempts:
 	for attempt := 1; ; attempt++ {
-		addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+		addr := "127.0.0.1:" + strconv.Itoa(workertest.FreePort(t))
 		data := t.TempDir()
 		stderr := &lockedBuffer{}
 		cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+data,

@@ -12,46 +12,28 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"go.uber.org/zap"
 
-	"github.com/hybridscore/hybridscore/pkg/config"
+	"github.com/hybridscore/hybridscore/internal/workertest"
 	"github.com/hybridscore/hybridscore/pkg/job"
-	"github.com/hybridscore/hybridscore/pkg/natsembed"
 	"github.com/hybridscore/hybridscore/pkg/producer"
-	"github.com/hybridscore/hybridscore/pkg/server"
 	"github.com/hybridscore/hybridscore/pkg/topology"
 )
 
-// setup runs a real NATS server and an in-process worker with the built-in
-// analyzer; run=false leaves the worker off so jobs wait in the stream.
+// setup runs a real NATS server; start runs an in-process worker with the
+// built-in analyzer (until then jobs wait in the stream).
 func setup(t *testing.T) (*producer.Client, func() (stop func())) {
 	t.Helper()
-	ns, err := natsembed.Start(natsembed.Options{Port: -1, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Stop)
+	ns := workertest.NATS(t)
 	nc, err := nats.Connect(ns.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
 	c, _ := producer.NewClient(nc)
-	start := func() func() {
-		cfg := config.Defaults()
-		cfg.NATSURL, cfg.HTTPAddr = ns.URL(), "127.0.0.1:0"
-		ctx, cancel := context.WithCancel(context.Background())
-		s, err := server.New(ctx, cfg, zap.NewNop())
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan struct{})
-		go func() { defer close(done); _ = s.Run(ctx) }()
-		stop := func() { cancel(); <-done }
-		t.Cleanup(stop)
+	return c, func() func() {
+		_, stop := workertest.Worker(t, ns.URL(), nil)
 		return stop
 	}
-	return c, start
 }
 
 func jsonl(n int, from int) string {

@@ -1,0 +1,73 @@
+// Package workertest starts the real pieces tests need: an embedded NATS
+// server with JetStream and an in-process worker, both stopped at cleanup.
+package workertest
+
+import (
+	"context"
+	"net"
+	"testing"
+
+	"go.uber.org/zap"
+
+	"github.com/hybridscore/hybridscore/pkg/config"
+	"github.com/hybridscore/hybridscore/pkg/natsembed"
+	"github.com/hybridscore/hybridscore/pkg/server"
+)
+
+// NATS starts an embedded NATS server on a free port with its store in a
+// test directory.
+func NATS(t testing.TB) *natsembed.Server {
+	t.Helper()
+	ns, err := natsembed.Start(natsembed.Options{Port: -1, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Stop)
+	return ns
+}
+
+// Worker runs an in-process worker against natsURL with the default
+// configuration (HTTP on a free loopback port), changed by mutate. stop
+// drains it; it also runs at cleanup.
+func Worker(t testing.TB, natsURL string, mutate func(*config.Config)) (s *server.Server, stop func()) {
+	t.Helper()
+	cfg := config.Defaults()
+	cfg.NATSURL, cfg.HTTPAddr, cfg.LogLevel = natsURL, "127.0.0.1:0", "error"
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := server.New(ctx, cfg, zap.NewNop())
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := s.Run(ctx); err != nil {
+			t.Errorf("worker: %v", err)
+		}
+	}()
+	stopped := false
+	stop = func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			<-done
+		}
+	}
+	t.Cleanup(stop)
+	return s, stop
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
