@@ -12,10 +12,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -305,10 +305,8 @@ func (d *demoCmd) Run() error {
 		return err
 	}
 	src, _ := producer.NewSource(strings.NewReader(string(demoJobs)), "jsonl")
-	var out io.Writer = io.Discard
 	var results strings.Builder
-	out = &results
-	sum, err := c.Batch(ctx, producer.BatchOptions{Source: src, Lane: "demo", ReplySubject: "scoring.results.demo", Out: out, Timeout: 30 * time.Second})
+	sum, err := c.Batch(ctx, producer.BatchOptions{Source: src, Lane: "demo", ReplySubject: "scoring.results.demo", Out: &results, Timeout: 30 * time.Second})
 	if err != nil {
 		return err
 	}
@@ -318,7 +316,9 @@ func (d *demoCmd) Run() error {
 		}
 	}
 	fmt.Printf("%-9s %-9s %7s %7s %7s  %-22s %s\n", "job", "status", "hybrid", "vector", "pattern", "cache task/pattern", "note")
-	for _, line := range strings.Split(strings.TrimSpace(results.String()), "\n") {
+	lines := strings.Split(strings.TrimSpace(results.String()), "\n")
+	slices.Sort(lines) // each line starts with the same fields up to job_id
+	for _, line := range lines {
 		var r job.Result
 		if json.Unmarshal([]byte(line), &r) != nil {
 			continue

@@ -32,14 +32,12 @@ func Required() bool { return os.Getenv("REQUIRE_REDIS") == "1" || os.Getenv("CI
 // (fails instead when Required).
 func Start(t testing.TB) *Server {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
+	if _, err := exec.LookPath("redis-server"); err != nil {
 		if Required() {
 			t.Fatalf("redis-server not found and REQUIRE_REDIS/CI demands it: %v", err)
 		}
 		t.Skip("redis-server not installed (apt-get install redis-server); set REQUIRE_REDIS=1 to fail instead")
 	}
-	_ = bin
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

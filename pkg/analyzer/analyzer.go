@@ -149,12 +149,11 @@ func Analyze(text, language, semContext string) *langextract.Analysis {
 	}
 	topicSet := map[string]bool{}
 	topicOcc := 0
-	for i, c := range order[:min(len(order), maxTopics)] {
+	for _, c := range order[:min(len(order), maxTopics)] {
 		a.PrimaryTopics = append(a.PrimaryTopics, c.word)
 		a.TopicWeights[c.word] = float64(c.n) / float64(order[0].n)
 		topicSet[c.word] = true
 		topicOcc += c.n
-		_ = i
 	}
 	if len(toks) > 0 {
 		a.SemanticDensity = float64(contentTotal) / float64(len(toks))
