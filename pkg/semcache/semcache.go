@@ -90,8 +90,8 @@ type Config struct {
 	// LoadTimeout bounds one load, which runs detached from the caller so
 	// that one caller giving up does not fail the others. 0 means 60 s.
 	LoadTimeout time.Duration
-	// ReconnectInterval is the pause between Redis probes while it is down;
-	// 0 means 1 s.
+	// ReconnectInterval is the pause between Redis probes. Redis is probed
+	// while up too, so an idle worker notices an outage; 0 means 1 s.
 	ReconnectInterval time.Duration
 	// OnRedisState is called when Redis is found down or back up.
 	OnRedisState func(up bool)
@@ -152,8 +152,7 @@ type Cache struct {
 	hits, misses, evictions, expirations atomic.Uint64
 	memHits, redisHits, sharedHits       atomic.Uint64
 
-	redisUp      atomic.Bool
-	reconnecting atomic.Bool
+	redisUp atomic.Bool
 
 	bgCtx  context.Context
 	cancel context.CancelFunc
@@ -206,11 +205,12 @@ func New(ctx context.Context, cfg Config, load Loader) (*Cache, error) {
 		pctx, cancel := context.WithTimeout(ctx, max(cfg.RedisTimeout, time.Second))
 		err := cfg.Redis.Ping(pctx).Err()
 		cancel()
-		if err == nil {
-			c.redisUp.Store(true)
-		} else {
-			c.markDown()
+		c.redisUp.Store(err == nil)
+		if err != nil && cfg.OnRedisState != nil {
+			cfg.OnRedisState(false)
 		}
+		c.wg.Add(1)
+		go c.monitor()
 	}
 	return c, nil
 }
@@ -558,22 +558,18 @@ func (c *Cache) redisFailed(err error) {
 	c.markDown()
 }
 
-func (c *Cache) markDown() {
-	c.redisUp.Store(false)
-	if !c.reconnecting.CompareAndSwap(false, true) {
-		return
+func (c *Cache) markDown() { c.setRedisUp(false) }
+
+func (c *Cache) setRedisUp(up bool) {
+	if c.redisUp.CompareAndSwap(!up, up) && c.cfg.OnRedisState != nil {
+		c.cfg.OnRedisState(up)
 	}
-	if c.cfg.OnRedisState != nil {
-		c.cfg.OnRedisState(false)
-	}
-	c.wg.Add(1)
-	go c.reconnect()
 }
 
-// reconnect probes Redis until it answers, then puts tier 2 back in use.
-func (c *Cache) reconnect() {
+// monitor pings Redis every ReconnectInterval: it finds an outage even when
+// no lookup is running, and puts tier 2 back in use once Redis answers.
+func (c *Cache) monitor() {
 	defer c.wg.Done()
-	defer c.reconnecting.Store(false)
 	t := time.NewTicker(c.cfg.ReconnectInterval)
 	defer t.Stop()
 	for {
@@ -582,16 +578,17 @@ func (c *Cache) reconnect() {
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(c.bgCtx, max(c.cfg.RedisTimeout, time.Second))
+		timeout := c.cfg.RedisTimeout
+		if !c.redisUp.Load() {
+			timeout = max(timeout, time.Second) // a reconnect may need a dial
+		}
+		ctx, cancel := context.WithTimeout(c.bgCtx, timeout)
 		err := c.cfg.Redis.Ping(ctx).Err()
 		cancel()
-		if err == nil {
-			c.redisUp.Store(true)
-			if c.cfg.OnRedisState != nil {
-				c.cfg.OnRedisState(true)
-			}
+		if c.bgCtx.Err() != nil {
 			return
 		}
+		c.setRedisUp(err == nil)
 	}
 }
 

@@ -375,3 +375,27 @@ func TestSlowRedisNeverFailsALookup(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// An idle cache notices an outage too: nothing has to fail first.
+func TestIdleCacheNoticesRedisOutage(t *testing.T) {
+	srv := redistest.Start(t)
+	c := newRedisCache(t, srv, newLoader(0), semcache.Config{})
+	if !c.RedisUp() {
+		t.Fatal("redis down at start")
+	}
+	srv.Stop()
+	deadline := time.Now().Add(5 * time.Second)
+	for c.RedisUp() {
+		if time.Now().After(deadline) {
+			t.Fatal("an idle cache still reports Redis up after it stopped")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	srv.Restart()
+	for !c.RedisUp() {
+		if time.Now().After(deadline.Add(5 * time.Second)) {
+			t.Fatal("never back up")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
