@@ -9,13 +9,14 @@
 
 GO ?= go
 GOTESTFLAGS ?= -count=1 -timeout 20m
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 .PHONY: all build run test vet unit ops containers race bench fuzz fmt tidy clean
 
 all: build
 
 build:
-	$(GO) build -o bin/ ./worker ./publisher
+	$(GO) build -ldflags "-X github.com/hybridscore/hybridscore/pkg/server.Version=$(VERSION)" -o bin/ ./worker ./publisher
 
 run: build
 	./bin/publisher demo
