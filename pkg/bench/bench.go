@@ -217,7 +217,7 @@ func (b *run) publishLane(ctx context.Context, lane string, n, publishers int, t
 					break
 				}
 				if _, err := b.js.PublishMsgAsync(&nats.Msg{Subject: topology.JobsPrefix + lane, Data: jobFor(lane, i, ts),
-					Header: nats.Header{jetstream.MsgIDHeader: []string{lane + "-" + strconv.Itoa(i)}}}); err != nil {
+					Header: nats.Header{jetstream.MsgIDHeader: []string{lane + "-" + strconv.Itoa(i)}}}, stallWait); err != nil {
 					errs <- err
 					return
 				}
@@ -393,7 +393,7 @@ func (b *run) steady(ctx context.Context, embedded bool, ts []string) error {
 		}
 		sent[i].Store(time.Now().UnixNano())
 		if _, err := b.js.PublishMsgAsync(&nats.Msg{Subject: topology.JobsPrefix + lane, Data: jobFor(lane, i, ts),
-			Header: nats.Header{jetstream.MsgIDHeader: []string{lane + "-" + strconv.Itoa(i)}}}); err != nil {
+			Header: nats.Header{jetstream.MsgIDHeader: []string{lane + "-" + strconv.Itoa(i)}}}, stallWait); err != nil {
 			return err
 		}
 	}

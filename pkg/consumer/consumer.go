@@ -489,7 +489,7 @@ func (w *Worker) publish(ctx context.Context, subject, msgID string, data []byte
 	if _, core := w.coreSubjects.Load(subject); core {
 		return w.nc.PublishMsg(msg)
 	}
-	fut, err := w.js.PublishMsgAsync(msg)
+	fut, err := w.js.PublishMsgAsync(msg, jetstream.WithStallWait(w.cfg.PublishTimeout))
 	if err != nil {
 		return err
 	}
