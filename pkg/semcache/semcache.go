@@ -80,7 +80,7 @@ type Config struct {
 	// ContextTimeoutEnabled so a slow Redis cannot stall a lookup.
 	Redis        redis.UniversalClient
 	KeyPrefix    string        // Redis key prefix; "" means "hybridscore:sem:"
-	RedisTimeout time.Duration // per Redis command; 0 means 100 ms
+	RedisTimeout time.Duration // per Redis command; 0 means 250 ms
 	// LeaseTTL is how long a cross-process load lease lives without
 	// renewal; a dead holder is replaced after at most this long. 0 means 3 s.
 	LeaseTTL time.Duration
@@ -179,7 +179,7 @@ func New(ctx context.Context, cfg Config, load Loader) (*Cache, error) {
 		cfg.KeyPrefix = "hybridscore:sem:"
 	}
 	if cfg.RedisTimeout <= 0 {
-		cfg.RedisTimeout = 100 * time.Millisecond
+		cfg.RedisTimeout = 250 * time.Millisecond
 	}
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = 3 * time.Second
