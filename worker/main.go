@@ -38,7 +38,7 @@ type runCmd struct {
 }
 
 func (r *runCmd) Run() error {
-	log, err := newLogger(r.LogLevel, r.LogFormat)
+	log, err := server.NewLogger(r.LogLevel, r.LogFormat, zapcore.Lock(os.Stderr))
 	if err != nil {
 		return err
 	}
@@ -52,25 +52,6 @@ func (r *runCmd) Run() error {
 	log.Info("worker starting", zap.String("version", server.Version), zap.String("nats", s.NATSURL()),
 		zap.Int("concurrency", r.WorkerConcurrency))
 	return s.Run(ctx)
-}
-
-// newLogger builds the zap logger: JSON by default, sampled so that a storm
-// of identical failures cannot flood the disk (after 100 identical messages
-// in a second, one in 100 is kept).
-func newLogger(level, format string) (*zap.Logger, error) {
-	lvl, err := zapcore.ParseLevel(level)
-	if err != nil {
-		return nil, fmt.Errorf("LOG_LEVEL: %w", err)
-	}
-	cfg := zap.NewProductionConfig()
-	cfg.Level = zap.NewAtomicLevelAt(lvl)
-	cfg.EncoderConfig.TimeKey = "ts"
-	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
-	if format == "console" {
-		cfg.Encoding = "console"
-	}
-	cfg.Sampling = &zap.SamplingConfig{Initial: 100, Thereafter: 100}
-	return cfg.Build()
 }
 
 type healthCmd struct {
