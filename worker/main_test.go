@@ -333,3 +333,34 @@ func TestHealthCommand(t *testing.T) {
 		t.Fatal("health of an unreachable worker exited 0")
 	}
 }
+
+// A worker killed on a job's last delivery: the job's AckWait runs out, the
+// server gives up and announces it, and another worker moves it to the
+// dead-letter stream.
+func TestExhaustedByACrashIsDeadLettered(t *testing.T) {
+	c := newCluster(t)
+	c.le.SetFaults(langextractd.Faults{Latency: 5 * time.Second})
+	env := []string{"MAX_DELIVER=1", "ACK_WAIT=1s", "LANGEXTRACT_TIMEOUT=20"}
+	victim := startWorker(t, c.ns.URL(), c.leURL, env...)
+	ids := c.publishBatch("crash", 1)
+	deadline := time.Now().Add(10 * time.Second)
+	for c.le.Calls() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	_ = victim.cmd.Process.Signal(syscall.SIGKILL)
+	<-victim.done
+	victim.done <- nil
+	startWorker(t, c.ns.URL(), c.leURL, env...)
+	dlq, err := c.client.JS.OrderedConsumer(context.Background(), topology.DLQStream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, _ := dlq.Fetch(1, jetstream.FetchMaxWait(20*time.Second))
+	var got jetstream.Msg
+	for m := range batch.Messages() {
+		got = m
+	}
+	if got == nil || got.Headers().Get("Hybridscore-Reason") != "max_deliveries" || got.Headers().Get("Hybridscore-Job-Id") != ids[0] {
+		t.Fatalf("dead letter %v", got)
+	}
+}

@@ -79,7 +79,8 @@ func New[T any](cfg Config) *Breaker[T] {
 }
 
 func (b *Breaker[T]) newCB() *gobreaker.CircuitBreaker[T] {
-	return gobreaker.NewCircuitBreaker[T](gobreaker.Settings{
+	var cb *gobreaker.CircuitBreaker[T]
+	cb = gobreaker.NewCircuitBreaker[T](gobreaker.Settings{
 		Name:        b.cfg.Name,
 		MaxRequests: 1,
 		Timeout:     b.cfg.Timeout,
@@ -91,11 +92,14 @@ func (b *Breaker[T]) newCB() *gobreaker.CircuitBreaker[T] {
 			return err != nil && !b.cfg.Counts(err)
 		},
 		OnStateChange: func(_ string, from, to gobreaker.State) {
-			if b.cfg.OnStateChange != nil {
+			// A call still in flight on a breaker replaced by Reset must
+			// not report the old breaker's transitions as current.
+			if b.cfg.OnStateChange != nil && b.cb.Load() == cb {
 				b.cfg.OnStateChange(convert(from), convert(to))
 			}
 		},
 	})
+	return cb
 }
 
 func convert(s gobreaker.State) State {

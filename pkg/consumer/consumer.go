@@ -86,10 +86,13 @@ type Config struct {
 	// PendingInterval is how often consumer pending counts are read; 0
 	// means 5 s.
 	PendingInterval time.Duration
-	WorkerID        string
-	Limits          job.Limits
-	Logger          *zap.Logger
-	Observer        Observer // nil: none
+	// Bind finds the consumer again after it vanished (deleted, or a fatal
+	// pull error); nil looks it up by name.
+	Bind     func(ctx context.Context) (jetstream.Consumer, error)
+	WorkerID string
+	Limits   job.Limits
+	Logger   *zap.Logger
+	Observer Observer // nil: none
 }
 
 func (c Config) defaults() Config {
@@ -127,6 +130,9 @@ func (c Config) defaults() Config {
 	return c
 }
 
+// Job outcome label of a job dead-lettered on its last delivery.
+const StatusDeadLettered = "dead_lettered"
+
 type nopObserver struct{}
 
 func (nopObserver) JobDone(string, string, time.Duration) {}
@@ -140,12 +146,14 @@ type Worker struct {
 	cfg    Config
 	nc     *nats.Conn
 	js     jetstream.JetStream
+	consMu sync.Mutex
 	cons   jetstream.Consumer
 	scorer Scorer
 	log    *zap.Logger
 	obs    Observer
 
-	coreSubjects sync.Map // reply subjects found to have no stream
+	subjects     sync.Map // reply subject → subjectInfo
+	subjectCount atomic.Int64
 	bufs         sync.Pool
 	ready        atomic.Bool
 	draining     atomic.Bool
@@ -158,6 +166,17 @@ func New(nc *nats.Conn, js jetstream.JetStream, cons jetstream.Consumer, scorer 
 		cfg: cfg, nc: nc, js: js, cons: cons, scorer: scorer, log: cfg.Logger, obs: cfg.Observer,
 		bufs: sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }},
 	}
+}
+
+type subjectInfo struct {
+	core bool // no stream covers it: publish without JetStream
+	at   time.Time
+}
+
+func (w *Worker) consumer() jetstream.Consumer {
+	w.consMu.Lock()
+	defer w.consMu.Unlock()
+	return w.cons
 }
 
 // Ready reports whether the worker is pulling jobs (false before Run binds
@@ -199,16 +218,14 @@ func (w *Worker) Run(ctx context.Context) error {
 		}()
 	}
 	stopPool := func() { close(quit); pool.Wait() }
-	cc, err := w.cons.Consume(func(m jetstream.Msg) {
-		select {
-		case jobs <- m:
-		case <-abandon: // left unacked: redelivered after AckWait
-		}
-	},
-		jetstream.PullMaxMessages(w.cfg.Prefetch),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			w.log.Warn("consume", zap.Error(err))
-		}))
+	consume := func(cons jetstream.Consumer) (jetstream.ConsumeContext, error) {
+		return cons.Consume(func(m jetstream.Msg) { w.handoff(m, jobs, abandon) },
+			jetstream.PullMaxMessages(w.cfg.Prefetch),
+			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+				w.log.Warn("consume", zap.Error(err))
+			}))
+	}
+	cc, err := consume(w.consumer())
 	if err != nil {
 		stopPool()
 		return fmt.Errorf("consumer: consume: %w", err)
@@ -227,12 +244,26 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.log.Info("consuming", zap.String("stream", topology.JobsStream), zap.String("consumer", topology.Consumer),
 		zap.Int("concurrency", w.cfg.Concurrency), zap.Int("prefetch", w.cfg.Prefetch))
 
-	<-ctx.Done()
+	// A consume context ends by itself when the consumer is deleted or a
+	// pull fails for good: then the worker is not ready and binds again.
+	for cc != nil && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-cc.Closed():
+			w.ready.Store(false)
+			w.log.Error("consumer stopped delivering; binding again")
+			cc = w.rebind(ctx, consume)
+			w.ready.Store(cc != nil)
+		}
+	}
 	w.draining.Store(true)
 	w.log.Info("draining", zap.Duration("timeout", w.cfg.DrainTimeout))
 	deadline := time.NewTimer(w.cfg.DrainTimeout)
 	defer deadline.Stop()
 	_ = adv.Drain()
+	if cc == nil { // shut down while binding again: nothing to drain
+		cc = closedConsume{}
+	}
 	cc.Drain()
 	// Draining needs the server; while disconnected there is nothing to
 	// drain (unacked jobs return to the stream after AckWait), so stop.
@@ -274,12 +305,77 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
+type closedConsume struct{}
+
+var closedCh = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func (closedConsume) Stop()                   {}
+func (closedConsume) Drain()                  {}
+func (closedConsume) Closed() <-chan struct{} { return closedCh }
+
+// rebind binds the consumer again, with backoff, until it can consume or
+// ctx ends (then nil).
+func (w *Worker) rebind(ctx context.Context, consume func(jetstream.Consumer) (jetstream.ConsumeContext, error)) jetstream.ConsumeContext {
+	bind := w.cfg.Bind
+	if bind == nil {
+		bind = func(ctx context.Context) (jetstream.Consumer, error) {
+			return w.js.Consumer(ctx, topology.JobsStream, topology.Consumer)
+		}
+	}
+	delay := 250 * time.Millisecond
+	for {
+		bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		cons, err := bind(bctx)
+		cancel()
+		if err == nil {
+			var cc jetstream.ConsumeContext
+			if cc, err = consume(cons); err == nil {
+				w.consMu.Lock()
+				w.cons = cons
+				w.consMu.Unlock()
+				w.log.Info("consumer bound again")
+				return cc
+			}
+		}
+		w.log.Warn("bind consumer", zap.Error(err), zap.Duration("retry_in", delay))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 10*time.Second)
+	}
+}
+
+// handoff gives a delivered job to a free pool goroutine. When every one is
+// busy the job waits here, kept alive with in-progress acks so that it is
+// not redelivered before it even starts.
+func (w *Worker) handoff(m jetstream.Msg, jobs chan<- jetstream.Msg, abandon <-chan struct{}) {
+	select {
+	case jobs <- m:
+		return
+	default:
+	}
+	t := time.NewTicker(max(w.cfg.AckWait/3, 100*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case jobs <- m:
+			return
+		case <-abandon: // left unacked: redelivered after AckWait
+			return
+		case <-t.C:
+			_ = m.InProgress()
+		}
+	}
+}
+
 func (w *Worker) watchPending(ctx context.Context) {
 	t := time.NewTicker(w.cfg.PendingInterval)
 	defer t.Stop()
 	for {
 		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		if info, err := w.cons.Info(ictx); err == nil {
+		if info, err := w.consumer().Info(ictx); err == nil {
 			w.obs.ConsumerPending(info.NumPending, uint64(info.NumAckPending))
 		}
 		cancel()
@@ -336,38 +432,49 @@ func (k *keeper) stop() {
 
 func (k *keeper) close() { k.stop() }
 
+// delivery is one delivery of a job message.
+type delivery struct {
+	m       jetstream.Msg
+	lane    string
+	attempt int
+	seq     uint64
+	start   time.Time
+}
+
+// last reports whether the server will not deliver this job again.
+func (w *Worker) last(d *delivery) bool { return w.cfg.MaxDeliver > 0 && d.attempt >= w.cfg.MaxDeliver }
+
 // process handles one delivery to its end: acked, naked or terminated.
 func (w *Worker) process(ctx context.Context, m jetstream.Msg, k *keeper) {
-	start := time.Now()
-	lane := topology.Lane(m.Subject())
-	attempt, seq := 1, uint64(0)
+	d := delivery{m: m, lane: topology.Lane(m.Subject()), attempt: 1, start: time.Now()}
 	if md, err := m.Metadata(); err == nil {
-		attempt, seq = int(md.NumDelivered), md.Sequence.Stream
+		d.attempt, d.seq = int(md.NumDelivered), md.Sequence.Stream
 	}
-	if attempt > 1 {
-		w.obs.Redelivered(lane)
+	if d.attempt > 1 {
+		w.obs.Redelivered(d.lane)
 	}
 	j, partial, err := job.Decode(m.Data(), w.cfg.Limits)
 	if err != nil {
-		w.reject(ctx, m, lane, attempt, seq, partial, err, start)
+		w.reject(ctx, &d, partial, err)
 		return
 	}
 	subject := j.ReplySubject
 	if subject == "" {
-		subject = topology.ResultsPrefix + lane
+		subject = topology.ResultsPrefix + d.lane
 	}
-	r := job.Result{SchemaVersion: 1, JobID: j.JobID, CorrelationID: j.CorrelationID, WorkerID: w.cfg.WorkerID, DeliveryAttempt: attempt}
+	r := job.Result{SchemaVersion: 1, JobID: j.JobID, CorrelationID: j.CorrelationID, WorkerID: w.cfg.WorkerID, DeliveryAttempt: d.attempt}
 	vector := j.VectorSimilarity
-	if !j.Deadline.IsZero() && !start.Before(j.Deadline) {
+	if !j.Deadline.IsZero() && !d.start.Before(j.Deadline) {
 		r.Status = job.StatusExpired
 		r.VectorScore = &vector
 		r.Error = &job.ErrorInfo{Code: job.CodeDeadlineExceeded, Message: "deadline " + j.Deadline.UTC().Format(time.RFC3339Nano) + " passed before the job was picked up"}
-		w.publishThenAck(ctx, m, subject, lane, &r, start)
+		w.publishThenAck(ctx, &d, subject, &r)
 		return
 	}
 	req := scoring.Request{Task: j.TaskDescription, Pattern: j.HistoricalPatternText, Vector: j.VectorSimilarity,
 		Characteristics: j.Characteristics, Language: j.Language, Context: j.Context}
 	k.start(m)
+	defer k.stop()
 	sctx := ctx
 	if !j.Deadline.IsZero() {
 		var cancel context.CancelFunc
@@ -376,31 +483,27 @@ func (w *Worker) process(ctx context.Context, m jetstream.Msg, k *keeper) {
 	}
 	o, err := w.scorer.Score(sctx, &req)
 	if err != nil { // unreachable for decoded jobs; answer rather than loop
-		k.stop()
-		w.reject(ctx, m, lane, attempt, seq, partial, &job.Error{Code: job.CodeInvalidField, Message: err.Error()}, start)
+		w.reject(ctx, &d, partial, &job.Error{Code: job.CodeInvalidField, Message: err.Error()})
 		return
 	}
 	if o.Status == scoring.Degraded {
 		if ctx.Err() != nil { // shutting down: let another worker score it properly
-			k.stop()
-			w.nak(m, lane, 0, "shutdown during scoring", start)
+			w.nak(&d, 0, "shutdown during scoring")
 			return
 		}
-		if j.OnFallback == job.FallbackRetry && (w.cfg.MaxDeliver < 0 || attempt < w.cfg.MaxDeliver) {
-			delay := w.retryDelay(attempt)
+		if j.OnFallback == job.FallbackRetry && !w.last(&d) {
+			delay := w.retryDelay(d.attempt)
 			if j.Deadline.IsZero() || time.Now().Add(delay).Before(j.Deadline) {
-				k.stop()
 				_ = m.NakWithDelay(delay)
-				w.obs.JobDone(lane, StatusRetried, time.Since(start))
-				w.log.Debug("retry later", zap.String("job_id", j.JobID), zap.String("lane", lane),
-					zap.String("fallback_reason", o.FallbackReason), zap.Int("attempt", attempt), zap.Duration("delay", delay))
+				w.obs.JobDone(d.lane, StatusRetried, time.Since(d.start))
+				w.log.Debug("retry later", zap.String("job_id", j.JobID), zap.String("lane", d.lane),
+					zap.String("fallback_reason", o.FallbackReason), zap.Int("attempt", d.attempt), zap.Duration("delay", delay))
 				return
 			}
 		}
 	}
 	fill(&r, &o, &vector)
-	w.publishThenAck(ctx, m, subject, lane, &r, start)
-	k.stop()
+	w.publishThenAck(ctx, &d, subject, &r)
 }
 
 func (w *Worker) retryDelay(attempt int) time.Duration {
@@ -431,89 +534,143 @@ func fill(r *job.Result, o *scoring.Outcome, vector *float64) {
 	r.FallbackReason = &o.FallbackReason
 }
 
-// publishThenAck publishes r and acks m once the result is safely stored;
-// on failure it naks with a delay so the job is tried again.
-func (w *Worker) publishThenAck(ctx context.Context, m jetstream.Msg, subject, lane string, r *job.Result, start time.Time) {
-	r.LatencyMS = float64(time.Since(start).Microseconds()) / 1000
+// publishThenAck publishes r and acks the job once the result is safely
+// stored; on failure the job is tried again (or dead-lettered on its last
+// delivery).
+func (w *Worker) publishThenAck(ctx context.Context, d *delivery, subject string, r *job.Result) {
+	r.LatencyMS = float64(time.Since(d.start).Microseconds()) / 1000
 	r.ScoredAt = job.Timestamp(time.Now())
 	bp := w.bufs.Get().(*[]byte)
-	defer func() { *bp = (*bp)[:0]; w.bufs.Put(bp) }()
 	*bp = r.AppendJSON((*bp)[:0])
-	if err := w.publish(ctx, subject, r.JobID, *bp); err != nil {
-		w.log.Warn("result not published; job will be redelivered", zap.String("job_id", r.JobID), zap.String("lane", lane),
-			zap.String("subject", subject), zap.Error(err))
-		w.nak(m, lane, time.Second, "result publish failed", start)
+	settled, err := w.publish(ctx, subject, r.JobID, *bp)
+	if settled {
+		// An unsettled publish may still be resent by the client from this
+		// buffer: only a settled one gives it back.
+		w.bufs.Put(bp)
+	}
+	if err != nil {
+		w.log.Warn("result not published", zap.String("job_id", r.JobID), zap.String("lane", d.lane),
+			zap.String("subject", subject), zap.Int("attempt", d.attempt), zap.Error(err))
+		w.retryOrDeadLetter(ctx, d, r.JobID, "result not published: "+err.Error())
 		return
 	}
-	if err := m.Ack(); err != nil {
+	if err := d.m.Ack(); err != nil {
 		// The result is stored; a redelivery will be deduplicated by its
 		// Nats-Msg-Id.
 		w.log.Warn("ack failed after publish", zap.String("job_id", r.JobID), zap.Error(err))
 	}
-	w.obs.JobDone(lane, r.Status, time.Since(start))
+	w.obs.JobDone(d.lane, r.Status, time.Since(d.start))
 	if ce := w.log.Check(zap.DebugLevel, "job done"); ce != nil {
 		fr := ""
 		if r.FallbackReason != nil {
 			fr = *r.FallbackReason
 		}
-		ce.Write(zap.String("job_id", r.JobID), zap.String("correlation_id", r.CorrelationID), zap.String("lane", lane),
+		ce.Write(zap.String("job_id", r.JobID), zap.String("correlation_id", r.CorrelationID), zap.String("lane", d.lane),
 			zap.String("status", r.Status), zap.String("fallback_reason", fr), zap.Float64("latency_ms", r.LatencyMS),
 			zap.Int("attempt", r.DeliveryAttempt))
 	}
 	if r.Status == job.StatusDegraded {
-		w.log.Warn("degraded", zap.String("job_id", r.JobID), zap.String("correlation_id", r.CorrelationID), zap.String("lane", lane),
+		w.log.Warn("degraded", zap.String("job_id", r.JobID), zap.String("correlation_id", r.CorrelationID), zap.String("lane", d.lane),
 			zap.String("status", r.Status), zap.String("fallback_reason", *r.FallbackReason), zap.Float64("latency_ms", r.LatencyMS))
 	}
 }
 
-func (w *Worker) nak(m jetstream.Msg, lane string, delay time.Duration, why string, start time.Time) {
+// retryOrDeadLetter naks a job that could not be finished, except on its
+// last delivery: the server would not deliver it again, so it goes to the
+// dead-letter stream now (the MAX_DELIVERIES advisory, which nobody may be
+// listening to, stays the backstop for jobs whose AckWait ran out).
+func (w *Worker) retryOrDeadLetter(ctx context.Context, d *delivery, id, why string) {
+	if w.last(d) {
+		if err := w.deadLetter(ctx, d.lane, d.m.Subject(), d.m.Data(), d.seq, d.attempt, ReasonMaxDeliveries, why, id); err == nil {
+			if err := d.m.TermWithReason(ReasonMaxDeliveries); err != nil {
+				w.log.Warn("term failed", zap.String("job_id", id), zap.Error(err))
+			}
+			w.obs.JobDone(d.lane, StatusDeadLettered, time.Since(d.start))
+			w.log.Warn("dead-lettered on its last delivery", zap.String("job_id", id), zap.String("lane", d.lane), zap.String("reason", why))
+			return
+		}
+	}
+	w.nak(d, time.Second, why)
+}
+
+func (w *Worker) nak(d *delivery, delay time.Duration, why string) {
 	var err error
 	if delay > 0 {
-		err = m.NakWithDelay(delay)
+		err = d.m.NakWithDelay(delay)
 	} else {
-		err = m.Nak()
+		err = d.m.Nak()
 	}
 	if err != nil {
 		w.log.Warn("nak failed; the job returns after AckWait", zap.String("why", why), zap.Error(err))
 	}
-	w.obs.JobDone(lane, StatusNaked, time.Since(start))
+	w.obs.JobDone(d.lane, StatusNaked, time.Since(d.start))
 }
 
-// publish stores a result: through JetStream with a PubAck when a stream
-// covers the subject, else as a plain core publish (e.g. an _INBOX reply).
-func (w *Worker) publish(ctx context.Context, subject, msgID string, data []byte) error {
+// publish stores a result: through JetStream, waiting for the PubAck, when a
+// stream covers the subject; as a plain core publish when none does (e.g. an
+// _INBOX reply). settled is false when it gave up before the server answered:
+// the client may still resend data then.
+func (w *Worker) publish(ctx context.Context, subject, msgID string, data []byte) (settled bool, err error) {
 	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{msgID}}}
-	if strings.HasPrefix(subject, "_INBOX.") {
-		return w.nc.PublishMsg(msg)
+	core, err := w.coreOnly(ctx, subject)
+	if err != nil {
+		return true, err
 	}
-	if _, core := w.coreSubjects.Load(subject); core {
-		return w.nc.PublishMsg(msg)
+	if core {
+		return true, w.nc.PublishMsg(msg)
 	}
 	fut, err := w.js.PublishMsgAsync(msg, jetstream.WithStallWait(w.cfg.PublishTimeout))
 	if err != nil {
-		return err
+		return true, err
 	}
 	t := time.NewTimer(w.cfg.PublishTimeout)
 	defer t.Stop()
 	select {
 	case <-fut.Ok():
-		return nil
+		return true, nil
 	case err := <-fut.Err():
-		if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) {
-			w.coreSubjects.Store(subject, true)
-			return w.nc.PublishMsg(msg)
-		}
-		return err
+		// "No responders" here means the stream is not answering (a
+		// restart, an election): a failure, never a reason to publish
+		// without storing.
+		return true, err
 	case <-t.C:
-		return fmt.Errorf("no PubAck within %s", w.cfg.PublishTimeout)
+		return false, fmt.Errorf("no PubAck within %s", w.cfg.PublishTimeout)
 	case <-ctx.Done():
-		return ctx.Err()
+		return false, ctx.Err()
 	}
+}
+
+// coreOnly reports whether no stream covers subject. Results under
+// scoring.results. are stream-backed by contract; other reply subjects are
+// looked up once a minute (at most 10000 remembered).
+func (w *Worker) coreOnly(ctx context.Context, subject string) (bool, error) {
+	switch {
+	case strings.HasPrefix(subject, "_INBOX."):
+		return true, nil
+	case strings.HasPrefix(subject, topology.ResultsPrefix):
+		return false, nil
+	}
+	if v, ok := w.subjects.Load(subject); ok && time.Since(v.(subjectInfo).at) < time.Minute {
+		return v.(subjectInfo).core, nil
+	}
+	lctx, cancel := context.WithTimeout(ctx, w.cfg.PublishTimeout)
+	defer cancel()
+	_, err := w.js.StreamNameBySubject(lctx, subject)
+	core := errors.Is(err, jetstream.ErrStreamNotFound)
+	if err != nil && !core {
+		return false, fmt.Errorf("which stream stores %s: %w", subject, err)
+	}
+	if w.subjectCount.Add(1) > 10000 {
+		w.subjects.Clear()
+		w.subjectCount.Store(0)
+	}
+	w.subjects.Store(subject, subjectInfo{core: core, at: time.Now()})
+	return core, nil
 }
 
 // reject answers an invalid job, copies it to the dead-letter stream and
 // terminates it.
-func (w *Worker) reject(ctx context.Context, m jetstream.Msg, lane string, attempt int, seq uint64, p job.Partial, err error, start time.Time) {
+func (w *Worker) reject(ctx context.Context, d *delivery, p job.Partial, err error) {
 	var je *job.Error
 	if !errors.As(err, &je) {
 		je = &job.Error{Code: job.CodeInvalidJSON, Message: err.Error()}
@@ -522,32 +679,36 @@ func (w *Worker) reject(ctx context.Context, m jetstream.Msg, lane string, attem
 	subject := p.ReplySubject
 	if id == "" {
 		subject = ""
-		if id = m.Headers().Get(jetstream.MsgIDHeader); !job.ValidJobID(id) {
-			id = "seq-" + strconv.FormatUint(seq, 10)
+		if id = d.m.Headers().Get(jetstream.MsgIDHeader); !job.ValidJobID(id) {
+			id = "seq-" + strconv.FormatUint(d.seq, 10)
 		}
 	}
 	if subject == "" {
-		subject = topology.ResultsPrefix + lane
+		subject = topology.ResultsPrefix + d.lane
 	}
-	if err := w.deadLetter(ctx, lane, m.Subject(), m.Data(), seq, attempt, je.Code, je.Message, id); err != nil {
+	if err := w.deadLetter(ctx, d.lane, d.m.Subject(), d.m.Data(), d.seq, d.attempt, je.Code, je.Message, id); err != nil {
 		w.log.Warn("dead letter not stored; job will be redelivered", zap.String("job_id", id), zap.Error(err))
-		w.nak(m, lane, time.Second, "dead letter failed", start)
+		w.nak(d, time.Second, "dead letter failed")
 		return
 	}
 	r := job.Result{SchemaVersion: 1, JobID: id, CorrelationID: p.CorrelationID, Status: job.StatusRejected,
-		Error: &job.ErrorInfo{Code: je.Code, Message: je.Message}, WorkerID: w.cfg.WorkerID, DeliveryAttempt: attempt}
-	r.LatencyMS = float64(time.Since(start).Microseconds()) / 1000
+		Error: &job.ErrorInfo{Code: je.Code, Message: je.Message}, WorkerID: w.cfg.WorkerID, DeliveryAttempt: d.attempt}
+	r.LatencyMS = float64(time.Since(d.start).Microseconds()) / 1000
 	r.ScoredAt = job.Timestamp(time.Now())
-	if err := w.publish(ctx, subject, id, r.AppendJSON(nil)); err != nil {
-		w.log.Warn("rejection not published; job will be redelivered", zap.String("job_id", id), zap.Error(err))
-		w.nak(m, lane, time.Second, "result publish failed", start)
-		return
+	if _, err := w.publish(ctx, subject, id, r.AppendJSON(nil)); err != nil {
+		// Already dead-lettered: answering is what is left. Not on the last
+		// delivery, try again; on it, the dead letter stands.
+		w.log.Warn("rejection not published", zap.String("job_id", id), zap.Error(err))
+		if !w.last(d) {
+			w.nak(d, time.Second, "result publish failed")
+			return
+		}
 	}
-	if err := m.TermWithReason(je.Code); err != nil {
+	if err := d.m.TermWithReason(je.Code); err != nil {
 		w.log.Warn("term failed", zap.String("job_id", id), zap.Error(err))
 	}
-	w.obs.JobDone(lane, job.StatusRejected, time.Since(start))
-	w.log.Warn("rejected", zap.String("job_id", id), zap.String("correlation_id", p.CorrelationID), zap.String("lane", lane),
+	w.obs.JobDone(d.lane, job.StatusRejected, time.Since(d.start))
+	w.log.Warn("rejected", zap.String("job_id", id), zap.String("correlation_id", p.CorrelationID), zap.String("lane", d.lane),
 		zap.String("status", job.StatusRejected), zap.String("code", je.Code), zap.String("reason", je.Message))
 }
 

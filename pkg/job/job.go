@@ -139,7 +139,7 @@ func Decode(data []byte, limits Limits) (*Job, Partial, error) {
 	if w.JobID != nil && validJobID(*w.JobID) {
 		p.JobID = *w.JobID
 	}
-	if w.ReplySubject != nil && ValidSubject(*w.ReplySubject) {
+	if w.ReplySubject != nil && ValidReplySubject(*w.ReplySubject) {
 		p.ReplySubject = *w.ReplySubject
 	}
 	if w.CorrelationID != nil && utf8.RuneCountInString(*w.CorrelationID) <= 128 {
@@ -176,8 +176,8 @@ func Decode(data []byte, limits Limits) (*Job, Partial, error) {
 		return nil, p, invalid(CodeInvalidField, "vector_similarity %v is not in [0, 1]", v)
 	}
 	if w.ReplySubject != nil {
-		if !ValidSubject(*w.ReplySubject) {
-			return nil, p, invalid(CodeInvalidField, "reply_subject %q is not a NATS subject without wildcards", *w.ReplySubject)
+		if !ValidReplySubject(*w.ReplySubject) {
+			return nil, p, invalid(CodeInvalidField, "reply_subject %q is not a NATS subject without wildcards outside $, scoring.jobs. and scoring.dlq.", *w.ReplySubject)
 		}
 		j.ReplySubject = *w.ReplySubject
 	}
@@ -271,6 +271,15 @@ func ValidSubject(s string) bool {
 		}
 	}
 	return true
+}
+
+// ValidReplySubject reports whether a job may name s as its reply subject:
+// a valid subject that is not a system subject ($JS.API, $KV, ...) and not
+// a job or dead-letter subject, so a job cannot inject jobs, forge dead
+// letters or write to other streams' APIs.
+func ValidReplySubject(s string) bool {
+	return ValidSubject(s) && !strings.HasPrefix(s, "$") &&
+		!strings.HasPrefix(s, "scoring.jobs.") && !strings.HasPrefix(s, "scoring.dlq.")
 }
 
 // ValidLane reports whether s is one lane token [A-Za-z0-9_-]+.

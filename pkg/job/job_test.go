@@ -35,6 +35,9 @@ func TestDecodeCodes(t *testing.T) {
 		{"bad job id", strings.Replace(good, "j-1", "j 1", 1) + `}`, job.CodeInvalidField, ""},
 		{"job id number", `{"job_id":7,"task_description":"a","historical_pattern_text":"b","vector_similarity":0.1}`, job.CodeInvalidField, ""},
 		{"wildcard reply", good + `,"reply_subject":"results.>"}`, job.CodeInvalidField, "j-1"},
+		{"reply into the job stream", good + `,"reply_subject":"scoring.jobs.x"}`, job.CodeInvalidField, "j-1"},
+		{"reply into dead letters", good + `,"reply_subject":"scoring.dlq.x"}`, job.CodeInvalidField, "j-1"},
+		{"reply to a system subject", good + `,"reply_subject":"$KV.bucket.key"}`, job.CodeInvalidField, "j-1"},
 		{"bad deadline", good + `,"deadline":"tomorrow"}`, job.CodeInvalidField, "j-1"},
 		{"bad fallback", good + `,"on_fallback":"pray"}`, job.CodeInvalidField, "j-1"},
 		{"complexity number", good + `,"task_characteristics":{"complexity":3}}`, job.CodeInvalidField, "j-1"},
@@ -98,6 +101,9 @@ func TestAppendJSONMatchesEncodingJSONAndSchema(t *testing.T) {
 			t.Fatalf("%s: %v", fast, err)
 		}
 		std, _ := json.Marshal(r)
+		if r.ScoreAgreement != nil && !strings.Contains(string(fast), `"score_agreement":`+strings.Split(strings.Split(string(std), `"score_agreement":`)[1], ",")[0]) {
+			t.Errorf("numbers differ from encoding/json:\n%s\n%s", fast, std)
+		}
 		var want job.Result
 		_ = json.Unmarshal(std, &want)
 		if !reflect.DeepEqual(back, want) {

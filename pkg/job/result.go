@@ -62,8 +62,8 @@ type ErrorInfo struct {
 	Message string `json:"message"`
 }
 
-// AppendJSON appends r as JSON to b: the same fields and values as
-// encoding/json, without reflection (and without HTML escaping). The worker
+// AppendJSON appends r as JSON to b: the same fields and numbers as
+// encoding/json, without reflection (and without HTML or U+2028 escaping). The worker
 // encodes every result with it.
 func (r *Result) AppendJSON(b []byte) []byte {
 	b = append(b, `{"schema_version":`...)
@@ -163,7 +163,13 @@ func appendFloat(b []byte, v float64) []byte {
 		abs = -abs
 	}
 	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		return strconv.AppendFloat(b, v, 'e', -1, 64)
+		b = strconv.AppendFloat(b, v, 'e', -1, 64)
+		// encoding/json writes e-7, not e-07.
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+		return b
 	}
 	return strconv.AppendFloat(b, v, 'f', -1, 64)
 }

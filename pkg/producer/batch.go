@@ -146,6 +146,15 @@ func (c *Client) Batch(ctx context.Context, o BatchOptions) (*Summary, error) {
 	}
 	defer cc.Stop()
 
+	// Waits below are woken by results, by the timeout, and by ctx.
+	stop := context.AfterFunc(ctx, func() { mu.Lock(); cond.Broadcast(); mu.Unlock() })
+	defer stop()
+	unpend := func(h uint64) {
+		mu.Lock()
+		delete(pending, h)
+		cond.Broadcast()
+		mu.Unlock()
+	}
 	var limiter *rate.Limiter
 	if o.Rate > 0 {
 		limiter = rate.NewLimiter(rate.Limit(o.Rate), max(1, int(o.Rate/100)))
@@ -170,10 +179,7 @@ func (c *Client) Batch(ctx context.Context, o BatchOptions) (*Summary, error) {
 				if first == nil {
 					first = err
 				}
-				mu.Lock()
-				delete(pending, f.h)
-				cond.Broadcast()
-				mu.Unlock()
+				unpend(f.h)
 			}
 		}
 		ackDone <- first
@@ -210,10 +216,16 @@ func (c *Client) Batch(ctx context.Context, o BatchOptions) (*Summary, error) {
 		for len(pending) >= o.MaxPending && ctx.Err() == nil {
 			cond.Wait()
 		}
+		if err := ctx.Err(); err != nil {
+			mu.Unlock()
+			pubErr = err
+			break
+		}
 		pending[h] = time.Now()
 		mu.Unlock()
 		if limiter != nil {
 			if err := limiter.Wait(ctx); err != nil {
+				unpend(h)
 				pubErr = err
 				break
 			}
@@ -221,6 +233,7 @@ func (c *Client) Batch(ctx context.Context, o BatchOptions) (*Summary, error) {
 		data, _ := json.Marshal(w)
 		fut, err := c.JS.PublishMsgAsync(&nats.Msg{Subject: subject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{w.JobID}}})
 		if err != nil {
+			unpend(h)
 			pubErr = fmt.Errorf("publish job %s: %w", w.JobID, err)
 			break
 		}
@@ -235,8 +248,6 @@ func (c *Client) Batch(ctx context.Context, o BatchOptions) (*Summary, error) {
 	deadline := time.Now().Add(o.Timeout)
 	timer := time.AfterFunc(o.Timeout, func() { mu.Lock(); cond.Broadcast(); mu.Unlock() })
 	defer timer.Stop()
-	stop := context.AfterFunc(ctx, func() { mu.Lock(); cond.Broadcast(); mu.Unlock() })
-	defer stop()
 	mu.Lock()
 	for len(pending) > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
 		cond.Wait()

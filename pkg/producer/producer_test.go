@@ -169,3 +169,19 @@ func TestDeriveJobIDIsContentBased(t *testing.T) {
 		t.Fatal("derived ids not stable, distinct and valid")
 	}
 }
+
+func TestBatchStopsWhenCancelledWhileBlocked(t *testing.T) {
+	c, _ := setup(t)
+	if _, err := topology.Provision(context.Background(), c.JS, topology.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	src, _ := producer.NewSource(strings.NewReader(jsonl(10, 500)), "jsonl")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	// No worker: the second job blocks on MaxPending until ctx ends.
+	_, err := c.Batch(ctx, producer.BatchOptions{Source: src, Lane: "blocked", ReplySubject: "scoring.results.blocked.x", Out: io.Discard, MaxPending: 1, Timeout: time.Minute})
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
+		t.Fatalf("err %v after %s", err, time.Since(start))
+	}
+}

@@ -85,6 +85,13 @@ func (a *Admin) warm(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "want {\"texts\": [...]} or a JSON array of strings: " + err.Error()})
 		return
 	}
+	// Jobs default these too: warm under the keys jobs will look up.
+	if req.Language == "" {
+		req.Language = "en"
+	}
+	if req.Context == "" {
+		req.Context = "pattern_matching"
+	}
 	if len(req.Texts) == 0 || len(req.Texts) > MaxWarmTexts {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "texts must hold 1 to 10000 strings"})
 		return

@@ -108,13 +108,23 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Server, erro
 	if err != nil {
 		return nil, err
 	}
-	cons, err := s.js.Consumer(pctx, topology.JobsStream, topology.Consumer)
+	// bind finds the consumer; with provisioning on it also recreates a
+	// consumer (or stream) an operator deleted while the worker ran.
+	bind := func(ctx context.Context) (jetstream.Consumer, error) {
+		if cfg.Provision {
+			if _, err := topology.Provision(ctx, s.js, topo); err != nil {
+				return nil, err
+			}
+		}
+		return s.js.Consumer(ctx, topology.JobsStream, topology.Consumer)
+	}
+	cons, err := bind(pctx)
 	if err != nil {
 		return nil, fmt.Errorf("bind consumer: %w", err)
 	}
 	s.worker = consumer.New(s.nc, s.js, cons, s.Scorer, consumer.Config{
 		Concurrency: cfg.WorkerConcurrency, Prefetch: cfg.WorkerPrefetch, AckWait: cc.AckWait, MaxDeliver: cc.MaxDeliver,
-		RetryBackoff: cfg.RetryBackoff, DrainTimeout: cfg.DrainTimeout, WorkerID: cfg.WorkerID,
+		RetryBackoff: cfg.RetryBackoff, DrainTimeout: cfg.DrainTimeout, WorkerID: cfg.WorkerID, Bind: bind,
 		Limits: job.Limits{MaxTextBytes: cfg.MaxTextBytes, MaxJobBytes: cfg.MaxJobBytes}, Logger: log, Observer: s.Metrics,
 	})
 	s.checker = &health.Checker{Version: Version, Start: time.Now(),
@@ -201,8 +211,12 @@ func (s *Server) buildEngine(ctx context.Context) error {
 		})
 		analyze = scoring.Guard(s.breaker, client.Analyze)
 	}
+	// A load must outlive every attempt the client may make (and its
+	// backoff): cut short, the client would report the caller giving up,
+	// which the breaker rightly does not count.
+	worstCase := config.Seconds(cfg.LangextractTimeout)*time.Duration(cfg.LangextractMaxRetries) + 10*time.Second
 	cc := semcache.Config{MaxSize: cfg.SemanticCacheMaxSize, TTL: config.Seconds(cfg.SemanticCacheTTLSeconds),
-		WaitTimeout: config.Seconds(cfg.LangextractTimeout) * time.Duration(cfg.LangextractMaxRetries),
+		WaitTimeout: worstCase, LoadTimeout: worstCase,
 		OnRedisState: func(up bool) {
 			if up {
 				s.log.Info("Redis cache tier back in use")

@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/hybridscore/hybridscore/internal/redistest"
 	"github.com/hybridscore/hybridscore/pkg/config"
@@ -456,4 +459,39 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+func TestConsumerDeletedWhileRunningIsRecreated(t *testing.T) {
+	core, logs := observer.New(zapcore.InfoLevel)
+	h := newHarnessLog(t, nil, zap.New(core))
+	h.publish("default", wire("before", "task before", "pattern", 0.5))
+	h.wait(10*time.Second, "before")
+	if err := h.client.JS.DeleteConsumer(context.Background(), topology.JobsStream, topology.Consumer); err != nil {
+		t.Fatal(err)
+	}
+	// The worker notices, is not ready meanwhile, provisions the consumer
+	// again and goes on.
+	h.publish("default", wire("after", "task after", "pattern", 0.5))
+	if r := h.wait(30*time.Second, "after")["after"]; r.Status != job.StatusScored {
+		t.Fatalf("after the consumer was deleted: %+v", r)
+	}
+	get(t, "http://"+h.srv.HTTPAddr()+"/readyz", "", 200)
+	if logs.FilterMessage("consumer bound again").Len() != 1 {
+		t.Fatalf("the worker did not bind again: %v", logs.All())
+	}
+}
+
+func TestReplySubjectWithoutStreamGetsAPlainPublish(t *testing.T) {
+	h := newHarness(t, nil)
+	sub, _ := h.client.NC.SubscribeSync("replies.plain")
+	w := wire("plain-1", "task", "pattern", 0.5)
+	w.ReplySubject = "replies.plain"
+	h.publish("default", w)
+	m, err := sub.NextMsg(10 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(m.Data), `"job_id":"plain-1"`) {
+		t.Fatalf("reply %s", m.Data)
+	}
 }
