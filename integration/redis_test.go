@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/testcontainers/testcontainers-go"
+	"github.com/testcontainers/testcontainers-go/wait"
+
 	"github.com/hybridscore/hybridscore/pkg/job"
 )
 
@@ -44,6 +47,7 @@ func TestRedisOutageMidBatch(t *testing.T) {
 	c.publish(ctx, lane, batch1)
 	c.waitStored(ctx, lane, len(batch1)/4, time.Minute)
 	before, _ := c.stored(ctx, lane)
+	ipBefore, _ := redis.ContainerIP(ctx)
 	stopTimeout := 2 * time.Second
 	if err := redis.Stop(ctx, &stopTimeout); err != nil {
 		t.Fatalf("stop redis: %v", err)
@@ -64,10 +68,17 @@ func TestRedisOutageMidBatch(t *testing.T) {
 	requireScored(t, rs)
 	t.Logf("batch 1: %d results stored after Redis was stopped; the batch finished %s after the outage was seen, Redis still down", len(batch1)-int(before), took.Round(time.Millisecond))
 
-	// Redis back: same container, new process, empty (no persistence).
+	// Redis back: same container, new process, empty (no persistence), and
+	// on another address: a container started meanwhile takes the old one,
+	// as happens on a busy Docker network. The workers' pooled connections
+	// to the old address then time out instead of failing.
+	s.run("squatter", redisImage, testcontainers.WithCmd("redis-server", "--protected-mode", "no", "--port", "6379", "--save", ""),
+		testcontainers.WithWaitStrategy(wait.ForLog("Ready to accept connections").WithStartupTimeout(30*time.Second)))
 	if err := redis.Start(ctx); err != nil {
 		t.Fatalf("start redis again: %v", err)
 	}
+	ipAfter, _ := redis.ContainerIP(ctx)
+	t.Logf("redis address %s before the outage, %s after", ipBefore, ipAfter)
 	for _, w := range workers {
 		waitFor(t, ctx, 45*time.Second, w.ID+" healthy with Redis up again", healthIs(w, "healthy", "healthy", 1))
 	}

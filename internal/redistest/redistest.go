@@ -93,7 +93,7 @@ func (s *Server) Client() *redis.Client {
 	c := redis.NewClient(&redis.Options{
 		Addr: s.Addr, ContextTimeoutEnabled: true,
 		DialTimeout: 200 * time.Millisecond, ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond,
-		MaxRetries: -1,
+		MaxRetries: 1, // as the worker: a stale connection after a restart is retried once
 	})
 	s.t.Cleanup(func() { _ = c.Close() })
 	return c

@@ -130,6 +130,13 @@ type entry struct {
 // entry struct and its share of the map.
 const entryOverhead = 64 + 48
 
+type redisClient struct {
+	redis.UniversalClient
+	owned bool
+}
+
+func (c *Cache) rdb() redis.UniversalClient { return c.client.Load().UniversalClient }
+
 type call struct {
 	done   chan struct{}
 	f      *similarity.Features
@@ -153,6 +160,9 @@ type Cache struct {
 	memHits, redisHits, sharedHits       atomic.Uint64
 
 	redisUp atomic.Bool
+	// client is the Redis client in use: cfg.Redis, or a fresh one built
+	// from its options after an outage (owned, closed by the cache).
+	client atomic.Pointer[redisClient]
 
 	bgCtx  context.Context
 	cancel context.CancelFunc
@@ -202,6 +212,7 @@ func New(ctx context.Context, cfg Config, load Loader) (*Cache, error) {
 	c.lru.next, c.lru.prev = &c.lru, &c.lru
 	c.bgCtx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	if cfg.Redis != nil {
+		c.client.Store(&redisClient{UniversalClient: cfg.Redis})
 		pctx, cancel := context.WithTimeout(ctx, max(cfg.RedisTimeout, time.Second))
 		err := cfg.Redis.Ping(pctx).Err()
 		cancel()
@@ -219,6 +230,9 @@ func New(ctx context.Context, cfg Config, load Loader) (*Cache, error) {
 func (c *Cache) Close() {
 	c.cancel()
 	c.wg.Wait()
+	if rc := c.client.Load(); rc != nil && rc.owned {
+		_ = rc.Close()
+	}
 }
 
 // RedisEnabled reports whether a second tier is configured.
@@ -415,7 +429,7 @@ func (c *Cache) leaseKey(k Key) string { return c.cfg.KeyPrefix + "lease:" + k.S
 func (c *Cache) redisGet(ctx context.Context, k Key) (*similarity.Features, bool) {
 	rctx, cancel := context.WithTimeout(ctx, c.cfg.RedisTimeout)
 	defer cancel()
-	b, err := c.cfg.Redis.Get(rctx, c.valueKey(k)).Bytes()
+	b, err := c.rdb().Get(rctx, c.valueKey(k)).Bytes()
 	if err != nil {
 		c.redisFailed(err)
 		return nil, false
@@ -431,13 +445,13 @@ func (c *Cache) redisSet(ctx context.Context, k Key, f *similarity.Features) {
 	b, _ := f.MarshalBinary()
 	rctx, cancel := context.WithTimeout(ctx, c.cfg.RedisTimeout)
 	defer cancel()
-	c.redisFailed(c.cfg.Redis.Set(rctx, c.valueKey(k), b, c.cfg.TTL).Err())
+	c.redisFailed(c.rdb().Set(rctx, c.valueKey(k), b, c.cfg.TTL).Err())
 }
 
 func (c *Cache) acquireLease(ctx context.Context, k Key) (bool, error) {
 	rctx, cancel := context.WithTimeout(ctx, c.cfg.RedisTimeout)
 	defer cancel()
-	ok, err := c.cfg.Redis.SetNX(rctx, c.leaseKey(k), c.owner, c.cfg.LeaseTTL).Result()
+	ok, err := c.rdb().SetNX(rctx, c.leaseKey(k), c.owner, c.cfg.LeaseTTL).Result()
 	if err != nil {
 		c.redisFailed(err)
 	}
@@ -461,7 +475,7 @@ func (c *Cache) loadHoldingLease(ctx context.Context, k Key, text, language, sem
 				return
 			case <-t.C:
 				rctx, cancel := context.WithTimeout(ctx, c.cfg.RedisTimeout)
-				_ = c.cfg.Redis.PExpire(rctx, c.leaseKey(k), c.cfg.LeaseTTL).Err()
+				_ = c.rdb().PExpire(rctx, c.leaseKey(k), c.cfg.LeaseTTL).Err()
 				cancel()
 			}
 		}
@@ -479,7 +493,7 @@ func (c *Cache) loadHoldingLease(ctx context.Context, k Key, text, language, sem
 func (c *Cache) releaseLease(ctx context.Context, k Key) {
 	rctx, cancel := context.WithTimeout(ctx, c.cfg.RedisTimeout)
 	defer cancel()
-	c.redisFailed(c.cfg.Redis.Del(rctx, c.leaseKey(k)).Err())
+	c.redisFailed(c.rdb().Del(rctx, c.leaseKey(k)).Err())
 }
 
 type peerState int
@@ -506,7 +520,7 @@ func (c *Cache) waitForPeer(ctx context.Context, k Key, until time.Time) (*simil
 		rctx, cancel := context.WithTimeout(ctx, c.cfg.RedisTimeout)
 		var get *redis.StringCmd
 		var exists *redis.IntCmd
-		_, err := c.cfg.Redis.Pipelined(rctx, func(p redis.Pipeliner) error {
+		_, err := c.rdb().Pipelined(rctx, func(p redis.Pipeliner) error {
 			get = p.Get(rctx, vk)
 			exists = p.Exists(rctx, lk)
 			return nil
@@ -578,18 +592,48 @@ func (c *Cache) monitor() {
 			return
 		case <-t.C:
 		}
-		timeout := c.cfg.RedisTimeout
-		if !c.redisUp.Load() {
-			timeout = max(timeout, time.Second) // a reconnect may need a dial
+		if c.redisUp.Load() {
+			ctx, cancel := context.WithTimeout(c.bgCtx, c.cfg.RedisTimeout)
+			err := c.rdb().Ping(ctx).Err()
+			cancel()
+			if err != nil && c.bgCtx.Err() == nil {
+				c.setRedisUp(false)
+			}
+			continue
 		}
-		ctx, cancel := context.WithTimeout(c.bgCtx, timeout)
-		err := c.cfg.Redis.Ping(ctx).Err()
-		cancel()
-		if c.bgCtx.Err() != nil {
-			return
-		}
-		c.setRedisUp(err == nil)
+		c.reconnect()
 	}
+}
+
+// reconnect probes a Redis that is down. Pooled connections may point at a
+// Redis that is gone for good (a container restarted on another address:
+// such connections do not fail, they time out one by one), so the probe
+// uses a fresh client built from the same options, which then replaces the
+// old one, whose connections are closed.
+func (c *Cache) reconnect() {
+	old := c.client.Load()
+	probe := old.UniversalClient
+	fresh := false
+	if rc, ok := old.UniversalClient.(*redis.Client); ok {
+		probe, fresh = redis.NewClient(rc.Options()), true
+	}
+	ctx, cancel := context.WithTimeout(c.bgCtx, max(c.cfg.RedisTimeout, time.Second))
+	err := probe.Ping(ctx).Err()
+	cancel()
+	if err != nil || c.bgCtx.Err() != nil {
+		if fresh {
+			_ = probe.Close()
+		}
+		return
+	}
+	if fresh {
+		c.client.Store(&redisClient{UniversalClient: probe, owned: true})
+		if old.owned {
+			// Let commands already running on it finish first.
+			time.AfterFunc(2*max(c.cfg.RedisTimeout, time.Second), func() { _ = old.Close() })
+		}
+	}
+	c.setRedisUp(true)
 }
 
 // Warm loads texts into the cache, at most eight at a time, and returns how

@@ -399,3 +399,48 @@ func TestIdleCacheNoticesRedisOutage(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// After Redis restarts, the client's pool still holds connections to the
+// old process. Lookups must use Redis again at once, not fail on each stale
+// connection and flap the tier down.
+func TestRedisUsedAgainAfterRestartWithoutFlapping(t *testing.T) {
+	srv := redistest.Start(t)
+	var downs atomic.Int64
+	cfg := semcache.Config{OnRedisState: func(up bool) {
+		if !up {
+			downs.Add(1)
+		}
+	}}
+	writer := newRedisCache(t, srv, newLoader(0), semcache.Config{})
+	reader := newRedisCache(t, srv, newLoader(0), cfg)
+	hammer(t, []*semcache.Cache{reader}, 32, 20) // fills the reader's pool with connections
+	srv.Restart()
+	deadline := time.Now().Add(10 * time.Second)
+	for !reader.RedisUp() || !writer.RedisUp() {
+		if time.Now().After(deadline) {
+			t.Fatalf("reader up %v, writer up %v, downs %d", reader.RedisUp(), writer.RedisUp(), downs.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	downs.Store(0)
+	for i := 1000; i < 1040; i++ {
+		if _, _, err := writer.Get(context.Background(), text(i), "en", "c"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	var fromRedis atomic.Int64
+	for i := 1000; i < 1040; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, st, _ := reader.Get(context.Background(), text(i), "en", "c"); st == semcache.Redis {
+				fromRedis.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if fromRedis.Load() != 40 || downs.Load() != 0 {
+		t.Fatalf("after the restart: %d of 40 lookups from Redis, tier marked down %d times", fromRedis.Load(), downs.Load())
+	}
+}

@@ -231,7 +231,10 @@ func (s *Server) buildEngine(ctx context.Context) error {
 		redis.SetLogger(redisLogger{s.log})
 		opts := &redis.Options{Addr: net.JoinHostPort(cfg.RedisHost, strconv.Itoa(cfg.RedisPort)), Password: cfg.RedisPassword, DB: cfg.RedisDB,
 			ContextTimeoutEnabled: true, DialTimeout: time.Second, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond,
-			PoolTimeout: time.Second, MaxRetries: -1}
+			// One retry: after Redis restarts, the pool still holds dead
+			// connections, and without a retry each would fail a command
+			// and mark the tier down again.
+			PoolTimeout: time.Second, MaxRetries: 1}
 		if cfg.RedisTLS {
 			opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: cfg.RedisHost}
 		}
