@@ -27,7 +27,6 @@ package prometheus_test
 // Run: go test -count=1 -run Live ./deployments/prometheus/
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -46,7 +45,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -452,23 +450,6 @@ type promAPI struct {
 	hc   *http.Client
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startPrometheus starts prometheus with config file cfg and waits for
 // /-/ready. A port taken between choosing and binding it is retried.
 func startPrometheus(t *testing.T, bin, cfg string) *promAPI {
@@ -478,7 +459,7 @@ attempts:
 	for attempt := 1; ; attempt++ {
 		addr := "127.0.0.1:" + strconv.Itoa(workertest.FreePort(t))
 		data := t.TempDir()
-		stderr := &lockedBuffer{}
+		stderr := &workertest.Buffer{}
 		cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+data,
 			"--web.listen-address="+addr, "--log.level=warn")
 		cmd.Dir = data

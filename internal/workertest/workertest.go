@@ -3,8 +3,10 @@
 package workertest
 
 import (
+	"bytes"
 	"context"
 	"net"
+	"sync"
 	"testing"
 
 	"go.uber.org/zap"
@@ -70,4 +72,27 @@ func FreePort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Buffer is a bytes.Buffer safe for concurrent writers (a child process's
+// output, a logger); it is also a zapcore.WriteSyncer.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// Sync does nothing: the data is already in memory.
+func (b *Buffer) Sync() error { return nil }
+
+// String returns what was written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

@@ -1,31 +1,18 @@
 package server_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 
 	"go.uber.org/zap"
 
+	"github.com/hybridscore/hybridscore/internal/workertest"
 	"github.com/hybridscore/hybridscore/pkg/server"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) Sync() error { return nil }
-
 func TestLoggerIsJSONAndSampled(t *testing.T) {
-	var buf syncBuffer
+	var buf workertest.Buffer
 	log, err := server.NewLogger("info", "json", &buf)
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +21,7 @@ func TestLoggerIsJSONAndSampled(t *testing.T) {
 		log.Warn("degraded", zap.String("fallback_reason", "unavailable"))
 	}
 	log.Debug("job done") // below the level
-	lines := strings.Split(strings.TrimSpace(buf.b.String()), "\n")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) > 300 || len(lines) < 100 {
 		t.Fatalf("a storm of 10000 identical warnings wrote %d lines", len(lines))
 	}

@@ -99,15 +99,6 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Server, erro
 		AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: max(10000, 4*cfg.WorkerConcurrency)}
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	var cc *jetstream.ConsumerConfig
-	if cfg.Provision {
-		cc, err = topology.Provision(pctx, s.js, topo)
-	} else {
-		cc, err = topology.Bind(pctx, s.js, topo)
-	}
-	if err != nil {
-		return nil, err
-	}
 	// bind finds the consumer; with provisioning on it also recreates a
 	// consumer (or stream) an operator deleted while the worker ran.
 	bind := func(ctx context.Context) (jetstream.Consumer, error) {
@@ -122,6 +113,8 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Server, erro
 	if err != nil {
 		return nil, fmt.Errorf("bind consumer: %w", err)
 	}
+	// The consumer's own settings rule (an operator may have set them).
+	cc := cons.CachedInfo().Config
 	s.worker = consumer.New(s.nc, s.js, cons, s.Scorer, consumer.Config{
 		Concurrency: cfg.WorkerConcurrency, Prefetch: cfg.WorkerPrefetch, AckWait: cc.AckWait, MaxDeliver: cc.MaxDeliver,
 		RetryBackoff: cfg.RetryBackoff, DrainTimeout: cfg.DrainTimeout, WorkerID: cfg.WorkerID, Bind: bind,

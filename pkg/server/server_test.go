@@ -17,11 +17,13 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/hybridscore/hybridscore/internal/redistest"
+	"github.com/hybridscore/hybridscore/internal/workertest"
 	"github.com/hybridscore/hybridscore/pkg/config"
 	"github.com/hybridscore/hybridscore/pkg/consumer"
 	"github.com/hybridscore/hybridscore/pkg/health"
 	"github.com/hybridscore/hybridscore/pkg/job"
 	"github.com/hybridscore/hybridscore/pkg/langextractd"
+	"github.com/hybridscore/hybridscore/pkg/server"
 	"github.com/hybridscore/hybridscore/pkg/topology"
 )
 
@@ -493,5 +495,14 @@ func TestReplySubjectWithoutStreamGetsAPlainPublish(t *testing.T) {
 	}
 	if !strings.Contains(string(m.Data), `"job_id":"plain-1"`) {
 		t.Fatalf("reply %s", m.Data)
+	}
+}
+
+func TestProvisioningOffNeedsAnExistingConsumer(t *testing.T) {
+	ns := workertest.NATS(t)
+	cfg := config.Defaults()
+	cfg.NATSURL, cfg.HTTPAddr, cfg.Provision = ns.URL(), "127.0.0.1:0", false
+	if _, err := server.New(context.Background(), cfg, zap.NewNop()); err == nil || !strings.Contains(err.Error(), "consumer") {
+		t.Fatalf("without streams and PROVISION=false: %v", err)
 	}
 }

@@ -104,18 +104,12 @@ func Provision(ctx context.Context, js jetstream.JetStream, c Config) (*jetstrea
 			return nil, fmt.Errorf("topology: create stream %s: %w", sc.Name, err)
 		}
 	}
-	return ensureConsumer(ctx, js, c, true)
+	return ensureConsumer(ctx, js, c)
 }
 
-// Bind returns the existing consumer's configuration without creating
-// anything (provisioning turned off).
-func Bind(ctx context.Context, js jetstream.JetStream, c Config) (*jetstream.ConsumerConfig, error) {
-	return ensureConsumer(ctx, js, c, false)
-}
-
-func ensureConsumer(ctx context.Context, js jetstream.JetStream, c Config, create bool) (*jetstream.ConsumerConfig, error) {
+func ensureConsumer(ctx context.Context, js jetstream.JetStream, c Config) (*jetstream.ConsumerConfig, error) {
 	cons, err := js.Consumer(ctx, JobsStream, Consumer)
-	if errors.Is(err, jetstream.ErrConsumerNotFound) && create {
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
 		cons, err = js.CreateConsumer(ctx, JobsStream, c.ConsumerConfig())
 		if errors.Is(err, jetstream.ErrConsumerExists) {
 			cons, err = js.Consumer(ctx, JobsStream, Consumer)
