@@ -204,6 +204,20 @@ func yamlFiles() ([]string, error) {
 	return files, nil
 }
 
+// only returns the one object of kind, failing unless there is exactly one
+// (and, when apiVersion is not empty, unless it has that apiVersion).
+func only(t *testing.T, objs []object, kind, apiVersion string) object {
+	t.Helper()
+	found := ofKind(objs, kind)
+	if len(found) != 1 {
+		t.Fatalf("found %d objects of kind %s, want 1", len(found), kind)
+	}
+	if apiVersion != "" && found[0].APIVersion != apiVersion {
+		t.Errorf("%s apiVersion = %q, want %s", kind, found[0].APIVersion, apiVersion)
+	}
+	return found[0]
+}
+
 func ofKind(objs []object, kind string) []object {
 	var out []object
 	for _, o := range objs {
@@ -217,12 +231,8 @@ func ofKind(objs []object, kind string) []object {
 // theDeployment returns the single worker Deployment.
 func theDeployment(t *testing.T, objs []object) deployment {
 	t.Helper()
-	deps := ofKind(objs, "Deployment")
-	if len(deps) != 1 {
-		t.Fatalf("found %d Deployments, want 1", len(deps))
-	}
 	var d deployment
-	deps[0].decode(t, &d)
+	only(t, objs, "Deployment", "").decode(t, &d)
 	if len(d.Spec.Template.Spec.Containers) == 0 {
 		t.Fatal("the Deployment has no containers")
 	}
@@ -442,13 +452,7 @@ func TestEnvNamesAreInContract(t *testing.T) {
 func TestScaledObject(t *testing.T) {
 	objs := manifests(t)
 	d := theDeployment(t, objs)
-	sos := ofKind(objs, "ScaledObject")
-	if len(sos) != 1 {
-		t.Fatalf("found %d ScaledObjects, want 1", len(sos))
-	}
-	if sos[0].APIVersion != "keda.sh/v1alpha1" {
-		t.Errorf("apiVersion = %q, want keda.sh/v1alpha1", sos[0].APIVersion)
-	}
+	soObj := only(t, objs, "ScaledObject", "keda.sh/v1alpha1")
 	var so struct {
 		Spec struct {
 			ScaleTargetRef struct {
@@ -464,7 +468,7 @@ func TestScaledObject(t *testing.T) {
 			} `yaml:"triggers"`
 		} `yaml:"spec"`
 	}
-	sos[0].decode(t, &so)
+	soObj.decode(t, &so)
 
 	ref := so.Spec.ScaleTargetRef
 	if ref.Name != d.Metadata.Name {
@@ -577,10 +581,7 @@ func TestSelectorsMatchPods(t *testing.T) {
 		t.Errorf("Deployment selector %v does not match its pod labels %v", d.Spec.Selector.MatchLabels, podLabels)
 	}
 
-	pdbs := ofKind(objs, "PodDisruptionBudget")
-	if len(pdbs) != 1 {
-		t.Fatalf("found %d PodDisruptionBudgets, want 1", len(pdbs))
-	}
+	pdbObj := only(t, objs, "PodDisruptionBudget", "")
 	var pdb struct {
 		Spec struct {
 			Selector       labelSelector `yaml:"selector"`
@@ -588,7 +589,7 @@ func TestSelectorsMatchPods(t *testing.T) {
 			MaxUnavailable yaml.Node     `yaml:"maxUnavailable"`
 		} `yaml:"spec"`
 	}
-	pdbs[0].decode(t, &pdb)
+	pdbObj.decode(t, &pdb)
 	if !matches(pdb.Spec.Selector.MatchLabels, podLabels) {
 		t.Errorf("PodDisruptionBudget selector %v does not match the pod labels %v", pdb.Spec.Selector.MatchLabels, podLabels)
 	}
@@ -596,13 +597,7 @@ func TestSelectorsMatchPods(t *testing.T) {
 		t.Error("PodDisruptionBudget must set exactly one of minAvailable and maxUnavailable")
 	}
 
-	pms := ofKind(objs, "PodMonitor")
-	if len(pms) != 1 {
-		t.Fatalf("found %d PodMonitors, want 1", len(pms))
-	}
-	if pms[0].APIVersion != "monitoring.coreos.com/v1" {
-		t.Errorf("PodMonitor apiVersion = %q, want monitoring.coreos.com/v1", pms[0].APIVersion)
-	}
+	pmObj := only(t, objs, "PodMonitor", "monitoring.coreos.com/v1")
 	var pm struct {
 		Spec struct {
 			Selector            labelSelector `yaml:"selector"`
@@ -612,7 +607,7 @@ func TestSelectorsMatchPods(t *testing.T) {
 			} `yaml:"podMetricsEndpoints"`
 		} `yaml:"spec"`
 	}
-	pms[0].decode(t, &pm)
+	pmObj.decode(t, &pm)
 	if !matches(pm.Spec.Selector.MatchLabels, podLabels) {
 		t.Errorf("PodMonitor selector %v does not match the pod labels %v", pm.Spec.Selector.MatchLabels, podLabels)
 	}
@@ -631,10 +626,7 @@ func TestServiceTargetsNamedPort(t *testing.T) {
 	objs := manifests(t)
 	d := theDeployment(t, objs)
 	c, portName := workerContainer(t, d)
-	svcs := ofKind(objs, "Service")
-	if len(svcs) != 1 {
-		t.Fatalf("found %d Services, want 1", len(svcs))
-	}
+	svcObj := only(t, objs, "Service", "")
 	var svc struct {
 		Spec struct {
 			Selector map[string]string `yaml:"selector"`
@@ -645,7 +637,7 @@ func TestServiceTargetsNamedPort(t *testing.T) {
 			} `yaml:"ports"`
 		} `yaml:"spec"`
 	}
-	svcs[0].decode(t, &svc)
+	svcObj.decode(t, &svc)
 	if !matches(svc.Spec.Selector, d.Spec.Template.Metadata.Labels) {
 		t.Errorf("Service selector %v does not match the pod labels %v", svc.Spec.Selector, d.Spec.Template.Metadata.Labels)
 	}
