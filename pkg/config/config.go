@@ -41,7 +41,7 @@ type Config struct {
 	DuplicateWindow time.Duration `name:"duplicate-window" env:"DUPLICATE_WINDOW" default:"2m" help:"Deduplication window of the job and result streams."`
 	ResultsMaxAge   time.Duration `name:"results-max-age" env:"RESULTS_MAX_AGE" default:"24h" help:"How long results are kept."`
 	AckWait         time.Duration `name:"ack-wait" env:"ACK_WAIT" default:"30s" help:"Consumer AckWait (kept alive with in-progress acks)."`
-	MaxDeliver      int           `name:"max-deliver" env:"MAX_DELIVER" default:"5" help:"Consumer MaxDeliver."`
+	MaxDeliver      int           `name:"max-deliver" env:"MAX_DELIVER" default:"5" help:"Consumer MaxDeliver; -1 unlimited."`
 
 	// langextract and breaker.
 	LangextractURL          string  `name:"langextract-url" env:"LANGEXTRACT_URL" help:"langextract base URL; empty uses the built-in analyzer."`
@@ -62,13 +62,16 @@ type Config struct {
 	RedisTLS                 bool    `name:"redis-tls" env:"REDIS_TLS" help:"Connect to Redis over TLS."`
 
 	// Worker.
-	WorkerConcurrency int           `name:"worker-concurrency" env:"WORKER_CONCURRENCY" default:"128" help:"Jobs in flight per process (I/O-bound work: well above the core count)."`
-	WorkerPrefetch    int           `name:"worker-prefetch" env:"WORKER_PREFETCH" default:"0" help:"Jobs buffered ahead of the pool; 0 means the concurrency."`
-	WorkerID          string        `name:"worker-id" env:"WORKER_ID" help:"Identity in results; default host name and pid."`
-	RetryBackoff      time.Duration `name:"retry-backoff" env:"WORKER_RETRY_BACKOFF" default:"1s" help:"First on_fallback=retry delay, doubled per delivery."`
-	DrainTimeout      time.Duration `name:"drain-timeout" env:"WORKER_DRAIN_TIMEOUT" default:"25s" help:"Time to finish in-flight jobs at shutdown."`
-	MaxTextBytes      int           `name:"max-text-bytes" env:"MAX_TEXT_BYTES" default:"16384" help:"Limit of each job text."`
-	MaxJobBytes       int           `name:"max-job-bytes" env:"MAX_JOB_BYTES" default:"65536" help:"Limit of a whole job message."`
+	WorkerConcurrency  int           `name:"worker-concurrency" env:"WORKER_CONCURRENCY" default:"128" help:"Jobs waiting on langextract or Redis at once per process (cached jobs do not wait)."`
+	WorkerPrefetch     int           `name:"worker-prefetch" env:"WORKER_PREFETCH" default:"1024" help:"Jobs held at once (buffered, being scored, awaiting their PubAck); each is kept alive with in-progress acks."`
+	WorkerMaxHeldBytes int           `name:"worker-max-held-bytes" env:"WORKER_MAX_HELD_BYTES" default:"67108864" help:"Bytes of the jobs held at once (raised to twice the server's maximum payload)."`
+	PublishTimeout     time.Duration `name:"publish-timeout" env:"WORKER_PUBLISH_TIMEOUT" default:"5s" help:"Wait for one PubAck or claim lookup before retrying."`
+	OutageRetryFor     time.Duration `name:"outage-retry-for" env:"WORKER_OUTAGE_RETRY_FOR" default:"2m" help:"In-process retries of NATS failures before a job is redelivered later (never on its last delivery)."`
+	WorkerID           string        `name:"worker-id" env:"WORKER_ID" help:"Identity in results; default host name and pid."`
+	RetryBackoff       time.Duration `name:"retry-backoff" env:"WORKER_RETRY_BACKOFF" default:"1s" help:"First on_fallback=retry delay, doubled per delivery."`
+	DrainTimeout       time.Duration `name:"drain-timeout" env:"WORKER_DRAIN_TIMEOUT" default:"25s" help:"Time to finish in-flight jobs at shutdown."`
+	MaxTextBytes       int           `name:"max-text-bytes" env:"MAX_TEXT_BYTES" default:"16384" help:"Limit of each job text."`
+	MaxJobBytes        int           `name:"max-job-bytes" env:"MAX_JOB_BYTES" default:"65536" help:"Limit of a whole job message."`
 
 	// HTTP and logs.
 	HTTPAddr   string `name:"http-addr" env:"HTTP_ADDR" default:":8053" help:"Health, metrics and admin endpoints."`
@@ -113,7 +116,8 @@ func (c *Config) Validate() error {
 		{"CIRCUIT_BREAKER_THRESHOLD", c.CircuitBreakerThreshold, 1},
 		{"SEMANTIC_CACHE_MAX_SIZE", c.SemanticCacheMaxSize, 1},
 		{"WORKER_CONCURRENCY", c.WorkerConcurrency, 1},
-		{"WORKER_PREFETCH", c.WorkerPrefetch, 0},
+		{"WORKER_PREFETCH", c.WorkerPrefetch, 1},
+		{"WORKER_MAX_HELD_BYTES", c.WorkerMaxHeldBytes, 1},
 		{"STREAM_REPLICAS", c.StreamReplicas, 1},
 		{"REDIS_DB", c.RedisDB, 0},
 		{"MAX_TEXT_BYTES", c.MaxTextBytes, 1},
@@ -132,13 +136,14 @@ func (c *Config) Validate() error {
 	for _, d := range []struct {
 		env string
 		v   time.Duration
-	}{{"DUPLICATE_WINDOW", c.DuplicateWindow}, {"RESULTS_MAX_AGE", c.ResultsMaxAge}, {"ACK_WAIT", c.AckWait}, {"WORKER_RETRY_BACKOFF", c.RetryBackoff}, {"WORKER_DRAIN_TIMEOUT", c.DrainTimeout}} {
+	}{{"DUPLICATE_WINDOW", c.DuplicateWindow}, {"RESULTS_MAX_AGE", c.ResultsMaxAge}, {"ACK_WAIT", c.AckWait}, {"WORKER_RETRY_BACKOFF", c.RetryBackoff}, {"WORKER_DRAIN_TIMEOUT", c.DrainTimeout},
+		{"WORKER_PUBLISH_TIMEOUT", c.PublishTimeout}, {"WORKER_OUTAGE_RETRY_FOR", c.OutageRetryFor}} {
 		if d.v <= 0 {
 			errs = append(errs, bad(d.env, "must be a positive duration, got %s", d.v))
 		}
 	}
 	if c.AckWait > 0 && c.DuplicateWindow > 0 && c.DuplicateWindow < c.AckWait {
-		errs = append(errs, bad("DUPLICATE_WINDOW", "%s is shorter than ACK_WAIT %s: a redelivered job's result would no longer be deduplicated", c.DuplicateWindow, c.AckWait))
+		errs = append(errs, bad("DUPLICATE_WINDOW", "%s is shorter than ACK_WAIT %s: a job redelivered after a crash between storing its result and claiming it would be stored twice", c.DuplicateWindow, c.AckWait))
 	}
 	if _, err := c.RedisEnabled(); err != nil {
 		errs = append(errs, err)

@@ -1,24 +1,39 @@
-// Package consumer runs the JetStream consumer pool: it pulls jobs from the
-// shared durable consumer, scores them, publishes each result and only then
-// acknowledges the job. It is the one place that acks, naks and terminates
-// messages, and the one place that maps outcomes to those actions:
+// Package consumer is the JetStream pump of the worker: it pulls jobs from
+// the shared durable consumer, hands each to a Handler, and carries out the
+// Handler's Reply. It is the one place that acks, naks and terminates job
+// messages:
 //
-//   - scored or degraded: publish the result (PubAck awaited when the reply
-//     subject is stream-backed), then Ack;
-//   - degraded with on_fallback "retry" before the last allowed delivery:
-//     NakWithDelay with exponential backoff;
-//   - invalid job: rejected result, a copy in the dead-letter stream, Term;
-//   - deadline passed: expired result, then Ack;
-//   - result not published, or shutdown mid-job: NakWithDelay; never lost;
-//   - MaxDeliver exhausted: the server's advisory moves the job to the
-//     dead-letter stream.
+//   - Publish: the result is stored once per job (a claim in a key-value
+//     bucket, checked before and written after the result's PubAck), then
+//     the job is acked;
+//   - Retry: NakWithDelay (on_fallback retry);
+//   - Reject: dead letter, rejected result, Term;
+//   - Fail (a bug): nak with backoff, dead letter "internal" on the last
+//     delivery;
+//   - Requeue (shutdown): Nak at once.
+//
+// Failures of the infrastructure (a results stream that cannot store, the
+// claims bucket, NATS itself) are retried in-process with exponential
+// backoff and jitter while the message is kept alive, so they do not spend
+// the job's deliveries; only after OutageRetryFor is the job naked with a
+// delay. Every message the process holds, whatever it waits on, gets
+// in-progress acks before its AckWait runs out.
+//
+// The pipeline: a puller fetches exactly as many messages as there is room
+// for (by count and bytes), so nothing is buffered where it cannot be kept
+// alive; a pool of GOMAXPROCS goroutines runs the Handler and every step
+// that only computes; a Handler that must wait is run on its own goroutine,
+// at most Concurrency at once; results and claims are published
+// asynchronously, and their PubAcks come back as events to the pool.
 package consumer
 
 import (
+	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,15 +44,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/hybridscore/hybridscore/pkg/config"
 	"github.com/hybridscore/hybridscore/pkg/job"
-	"github.com/hybridscore/hybridscore/pkg/scoring"
 	"github.com/hybridscore/hybridscore/pkg/topology"
 )
-
-// Scorer scores one request (scoring.Service).
-type Scorer interface {
-	Score(ctx context.Context, req *scoring.Request) (scoring.Outcome, error)
-}
 
 // Observer receives the worker's events (metrics). Implementations must be
 // safe for concurrent use.
@@ -45,80 +55,100 @@ type Observer interface {
 	JobDone(lane, status string, d time.Duration)
 	Redelivered(lane string)
 	DeadLettered(lane, reason string)
+	// Duplicate counts a job answered by an earlier result: source is
+	// "claim" (found before publishing) or "pub_ack" (the results stream
+	// reported the publish a duplicate).
+	Duplicate(lane, source string)
 	InFlight(delta int)
 	ConsumerPending(pending, ackPending uint64)
 }
 
 // Job outcome labels beyond the result statuses.
 const (
-	StatusRetried = "retried" // redelivered later under on_fallback retry
-	StatusNaked   = "naked"   // not finished (publish failed, shutdown): redelivered
+	StatusRetried      = "retried"       // redelivered later under on_fallback retry
+	StatusNaked        = "naked"         // not finished (publish failed, shutdown): redelivered
+	StatusDuplicate    = "duplicate"     // answered before: acked without a second result
+	StatusDeadLettered = "dead_lettered" // conflict, internal error or last delivery
 )
 
-// Dead-letter headers. The payload of a dead letter is the job unchanged.
+// Headers. A result carries HeaderDigest; a dead letter carries the rest,
+// and its payload is the job unchanged.
 const (
+	HeaderDigest    = "Hybridscore-Digest"
 	HeaderReason    = "Hybridscore-Reason"
 	HeaderError     = "Hybridscore-Error"
 	HeaderJobID     = "Hybridscore-Job-Id"
 	HeaderSubject   = "Hybridscore-Subject"
 	HeaderStreamSeq = "Hybridscore-Stream-Seq"
 	HeaderDelivery  = "Hybridscore-Delivery"
-	// ReasonMaxDeliveries is the dead-letter reason of exhausted jobs.
-	ReasonMaxDeliveries = "max_deliveries"
 )
 
-// Config configures a Worker. Zero values take the defaults noted.
+// Config configures a Worker. The values come from package config (the one
+// home of defaults); a zero value takes config's default, and -1 means
+// unlimited where noted, as in go-redis.
 type Config struct {
-	Concurrency int // jobs in flight; 0 means 64
-	// Prefetch bounds jobs buffered ahead of the pool; 0 means Concurrency.
-	// Buffered jobs age toward AckWait without in-progress acks, so it is
-	// kept near what the pool finishes well within AckWait.
-	Prefetch   int
-	AckWait    time.Duration // the consumer's; 0 means 30 s
-	MaxDeliver int           // the consumer's; 0 means 5; -1 unlimited
-	// RetryBackoff is the first on_fallback retry delay, doubled per
-	// delivery up to 1 min; 0 means 1 s.
-	RetryBackoff time.Duration
-	// PublishTimeout bounds the wait for a result's PubAck; 0 means 5 s.
+	// Concurrency bounds Handler calls that may wait (on langextract,
+	// Redis) at once.
+	Concurrency int
+	// Prefetch bounds the messages held at once: buffered, being handled
+	// or waiting on a PubAck.
+	Prefetch int
+	// MaxHeldBytes bounds the bytes of the messages held at once; it is
+	// raised to twice the server's maximum payload when lower, so that any
+	// message fits.
+	MaxHeldBytes int
+	AckWait      time.Duration // the consumer's
+	MaxDeliver   int           // the consumer's; -1 unlimited
+	// PublishTimeout bounds the wait for one PubAck or claim lookup.
 	PublishTimeout time.Duration
-	// DrainTimeout bounds finishing in-flight jobs at shutdown; 0 means 25 s.
+	// OutageRetryFor is how long infrastructure failures are retried
+	// in-process before the job is naked with a delay (which spends a
+	// delivery). On the last delivery they are retried until shutdown.
+	OutageRetryFor time.Duration
+	// DrainTimeout bounds finishing held jobs at shutdown.
 	DrainTimeout time.Duration
-	// PendingInterval is how often consumer pending counts are read; 0
-	// means 5 s.
+	// PendingInterval is how often consumer pending counts are read.
 	PendingInterval time.Duration
+	// Claims is the key-value bucket of job claims.
+	Claims string
 	// Bind finds the consumer again after it vanished (deleted, or a fatal
 	// pull error); nil looks it up by name.
 	Bind     func(ctx context.Context) (jetstream.Consumer, error)
-	WorkerID string
-	Limits   job.Limits
 	Logger   *zap.Logger
 	Observer Observer // nil: none
 }
 
-func (c Config) defaults() Config {
+func (c Config) withDefaults() Config {
+	d := config.Defaults()
 	if c.Concurrency <= 0 {
-		c.Concurrency = 64
+		c.Concurrency = d.WorkerConcurrency
 	}
 	if c.Prefetch <= 0 {
-		c.Prefetch = c.Concurrency
+		c.Prefetch = d.WorkerPrefetch
+	}
+	if c.MaxHeldBytes <= 0 {
+		c.MaxHeldBytes = d.WorkerMaxHeldBytes
 	}
 	if c.AckWait <= 0 {
-		c.AckWait = 30 * time.Second
+		c.AckWait = d.AckWait
 	}
 	if c.MaxDeliver == 0 {
-		c.MaxDeliver = 5
-	}
-	if c.RetryBackoff <= 0 {
-		c.RetryBackoff = time.Second
+		c.MaxDeliver = d.MaxDeliver
 	}
 	if c.PublishTimeout <= 0 {
-		c.PublishTimeout = 5 * time.Second
+		c.PublishTimeout = d.PublishTimeout
+	}
+	if c.OutageRetryFor <= 0 {
+		c.OutageRetryFor = d.OutageRetryFor
 	}
 	if c.DrainTimeout <= 0 {
-		c.DrainTimeout = 25 * time.Second
+		c.DrainTimeout = d.DrainTimeout
 	}
 	if c.PendingInterval <= 0 {
 		c.PendingInterval = 5 * time.Second
+	}
+	if c.Claims == "" {
+		c.Claims = topology.ClaimsBucket
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
@@ -126,51 +156,78 @@ func (c Config) defaults() Config {
 	if c.Observer == nil {
 		c.Observer = nopObserver{}
 	}
-	c.Limits = c.Limits.Defaults()
 	return c
 }
-
-// Job outcome label of a job dead-lettered on its last delivery.
-const StatusDeadLettered = "dead_lettered"
 
 type nopObserver struct{}
 
 func (nopObserver) JobDone(string, string, time.Duration) {}
 func (nopObserver) Redelivered(string)                    {}
 func (nopObserver) DeadLettered(string, string)           {}
+func (nopObserver) Duplicate(string, string)              {}
 func (nopObserver) InFlight(int)                          {}
 func (nopObserver) ConsumerPending(uint64, uint64)        {}
 
-// Worker is one process's consumer pool.
+// Worker is one process's pump.
 type Worker struct {
-	cfg    Config
-	nc     *nats.Conn
-	js     jetstream.JetStream
+	cfg Config
+	nc  *nats.Conn
+	js  jetstream.JetStream // request/reply calls: dead letters, lookups
+	ajs jetstream.JetStream // the pipeline's asynchronous publishes
+	h   Handler
+	log *zap.Logger
+	obs Observer
+
 	consMu sync.Mutex
 	cons   jetstream.Consumer
-	scorer Scorer
-	log    *zap.Logger
-	obs    Observer
 
-	subjects     sync.Map // reply subject → subjectInfo
-	subjectCount atomic.Int64
-	bufs         sync.Pool
-	ready        atomic.Bool
-	draining     atomic.Bool
+	events chan *item // to the CPU pool; never full (see admit)
+	ioSem  chan struct{}
+
+	mu        sync.Mutex
+	held      map[*item]struct{}
+	heldBytes int
+	reserved  int // messages asked for and not yet arrived
+	resBytes  int
+	room      chan struct{} // signalled when something is released
+	inFlight  map[*nats.Msg]*item
+	lookups   map[string]*item
+
+	claimGet   string // direct-get subject prefix of the claims bucket
+	claimPut   string // subject prefix of the claims bucket
+	inbox      string // prefix of claim-lookup replies
+	lookupSeq  atomic.Uint64
+	subjects   sync.Map // reply subject → subjectInfo
+	subjectsN  atomic.Int64
+	ready      atomic.Bool
+	draining   atomic.Bool
+	drainCh    chan struct{}
+	ioWG       sync.WaitGroup
+	maxPayload int
 }
 
-// New returns a Worker consuming from cons.
-func New(nc *nats.Conn, js jetstream.JetStream, cons jetstream.Consumer, scorer Scorer, cfg Config) *Worker {
-	cfg = cfg.defaults()
-	return &Worker{
-		cfg: cfg, nc: nc, js: js, cons: cons, scorer: scorer, log: cfg.Logger, obs: cfg.Observer,
-		bufs: sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }},
+// New returns a Worker consuming from cons with handler h. It creates the
+// asynchronous publisher; the claims bucket must exist (topology.Provision
+// creates it) and allow direct gets.
+func New(nc *nats.Conn, js jetstream.JetStream, cons jetstream.Consumer, h Handler, cfg Config) (*Worker, error) {
+	cfg = cfg.withDefaults()
+	w := &Worker{cfg: cfg, nc: nc, js: js, cons: cons, h: h, log: cfg.Logger, obs: cfg.Observer,
+		events: make(chan *item, 2*cfg.Prefetch+64), ioSem: make(chan struct{}, cfg.Concurrency),
+		held: map[*item]struct{}{}, room: make(chan struct{}, 1), inFlight: map[*nats.Msg]*item{}, lookups: map[string]*item{},
+		claimGet: "$JS.API.DIRECT.GET.KV_" + cfg.Claims + ".$KV." + cfg.Claims + ".", claimPut: "$KV." + cfg.Claims + ".",
+		inbox: nc.NewRespInbox() + ".", drainCh: make(chan struct{})}
+	w.maxPayload = int(nc.MaxPayload())
+	if w.cfg.MaxHeldBytes < 2*w.maxPayload {
+		w.cfg.MaxHeldBytes = 2 * w.maxPayload
 	}
-}
-
-type subjectInfo struct {
-	core bool // no stream covers it: publish without JetStream
-	at   time.Time
+	var err error
+	w.ajs, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(cfg.Prefetch+64),
+		jetstream.WithPublishAsyncTimeout(cfg.PublishTimeout),
+		jetstream.WithPublishAsyncAckHandler(w.onPubAck), jetstream.WithPublishAsyncErrHandler(w.onPubErr))
+	if err != nil {
+		return nil, fmt.Errorf("consumer: %w", err)
+	}
+	return w, nil
 }
 
 func (w *Worker) consumer() jetstream.Consumer {
@@ -186,186 +243,721 @@ func (w *Worker) Ready() bool { return w.ready.Load() && !w.draining.Load() }
 // Draining reports whether shutdown has begun.
 func (w *Worker) Draining() bool { return w.draining.Load() }
 
-// Run consumes until ctx ends, then drains: it stops pulling, lets the
-// buffered and in-flight jobs finish within DrainTimeout, naks what is left
-// so it is redelivered at once elsewhere, and returns. Run returns only after
-// every goroutine it started has exited.
+// op is the step an item is at: in flight, or to be retried.
+type op uint8
+
+const (
+	opHandle  op = iota // run the Handler
+	opLookup            // look the claim up
+	opPublish           // store the result
+	opClaim             // write the claim
+)
+
+// item is one held message on its way through the pipeline. Exactly one
+// party owns it at a time: the pool, an I/O goroutine, a timer, or the
+// map of the request in flight (whoever removes it from the map owns it).
+type item struct {
+	m    jetstream.Msg
+	d    Delivery
+	rep  Reply
+	op   op
+	size int
+	// again: re-issue op (after a backoff) rather than complete it.
+	again     bool
+	failures  int
+	failSince time.Time
+	progress  atomic.Int64 // last sign of life sent to the server, unix ns
+	abandoned atomic.Bool  // given up at the drain timeout: ignore events
+	out       nats.Msg     // the publish in flight
+	sentAt    time.Time
+	// Completion of the op in flight.
+	pa     *jetstream.PubAck
+	err    error
+	found  bool
+	claim  string
+	// claimSeq is the sequence of a deleted claim's marker: the claim is
+	// written expecting it instead of none.
+	claimSeq string
+	unsafe bool // out.Data may still be read by the client
+}
+
+// Run consumes until ctx ends, then shuts down: it stops pulling, naks the
+// held jobs that were not started so they are redelivered at once, lets the
+// others finish within DrainTimeout, then cancels what is left and naks it.
+// Run returns only after every goroutine it started has exited (Handler
+// calls cut short by the drain timeout get a moment to return).
 func (w *Worker) Run(ctx context.Context) error {
 	jobCtx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelJobs()
-	// jobs is never closed: a late consume callback may still be sending.
-	// quit ends the pool once no callback can deliver any more; abandon
-	// releases callbacks blocked on a send when the consumer cannot drain.
-	jobs := make(chan jetstream.Msg)
-	quit, abandon := make(chan struct{}), make(chan struct{})
-	var pool sync.WaitGroup
-	for range w.cfg.Concurrency {
+	lookupSub, err := w.nc.Subscribe(w.inbox+"*", w.onLookup)
+	if err != nil {
+		return fmt.Errorf("consumer: subscribe claim lookups: %w", err)
+	}
+	defer func() { _ = lookupSub.Unsubscribe() }()
+	adv, err := w.nc.QueueSubscribe(maxDeliveriesSubject, "hybridscore-dead-letters", w.onMaxDeliveries(jobCtx))
+	if err != nil {
+		return fmt.Errorf("consumer: subscribe to advisories: %w", err)
+	}
+	quit := make(chan struct{})
+	var pool, bg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
 		pool.Add(1)
 		go func() {
 			defer pool.Done()
-			k := newKeeper(w.cfg.AckWait / 3)
-			defer k.close()
 			for {
 				select {
-				case m := <-jobs:
-					w.obs.InFlight(1)
-					w.process(jobCtx, m, k)
-					w.obs.InFlight(-1)
+				case it := <-w.events:
+					w.step(jobCtx, it)
 				case <-quit:
 					return
 				}
 			}
 		}()
 	}
-	stopPool := func() { close(quit); pool.Wait() }
-	consume := func(cons jetstream.Consumer) (jetstream.ConsumeContext, error) {
-		return cons.Consume(func(m jetstream.Msg) { w.handoff(m, jobs, abandon) },
-			jetstream.PullMaxMessages(w.cfg.Prefetch),
-			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-				w.log.Warn("consume", zap.Error(err))
-			}))
-	}
-	cc, err := consume(w.consumer())
-	if err != nil {
-		stopPool()
-		return fmt.Errorf("consumer: consume: %w", err)
-	}
-	adv, err := w.nc.QueueSubscribe(maxDeliveriesSubject, "hybridscore-dead-letters", w.onMaxDeliveries(jobCtx))
-	if err != nil {
-		cc.Stop()
-		close(abandon)
-		stopPool()
-		return fmt.Errorf("consumer: subscribe to advisories: %w", err)
-	}
-	var bg sync.WaitGroup
-	bg.Add(1)
+	bg.Add(3)
+	go func() { defer bg.Done(); w.keepAlive(quit) }()
 	go func() { defer bg.Done(); w.watchPending(ctx) }()
+	pullDone := make(chan struct{})
+	go func() { defer bg.Done(); defer close(pullDone); w.pull(ctx) }()
 	w.ready.Store(true)
 	w.log.Info("consuming", zap.String("stream", topology.JobsStream), zap.String("consumer", topology.Consumer),
-		zap.Int("concurrency", w.cfg.Concurrency), zap.Int("prefetch", w.cfg.Prefetch))
+		zap.Int("concurrency", w.cfg.Concurrency), zap.Int("prefetch", w.cfg.Prefetch), zap.Int("max_held_bytes", w.cfg.MaxHeldBytes))
 
-	// A consume context ends by itself when the consumer is deleted or a
-	// pull fails for good: then the worker is not ready and binds again.
-	for cc != nil && ctx.Err() == nil {
-		select {
-		case <-ctx.Done():
-		case <-cc.Closed():
-			w.ready.Store(false)
-			w.log.Error("consumer stopped delivering; binding again")
-			cc = w.rebind(ctx, consume)
-			w.ready.Store(cc != nil)
-		}
-	}
+	<-ctx.Done()
 	w.draining.Store(true)
-	w.log.Info("draining", zap.Duration("timeout", w.cfg.DrainTimeout))
+	close(w.drainCh)
+	w.log.Info("draining", zap.Duration("timeout", w.cfg.DrainTimeout), zap.Int("held", w.heldCount()))
 	deadline := time.NewTimer(w.cfg.DrainTimeout)
 	defer deadline.Stop()
 	_ = adv.Drain()
-	if cc == nil { // shut down while binding again: nothing to drain
-		cc = closedConsume{}
-	}
-	cc.Drain()
-	// Draining needs the server; while disconnected there is nothing to
-	// drain (unacked jobs return to the stream after AckWait), so stop.
-	poll := time.NewTicker(100 * time.Millisecond)
-	defer poll.Stop()
-	drained, expired := false, false
-	for !drained {
-		select {
-		case <-cc.Closed():
-			drained = true
-			continue
-		case <-poll.C:
-			if w.nc.IsConnected() {
-				continue
-			}
-			w.log.Warn("NATS unreachable while draining: stopping the consumer")
-		case <-deadline.C:
-			expired = true
-			w.log.Warn("drain timeout: stopping the consumer")
-		}
-		cc.Stop()
-		close(abandon)
-		break
-	}
-	finished := make(chan struct{})
-	go func() { stopPool(); close(finished) }()
-	if expired {
+	<-pullDone
+	if !w.waitEmpty(deadline.C) {
+		w.log.Warn("drain timeout: cancelling the jobs still held; they are naked for redelivery", zap.Int("held", w.heldCount()))
 		cancelJobs()
+		w.abandonAll()
 	}
+	close(quit)
+	pool.Wait()
+	// Handler calls cut short return promptly once cancelled; do not wait
+	// on one that does not.
+	ioDone := make(chan struct{})
+	go func() { w.ioWG.Wait(); close(ioDone) }()
 	select {
-	case <-finished:
-	case <-deadline.C:
-		w.log.Warn("drain timeout: abandoning in-flight jobs; they are naked for redelivery")
-		cancelJobs()
-		<-finished
+	case <-ioDone:
+	case <-time.After(2 * time.Second):
+		w.log.Warn("handler calls still running after cancellation")
 	}
 	bg.Wait()
 	w.ready.Store(false)
 	return nil
 }
 
-type closedConsume struct{}
+func (w *Worker) heldCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.held)
+}
 
-var closedCh = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
-
-func (closedConsume) Stop()                   {}
-func (closedConsume) Drain()                  {}
-func (closedConsume) Closed() <-chan struct{} { return closedCh }
-
-// rebind binds the consumer again, with backoff, until it can consume or
-// ctx ends (then nil).
-func (w *Worker) rebind(ctx context.Context, consume func(jetstream.Consumer) (jetstream.ConsumeContext, error)) jetstream.ConsumeContext {
-	bind := w.cfg.Bind
-	if bind == nil {
-		bind = func(ctx context.Context) (jetstream.Consumer, error) {
-			return w.js.Consumer(ctx, topology.JobsStream, topology.Consumer)
-		}
-	}
-	delay := 250 * time.Millisecond
+// waitEmpty waits until nothing is held (true), or deadline fires or NATS
+// stays unreachable for a second (false): then nothing held can finish, and
+// the server redelivers it after AckWait.
+func (w *Worker) waitEmpty(deadline <-chan time.Time) bool {
+	var offline time.Time
 	for {
-		bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		cons, err := bind(bctx)
-		cancel()
-		if err == nil {
-			var cc jetstream.ConsumeContext
-			if cc, err = consume(cons); err == nil {
-				w.consMu.Lock()
-				w.cons = cons
-				w.consMu.Unlock()
-				w.log.Info("consumer bound again")
-				return cc
-			}
+		if w.heldCount() == 0 {
+			return true
 		}
-		w.log.Warn("bind consumer", zap.Error(err), zap.Duration("retry_in", delay))
+		switch {
+		case w.nc.IsConnected():
+			offline = time.Time{}
+		case offline.IsZero():
+			offline = time.Now()
+		case time.Since(offline) > time.Second:
+			w.log.Warn("NATS unreachable while draining: giving up the held jobs")
+			return false
+		}
 		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(delay):
+		case <-w.room:
+		case <-deadline:
+			return false
+		case <-time.After(50 * time.Millisecond):
 		}
-		delay = min(2*delay, 10*time.Second)
 	}
 }
 
-// handoff gives a delivered job to a free pool goroutine. When every one is
-// busy the job waits here, kept alive with in-progress acks so that it is
-// not redelivered before it even starts.
-func (w *Worker) handoff(m jetstream.Msg, jobs chan<- jetstream.Msg, abandon <-chan struct{}) {
-	select {
-	case jobs <- m:
+// abandonAll naks everything still held and forgets it: late events for
+// these items are ignored.
+func (w *Worker) abandonAll() {
+	w.mu.Lock()
+	items := make([]*item, 0, len(w.held))
+	for it := range w.held {
+		items = append(items, it)
+	}
+	clear(w.inFlight)
+	clear(w.lookups)
+	w.mu.Unlock()
+	for _, it := range items {
+		if it.abandoned.Swap(true) {
+			continue
+		}
+		it.unsafe = true // the client may still resend it
+		w.finish(it, w.nak(it, 0, "drain timeout"), StatusNaked)
+	}
+}
+
+// pull fetches messages while ctx lasts, asking only for what there is room
+// for, so every message that arrives is held and kept alive at once.
+func (w *Worker) pull(ctx context.Context) {
+	delay := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		n, nb := w.reserve(ctx)
+		if n == 0 {
+			return
+		}
+		fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		batch, err := w.consumer().Fetch(n, jetstream.FetchMaxBytes(nb), jetstream.FetchContext(fctx))
+		if err == nil {
+			for m := range batch.Messages() {
+				w.admit(m)
+			}
+			err = batch.Error()
+		}
+		cancel()
+		w.unreserve()
+		switch {
+		case err == nil, errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout), ctx.Err() != nil:
+			delay = 100 * time.Millisecond
+			continue
+		case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
+			w.ready.Store(false)
+			w.log.Error("consumer gone; binding again", zap.Error(err))
+			w.rebind(ctx)
+			w.ready.Store(ctx.Err() == nil)
+			continue
+		}
+		w.log.Warn("pull", zap.Error(err), zap.Duration("retry_in", delay))
+		select {
+		case <-ctx.Done():
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
+}
+
+// reserve waits until a fetch is worth making (a quarter of Prefetch free,
+// or nothing held) and room for any one message is left, and reserves it.
+func (w *Worker) reserve(ctx context.Context) (n, nb int) {
+	for {
+		w.mu.Lock()
+		free := w.cfg.Prefetch - len(w.held) - w.reserved
+		freeBytes := w.cfg.MaxHeldBytes - w.heldBytes - w.resBytes
+		if free > 0 && (free >= max(1, w.cfg.Prefetch/4) || len(w.held) == 0) && freeBytes >= w.maxPayload {
+			w.reserved, w.resBytes = free, freeBytes
+			w.mu.Unlock()
+			return free, freeBytes
+		}
+		w.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return 0, 0
+		case <-w.room:
+		}
+	}
+}
+
+func (w *Worker) unreserve() {
+	w.mu.Lock()
+	w.reserved, w.resBytes = 0, 0
+	w.mu.Unlock()
+}
+
+func msgSize(m jetstream.Msg) int {
+	n := len(m.Data()) + len(m.Subject()) + 64
+	for k, vs := range m.Headers() {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
+
+// admit holds a message that just arrived and queues it for the pool.
+func (w *Worker) admit(m jetstream.Msg) {
+	it := &item{m: m, size: msgSize(m)}
+	now := time.Now()
+	it.progress.Store(now.UnixNano())
+	it.d = Delivery{Subject: m.Subject(), Data: m.Data(), Header: m.Headers(), Lane: topology.Lane(m.Subject()), Attempt: 1, Received: now}
+	if md, err := m.Metadata(); err == nil {
+		it.d.Attempt, it.d.Seq = int(md.NumDelivered), md.Sequence.Stream
+	}
+	it.d.Last = w.cfg.MaxDeliver > 0 && it.d.Attempt >= w.cfg.MaxDeliver
+	w.mu.Lock()
+	w.held[it] = struct{}{}
+	w.heldBytes += it.size
+	w.reserved = max(0, w.reserved-1)
+	w.resBytes = max(0, w.resBytes-it.size)
+	w.mu.Unlock()
+	w.obs.InFlight(1)
+	if it.d.Attempt > 1 {
+		w.obs.Redelivered(it.d.Lane)
+	}
+	w.events <- it
+}
+
+// finish releases a held item after its message was acked, naked or
+// terminated.
+func (w *Worker) finish(it *item, _ error, status string) {
+	w.mu.Lock()
+	if _, ok := w.held[it]; !ok {
+		w.mu.Unlock()
 		return
+	}
+	delete(w.held, it)
+	w.heldBytes -= it.size
+	w.mu.Unlock()
+	select {
+	case w.room <- struct{}{}:
 	default:
 	}
-	t := time.NewTicker(max(w.cfg.AckWait/3, 100*time.Millisecond))
+	w.obs.InFlight(-1)
+	w.obs.JobDone(it.d.Lane, status, time.Since(it.d.Received))
+	if it.rep.Release != nil && !it.unsafe {
+		it.rep.Release(it.rep.Result)
+	}
+	if ce := w.log.Check(zap.DebugLevel, "job done"); ce != nil {
+		ce.Write(zap.String("job_id", it.rep.JobID), zap.String("correlation_id", it.rep.CorrelationID), zap.String("lane", it.d.Lane),
+			zap.String("status", status), zap.String("fallback_reason", it.rep.FallbackReason), zap.Int("attempt", it.d.Attempt),
+			zap.Float64("latency_ms", float64(time.Since(it.d.Received).Microseconds())/1000))
+	}
+	if status == job.StatusDegraded {
+		w.log.Warn("degraded", zap.String("job_id", it.rep.JobID), zap.String("correlation_id", it.rep.CorrelationID), zap.String("lane", it.d.Lane),
+			zap.String("status", status), zap.String("fallback_reason", it.rep.FallbackReason))
+	}
+}
+
+// step advances an item by one event on the pool.
+func (w *Worker) step(ctx context.Context, it *item) {
+	if it.abandoned.Load() {
+		return
+	}
+	again := it.again
+	it.again = false
+	switch it.op {
+	case opHandle:
+		if w.draining.Load() {
+			w.finish(it, w.nak(it, 0, "shutdown before start"), StatusNaked)
+			return
+		}
+		it.d.MayBlock = false
+		rep := w.h.Handle(ctx, &it.d)
+		if rep.Disposition == NeedsIO {
+			w.ioWG.Add(1)
+			go w.blocking(ctx, it)
+			return
+		}
+		w.dispose(ctx, it, rep)
+	case opLookup:
+		if again {
+			w.lookup(it)
+			return
+		}
+		w.afterLookup(ctx, it)
+	case opPublish:
+		if again {
+			w.publishResult(ctx, it)
+			return
+		}
+		w.afterPublish(ctx, it)
+	case opClaim:
+		if again {
+			w.writeClaim(it)
+			return
+		}
+		w.afterClaim(it)
+	}
+}
+
+// blocking runs a Handler that must wait, holding one of Concurrency slots
+// (not a pool goroutine) while it does.
+func (w *Worker) blocking(ctx context.Context, it *item) {
+	defer w.ioWG.Done()
+	select {
+	case w.ioSem <- struct{}{}:
+	case <-w.drainCh: // shutting down before it started: another worker takes it now
+		w.finish(it, w.nak(it, 0, "shutdown before start"), StatusNaked)
+		return
+	}
+	it.d.MayBlock = true
+	rep := w.h.Handle(ctx, &it.d)
+	<-w.ioSem
+	if it.abandoned.Load() {
+		return
+	}
+	if rep.Disposition == NeedsIO { // a Handler may not ask twice
+		rep = Reply{Disposition: Fail, Reason: ReasonInternal, Message: "handler asked to block twice"}
+	}
+	w.dispose(ctx, it, rep)
+}
+
+// dispose carries out a Handler's Reply.
+func (w *Worker) dispose(ctx context.Context, it *item, rep Reply) {
+	it.rep = rep
+	switch rep.Disposition {
+	case Publish:
+		w.lookup(it)
+	case Retry:
+		if ce := w.log.Check(zap.DebugLevel, "retry later"); ce != nil {
+			ce.Write(zap.String("job_id", rep.JobID), zap.String("lane", it.d.Lane), zap.String("fallback_reason", rep.FallbackReason),
+				zap.Int("attempt", it.d.Attempt), zap.Duration("delay", rep.Delay))
+		}
+		w.finish(it, w.nak(it, rep.Delay, "retry"), StatusRetried)
+	case Requeue:
+		w.finish(it, w.nak(it, 0, rep.Message), StatusNaked)
+	case Reject:
+		w.ioWG.Add(1)
+		go func() { defer w.ioWG.Done(); w.reject(ctx, it) }()
+	case Fail:
+		w.log.Error("internal error", zap.String("job_id", rep.JobID), zap.String("lane", it.d.Lane), zap.Int("attempt", it.d.Attempt),
+			zap.String("error", rep.Message), zap.Bool("last_delivery", it.d.Last))
+		if it.d.Last {
+			w.ioWG.Add(1)
+			go func() { defer w.ioWG.Done(); w.deadLetterAndTerm(ctx, it, ReasonInternal, rep.Message) }()
+			return
+		}
+		w.finish(it, w.nak(it, backoff(it.d.Attempt, time.Second, time.Minute), rep.Message), StatusNaked)
+	default:
+		it.rep = Reply{Disposition: Fail, Reason: ReasonInternal, Message: "handler gave no disposition"}
+		w.dispose(ctx, it, it.rep)
+	}
+}
+
+// lookup asks the claims bucket, by a direct get, whether the job was
+// answered before.
+func (w *Worker) lookup(it *item) {
+	it.op = opLookup
+	token := strconv.FormatUint(w.lookupSeq.Add(1), 36)
+	it.sentAt = time.Now()
+	w.mu.Lock()
+	w.lookups[token] = it
+	w.mu.Unlock()
+	err := w.nc.PublishMsg(&nats.Msg{Subject: w.claimGet + ClaimKey(it.rep.JobID), Reply: w.inbox + token})
+	if err != nil {
+		w.mu.Lock()
+		_, mine := w.lookups[token]
+		delete(w.lookups, token)
+		w.mu.Unlock()
+		if mine {
+			w.infra(it, "claim lookup", err)
+		}
+	}
+}
+
+// onLookup receives a claim lookup's answer (on the connection's goroutine:
+// it only hands the item back to the pool).
+func (w *Worker) onLookup(m *nats.Msg) {
+	token := strings.TrimPrefix(m.Subject, w.inbox)
+	w.mu.Lock()
+	it := w.lookups[token]
+	delete(w.lookups, token)
+	w.mu.Unlock()
+	if it == nil {
+		return
+	}
+	it.err, it.found, it.claim, it.claimSeq = nil, false, "", ""
+	switch status := m.Header.Get("Status"); status {
+	case "":
+		if m.Header.Get("KV-Operation") != "" { // deleted or purged: no claim
+			it.claimSeq = m.Header.Get(jetstream.SequenceHeader)
+			break
+		}
+		it.found, it.claim = true, string(m.Data)
+	case "404":
+	default:
+		it.err = fmt.Errorf("claims bucket answered %s %s", status, m.Header.Get("Description"))
+	}
+	w.events <- it
+}
+
+func (w *Worker) afterLookup(ctx context.Context, it *item) {
+	switch {
+	case it.err != nil:
+		w.infra(it, "claim lookup", it.err)
+	case !it.found:
+		w.publishResult(ctx, it)
+	case it.claim == it.rep.Digest:
+		w.obs.Duplicate(it.d.Lane, "claim")
+		w.log.Info("duplicate job: answered before, acked without a second result", zap.String("job_id", it.rep.JobID),
+			zap.String("lane", it.d.Lane), zap.Int("attempt", it.d.Attempt))
+		w.finish(it, w.ack(it), StatusDuplicate)
+	default:
+		w.conflict(ctx, it)
+	}
+}
+
+func (w *Worker) conflict(ctx context.Context, it *item) {
+	msg := "job_id " + it.rep.JobID + " was answered before for different content"
+	w.log.Warn("job_id conflict", zap.String("job_id", it.rep.JobID), zap.String("lane", it.d.Lane))
+	w.ioWG.Add(1)
+	go func() { defer w.ioWG.Done(); w.deadLetterAndTerm(ctx, it, ReasonConflict, msg) }()
+}
+
+// publishResult stores the result: asynchronously through JetStream when a
+// stream covers the subject, as a plain publish when none does.
+func (w *Worker) publishResult(ctx context.Context, it *item) {
+	it.op = opPublish
+	core, err := w.coreOnly(ctx, it.rep.Subject)
+	if err != nil {
+		w.infra(it, "result", err)
+		return
+	}
+	it.out = nats.Msg{Subject: it.rep.Subject, Data: it.rep.Result,
+		Header: nats.Header{jetstream.MsgIDHeader: []string{it.rep.JobID}, HeaderDigest: []string{it.rep.Digest}}}
+	if core {
+		if err := w.nc.PublishMsg(&it.out); err != nil {
+			w.infra(it, "result", err)
+			return
+		}
+		w.writeClaim(it)
+		return
+	}
+	w.send(it)
+}
+
+// send publishes it.out asynchronously; the PubAck or error comes back as
+// an event.
+func (w *Worker) send(it *item) {
+	it.sentAt = time.Now()
+	w.mu.Lock()
+	w.inFlight[&it.out] = it
+	w.mu.Unlock()
+	it.unsafe = true
+	if _, err := w.ajs.PublishMsgAsync(&it.out, jetstream.WithStallWait(w.cfg.PublishTimeout)); err != nil {
+		w.mu.Lock()
+		_, mine := w.inFlight[&it.out]
+		delete(w.inFlight, &it.out)
+		w.mu.Unlock()
+		if mine {
+			it.unsafe = false
+			w.infra(it, opName(it.op), err)
+		}
+	}
+}
+
+func (w *Worker) take(m *nats.Msg) *item {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	it := w.inFlight[m]
+	delete(w.inFlight, m)
+	return it
+}
+
+func (w *Worker) onPubAck(_ jetstream.JetStream, m *nats.Msg, pa *jetstream.PubAck) {
+	if it := w.take(m); it != nil {
+		it.pa, it.err, it.unsafe = pa, nil, false
+		w.events <- it
+	}
+}
+
+func (w *Worker) onPubErr(_ jetstream.JetStream, m *nats.Msg, err error) {
+	if it := w.take(m); it != nil {
+		it.pa, it.err, it.unsafe = nil, err, false
+		w.events <- it
+	}
+}
+
+func (w *Worker) afterPublish(ctx context.Context, it *item) {
+	switch {
+	case it.err != nil && permanent(it.err):
+		w.jobFailure(ctx, it, "result not storable: "+it.err.Error())
+	case it.err != nil:
+		w.infra(it, "result", it.err)
+	case it.pa.Duplicate:
+		// The results stream already has a result with this job id: count
+		// it, and make sure it is this job's before claiming it.
+		w.obs.Duplicate(it.d.Lane, "pub_ack")
+		w.log.Info("results stream reported a duplicate result", zap.String("job_id", it.rep.JobID), zap.String("lane", it.d.Lane),
+			zap.String("stream", it.pa.Stream), zap.Uint64("seq", it.pa.Sequence))
+		w.ioWG.Add(1)
+		go func() { defer w.ioWG.Done(); w.checkDuplicate(ctx, it) }()
+	default:
+		w.writeClaim(it)
+	}
+}
+
+// checkDuplicate compares the stored result's digest with this job's.
+func (w *Worker) checkDuplicate(ctx context.Context, it *item) {
+	gctx, cancel := context.WithTimeout(ctx, w.cfg.PublishTimeout)
+	defer cancel()
+	s, err := w.js.Stream(gctx, it.pa.Stream)
+	var raw *jetstream.RawStreamMsg
+	if err == nil {
+		raw, err = s.GetMsg(gctx, it.pa.Sequence)
+	}
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound): // aged out or removed: nothing to compare with
+		w.writeClaim(it)
+	case err != nil:
+		w.infra(it, "duplicate check", err)
+	case raw.Header.Get(HeaderDigest) != "" && raw.Header.Get(HeaderDigest) != it.rep.Digest:
+		w.conflict(ctx, it)
+	default:
+		w.writeClaim(it)
+	}
+}
+
+// writeClaim records that the job's result is stored: a create that fails
+// when the key exists.
+func (w *Worker) writeClaim(it *item) {
+	it.op = opClaim
+	if it.rep.Release != nil && !it.unsafe {
+		// The result is stored; its buffer is free again.
+		it.rep.Release(it.rep.Result)
+		it.rep.Release, it.rep.Result = nil, nil
+	}
+	it.out = nats.Msg{Subject: w.claimPut + ClaimKey(it.rep.JobID), Data: []byte(it.rep.Digest),
+		Header: nats.Header{jetstream.ExpectedLastSubjSeqHeader: []string{cmp.Or(it.claimSeq, "0")}}}
+	w.send(it)
+}
+
+// errWrongLastSequence is JetStream's answer to a create whose key exists.
+const errWrongLastSequence jetstream.ErrorCode = 10071
+
+func (w *Worker) afterClaim(it *item) {
+	if it.err != nil {
+		var apiErr *jetstream.APIError
+		if !errors.As(it.err, &apiErr) || apiErr.ErrorCode != errWrongLastSequence {
+			w.infra(it, "claim", it.err)
+			return
+		}
+		// Claimed meanwhile by another copy of the same job: its result and
+		// ours carry one Nats-Msg-Id, and only one was stored.
+	}
+	w.finish(it, w.ack(it), it.rep.Status)
+}
+
+// infra handles a failure of the infrastructure at it.op: retried
+// in-process with exponential backoff and jitter while the message is kept
+// alive; after OutageRetryFor (never on the last delivery) naked with a
+// delay.
+func (w *Worker) infra(it *item, what string, err error) {
+	now := time.Now()
+	if it.failures == 0 {
+		it.failSince = now
+		w.log.Warn(what+" failed; retrying", zap.String("job_id", it.rep.JobID), zap.String("lane", it.d.Lane), zap.Int("attempt", it.d.Attempt), zap.Error(err))
+	}
+	it.failures++
+	if !it.d.Last && now.Sub(it.failSince) >= w.cfg.OutageRetryFor {
+		w.log.Warn(what+" still failing; redelivering later", zap.String("job_id", it.rep.JobID), zap.String("lane", it.d.Lane),
+			zap.Int("failures", it.failures), zap.Error(err))
+		w.finish(it, w.nak(it, backoff(it.d.Attempt, 5*time.Second, time.Minute), what+" failed: "+err.Error()), StatusNaked)
+		return
+	}
+	if w.draining.Load() && now.Sub(it.failSince) >= w.cfg.DrainTimeout/2 {
+		w.finish(it, w.nak(it, 0, what+" failed while draining"), StatusNaked)
+		return
+	}
+	it.again = true
+	time.AfterFunc(backoff(it.failures, 100*time.Millisecond, 5*time.Second), func() { w.events <- it })
+}
+
+// jobFailure handles a failure that a retry cannot mend (the result is
+// larger than its stream accepts): naked with backoff, spending deliveries,
+// and dead-lettered on the last one.
+func (w *Worker) jobFailure(ctx context.Context, it *item, why string) {
+	w.log.Warn("result not published", zap.String("job_id", it.rep.JobID), zap.String("lane", it.d.Lane),
+		zap.String("subject", it.rep.Subject), zap.Int("attempt", it.d.Attempt), zap.String("error", why))
+	if it.d.Last {
+		w.ioWG.Add(1)
+		go func() { defer w.ioWG.Done(); w.deadLetterAndTerm(ctx, it, ReasonMaxDeliveries, why) }()
+		return
+	}
+	w.finish(it, w.nak(it, backoff(it.d.Attempt, time.Second, time.Minute), why), StatusNaked)
+}
+
+// permanent reports errors that repeat for this result whatever the delay.
+func permanent(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == errMessageTooLarge
+}
+
+const errMessageTooLarge jetstream.ErrorCode = 10054
+
+// backoff is base·2^(n-1), at most ceiling, with jitter in its upper half.
+func backoff(n int, base, ceiling time.Duration) time.Duration {
+	d := min(base<<min(max(n-1, 0), 20), ceiling)
+	return d/2 + rand.N(d/2+1)
+}
+
+func opName(o op) string {
+	switch o {
+	case opLookup:
+		return "claim lookup"
+	case opPublish:
+		return "result"
+	case opClaim:
+		return "claim"
+	}
+	return "handle"
+}
+
+func (w *Worker) ack(it *item) error {
+	err := it.m.Ack()
+	if err != nil {
+		// The result and the claim are stored: a redelivery is answered
+		// from the claim.
+		w.log.Warn("ack failed after publish", zap.String("job_id", it.rep.JobID), zap.Error(err))
+	}
+	return err
+}
+
+func (w *Worker) nak(it *item, delay time.Duration, why string) error {
+	var err error
+	if delay > 0 {
+		err = it.m.NakWithDelay(delay)
+	} else {
+		err = it.m.Nak()
+	}
+	if err != nil {
+		w.log.Warn("nak failed; the job returns after AckWait", zap.String("job_id", it.rep.JobID), zap.String("why", why), zap.Error(err))
+	}
+	return err
+}
+
+// keepAlive sends in-progress acks for every held message before its
+// AckWait runs out, and times out claim lookups.
+func (w *Worker) keepAlive(quit <-chan struct{}) {
+	every := max(w.cfg.AckWait/3, 50*time.Millisecond)
+	t := time.NewTicker(max(min(every/2, time.Second), 25*time.Millisecond))
 	defer t.Stop()
+	var due, expired []*item
 	for {
 		select {
-		case jobs <- m:
-			return
-		case <-abandon: // left unacked: redelivered after AckWait
+		case <-quit:
 			return
 		case <-t.C:
-			_ = m.InProgress()
+		}
+		now := time.Now()
+		due, expired = due[:0], expired[:0]
+		w.mu.Lock()
+		for it := range w.held {
+			if now.UnixNano()-it.progress.Load() >= int64(every) {
+				due = append(due, it)
+			}
+		}
+		for token, it := range w.lookups {
+			if now.Sub(it.sentAt) > w.cfg.PublishTimeout {
+				delete(w.lookups, token)
+				expired = append(expired, it)
+			}
+		}
+		w.mu.Unlock()
+		for _, it := range due {
+			it.progress.Store(now.UnixNano())
+			_ = it.m.InProgress()
+		}
+		for _, it := range expired {
+			it.err = fmt.Errorf("no answer within %s", w.cfg.PublishTimeout)
+			w.events <- it
 		}
 	}
 }
@@ -387,257 +979,39 @@ func (w *Worker) watchPending(ctx context.Context) {
 	}
 }
 
-// keeper sends in-progress acks for the job its pool goroutine is on, so a
-// job waiting on langextract outlives AckWait without being redelivered.
-// One per pool goroutine, reused across jobs: no allocation per job.
-type keeper struct {
-	every time.Duration
-	mu    sync.Mutex
-	m     jetstream.Msg
-	t     *time.Timer
-}
-
-func newKeeper(every time.Duration) *keeper {
-	k := &keeper{every: max(every, 100*time.Millisecond)}
-	k.t = time.AfterFunc(time.Hour, k.fire)
-	k.t.Stop()
-	return k
-}
-
-func (k *keeper) fire() {
-	k.mu.Lock()
-	m := k.m
-	if m != nil {
-		k.t.Reset(k.every)
+// rebind binds the consumer again, with backoff, until it can or ctx ends.
+func (w *Worker) rebind(ctx context.Context) {
+	bind := w.cfg.Bind
+	if bind == nil {
+		bind = func(ctx context.Context) (jetstream.Consumer, error) {
+			return w.js.Consumer(ctx, topology.JobsStream, topology.Consumer)
+		}
 	}
-	k.mu.Unlock()
-	if m != nil {
-		_ = m.InProgress()
-	}
-}
-
-func (k *keeper) start(m jetstream.Msg) {
-	k.mu.Lock()
-	k.m = m
-	k.t.Reset(k.every)
-	k.mu.Unlock()
-}
-
-func (k *keeper) stop() {
-	k.mu.Lock()
-	k.m = nil
-	k.t.Stop()
-	k.mu.Unlock()
-}
-
-func (k *keeper) close() { k.stop() }
-
-// delivery is one delivery of a job message.
-type delivery struct {
-	m       jetstream.Msg
-	lane    string
-	attempt int
-	seq     uint64
-	start   time.Time
-}
-
-// last reports whether the server will not deliver this job again.
-func (w *Worker) last(d *delivery) bool { return w.cfg.MaxDeliver > 0 && d.attempt >= w.cfg.MaxDeliver }
-
-// process handles one delivery to its end: acked, naked or terminated.
-func (w *Worker) process(ctx context.Context, m jetstream.Msg, k *keeper) {
-	d := delivery{m: m, lane: topology.Lane(m.Subject()), attempt: 1, start: time.Now()}
-	if md, err := m.Metadata(); err == nil {
-		d.attempt, d.seq = int(md.NumDelivered), md.Sequence.Stream
-	}
-	if d.attempt > 1 {
-		w.obs.Redelivered(d.lane)
-	}
-	j, partial, err := job.Decode(m.Data(), w.cfg.Limits)
-	if err != nil {
-		w.reject(ctx, &d, partial, err)
-		return
-	}
-	subject := j.ReplySubject
-	if subject == "" {
-		subject = topology.ResultsPrefix + d.lane
-	}
-	r := job.Result{SchemaVersion: 1, JobID: j.JobID, CorrelationID: j.CorrelationID, WorkerID: w.cfg.WorkerID, DeliveryAttempt: d.attempt}
-	vector := j.VectorSimilarity
-	if !j.Deadline.IsZero() && !d.start.Before(j.Deadline) {
-		r.Status = job.StatusExpired
-		r.VectorScore = &vector
-		r.Error = &job.ErrorInfo{Code: job.CodeDeadlineExceeded, Message: "deadline " + j.Deadline.UTC().Format(time.RFC3339Nano) + " passed before the job was picked up"}
-		w.publishThenAck(ctx, &d, subject, &r)
-		return
-	}
-	req := scoring.Request{Task: j.TaskDescription, Pattern: j.HistoricalPatternText, Vector: j.VectorSimilarity,
-		Characteristics: j.Characteristics, Language: j.Language, Context: j.Context}
-	k.start(m)
-	defer k.stop()
-	sctx := ctx
-	if !j.Deadline.IsZero() {
-		var cancel context.CancelFunc
-		sctx, cancel = context.WithDeadline(ctx, j.Deadline)
-		defer cancel()
-	}
-	o, err := w.scorer.Score(sctx, &req)
-	if err != nil { // unreachable for decoded jobs; answer rather than loop
-		w.reject(ctx, &d, partial, &job.Error{Code: job.CodeInvalidField, Message: err.Error()})
-		return
-	}
-	if o.Status == scoring.Degraded {
-		if ctx.Err() != nil { // shutting down: let another worker score it properly
-			w.nak(&d, 0, "shutdown during scoring")
+	delay := 250 * time.Millisecond
+	for {
+		bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		cons, err := bind(bctx)
+		cancel()
+		if err == nil {
+			w.consMu.Lock()
+			w.cons = cons
+			w.consMu.Unlock()
+			w.log.Info("consumer bound again")
 			return
 		}
-		if j.OnFallback == job.FallbackRetry && !w.last(&d) {
-			delay := w.retryDelay(d.attempt)
-			if j.Deadline.IsZero() || time.Now().Add(delay).Before(j.Deadline) {
-				_ = m.NakWithDelay(delay)
-				w.obs.JobDone(d.lane, StatusRetried, time.Since(d.start))
-				w.log.Debug("retry later", zap.String("job_id", j.JobID), zap.String("lane", d.lane),
-					zap.String("fallback_reason", o.FallbackReason), zap.Int("attempt", d.attempt), zap.Duration("delay", delay))
-				return
-			}
-		}
-	}
-	fill(&r, &o, &vector)
-	w.publishThenAck(ctx, &d, subject, &r)
-}
-
-func (w *Worker) retryDelay(attempt int) time.Duration {
-	d := w.cfg.RetryBackoff << min(attempt-1, 16)
-	return min(d, time.Minute)
-}
-
-// fill copies an outcome into a result. The pointers refer to o's fields,
-// so o must outlive the encoding of r.
-func fill(r *job.Result, o *scoring.Outcome, vector *float64) {
-	r.VectorScore = vector
-	r.HybridScore = &o.Hybrid
-	r.VectorWeight, r.PatternWeight = &o.Weights.Vector, &o.Weights.Pattern
-	r.Cache = &job.CacheInfo{Task: o.CacheTask.String(), Pattern: o.CachePattern.String()}
-	if o.Status == scoring.Scored {
-		r.Status = job.StatusScored
-		r.PatternScore, r.Confidence, r.ScoreAgreement = &o.Pattern, &o.Confidence, &o.Agreement
-		r.WeightsAdjusted = o.Weights.Adjusted
-		if o.Weights.Reason != "" {
-			r.AdjustmentReason = &o.Weights.Reason
-		}
-		c := o.Components
-		r.ComponentScores = &job.Components{Concept: c[0], Theme: c[1], Domain: c[2], Structure: c[3], Relationship: c[4]}
-		r.UsedPatterns = true
-		return
-	}
-	r.Status = job.StatusDegraded
-	r.FallbackReason = &o.FallbackReason
-}
-
-// publishThenAck publishes r and acks the job once the result is safely
-// stored; on failure the job is tried again (or dead-lettered on its last
-// delivery).
-func (w *Worker) publishThenAck(ctx context.Context, d *delivery, subject string, r *job.Result) {
-	r.LatencyMS = float64(time.Since(d.start).Microseconds()) / 1000
-	r.ScoredAt = job.Timestamp(time.Now())
-	bp := w.bufs.Get().(*[]byte)
-	*bp = r.AppendJSON((*bp)[:0])
-	settled, err := w.publish(ctx, subject, r.JobID, *bp)
-	if settled {
-		// An unsettled publish may still be resent by the client from this
-		// buffer: only a settled one gives it back.
-		w.bufs.Put(bp)
-	}
-	if err != nil {
-		w.log.Warn("result not published", zap.String("job_id", r.JobID), zap.String("lane", d.lane),
-			zap.String("subject", subject), zap.Int("attempt", d.attempt), zap.Error(err))
-		w.retryOrDeadLetter(ctx, d, r.JobID, "result not published: "+err.Error())
-		return
-	}
-	if err := d.m.Ack(); err != nil {
-		// The result is stored; a redelivery will be deduplicated by its
-		// Nats-Msg-Id.
-		w.log.Warn("ack failed after publish", zap.String("job_id", r.JobID), zap.Error(err))
-	}
-	w.obs.JobDone(d.lane, r.Status, time.Since(d.start))
-	if ce := w.log.Check(zap.DebugLevel, "job done"); ce != nil {
-		fr := ""
-		if r.FallbackReason != nil {
-			fr = *r.FallbackReason
-		}
-		ce.Write(zap.String("job_id", r.JobID), zap.String("correlation_id", r.CorrelationID), zap.String("lane", d.lane),
-			zap.String("status", r.Status), zap.String("fallback_reason", fr), zap.Float64("latency_ms", r.LatencyMS),
-			zap.Int("attempt", r.DeliveryAttempt))
-	}
-	if r.Status == job.StatusDegraded {
-		w.log.Warn("degraded", zap.String("job_id", r.JobID), zap.String("correlation_id", r.CorrelationID), zap.String("lane", d.lane),
-			zap.String("status", r.Status), zap.String("fallback_reason", *r.FallbackReason), zap.Float64("latency_ms", r.LatencyMS))
-	}
-}
-
-// retryOrDeadLetter naks a job that could not be finished, except on its
-// last delivery: the server would not deliver it again, so it goes to the
-// dead-letter stream now (the MAX_DELIVERIES advisory, which nobody may be
-// listening to, stays the backstop for jobs whose AckWait ran out).
-func (w *Worker) retryOrDeadLetter(ctx context.Context, d *delivery, id, why string) {
-	if w.last(d) {
-		if err := w.deadLetter(ctx, d.lane, d.m.Subject(), d.m.Data(), d.seq, d.attempt, ReasonMaxDeliveries, why, id); err == nil {
-			if err := d.m.TermWithReason(ReasonMaxDeliveries); err != nil {
-				w.log.Warn("term failed", zap.String("job_id", id), zap.Error(err))
-			}
-			w.obs.JobDone(d.lane, StatusDeadLettered, time.Since(d.start))
-			w.log.Warn("dead-lettered on its last delivery", zap.String("job_id", id), zap.String("lane", d.lane), zap.String("reason", why))
+		w.log.Warn("bind consumer", zap.Error(err), zap.Duration("retry_in", delay))
+		select {
+		case <-ctx.Done():
 			return
+		case <-time.After(delay):
 		}
+		delay = min(2*delay, 10*time.Second)
 	}
-	w.nak(d, time.Second, why)
 }
 
-func (w *Worker) nak(d *delivery, delay time.Duration, why string) {
-	var err error
-	if delay > 0 {
-		err = d.m.NakWithDelay(delay)
-	} else {
-		err = d.m.Nak()
-	}
-	if err != nil {
-		w.log.Warn("nak failed; the job returns after AckWait", zap.String("why", why), zap.Error(err))
-	}
-	w.obs.JobDone(d.lane, StatusNaked, time.Since(d.start))
-}
-
-// publish stores a result: through JetStream, waiting for the PubAck, when a
-// stream covers the subject; as a plain core publish when none does (e.g. an
-// _INBOX reply). settled is false when it gave up before the server answered:
-// the client may still resend data then.
-func (w *Worker) publish(ctx context.Context, subject, msgID string, data []byte) (settled bool, err error) {
-	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{msgID}}}
-	core, err := w.coreOnly(ctx, subject)
-	if err != nil {
-		return true, err
-	}
-	if core {
-		return true, w.nc.PublishMsg(msg)
-	}
-	fut, err := w.js.PublishMsgAsync(msg, jetstream.WithStallWait(w.cfg.PublishTimeout))
-	if err != nil {
-		return true, err
-	}
-	t := time.NewTimer(w.cfg.PublishTimeout)
-	defer t.Stop()
-	select {
-	case <-fut.Ok():
-		return true, nil
-	case err := <-fut.Err():
-		// "No responders" here means the stream is not answering (a
-		// restart, an election): a failure, never a reason to publish
-		// without storing.
-		return true, err
-	case <-t.C:
-		return false, fmt.Errorf("no PubAck within %s", w.cfg.PublishTimeout)
-	case <-ctx.Done():
-		return false, ctx.Err()
-	}
+type subjectInfo struct {
+	core bool // no stream covers it: publish without JetStream
+	at   time.Time
 }
 
 // coreOnly reports whether no stream covers subject. Results under
@@ -660,131 +1034,10 @@ func (w *Worker) coreOnly(ctx context.Context, subject string) (bool, error) {
 	if err != nil && !core {
 		return false, fmt.Errorf("which stream stores %s: %w", subject, err)
 	}
-	if w.subjectCount.Add(1) > 10000 {
+	if w.subjectsN.Add(1) > 10000 {
 		w.subjects.Clear()
-		w.subjectCount.Store(0)
+		w.subjectsN.Store(0)
 	}
 	w.subjects.Store(subject, subjectInfo{core: core, at: time.Now()})
 	return core, nil
-}
-
-// reject answers an invalid job, copies it to the dead-letter stream and
-// terminates it.
-func (w *Worker) reject(ctx context.Context, d *delivery, p job.Partial, err error) {
-	var je *job.Error
-	if !errors.As(err, &je) {
-		je = &job.Error{Code: job.CodeInvalidJSON, Message: err.Error()}
-	}
-	id := p.JobID
-	subject := p.ReplySubject
-	if id == "" {
-		subject = ""
-		if id = d.m.Headers().Get(jetstream.MsgIDHeader); !job.ValidJobID(id) {
-			id = "seq-" + strconv.FormatUint(d.seq, 10)
-		}
-	}
-	if subject == "" {
-		subject = topology.ResultsPrefix + d.lane
-	}
-	if err := w.deadLetter(ctx, d.lane, d.m.Subject(), d.m.Data(), d.seq, d.attempt, je.Code, je.Message, id); err != nil {
-		w.log.Warn("dead letter not stored; job will be redelivered", zap.String("job_id", id), zap.Error(err))
-		w.nak(d, time.Second, "dead letter failed")
-		return
-	}
-	r := job.Result{SchemaVersion: 1, JobID: id, CorrelationID: p.CorrelationID, Status: job.StatusRejected,
-		Error: &job.ErrorInfo{Code: je.Code, Message: je.Message}, WorkerID: w.cfg.WorkerID, DeliveryAttempt: d.attempt}
-	r.LatencyMS = float64(time.Since(d.start).Microseconds()) / 1000
-	r.ScoredAt = job.Timestamp(time.Now())
-	if _, err := w.publish(ctx, subject, id, r.AppendJSON(nil)); err != nil {
-		// Already dead-lettered: answering is what is left. Not on the last
-		// delivery, try again; on it, the dead letter stands.
-		w.log.Warn("rejection not published", zap.String("job_id", id), zap.Error(err))
-		if !w.last(d) {
-			w.nak(d, time.Second, "result publish failed")
-			return
-		}
-	}
-	if err := d.m.TermWithReason(je.Code); err != nil {
-		w.log.Warn("term failed", zap.String("job_id", id), zap.Error(err))
-	}
-	w.obs.JobDone(d.lane, job.StatusRejected, time.Since(d.start))
-	w.log.Warn("rejected", zap.String("job_id", id), zap.String("correlation_id", p.CorrelationID), zap.String("lane", d.lane),
-		zap.String("status", job.StatusRejected), zap.String("code", je.Code), zap.String("reason", je.Message))
-}
-
-// deadLetter stores payload unchanged in SCORING_DLQ, deduplicated by the
-// job's stream sequence so a redelivered rejection is stored once.
-func (w *Worker) deadLetter(ctx context.Context, lane, subject string, payload []byte, seq uint64, attempt int, reason, message, id string) error {
-	h := nats.Header{}
-	h.Set(jetstream.MsgIDHeader, "dlq-"+strconv.FormatUint(seq, 10))
-	h.Set(HeaderReason, reason)
-	h.Set(HeaderError, headerSafe(message))
-	h.Set(HeaderJobID, id)
-	h.Set(HeaderSubject, subject)
-	h.Set(HeaderStreamSeq, strconv.FormatUint(seq, 10))
-	h.Set(HeaderDelivery, strconv.Itoa(attempt))
-	pctx, cancel := context.WithTimeout(ctx, w.cfg.PublishTimeout)
-	defer cancel()
-	if _, err := w.js.PublishMsg(pctx, &nats.Msg{Subject: topology.DLQPrefix + lane, Data: payload, Header: h}); err != nil {
-		return err
-	}
-	w.obs.DeadLettered(lane, reason)
-	return nil
-}
-
-func headerSafe(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-	if len(s) > 512 {
-		s = s[:512]
-	}
-	return s
-}
-
-var maxDeliveriesSubject = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + topology.JobsStream + "." + topology.Consumer
-
-// onMaxDeliveries moves a job that exhausted MaxDeliver to the dead-letter
-// stream and removes it from the work queue. One worker of the queue group
-// handles each advisory; the dead letter's Nats-Msg-Id makes a repeat
-// harmless.
-func (w *Worker) onMaxDeliveries(ctx context.Context) nats.MsgHandler {
-	return func(msg *nats.Msg) {
-		var adv struct {
-			StreamSeq  uint64 `json:"stream_seq"`
-			Deliveries int    `json:"deliveries"`
-		}
-		if err := json.Unmarshal(msg.Data, &adv); err != nil || adv.StreamSeq == 0 {
-			w.log.Warn("unreadable max-deliveries advisory", zap.ByteString("advisory", msg.Data))
-			return
-		}
-		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		stream, err := w.js.Stream(actx, topology.JobsStream)
-		if err != nil {
-			w.log.Warn("dead-letter exhausted job", zap.Uint64("seq", adv.StreamSeq), zap.Error(err))
-			return
-		}
-		raw, err := stream.GetMsg(actx, adv.StreamSeq)
-		if err != nil {
-			if !errors.Is(err, jetstream.ErrMsgNotFound) {
-				w.log.Warn("dead-letter exhausted job", zap.Uint64("seq", adv.StreamSeq), zap.Error(err))
-			}
-			return
-		}
-		lane := topology.Lane(raw.Subject)
-		id := raw.Header.Get(jetstream.MsgIDHeader)
-		if err := w.deadLetter(actx, lane, raw.Subject, raw.Data, adv.StreamSeq, adv.Deliveries, ReasonMaxDeliveries,
-			fmt.Sprintf("not finished after %d deliveries", adv.Deliveries), id); err != nil {
-			w.log.Warn("dead-letter exhausted job", zap.Uint64("seq", adv.StreamSeq), zap.Error(err))
-			return
-		}
-		if err := stream.DeleteMsg(actx, adv.StreamSeq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-			w.log.Warn("delete exhausted job", zap.Uint64("seq", adv.StreamSeq), zap.Error(err))
-		}
-		w.log.Warn("dead-lettered after max deliveries", zap.String("job_id", id), zap.String("lane", lane), zap.Uint64("seq", adv.StreamSeq))
-	}
 }

@@ -47,6 +47,7 @@ type Metrics struct {
 	inFlight     prometheus.Gauge
 	redeliveries *prometheus.CounterVec
 	deadLetters  *prometheus.CounterVec
+	duplicates   *prometheus.CounterVec
 	pending      prometheus.Gauge
 	ackPending   prometheus.Gauge
 }
@@ -85,7 +86,7 @@ func New() *Metrics {
 	}
 
 	m.jobs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scoring_jobs_total",
-		Help: "Jobs handled, by lane and status (scored, degraded, rejected, expired, retried, naked)."}, []string{"lane", "status"})
+		Help: "Jobs handled, by lane and status (scored, degraded, rejected, expired, retried, naked, duplicate, dead_lettered)."}, []string{"lane", "status"})
 	m.jobDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "scoring_job_duration_seconds",
 		Help: "Time from receiving a job to acking, naking or terminating it.", Buckets: fastBuckets}, []string{"lane"})
 	m.inFlight = prometheus.NewGauge(prometheus.GaugeOpts{Name: "scoring_jobs_in_flight", Help: "Jobs being processed now."})
@@ -93,12 +94,14 @@ func New() *Metrics {
 		Help: "Deliveries after the first, by lane."}, []string{"lane"})
 	m.deadLetters = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scoring_dead_letters_total",
 		Help: "Jobs copied to the dead-letter stream, by lane and reason."}, []string{"lane", "reason"})
+	m.duplicates = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scoring_duplicates_total",
+		Help: "Jobs answered before and acked without a second result, by lane and how it was found (claim, pub_ack)."}, []string{"lane", "source"})
 	m.pending = prometheus.NewGauge(prometheus.GaugeOpts{Name: "scoring_consumer_pending",
 		Help: "Jobs in the stream not yet delivered to the consumer."})
 	m.ackPending = prometheus.NewGauge(prometheus.GaugeOpts{Name: "scoring_consumer_ack_pending",
 		Help: "Jobs delivered and not yet acknowledged."})
 	for _, c := range []prometheus.Collector{m.langextractRequests, m.langextractDuration, m.breakerState, lf, m.scoringDuration,
-		m.patternScore, m.confidence, sf, m.jobs, m.jobDuration, m.inFlight, m.redeliveries, m.deadLetters, m.pending, m.ackPending} {
+		m.patternScore, m.confidence, sf, m.jobs, m.jobDuration, m.inFlight, m.redeliveries, m.deadLetters, m.duplicates, m.pending, m.ackPending} {
 		f(c)
 	}
 	return m
@@ -140,6 +143,9 @@ func (m *Metrics) Redelivered(lane string) { m.redeliveries.WithLabelValues(lane
 func (m *Metrics) DeadLettered(lane, reason string) {
 	m.deadLetters.WithLabelValues(lane, reason).Inc()
 }
+
+// Duplicate implements consumer.Observer.
+func (m *Metrics) Duplicate(lane, source string) { m.duplicates.WithLabelValues(lane, source).Inc() }
 
 // InFlight implements consumer.Observer.
 func (m *Metrics) InFlight(delta int) { m.inFlight.Add(float64(delta)) }

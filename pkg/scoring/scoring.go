@@ -83,6 +83,10 @@ type Outcome struct {
 // (a vector similarity outside [0, 1]).
 var ErrInvalidInput = errors.New("scoring: invalid input")
 
+// ErrInternal is returned when scoring failed through a fault of its own (a
+// panic): the request is not to blame.
+var ErrInternal = errors.New("scoring: internal error")
+
 // Config holds the scoring parameters.
 type Config struct {
 	Combiner combiner.Config
@@ -112,17 +116,30 @@ func New(cache Cache, cfg Config, obs Observer) (*Service, error) {
 	return &Service{cache: cache, cfg: cfg, obs: obs}, nil
 }
 
-// Score scores one request. It returns an error only for ErrInvalidInput;
-// every analysis failure gives a Degraded outcome. It never panics.
+// Score scores one request. It returns an error only for ErrInvalidInput
+// and ErrInternal; every analysis failure gives a Degraded outcome. It never
+// panics.
 func (s *Service) Score(ctx context.Context, req *Request) (o Outcome, err error) {
+	o, _, err = s.score(ctx, req, true)
+	return o, err
+}
+
+// ScoreCached scores one request from the in-memory tier alone, without
+// waiting on anything: ok is false (and nothing is observed) when an
+// analysis is not there, and Score must be used instead.
+func (s *Service) ScoreCached(req *Request) (o Outcome, ok bool, err error) {
+	return s.score(context.Background(), req, false)
+}
+
+func (s *Service) score(ctx context.Context, req *Request, mayLoad bool) (o Outcome, ok bool, err error) {
 	start := time.Now()
 	defer func() {
 		if r := recover(); r != nil {
-			o, err = Outcome{}, fmt.Errorf("%w: scoring panicked: %v", ErrInvalidInput, r)
+			o, ok, err = Outcome{}, true, fmt.Errorf("%w: scoring panicked: %v", ErrInternal, r)
 		}
 	}()
 	if !(req.Vector >= 0 && req.Vector <= 1) {
-		return Outcome{}, fmt.Errorf("%w: vector similarity %v not in [0, 1]", ErrInvalidInput, req.Vector)
+		return Outcome{}, true, fmt.Errorf("%w: vector similarity %v not in [0, 1]", ErrInvalidInput, req.Vector)
 	}
 	lang, sc := req.Language, req.Context
 	if lang == "" {
@@ -134,6 +151,9 @@ func (s *Service) Score(ctx context.Context, req *Request) (o Outcome, err error
 	o.Vector = req.Vector
 	ft := s.cache.Cached(req.Task, lang, sc)
 	fp := s.cache.Cached(req.Pattern, lang, sc)
+	if !mayLoad && (ft == nil || fp == nil) {
+		return Outcome{}, false, nil
+	}
 	o.CacheTask, o.CachePattern = semcache.Memory, semcache.Memory
 	var errT, errP error
 	switch {
@@ -156,7 +176,7 @@ func (s *Service) Score(ctx context.Context, req *Request) (o Outcome, err error
 		o.Components, o.Pattern = similarity.Compare(ft, fp, &s.cfg.Weights)
 		r, err := s.cfg.Combiner.Combine(req.Vector, o.Pattern, req.Characteristics)
 		if err != nil {
-			return Outcome{}, fmt.Errorf("%w: %w", ErrInvalidInput, err)
+			return Outcome{}, true, fmt.Errorf("%w: %w", ErrInvalidInput, err)
 		}
 		o.Status, o.Hybrid, o.Weights, o.Confidence, o.Agreement = Scored, r.Hybrid, r.Weights, r.Confidence, r.Agreement
 	}
@@ -164,7 +184,7 @@ func (s *Service) Score(ctx context.Context, req *Request) (o Outcome, err error
 	if s.obs != nil {
 		s.obs.ObserveOutcome(&o)
 	}
-	return o, nil
+	return o, true, nil
 }
 
 // fetchBoth looks both texts up at the same time. It is apart from Score so

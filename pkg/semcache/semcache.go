@@ -346,7 +346,9 @@ func (c *Cache) fill(ctx context.Context, k Key, text, language, semContext stri
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
-			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.LoadTimeout)
+			// Detached from the caller (others may wait on it) but not from
+			// the cache: Close cancels every load still running.
+			lctx, cancel := context.WithTimeout(c.bgCtx, c.cfg.LoadTimeout)
 			cl.f, cl.status, cl.err = c.loadThrough(lctx, k, text, language, semContext)
 			cancel()
 			if cl.err == nil {

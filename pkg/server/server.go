@@ -96,7 +96,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Server, erro
 		return nil, err
 	}
 	topo := topology.Config{Replicas: cfg.StreamReplicas, DuplicateWindow: cfg.DuplicateWindow, ResultsMaxAge: cfg.ResultsMaxAge,
-		AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: max(10000, 4*cfg.WorkerConcurrency)}
+		AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: max(20000, 8*cfg.WorkerPrefetch)}
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	// bind finds the consumer; with provisioning on it also recreates a
@@ -115,11 +115,16 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Server, erro
 	}
 	// The consumer's own settings rule (an operator may have set them).
 	cc := cons.CachedInfo().Config
-	s.worker = consumer.New(s.nc, s.js, cons, s.Scorer, consumer.Config{
-		Concurrency: cfg.WorkerConcurrency, Prefetch: cfg.WorkerPrefetch, AckWait: cc.AckWait, MaxDeliver: cc.MaxDeliver,
-		RetryBackoff: cfg.RetryBackoff, DrainTimeout: cfg.DrainTimeout, WorkerID: cfg.WorkerID, Bind: bind,
-		Limits: job.Limits{MaxTextBytes: cfg.MaxTextBytes, MaxJobBytes: cfg.MaxJobBytes}, Logger: log, Observer: s.Metrics,
+	handler := &consumer.Jobs{Scorer: s.Scorer, WorkerID: cfg.WorkerID, RetryBackoff: cfg.RetryBackoff,
+		Limits: job.Limits{MaxTextBytes: cfg.MaxTextBytes, MaxJobBytes: cfg.MaxJobBytes}}
+	s.worker, err = consumer.New(s.nc, s.js, cons, handler, consumer.Config{
+		Concurrency: cfg.WorkerConcurrency, Prefetch: cfg.WorkerPrefetch, MaxHeldBytes: cfg.WorkerMaxHeldBytes,
+		AckWait: cc.AckWait, MaxDeliver: cc.MaxDeliver, PublishTimeout: cfg.PublishTimeout, OutageRetryFor: cfg.OutageRetryFor,
+		DrainTimeout: cfg.DrainTimeout, Bind: bind, Logger: log, Observer: s.Metrics,
 	})
+	if err != nil {
+		return nil, err
+	}
 	s.checker = &health.Checker{Version: Version, Start: time.Now(),
 		NATS:        func() bool { return s.nc.IsConnected() },
 		Redis:       func() (bool, bool) { return s.Cache.RedisEnabled(), s.Cache.RedisUp() },

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hybridscore/hybridscore/pkg/config"
 )
 
 // Names of the contract.
@@ -19,23 +21,28 @@ const (
 	ResultsStream = "SCORING_RESULTS"
 	DLQStream     = "SCORING_DLQ"
 	Consumer      = "hybrid-scorer"
+	// ClaimsBucket is the key-value bucket that records, per job id, the
+	// content digest of the job whose result is stored: exactly one stored
+	// result per job for as long as results are kept.
+	ClaimsBucket = "SCORING_CLAIMS"
 
 	JobsPrefix    = "scoring.jobs."
 	ResultsPrefix = "scoring.results."
 	DLQPrefix     = "scoring.dlq."
 )
 
-// Config sizes the topology. Zero values take the contract's defaults.
+// Config sizes the topology. Zero values take the defaults of package
+// config; -1 means unlimited where noted.
 type Config struct {
-	Replicas        int           // 0 means 1
-	DuplicateWindow time.Duration // 0 means 2 min
-	ResultsMaxAge   time.Duration // 0 means 24 h
+	Replicas        int
+	DuplicateWindow time.Duration
+	ResultsMaxAge   time.Duration // also the claims' time to live
 	DLQMaxAge       time.Duration // 0 means 7 days
-	AckWait         time.Duration // 0 means 30 s
-	MaxDeliver      int           // 0 means 5
+	AckWait         time.Duration
+	MaxDeliver      int // -1 unlimited
 	// MaxAckPending bounds unacknowledged jobs across all workers; 0 means
-	// 10000. Delivery pauses silently when it is reached, so it is set on
-	// purpose, well above workers × concurrency.
+	// 20000. Delivery pauses silently when it is reached, so it is set on
+	// purpose, well above workers × WORKER_PREFETCH.
 	MaxAckPending int
 	// Storage of the job stream; the zero value is file storage.
 	Storage jetstream.StorageType
@@ -43,28 +50,41 @@ type Config struct {
 
 // Defaults returns c with zero values filled.
 func (c Config) Defaults() Config {
+	d := config.Defaults()
 	if c.Replicas <= 0 {
-		c.Replicas = 1
+		c.Replicas = d.StreamReplicas
 	}
 	if c.DuplicateWindow <= 0 {
-		c.DuplicateWindow = 2 * time.Minute
+		c.DuplicateWindow = d.DuplicateWindow
 	}
 	if c.ResultsMaxAge <= 0 {
-		c.ResultsMaxAge = 24 * time.Hour
+		c.ResultsMaxAge = d.ResultsMaxAge
 	}
 	if c.DLQMaxAge <= 0 {
 		c.DLQMaxAge = 7 * 24 * time.Hour
 	}
 	if c.AckWait <= 0 {
-		c.AckWait = 30 * time.Second
+		c.AckWait = d.AckWait
 	}
-	if c.MaxDeliver <= 0 {
-		c.MaxDeliver = 5
+	switch {
+	case c.MaxDeliver == 0:
+		c.MaxDeliver = d.MaxDeliver
+	case c.MaxDeliver < 0:
+		c.MaxDeliver = -1
 	}
 	if c.MaxAckPending <= 0 {
-		c.MaxAckPending = 10000
+		c.MaxAckPending = 20000
 	}
 	return c
+}
+
+// ClaimsConfig returns the claims bucket's configuration: one value per
+// key, kept as long as results, and direct gets allowed (the worker looks
+// claims up with them).
+func (c Config) ClaimsConfig() jetstream.KeyValueConfig {
+	c = c.Defaults()
+	return jetstream.KeyValueConfig{Bucket: ClaimsBucket, Description: "hybridscore: job id → digest of the job whose result is stored",
+		History: 1, TTL: c.ResultsMaxAge, Storage: jetstream.FileStorage, Replicas: c.Replicas}
 }
 
 // Streams returns the three stream configurations.
@@ -103,6 +123,13 @@ func Provision(ctx context.Context, js jetstream.JetStream, c Config) (*jetstrea
 		if _, err := js.CreateStream(ctx, sc); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			return nil, fmt.Errorf("topology: create stream %s: %w", sc.Name, err)
 		}
+	}
+	if _, err := js.KeyValue(ctx, ClaimsBucket); errors.Is(err, jetstream.ErrBucketNotFound) {
+		if _, err := js.CreateKeyValue(ctx, c.ClaimsConfig()); err != nil && !errors.Is(err, jetstream.ErrBucketExists) {
+			return nil, fmt.Errorf("topology: create bucket %s: %w", ClaimsBucket, err)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("topology: look up bucket %s: %w", ClaimsBucket, err)
 	}
 	return ensureConsumer(ctx, js, c)
 }
