@@ -271,14 +271,14 @@ type item struct {
 	out       nats.Msg     // the publish in flight
 	sentAt    time.Time
 	// Completion of the op in flight.
-	pa     *jetstream.PubAck
-	err    error
-	found  bool
-	claim  string
+	pa    *jetstream.PubAck
+	err   error
+	found bool
+	claim string
 	// claimSeq is the sequence of a deleted claim's marker: the claim is
 	// written expecting it instead of none.
 	claimSeq string
-	unsafe bool // out.Data may still be read by the client
+	unsafe   bool // out.Data may still be read by the client
 }
 
 // Run consumes until ctx ends, then shuts down: it stops pulling, naks the

@@ -53,10 +53,12 @@ func (f *fakeMsg) Reply() string                             { return "" }
 func (f *fakeMsg) Ack() error                                { return f.record("ack") }
 func (f *fakeMsg) DoubleAck(context.Context) error           { return f.record("ack") }
 func (f *fakeMsg) Nak() error                                { return f.record("nak") }
-func (f *fakeMsg) NakWithDelay(d time.Duration) error        { return f.record(fmt.Sprintf("nak %s", d.Round(time.Second))) }
-func (f *fakeMsg) InProgress() error                         { f.inProgress.Add(1); return nil }
-func (f *fakeMsg) Term() error                               { return f.record("term") }
-func (f *fakeMsg) TermWithReason(r string) error             { return f.record("term " + r) }
+func (f *fakeMsg) NakWithDelay(d time.Duration) error {
+	return f.record(fmt.Sprintf("nak %s", d.Round(time.Second)))
+}
+func (f *fakeMsg) InProgress() error             { f.inProgress.Add(1); return nil }
+func (f *fakeMsg) Term() error                   { return f.record("term") }
+func (f *fakeMsg) TermWithReason(r string) error { return f.record("term " + r) }
 
 // outcome waits for the message to be settled.
 func (f *fakeMsg) outcome(t *testing.T) string {
@@ -156,12 +158,14 @@ func (r *recorder) has(s string) bool {
 	}
 	return false
 }
-func (r *recorder) JobDone(lane, status string, _ time.Duration) { r.add("done " + lane + " " + status) }
-func (r *recorder) Redelivered(lane string)                      { r.add("redelivered " + lane) }
-func (r *recorder) DeadLettered(lane, reason string)             { r.add("dead " + lane + " " + reason) }
-func (r *recorder) Duplicate(lane, source string)                { r.add("duplicate " + lane + " " + source) }
-func (r *recorder) InFlight(int)                                 {}
-func (r *recorder) ConsumerPending(uint64, uint64)               {}
+func (r *recorder) JobDone(lane, status string, _ time.Duration) {
+	r.add("done " + lane + " " + status)
+}
+func (r *recorder) Redelivered(lane string)          { r.add("redelivered " + lane) }
+func (r *recorder) DeadLettered(lane, reason string) { r.add("dead " + lane + " " + reason) }
+func (r *recorder) Duplicate(lane, source string)    { r.add("duplicate " + lane + " " + source) }
+func (r *recorder) InFlight(int)                     {}
+func (r *recorder) ConsumerPending(uint64, uint64)   {}
 
 // publishing answers every delivery with a result for job id = data.
 func publishing(digest string) HandlerFunc {
