@@ -5,8 +5,6 @@
 package job
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -85,27 +83,6 @@ func (l Limits) Defaults() Limits {
 	return l
 }
 
-type wire struct {
-	JobID                 *string          `json:"job_id"`
-	TaskDescription       *string          `json:"task_description"`
-	HistoricalPatternText *string          `json:"historical_pattern_text"`
-	VectorSimilarity      *float64         `json:"vector_similarity"`
-	TaskCharacteristics   *wireTraits      `json:"task_characteristics"`
-	ReplySubject          *string          `json:"reply_subject"`
-	CorrelationID         *string          `json:"correlation_id"`
-	Language              *string          `json:"language"`
-	Context               *string          `json:"context"`
-	OnFallback            *string          `json:"on_fallback"`
-	Deadline              *string          `json:"deadline"`
-	SchemaVersion         *json.RawMessage `json:"schema_version"`
-}
-
-type wireTraits struct {
-	Complexity   *string `json:"complexity"`
-	FeatureLabel *string `json:"feature_label"`
-	TaskType     *string `json:"task_type"`
-}
-
 // Partial is what could be read of a job that failed validation: enough to
 // address and identify its rejected result.
 type Partial struct {
@@ -116,6 +93,15 @@ type Partial struct {
 
 // Decode validates data as a job. On failure it returns an *Error (wrapping
 // ErrInvalid) and whatever identifying fields were readable.
+//
+// The job's and the partial's strings never share memory with data, which
+// the caller may reuse once Decode returns. They share one allocation among
+// themselves, so keeping any of them keeps all (at most the message's size)
+// alive: strings.Clone a field that is to outlive the job by long.
+//
+// decode.go holds the scanner; it decodes exactly as json.Unmarshal into a
+// struct of pointer fields did (key matching, null, duplicate keys, type and
+// syntax errors and their messages), which FuzzDecodeMatchesReference checks.
 func Decode(data []byte, limits Limits) (*Job, Partial, error) {
 	limits = limits.Defaults()
 	var p Partial
@@ -125,111 +111,104 @@ func Decode(data []byte, limits Limits) (*Job, Partial, error) {
 	if len(data) > limits.MaxJobBytes {
 		return nil, p, invalid(CodeTooLarge, "message is %d bytes, limit %d", len(data), limits.MaxJobBytes)
 	}
-	trimmed := bytes.TrimLeft(data, " \t\r\n")
-	if len(trimmed) == 0 || trimmed[0] != '{' {
+	start := skipWS(data, 0)
+	if start == len(data) || data[start] != '{' {
 		return nil, p, invalid(CodeInvalidJSON, "message is not a JSON object")
 	}
-	var w wire
-	err := json.Unmarshal(data, &w)
-	var typeErr *json.UnmarshalTypeError
-	if err != nil && !errors.As(err, &typeErr) {
-		return nil, p, invalid(CodeInvalidJSON, "%v", err)
+	d := decoder{data: data, i: start}
+	if !d.parseObject(false) {
+		return nil, p, &Error{Code: CodeInvalidJSON, Message: d.syntaxErr}
 	}
+	if d.i = skipWS(data, d.i); d.i < len(data) {
+		d.errAt("after top-level value")
+		return nil, p, &Error{Code: CodeInvalidJSON, Message: d.syntaxErr}
+	}
+	s := d.materialize() // "" where absent or null
+	set := func(k int) bool { return d.str[k].set }
+
 	// Identify before judging, so even a rejected job is answered by id.
-	if w.JobID != nil && validJobID(*w.JobID) {
-		p.JobID = *w.JobID
+	jobIDOK := set(fJobID) && validJobID(s[fJobID])
+	replyOK := set(fReplySubject) && ValidReplySubject(s[fReplySubject])
+	correlationOK := set(fCorrelationID) && utf8.RuneCountInString(s[fCorrelationID]) <= 128
+	if jobIDOK {
+		p.JobID = s[fJobID]
 	}
-	if w.ReplySubject != nil && ValidReplySubject(*w.ReplySubject) {
-		p.ReplySubject = *w.ReplySubject
+	if replyOK {
+		p.ReplySubject = s[fReplySubject]
 	}
-	if w.CorrelationID != nil && utf8.RuneCountInString(*w.CorrelationID) <= 128 {
-		p.CorrelationID = *w.CorrelationID
+	if correlationOK {
+		p.CorrelationID = s[fCorrelationID]
 	}
-	if typeErr != nil {
-		return nil, p, invalid(CodeInvalidField, "field %q: want %s, got JSON %s", typeErr.Field, typeErr.Type, typeErr.Value)
+	if d.typeErr {
+		return nil, p, &Error{Code: CodeInvalidField, Message: d.typeErrorMessage()}
 	}
-	for _, f := range []struct {
-		name string
-		v    *string
-	}{{"job_id", w.JobID}, {"task_description", w.TaskDescription}, {"historical_pattern_text", w.HistoricalPatternText}} {
-		if f.v == nil || *f.v == "" {
-			return nil, p, invalid(CodeMissingField, "field %q is required", f.name)
+	for _, k := range [...]int{fJobID, fTaskDescription, fHistoricalPatternText} {
+		if s[k] == "" {
+			return nil, p, invalid(CodeMissingField, "field %q is required", fieldPath[k])
 		}
 	}
-	if w.VectorSimilarity == nil {
+	if !d.vecSet {
 		return nil, p, invalid(CodeMissingField, "field %q is required", "vector_similarity")
 	}
-	j := &Job{
-		JobID:                 *w.JobID,
-		TaskDescription:       *w.TaskDescription,
-		HistoricalPatternText: *w.HistoricalPatternText,
-		VectorSimilarity:      *w.VectorSimilarity,
+	j := Job{
+		JobID:                 s[fJobID],
+		TaskDescription:       s[fTaskDescription],
+		HistoricalPatternText: s[fHistoricalPatternText],
+		VectorSimilarity:      d.vec,
 		Language:              "en",
 		Context:               "pattern_matching",
 		OnFallback:            FallbackDegrade,
 		SchemaVersion:         1,
 	}
-	if !validJobID(j.JobID) {
+	if !jobIDOK {
 		return nil, p, invalid(CodeInvalidField, "job_id must be 1-128 characters of [A-Za-z0-9._:-]")
 	}
 	if v := j.VectorSimilarity; math.IsNaN(v) || v < 0 || v > 1 {
 		return nil, p, invalid(CodeInvalidField, "vector_similarity %v is not in [0, 1]", v)
 	}
-	if w.ReplySubject != nil {
-		if !ValidReplySubject(*w.ReplySubject) {
-			return nil, p, invalid(CodeInvalidField, "reply_subject %q is not a NATS subject without wildcards outside $, scoring.jobs. and scoring.dlq.", *w.ReplySubject)
+	if set(fReplySubject) {
+		if !replyOK {
+			return nil, p, invalid(CodeInvalidField, "reply_subject %q is not a NATS subject without wildcards outside $, scoring.jobs. and scoring.dlq.", s[fReplySubject])
 		}
-		j.ReplySubject = *w.ReplySubject
+		j.ReplySubject = s[fReplySubject]
 	}
-	if w.CorrelationID != nil {
-		if utf8.RuneCountInString(*w.CorrelationID) > 128 {
+	if set(fCorrelationID) {
+		if !correlationOK {
 			return nil, p, invalid(CodeInvalidField, "correlation_id longer than 128 characters")
 		}
-		j.CorrelationID = *w.CorrelationID
+		j.CorrelationID = s[fCorrelationID]
 	}
-	for _, f := range []struct {
-		name string
-		v    *string
-		dst  *string
-	}{{"language", w.Language, &j.Language}, {"context", w.Context, &j.Context}} {
-		if f.v == nil || *f.v == "" {
+	for _, f := range [...]struct {
+		k   int
+		dst *string
+	}{{fLanguage, &j.Language}, {fContext, &j.Context}} {
+		if s[f.k] == "" {
 			continue
 		}
-		if len(*f.v) > 256 {
-			return nil, p, invalid(CodeInvalidField, "%s longer than 256 bytes", f.name)
+		if len(s[f.k]) > 256 {
+			return nil, p, invalid(CodeInvalidField, "%s longer than 256 bytes", fieldPath[f.k])
 		}
-		*f.dst = *f.v
+		*f.dst = s[f.k]
 	}
-	if w.OnFallback != nil {
-		switch *w.OnFallback {
-		case FallbackDegrade, FallbackRetry:
-			j.OnFallback = *w.OnFallback
+	if set(fOnFallback) {
+		switch s[fOnFallback] {
+		case FallbackDegrade:
+			j.OnFallback = FallbackDegrade
+		case FallbackRetry:
+			j.OnFallback = FallbackRetry
 		default:
-			return nil, p, invalid(CodeInvalidField, "on_fallback %q: want degrade or retry", *w.OnFallback)
+			return nil, p, invalid(CodeInvalidField, "on_fallback %q: want degrade or retry", s[fOnFallback])
 		}
 	}
-	if w.Deadline != nil {
-		t, err := time.Parse(time.RFC3339Nano, *w.Deadline)
+	if set(fDeadline) {
+		t, err := time.Parse(time.RFC3339Nano, s[fDeadline])
 		if err != nil {
-			return nil, p, invalid(CodeInvalidField, "deadline %q is not an RFC 3339 time", *w.Deadline)
+			return nil, p, invalid(CodeInvalidField, "deadline %q is not an RFC 3339 time", s[fDeadline])
 		}
 		j.Deadline = t
 	}
-	if w.SchemaVersion != nil && string(*w.SchemaVersion) != "null" && string(*w.SchemaVersion) != "1" {
-		return nil, p, invalid(CodeInvalidField, "schema_version %s: only 1 is known", *w.SchemaVersion)
-	}
-	if t := w.TaskCharacteristics; t != nil {
-		c := &combiner.Characteristics{}
-		if t.Complexity != nil {
-			c.Complexity = *t.Complexity
-		}
-		if t.FeatureLabel != nil {
-			c.FeatureLabel = *t.FeatureLabel
-		}
-		if t.TaskType != nil {
-			c.TaskType = *t.TaskType
-		}
-		j.Characteristics = c
+	if d.schemaSet && string(d.schema) != "null" && string(d.schema) != "1" {
+		return nil, p, invalid(CodeInvalidField, "schema_version %s: only 1 is known", d.schema)
 	}
 	if n := len(j.TaskDescription); n > limits.MaxTextBytes {
 		return nil, p, invalid(CodeTooLarge, "task_description is %d bytes, limit %d", n, limits.MaxTextBytes)
@@ -237,7 +216,18 @@ func Decode(data []byte, limits Limits) (*Job, Partial, error) {
 	if n := len(j.HistoricalPatternText); n > limits.MaxTextBytes {
 		return nil, p, invalid(CodeTooLarge, "historical_pattern_text is %d bytes, limit %d", n, limits.MaxTextBytes)
 	}
-	return j, p, nil
+	if !d.traitsSet {
+		jp := new(Job)
+		*jp = j
+		return jp, p, nil
+	}
+	// One allocation for the job and its characteristics.
+	both := &struct {
+		j Job
+		c combiner.Characteristics
+	}{j: j, c: combiner.Characteristics{Complexity: s[fComplexity], FeatureLabel: s[fFeatureLabel], TaskType: s[fTaskType]}}
+	both.j.Characteristics = &both.c
+	return &both.j, p, nil
 }
 
 func validJobID(s string) bool {
@@ -262,15 +252,10 @@ func ValidSubject(s string) bool {
 	if s == "" || len(s) > 1024 || !utf8.ValidString(s) {
 		return false
 	}
-	for _, tok := range strings.Split(s, ".") {
-		if tok == "" || tok == "*" || tok == ">" {
-			return false
-		}
-		if strings.ContainsAny(tok, " \t\r\n\x00*>") {
-			return false
-		}
-	}
-	return true
+	// Every dot-separated token non-empty, none "*" or ">", none holding
+	// white space, NUL, * or >; the last rule covers the middle one.
+	return s[0] != '.' && s[len(s)-1] != '.' && !strings.Contains(s, "..") &&
+		!strings.ContainsAny(s, " \t\r\n\x00*>")
 }
 
 // ValidReplySubject reports whether a job may name s as its reply subject:
