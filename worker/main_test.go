@@ -269,6 +269,57 @@ func TestSIGTERMMidBatchLosesNothing(t *testing.T) {
 	t.Logf("%d results before SIGTERM completed the drain, all %d after a restart", partial, len(ids))
 }
 
+// With 500 jobs held and only two scoring (langextract is slow), SIGTERM
+// naks the 498 waiting at once, the process exits within the drain timeout,
+// and another worker answers every job long before AckWait (30 s) would
+// have returned them.
+func TestSIGTERMWithHeldJobsRequeuesThemAtOnce(t *testing.T) {
+	c := newCluster(t)
+	c.le.SetFaults(langextractd.Faults{Latency: 2 * time.Second})
+	w := startWorker(t, c.ns.URL(), c.leURL, "WORKER_CONCURRENCY=2", "WORKER_DRAIN_TIMEOUT=4s", "ACK_WAIT=30s", "LANGEXTRACT_TIMEOUT=10")
+	ids := c.publishBatch("held", 500)
+	ctx := context.Background()
+	cons, err := c.client.JS.Consumer(ctx, topology.JobsStream, topology.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ackPending := func() (int, uint64) {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.NumAckPending, info.NumPending
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for n, _ := ackPending(); n < 500; n, _ = ackPending() {
+		if time.Now().After(deadline) {
+			t.Fatalf("worker holds %d jobs, want 500", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	start := time.Now()
+	if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-w.done:
+		if err != nil {
+			t.Fatalf("worker exited with %v after SIGTERM:\n%s", err, w.out.String())
+		}
+		w.done <- nil
+	case <-time.After(4*time.Second + 5*time.Second):
+		t.Fatal("worker did not exit within the drain timeout + 5 s")
+	}
+	exited := time.Since(start)
+	// A naked job waits in the server's redelivery queue (still counted as
+	// ack pending) for the next pull: the next worker gets every one long
+	// before the 30 s AckWait.
+	c.le.SetFaults(langextractd.Faults{Latency: time.Millisecond})
+	startWorker(t, c.ns.URL(), c.leURL)
+	c.waitAll("held", ids, 15*time.Second)
+	t.Logf("exit %s after SIGTERM; all %d answered by the next worker %s after SIGTERM", exited.Round(time.Millisecond), len(ids), time.Since(start).Round(time.Millisecond))
+}
+
 func TestMalformedJobsNeverStopTheWorker(t *testing.T) {
 	c := newCluster(t)
 	w := startWorker(t, c.ns.URL(), c.leURL)

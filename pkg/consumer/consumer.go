@@ -325,12 +325,18 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	<-ctx.Done()
 	w.draining.Store(true)
-	close(w.drainCh)
 	w.log.Info("draining", zap.Duration("timeout", w.cfg.DrainTimeout), zap.Int("held", w.heldCount()))
 	deadline := time.NewTimer(w.cfg.DrainTimeout)
 	defer deadline.Stop()
 	_ = adv.Drain()
 	<-pullDone
+	// Requeue only once the last pull request has no subscriber: the server
+	// would hand a naked job straight back to a pull request still open,
+	// and it would then wait out its AckWait. The fetch unsubscribes just
+	// after closing its channel; the flush makes the server see it first.
+	time.Sleep(20 * time.Millisecond)
+	_ = w.nc.FlushTimeout(time.Second)
+	close(w.drainCh)
 	if !w.waitEmpty(deadline.C) {
 		w.log.Warn("drain timeout: cancelling the jobs still held; they are naked for redelivery", zap.Int("held", w.heldCount()))
 		cancelJobs()
@@ -535,6 +541,16 @@ func (w *Worker) finish(it *item, _ error, status string) {
 	}
 }
 
+// requeueing reports whether jobs not yet started are to be naked at once.
+func (w *Worker) requeueing() bool {
+	select {
+	case <-w.drainCh:
+		return true
+	default:
+		return false
+	}
+}
+
 // step advances an item by one event on the pool.
 func (w *Worker) step(ctx context.Context, it *item) {
 	if it.abandoned.Load() {
@@ -544,7 +560,7 @@ func (w *Worker) step(ctx context.Context, it *item) {
 	it.again = false
 	switch it.op {
 	case opHandle:
-		if w.draining.Load() {
+		if w.requeueing() {
 			w.finish(it, w.nak(it, 0, "shutdown before start"), StatusNaked)
 			return
 		}

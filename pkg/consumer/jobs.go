@@ -54,15 +54,17 @@ func releaseResult(b []byte) {
 // Handle implements Handler. A panic anywhere in it is a Fail with reason
 // internal, never the job's fault.
 func (h *Jobs) Handle(ctx context.Context, d *Delivery) (rep Reply) {
+	var id string
 	defer func() {
 		if r := recover(); r != nil {
-			rep = Reply{Disposition: Fail, Reason: ReasonInternal, Message: fmt.Sprintf("panic: %v", r)}
+			rep = Reply{Disposition: Fail, JobID: id, Reason: ReasonInternal, Message: fmt.Sprintf("panic: %v", r)}
 		}
 	}()
 	j, partial, err := job.Decode(d.Data, h.Limits)
 	if err != nil {
 		return h.reject(d, partial, err)
 	}
+	id = j.JobID
 	subject := j.ReplySubject
 	if subject == "" {
 		subject = topology.ResultsPrefix + d.Lane

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hybridscore/hybridscore/pkg/natsembed"
+	"github.com/hybridscore/hybridscore/pkg/scoring"
 	"github.com/hybridscore/hybridscore/pkg/topology"
 )
 
@@ -442,5 +443,32 @@ func TestShutdownNaksWhatHasNotStarted(t *testing.T) {
 	}
 	if s := msgs[0].outcome(t); s != "nak" {
 		t.Fatalf("running message: %s", s)
+	}
+}
+
+type panicScorer struct{}
+
+func (panicScorer) Score(context.Context, *scoring.Request) (scoring.Outcome, error) { panic("injected") }
+func (panicScorer) ScoreCached(*scoring.Request) (scoring.Outcome, bool, error)     { panic("injected") }
+
+func TestPanicInScoringIsInternalNotTheJobsFault(t *testing.T) {
+	e := newPump(t, &Jobs{Scorer: panicScorer{}, WorkerID: "w"}, nil)
+	job := []byte(`{"job_id":"boom-1","task_description":"t","historical_pattern_text":"p","vector_similarity":0.5}`)
+	first := newFake("p", job, 1)
+	e.w.admit(first)
+	if got := first.outcome(t); got != "nak 1s" && got != "nak 0s" {
+		t.Fatalf("first delivery: %q", got)
+	}
+	last := newFake("p", job, 3)
+	e.w.admit(last)
+	if got := last.outcome(t); got != "term "+ReasonInternal {
+		t.Fatalf("last delivery: %q", got)
+	}
+	dl := e.stored(topology.DLQStream, "scoring.dlq.p")
+	if len(dl) != 1 || dl[0].Header.Get(HeaderReason) != ReasonInternal || dl[0].Header.Get(HeaderJobID) != "boom-1" {
+		t.Fatalf("dead letters %v", dl)
+	}
+	if rs := e.stored(topology.ResultsStream, "scoring.results.p"); len(rs) != 0 {
+		t.Fatalf("a panicking job was answered: %v", rs)
 	}
 }
