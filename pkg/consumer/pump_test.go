@@ -448,8 +448,10 @@ func TestShutdownNaksWhatHasNotStarted(t *testing.T) {
 
 type panicScorer struct{}
 
-func (panicScorer) Score(context.Context, *scoring.Request) (scoring.Outcome, error) { panic("injected") }
-func (panicScorer) ScoreCached(*scoring.Request) (scoring.Outcome, bool, error)     { panic("injected") }
+func (panicScorer) Score(context.Context, *scoring.Request) (scoring.Outcome, error) {
+	panic("injected")
+}
+func (panicScorer) ScoreCached(*scoring.Request) (scoring.Outcome, bool, error) { panic("injected") }
 
 func TestPanicInScoringIsInternalNotTheJobsFault(t *testing.T) {
 	e := newPump(t, &Jobs{Scorer: panicScorer{}, WorkerID: "w"}, nil)
