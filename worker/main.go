@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -38,6 +39,13 @@ type runCmd struct {
 }
 
 func (r *runCmd) Run() error {
+	// The worker's live heap is small (a cache of features, the held jobs)
+	// and it allocates per job: collecting at 4× the live heap instead of
+	// 2× costs a few MB and saves CPU the broker shares. GOGC, when set,
+	// rules.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
 	log, err := server.NewLogger(r.LogLevel, r.LogFormat, zapcore.Lock(os.Stderr))
 	if err != nil {
 		return err

@@ -172,8 +172,7 @@ func (nopObserver) ConsumerPending(uint64, uint64)        {}
 type Worker struct {
 	cfg Config
 	nc  *nats.Conn
-	js  jetstream.JetStream // request/reply calls: dead letters, lookups
-	ajs jetstream.JetStream // the pipeline's asynchronous publishes
+	js  jetstream.JetStream // synchronous calls: dead letters, stream lookups
 	h   Handler
 	log *zap.Logger
 	obs Observer
@@ -190,13 +189,14 @@ type Worker struct {
 	reserved  int // messages asked for and not yet arrived
 	resBytes  int
 	room      chan struct{} // signalled when something is released
-	inFlight  map[*nats.Msg]*item
-	lookups   map[string]*item
+	// pending holds the items whose request (claim lookup, result or
+	// claim publish) awaits its answer, by reply token.
+	pending map[string]*item
 
 	claimGet   string // direct-get subject prefix of the claims bucket
 	claimPut   string // subject prefix of the claims bucket
-	inbox      string // prefix of claim-lookup replies
-	lookupSeq  atomic.Uint64
+	inbox      string // prefix of the replies to the pipeline's requests
+	tokens     atomic.Uint64
 	subjects   sync.Map // reply subject → subjectInfo
 	subjectsN  atomic.Int64
 	ready      atomic.Bool
@@ -213,19 +213,12 @@ func New(nc *nats.Conn, js jetstream.JetStream, cons jetstream.Consumer, h Handl
 	cfg = cfg.withDefaults()
 	w := &Worker{cfg: cfg, nc: nc, js: js, cons: cons, h: h, log: cfg.Logger, obs: cfg.Observer,
 		events: make(chan *item, 2*cfg.Prefetch+64), ioSem: make(chan struct{}, cfg.Concurrency),
-		held: map[*item]struct{}{}, room: make(chan struct{}, 1), inFlight: map[*nats.Msg]*item{}, lookups: map[string]*item{},
+		held: map[*item]struct{}{}, room: make(chan struct{}, 1), pending: map[string]*item{},
 		claimGet: "$JS.API.DIRECT.GET.KV_" + cfg.Claims + ".$KV." + cfg.Claims + ".", claimPut: "$KV." + cfg.Claims + ".",
 		inbox: nc.NewRespInbox() + ".", drainCh: make(chan struct{})}
 	w.maxPayload = int(nc.MaxPayload())
 	if w.cfg.MaxHeldBytes < 2*w.maxPayload {
 		w.cfg.MaxHeldBytes = 2 * w.maxPayload
-	}
-	var err error
-	w.ajs, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(cfg.Prefetch+64),
-		jetstream.WithPublishAsyncTimeout(cfg.PublishTimeout),
-		jetstream.WithPublishAsyncAckHandler(w.onPubAck), jetstream.WithPublishAsyncErrHandler(w.onPubErr))
-	if err != nil {
-		return nil, fmt.Errorf("consumer: %w", err)
 	}
 	return w, nil
 }
@@ -235,6 +228,9 @@ func (w *Worker) consumer() jetstream.Consumer {
 	defer w.consMu.Unlock()
 	return w.cons
 }
+
+// Config returns the settings in force, defaults applied.
+func (w *Worker) Config() Config { return w.cfg }
 
 // Ready reports whether the worker is pulling jobs (false before Run binds
 // and while draining).
@@ -271,14 +267,13 @@ type item struct {
 	out       nats.Msg     // the publish in flight
 	sentAt    time.Time
 	// Completion of the op in flight.
-	pa    *jetstream.PubAck
+	pa    pubAck
 	err   error
 	found bool
 	claim string
 	// claimSeq is the sequence of a deleted claim's marker: the claim is
 	// written expecting it instead of none.
 	claimSeq string
-	unsafe   bool // out.Data may still be read by the client
 }
 
 // Run consumes until ctx ends, then shuts down: it stops pulling, naks the
@@ -289,11 +284,11 @@ type item struct {
 func (w *Worker) Run(ctx context.Context) error {
 	jobCtx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelJobs()
-	lookupSub, err := w.nc.Subscribe(w.inbox+"*", w.onLookup)
+	replies, err := w.nc.Subscribe(w.inbox+"*", w.onReply)
 	if err != nil {
-		return fmt.Errorf("consumer: subscribe claim lookups: %w", err)
+		return fmt.Errorf("consumer: subscribe to replies: %w", err)
 	}
-	defer func() { _ = lookupSub.Unsubscribe() }()
+	defer func() { _ = replies.Unsubscribe() }()
 	adv, err := w.nc.QueueSubscribe(maxDeliveriesSubject, "hybridscore-dead-letters", w.onMaxDeliveries(jobCtx))
 	if err != nil {
 		return fmt.Errorf("consumer: subscribe to advisories: %w", err)
@@ -399,14 +394,12 @@ func (w *Worker) abandonAll() {
 	for it := range w.held {
 		items = append(items, it)
 	}
-	clear(w.inFlight)
-	clear(w.lookups)
+	clear(w.pending)
 	w.mu.Unlock()
 	for _, it := range items {
 		if it.abandoned.Swap(true) {
 			continue
 		}
-		it.unsafe = true // the client may still resend it
 		w.finish(it, w.nak(it, 0, "drain timeout"), StatusNaked)
 	}
 }
@@ -527,7 +520,7 @@ func (w *Worker) finish(it *item, _ error, status string) {
 	}
 	w.obs.InFlight(-1)
 	w.obs.JobDone(it.d.Lane, status, time.Since(it.d.Received))
-	if it.rep.Release != nil && !it.unsafe {
+	if it.rep.Release != nil {
 		it.rep.Release(it.rep.Result)
 	}
 	if ce := w.log.Check(zap.DebugLevel, "job done"); ce != nil {
@@ -651,45 +644,66 @@ func (w *Worker) dispose(ctx context.Context, it *item, rep Reply) {
 // answered before.
 func (w *Worker) lookup(it *item) {
 	it.op = opLookup
-	token := strconv.FormatUint(w.lookupSeq.Add(1), 36)
+	it.out = nats.Msg{Subject: w.claimGet + ClaimKey(it.rep.JobID)}
+	w.request(it)
+}
+
+// request sends it.out with a reply token of its own; the answer (or the
+// keepAlive's timeout) comes back to the pool as an event. The pipeline
+// sends its publishes this way, not through the JetStream client's
+// asynchronous publisher, to spare a future, a map and a reflective PubAck
+// decoding per message.
+func (w *Worker) request(it *item) {
+	token := strconv.FormatUint(w.tokens.Add(1), 36)
+	it.out.Reply = w.inbox + token
 	it.sentAt = time.Now()
 	w.mu.Lock()
-	w.lookups[token] = it
+	w.pending[token] = it
 	w.mu.Unlock()
-	err := w.nc.PublishMsg(&nats.Msg{Subject: w.claimGet + ClaimKey(it.rep.JobID), Reply: w.inbox + token})
-	if err != nil {
+	if err := w.nc.PublishMsg(&it.out); err != nil {
 		w.mu.Lock()
-		_, mine := w.lookups[token]
-		delete(w.lookups, token)
+		_, mine := w.pending[token]
+		delete(w.pending, token)
 		w.mu.Unlock()
 		if mine {
-			w.infra(it, "claim lookup", err)
+			w.infra(it, opName(it.op), err)
 		}
 	}
 }
 
-// onLookup receives a claim lookup's answer (on the connection's goroutine:
-// it only hands the item back to the pool).
-func (w *Worker) onLookup(m *nats.Msg) {
+// onReply receives the answer to a request (on the connection's goroutine:
+// it only reads it and hands the item back to the pool).
+func (w *Worker) onReply(m *nats.Msg) {
 	token := strings.TrimPrefix(m.Subject, w.inbox)
 	w.mu.Lock()
-	it := w.lookups[token]
-	delete(w.lookups, token)
+	it := w.pending[token]
+	delete(w.pending, token)
 	w.mu.Unlock()
 	if it == nil {
 		return
 	}
-	it.err, it.found, it.claim, it.claimSeq = nil, false, "", ""
-	switch status := m.Header.Get("Status"); status {
-	case "":
-		if m.Header.Get("KV-Operation") != "" { // deleted or purged: no claim
-			it.claimSeq = m.Header.Get(jetstream.SequenceHeader)
-			break
+	it.err = nil
+	status := m.Header.Get("Status")
+	switch {
+	case it.op == opLookup:
+		it.found, it.claim, it.claimSeq = false, "", ""
+		switch status {
+		case "":
+			if m.Header.Get("KV-Operation") != "" { // deleted or purged: no claim
+				it.claimSeq = m.Header.Get(jetstream.SequenceHeader)
+				break
+			}
+			it.found, it.claim = true, string(m.Data)
+		case "404":
+		default:
+			it.err = fmt.Errorf("claims bucket answered %s %s", status, m.Header.Get("Description"))
 		}
-		it.found, it.claim = true, string(m.Data)
-	case "404":
+	case status == "503":
+		it.err = fmt.Errorf("%w: no stream answered for %s", nats.ErrNoResponders, it.out.Subject)
+	case status != "":
+		it.err = fmt.Errorf("publish to %s: status %s %s", it.out.Subject, status, m.Header.Get("Description"))
 	default:
-		it.err = fmt.Errorf("claims bucket answered %s %s", status, m.Header.Get("Description"))
+		it.pa, it.err = parsePubAck(m.Data)
 	}
 	w.events <- it
 }
@@ -736,49 +750,7 @@ func (w *Worker) publishResult(ctx context.Context, it *item) {
 		w.writeClaim(it)
 		return
 	}
-	w.send(it)
-}
-
-// send publishes it.out asynchronously; the PubAck or error comes back as
-// an event.
-func (w *Worker) send(it *item) {
-	it.sentAt = time.Now()
-	w.mu.Lock()
-	w.inFlight[&it.out] = it
-	w.mu.Unlock()
-	it.unsafe = true
-	if _, err := w.ajs.PublishMsgAsync(&it.out, jetstream.WithStallWait(w.cfg.PublishTimeout)); err != nil {
-		w.mu.Lock()
-		_, mine := w.inFlight[&it.out]
-		delete(w.inFlight, &it.out)
-		w.mu.Unlock()
-		if mine {
-			it.unsafe = false
-			w.infra(it, opName(it.op), err)
-		}
-	}
-}
-
-func (w *Worker) take(m *nats.Msg) *item {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	it := w.inFlight[m]
-	delete(w.inFlight, m)
-	return it
-}
-
-func (w *Worker) onPubAck(_ jetstream.JetStream, m *nats.Msg, pa *jetstream.PubAck) {
-	if it := w.take(m); it != nil {
-		it.pa, it.err, it.unsafe = pa, nil, false
-		w.events <- it
-	}
-}
-
-func (w *Worker) onPubErr(_ jetstream.JetStream, m *nats.Msg, err error) {
-	if it := w.take(m); it != nil {
-		it.pa, it.err, it.unsafe = nil, err, false
-		w.events <- it
-	}
+	w.request(it)
 }
 
 func (w *Worker) afterPublish(ctx context.Context, it *item) {
@@ -792,7 +764,7 @@ func (w *Worker) afterPublish(ctx context.Context, it *item) {
 		// it, and make sure it is this job's before claiming it.
 		w.obs.Duplicate(it.d.Lane, "pub_ack")
 		w.log.Info("results stream reported a duplicate result", zap.String("job_id", it.rep.JobID), zap.String("lane", it.d.Lane),
-			zap.String("stream", it.pa.Stream), zap.Uint64("seq", it.pa.Sequence))
+			zap.String("stream", it.pa.Stream), zap.Uint64("seq", it.pa.Seq))
 		w.ioWG.Add(1)
 		go func() { defer w.ioWG.Done(); w.checkDuplicate(ctx, it) }()
 	default:
@@ -807,7 +779,7 @@ func (w *Worker) checkDuplicate(ctx context.Context, it *item) {
 	s, err := w.js.Stream(gctx, it.pa.Stream)
 	var raw *jetstream.RawStreamMsg
 	if err == nil {
-		raw, err = s.GetMsg(gctx, it.pa.Sequence)
+		raw, err = s.GetMsg(gctx, it.pa.Seq)
 	}
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound): // aged out or removed: nothing to compare with
@@ -825,14 +797,14 @@ func (w *Worker) checkDuplicate(ctx context.Context, it *item) {
 // when the key exists.
 func (w *Worker) writeClaim(it *item) {
 	it.op = opClaim
-	if it.rep.Release != nil && !it.unsafe {
+	if it.rep.Release != nil {
 		// The result is stored; its buffer is free again.
 		it.rep.Release(it.rep.Result)
 		it.rep.Release, it.rep.Result = nil, nil
 	}
 	it.out = nats.Msg{Subject: w.claimPut + ClaimKey(it.rep.JobID), Data: []byte(it.rep.Digest),
 		Header: nats.Header{jetstream.ExpectedLastSubjSeqHeader: []string{cmp.Or(it.claimSeq, "0")}}}
-	w.send(it)
+	w.request(it)
 }
 
 // errWrongLastSequence is JetStream's answer to a create whose key exists.
@@ -940,7 +912,7 @@ func (w *Worker) nak(it *item, delay time.Duration, why string) error {
 }
 
 // keepAlive sends in-progress acks for every held message before its
-// AckWait runs out, and times out claim lookups.
+// AckWait runs out, and times out requests left unanswered.
 func (w *Worker) keepAlive(quit <-chan struct{}) {
 	every := max(w.cfg.AckWait/3, 50*time.Millisecond)
 	t := time.NewTicker(max(min(every/2, time.Second), 25*time.Millisecond))
@@ -960,9 +932,9 @@ func (w *Worker) keepAlive(quit <-chan struct{}) {
 				due = append(due, it)
 			}
 		}
-		for token, it := range w.lookups {
+		for token, it := range w.pending {
 			if now.Sub(it.sentAt) > w.cfg.PublishTimeout {
-				delete(w.lookups, token)
+				delete(w.pending, token)
 				expired = append(expired, it)
 			}
 		}

@@ -287,6 +287,10 @@ func (s *Server) langextractStatus(ctx context.Context) string {
 	return st
 }
 
+// WorkerConfig returns the consumer settings the worker runs with (the
+// consumer's own AckWait and MaxDeliver, which an operator may have set).
+func (s *Server) WorkerConfig() consumer.Config { return s.worker.Config() }
+
 // NATSURL is the URL of the NATS server in use (the embedded one's when
 // NATS_URL is empty).
 func (s *Server) NATSURL() string { return s.nc.ConnectedUrl() }
