@@ -5,6 +5,8 @@
 #                Prometheus/Alertmanager checks, and the container suite
 #                when Docker is there (CI forces every suite on)
 #   make bench   the engine's benchmarks
+#   make bin/nats-server   a nats-server binary (the module's version), for
+#                `bin/publisher bench --nats-url` against a server in its own process
 #   make images  container images, built locally (deployments/images.mk)
 
 GO ?= go
@@ -46,6 +48,12 @@ race:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./pkg/...
+
+# The nats-server of go.mod, as a program: `publisher bench --nats-url`
+# compares the worker with the raw JetStream loop on a server in its own
+# process, e.g. bin/nats-server -js -sd /tmp/bench-js -p 4333.
+bin/nats-server: go.mod go.sum
+	$(GO) build -o bin/nats-server github.com/nats-io/nats-server/v2
 
 # Each fuzz target for a short while (the committed corpora run in `make test`).
 fuzz:

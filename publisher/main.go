@@ -252,11 +252,13 @@ func readAnswered(path string) ([]string, error) {
 }
 
 type benchCmd struct {
-	NATSURL     string        `name:"nats-url" env:"NATS_URL" help:"NATS of a running worker; empty: an embedded server and worker in this process."`
-	Jobs        int           `default:"20000" help:"Jobs per throughput scenario."`
+	NATSURL     string        `name:"nats-url" env:"NATS_URL" help:"A nats-server in its own process: the bench starts the worker (--worker-bin) as a child process per scenario. Empty: an embedded server and in-process workers."`
+	WorkerBin   string        `name:"worker-bin" help:"With --nats-url: the worker executable (default: worker next to this program, else on $PATH)."`
+	Jobs        int           `default:"100000" help:"Jobs per throughput scenario (raw loop and warm worker rounds, concurrent)."`
 	ColdJobs    int           `default:"2000" help:"Jobs of the cold-cache scenario."`
-	Baseline    bool          `help:"Also run the raw JetStream loop (CONTRACT.md §8) and print the ratio."`
-	Concurrency int           `help:"In-process worker concurrency (default: the worker's)."`
+	Rounds      int           `default:"3" help:"Rounds of raw loop and warm worker; the medians are compared."`
+	Baseline    bool          `help:"Also run the raw JetStream loop (CONTRACT.md §8) and print the ratio worker/raw."`
+	Concurrency int           `help:"Worker concurrency (WORKER_CONCURRENCY; default: the worker's)."`
 	Rate        float64       `default:"1000" help:"Steady-rate latency scenario, jobs/s (0 skips it)."`
 	RateFor     time.Duration `default:"10s" help:"Duration of the steady-rate scenario."`
 	SyncAlways  bool          `help:"Embedded server: fsync every write."`
@@ -265,8 +267,8 @@ type benchCmd struct {
 func (b *benchCmd) Run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	_, err := bench.Run(ctx, bench.Options{NATSURL: b.NATSURL, Jobs: b.Jobs, ColdJobs: b.ColdJobs, Baseline: b.Baseline,
-		Concurrency: b.Concurrency, Rate: b.Rate, RateFor: b.RateFor, SyncAlways: b.SyncAlways, Out: os.Stdout})
+	_, err := bench.Run(ctx, bench.Options{NATSURL: b.NATSURL, WorkerBin: b.WorkerBin, Jobs: b.Jobs, ColdJobs: b.ColdJobs, Rounds: b.Rounds,
+		Baseline: b.Baseline, Concurrency: b.Concurrency, Rate: b.Rate, RateFor: b.RateFor, SyncAlways: b.SyncAlways, Out: os.Stdout})
 	return err
 }
 

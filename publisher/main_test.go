@@ -87,3 +87,25 @@ func TestBenchRuns(t *testing.T) {
 		}
 	}
 }
+
+// Against a server of its own (here an embedded one of this test), the
+// bench starts the worker executable next to the publisher's as a child
+// process per scenario.
+func TestBenchExternalWorker(t *testing.T) {
+	worker := filepath.Join(filepath.Dir(bin), "worker")
+	if out, err := exec.Command("go", "build", "-o", worker, "../worker").CombinedOutput(); err != nil {
+		t.Fatalf("go build worker: %v\n%s", err, out)
+	}
+	ns := workertest.NATS(t)
+	out, err := run(t, "bench", "--nats-url", ns.URL(), "--jobs", "2000", "--cold-jobs", "200", "--rounds", "2", "--baseline", "--rate", "200", "--rate-for", "1s")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{"worker " + worker + ", a child process", "round 2/2  raw JetStream loop", "round 2/2  worker (warm cache)", "worker peak RSS",
+		"raw JetStream loop:   median", "warm cache:           median", "ratio worker/raw:", "cold cache:", "concurrent (10 pub):", "steady 200 jobs/s:", "resident memory:      worker peak"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("bench output lacks %q:\n%s", want, out)
+		}
+	}
+	t.Log(out)
+}

@@ -1,18 +1,31 @@
-// Package bench measures a worker the way CONTRACT.md §8 says: each
-// scenario drains a lane of jobs published beforehand and is timed from the
-// first stored result to the last, by the result stream's own timestamps;
-// the raw JetStream loop (pull, store a same-size result with Nats-Msg-Id,
-// ack after the PubAck, no decoding or scoring) runs on the same server in
-// the same run, and the report gives the ratio. It also runs the runbook's
-// three scenarios and a steady-rate latency test.
+// Package bench measures a worker the way CONTRACT.md §8 says. The ceiling
+// is the fastest raw JetStream loop with the worker's durability: pull with
+// 1000 jobs buffered, store a same-size result with Nats-Msg-Id through
+// asynchronous publishes, ack each job when its own PubAck arrives, no
+// decoding, no scoring (raw.go). The raw loop and the worker run on the same
+// server in the same run, one after the other, each draining a lane of jobs
+// published beforehand (50 distinct task texts, 37 distinct pattern texts:
+// the cache is warm), timed from the first stored result to the last by the
+// result stream's own timestamps; several rounds, medians, and the ratio
+// worker ÷ raw loop. It also runs a cold-cache and a concurrent-publisher
+// scenario and a steady-rate latency test.
+//
+// With no server URL it starts an embedded server and in-process workers.
+// Given one (a nats-server in its own process), it starts the worker
+// executable as a child process for each scenario, after the scenario's
+// jobs are published, stops it with SIGTERM once every result is stored,
+// and reports its peak resident set.
 package bench
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,16 +44,27 @@ import (
 	"github.com/hybridscore/hybridscore/pkg/topology"
 )
 
+// Distinct texts of the warm scenarios: job i uses task text i%50 and
+// pattern text i%37.
+const (
+	taskTexts    = 50
+	patternTexts = 37
+)
+
 // Options configure a run.
 type Options struct {
-	// NATSURL of a server with a running worker; "" starts an embedded
-	// server and an in-process worker (the bench then controls when the
-	// worker starts, so throughput lanes are published beforehand).
-	NATSURL     string
-	Jobs        int           // jobs per throughput scenario; 0 means 20000
+	// NATSURL of a nats-server in its own process; the bench starts the
+	// worker (WorkerBin) as a child process for each scenario. "" starts
+	// an embedded server and in-process workers.
+	NATSURL string
+	// WorkerBin is the worker executable (NATSURL set); "" means
+	// DefaultWorkerBin.
+	WorkerBin   string
+	Jobs        int           // jobs per throughput scenario; 0 means 100000
 	ColdJobs    int           // jobs of the cold-cache scenario; 0 means 2000
+	Rounds      int           // rounds of raw loop and warm worker; 0 means 3
 	Baseline    bool          // also run the raw JetStream loop and report the ratio
-	Concurrency int           // in-process worker concurrency; 0 means the default
+	Concurrency int           // worker concurrency; 0 means the worker's default
 	Rate        float64       // steady-rate scenario, jobs/s; 0 skips it
 	RateFor     time.Duration // steady-rate duration; 0 means 10 s
 	SyncAlways  bool          // embedded server fsyncs every write
@@ -50,11 +74,14 @@ type Options struct {
 
 // Report holds the figures of a run.
 type Report struct {
-	Raw, Cold, Warm, Concurrent Throughput
-	Ratio                       float64 // warm worker ÷ raw loop
-	LatencyP50, LatencyP99      float64 // ms, steady-rate scenario
-	LatencyJobs                 int
-	RSSMB                       float64 // this process at the end (embedded worker included)
+	Raw, Warm              Throughput   // medians of the rounds
+	RawRounds, WarmRounds  []Throughput // each round's
+	Cold, Concurrent       Throughput
+	Ratio                  float64 // median warm worker ÷ median raw loop
+	LatencyP50, LatencyP99 float64 // ms, steady-rate scenario
+	LatencyJobs            int
+	RSSMB                  float64 // this process at the end (embedded: worker and server included)
+	WorkerPeakRSSMB        float64 // external server: the largest peak resident set (VmHWM) of the worker processes
 }
 
 // Throughput is one scenario's result.
@@ -62,22 +89,60 @@ type Throughput struct {
 	Jobs    int
 	Elapsed time.Duration // first stored result to last
 	PerSec  float64
+	// ResultBytes is the size of a stored result (the mean of the first
+	// and the last).
+	ResultBytes int
 }
 
 func (t Throughput) String() string {
 	if t.Jobs == 0 {
 		return "not run"
 	}
-	return fmt.Sprintf("%d results in %s: %.0f results/s", t.Jobs, t.Elapsed.Round(time.Millisecond), t.PerSec)
+	return fmt.Sprintf("%d results of %d bytes in %s: %.0f results/s", t.Jobs, t.ResultBytes, t.Elapsed.Round(time.Millisecond), t.PerSec)
+}
+
+// median returns the round of median rate (the mean of the middle two for
+// an even count).
+func median(ts []Throughput) Throughput {
+	if len(ts) == 0 {
+		return Throughput{}
+	}
+	s := slices.Clone(ts)
+	slices.SortFunc(s, func(a, b Throughput) int {
+		switch {
+		case a.PerSec < b.PerSec:
+			return -1
+		case a.PerSec > b.PerSec:
+			return 1
+		}
+		return 0
+	})
+	m := s[len(s)/2]
+	if len(s)%2 == 0 {
+		l := s[len(s)/2-1]
+		m = Throughput{Jobs: m.Jobs, Elapsed: (l.Elapsed + m.Elapsed) / 2, PerSec: (l.PerSec + m.PerSec) / 2}
+	}
+	return m
+}
+
+func rates(ts []Throughput) string {
+	f := make([]string, len(ts))
+	for i, t := range ts {
+		f[i] = strconv.FormatFloat(t.PerSec, 'f', 0, 64)
+	}
+	return strings.Join(f, ", ")
 }
 
 // Run runs the benchmark and prints its report.
 func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.Jobs <= 0 {
-		o.Jobs = 20000
+		o.Jobs = 100000
 	}
 	if o.ColdJobs <= 0 {
 		o.ColdJobs = 2000
+	}
+	if o.Rounds <= 0 {
+		o.Rounds = 3
 	}
 	if o.RateFor <= 0 {
 		o.RateFor = 10 * time.Second
@@ -93,84 +158,189 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 }
 
 type run struct {
-	o   Options
-	rep *Report
-	nc  *nats.Conn
-	js  jetstream.JetStream
-	url string
+	o        Options
+	rep      *Report
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	url      string
+	embedded bool
+	tmp      string   // scratch files (warm files of worker processes)
+	purges   []string // result subjects of the bench's lanes
 }
 
 func (b *run) printf(format string, args ...any) { fmt.Fprintf(b.o.Out, format, args...) }
 
 func (b *run) run(ctx context.Context) error {
-	embedded := b.o.NATSURL == ""
+	b.embedded = b.o.NATSURL == ""
 	b.url = b.o.NATSURL
-	if embedded {
-		dir, err := os.MkdirTemp("", "hybridscore-bench-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		srv, err := natsembed.Start(natsembed.Options{Port: -1, StoreDir: dir, SyncAlways: b.o.SyncAlways})
+	var err error
+	if b.tmp, err = os.MkdirTemp("", "hybridscore-bench-"); err != nil {
+		return err
+	}
+	defer os.RemoveAll(b.tmp)
+	if b.embedded {
+		srv, err := natsembed.Start(natsembed.Options{Port: -1, StoreDir: filepath.Join(b.tmp, "nats"), SyncAlways: b.o.SyncAlways})
 		if err != nil {
 			return err
 		}
 		defer srv.Stop()
 		b.url = srv.URL()
-		b.printf("embedded NATS %s (sync_always=%v), file storage\n", b.url, b.o.SyncAlways)
+		b.printf("embedded NATS %s (sync_always=%v), file storage; in-process workers\n", b.url, b.o.SyncAlways)
+	} else {
+		if b.o.WorkerBin == "" {
+			if b.o.WorkerBin, err = DefaultWorkerBin(); err != nil {
+				return err
+			}
+		}
+		b.printf("NATS %s (external server); worker %s, a child process per scenario\n", b.url, b.o.WorkerBin)
+		if b.o.SyncAlways {
+			b.printf("(--sync-always applies to the embedded server only: the external server's own setting holds)\n")
+		}
 	}
-	var err error
-	if b.nc, err = nats.Connect(b.url, nats.MaxReconnects(-1)); err != nil {
+	if b.nc, err = nats.Connect(b.url, nats.Name("hybridscore-bench"), nats.MaxReconnects(-1)); err != nil {
 		return err
 	}
 	defer b.nc.Close()
 	if b.js, err = jetstream.New(b.nc, jetstream.WithPublishAsyncMaxPending(4096)); err != nil {
 		return err
 	}
-	topo := topology.Config{}
-	for _, sc := range topo.Streams() {
-		if _, err := b.js.CreateOrUpdateStream(ctx, sc); err != nil && !embedded {
-			// A running deployment's streams are the operator's: keep them.
-			if _, gerr := b.js.Stream(ctx, sc.Name); gerr != nil {
-				return fmt.Errorf("stream %s: %w", sc.Name, err)
-			}
-		} else if err != nil {
-			return err
-		}
+	if err := b.ensureStreams(ctx); err != nil {
+		return err
 	}
-	warmTexts := texts("warm", 100)
+	defer b.purge(context.WithoutCancel(ctx))
+	if !b.embedded {
+		b.checkIdle(ctx)
+	}
+	tasks, patterns := texts("task", taskTexts), texts("pattern", patternTexts)
+	warm := slices.Concat(tasks, patterns)
 	if b.o.Baseline {
-		if err := b.raw(ctx, embedded); err != nil {
+		cleanup, err := b.rawSetup(ctx)
+		if err != nil {
 			return fmt.Errorf("raw loop: %w", err)
 		}
-		b.printf("raw JetStream loop:   %s\n", b.rep.Raw)
+		defer cleanup()
+		// A short unmeasured pass first: the first writes to a fresh store
+		// are slower, and the ceiling should not be measured cold.
+		if _, err := b.rawOnce(ctx, max(b.o.Jobs/10, 500), tasks, patterns); err != nil {
+			return fmt.Errorf("raw loop: %w", err)
+		}
 	}
-	// Cold cache: every text new.
-	if b.rep.Cold, err = b.scenario(ctx, embedded, "bench-cold-"+nonce(), b.o.ColdJobs, texts("cold-"+nonce(), 2*b.o.ColdJobs), nil, false); err != nil {
-		return fmt.Errorf("cold: %w", err)
+	for r := 1; r <= b.o.Rounds; r++ {
+		if b.o.Baseline {
+			t, err := b.rawOnce(ctx, b.o.Jobs, tasks, patterns)
+			if err != nil {
+				return fmt.Errorf("raw loop, round %d: %w", r, err)
+			}
+			b.rep.RawRounds = append(b.rep.RawRounds, t)
+			b.printf("round %d/%d  raw JetStream loop    %s\n", r, b.o.Rounds, t)
+		}
+		t, peak, err := b.scenario(ctx, "bench-warm-"+nonce(), b.o.Jobs, tasks, patterns, warm, false)
+		if err != nil {
+			return fmt.Errorf("warm, round %d: %w", r, err)
+		}
+		b.rep.WarmRounds = append(b.rep.WarmRounds, t)
+		b.printf("round %d/%d  worker (warm cache)   %s%s\n", r, b.o.Rounds, t, peakNote(peak))
 	}
-	b.printf("cold cache:           %s\n", b.rep.Cold)
-	if b.rep.Warm, err = b.scenario(ctx, embedded, "bench-warm-"+nonce(), b.o.Jobs, warmTexts, warmTexts, false); err != nil {
-		return fmt.Errorf("warm: %w", err)
+	if b.o.Baseline {
+		b.rep.Raw = median(b.rep.RawRounds)
+		b.printf("raw JetStream loop:   median %.0f results/s of %d rounds (%s)\n", b.rep.Raw.PerSec, b.o.Rounds, rates(b.rep.RawRounds))
 	}
-	b.printf("warm cache:           %s\n", b.rep.Warm)
-	if b.rep.Concurrent, err = b.scenario(ctx, embedded, "bench-conc-"+nonce(), b.o.Jobs, warmTexts, warmTexts, true); err != nil {
-		return fmt.Errorf("concurrent: %w", err)
-	}
-	b.printf("concurrent (10 pub):  %s\n", b.rep.Concurrent)
+	b.rep.Warm = median(b.rep.WarmRounds)
+	b.printf("warm cache:           median %.0f results/s of %d rounds (%s)\n", b.rep.Warm.PerSec, b.o.Rounds, rates(b.rep.WarmRounds))
 	if b.o.Baseline && b.rep.Raw.PerSec > 0 {
 		b.rep.Ratio = b.rep.Warm.PerSec / b.rep.Raw.PerSec
-		b.printf("ratio worker/raw:     %.2f (warm cache, same server, same run)\n", b.rep.Ratio)
+		b.printf("ratio worker/raw:     %.2f (medians, warm cache, same server, same run)\n", b.rep.Ratio)
+		if w, r := float64(b.rep.Warm.ResultBytes), float64(b.rep.Raw.ResultBytes); w > 1.2*r || w < r/1.2 {
+			b.printf("note: the worker's results are %.0f bytes, the raw loop's %.0f (CONTRACT.md §8: about %d)\n", w, r, rawResultBytes)
+		}
 	}
+	// Cold cache: every text new.
+	coldTasks, coldPatterns := texts("cold-task-"+nonce(), b.o.ColdJobs), texts("cold-pattern-"+nonce(), b.o.ColdJobs)
+	t, peak, err := b.scenario(ctx, "bench-cold-"+nonce(), b.o.ColdJobs, coldTasks, coldPatterns, nil, false)
+	if err != nil {
+		return fmt.Errorf("cold: %w", err)
+	}
+	b.rep.Cold = t
+	b.printf("cold cache:           %s%s\n", t, peakNote(peak))
+	t, peak, err = b.scenario(ctx, "bench-conc-"+nonce(), b.o.Jobs, tasks, patterns, warm, true)
+	if err != nil {
+		return fmt.Errorf("concurrent: %w", err)
+	}
+	b.rep.Concurrent = t
+	b.printf("concurrent (10 pub):  %s%s\n", t, peakNote(peak))
 	if b.o.Rate > 0 {
-		if err := b.steady(ctx, embedded, warmTexts); err != nil {
+		peak, err := b.steady(ctx, tasks, patterns, warm)
+		if err != nil {
 			return fmt.Errorf("steady rate: %w", err)
 		}
-		b.printf("steady %.0f jobs/s:  publish→result p50 %.3f ms, p99 %.3f ms over %d jobs\n", b.o.Rate, b.rep.LatencyP50, b.rep.LatencyP99, b.rep.LatencyJobs)
+		b.printf("steady %.0f jobs/s:  publish→result p50 %.3f ms, p99 %.3f ms over %d jobs%s\n", b.o.Rate, b.rep.LatencyP50, b.rep.LatencyP99, b.rep.LatencyJobs, peakNote(peak))
 	}
 	b.rep.RSSMB = rssMB()
-	b.printf("resident memory:      %.1f MB (this process%s)\n", b.rep.RSSMB, map[bool]string{true: ", worker and NATS server included", false: ""}[embedded])
+	if b.embedded {
+		b.printf("resident memory:      %.1f MB (this process, workers and NATS server included)\n", b.rep.RSSMB)
+	} else {
+		b.printf("resident memory:      worker peak %.1f MB (largest VmHWM of its processes); this bench process %.1f MB\n", b.rep.WorkerPeakRSSMB, b.rep.RSSMB)
+	}
 	return nil
+}
+
+func peakNote(mb float64) string {
+	if mb <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (worker peak RSS %.1f MB)", mb)
+}
+
+// ensureStreams creates whichever of the contract's streams is missing,
+// with topology's configuration; existing ones are the operator's and stay.
+func (b *run) ensureStreams(ctx context.Context) error {
+	for _, sc := range (topology.Config{}).Streams() {
+		if _, err := b.js.Stream(ctx, sc.Name); err == nil {
+			continue
+		} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("stream %s: %w", sc.Name, err)
+		}
+		if _, err := b.js.CreateStream(ctx, sc); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return fmt.Errorf("stream %s: %w", sc.Name, err)
+		}
+	}
+	return nil
+}
+
+// checkIdle warns when the external server has jobs waiting or a worker
+// already pulling: the bench's worker would score those jobs too, or
+// another worker would take the bench's lanes.
+func (b *run) checkIdle(ctx context.Context) {
+	if s, err := b.js.Stream(ctx, topology.JobsStream); err == nil && s.CachedInfo().State.Msgs > 0 {
+		b.printf("warning: %s already holds %d jobs; the bench's worker will score them too\n", topology.JobsStream, s.CachedInfo().State.Msgs)
+	}
+	if c, err := b.js.Consumer(ctx, topology.JobsStream, topology.Consumer); err == nil && c.CachedInfo().NumWaiting > 0 {
+		b.printf("warning: consumer %s has %d pull requests waiting: is another worker running on this server? It would take the bench's jobs\n",
+			topology.Consumer, c.CachedInfo().NumWaiting)
+	}
+}
+
+// purgeLater notes a lane's result subject, purged at the end of the run
+// (external server: the results are the bench's and would only fill
+// SCORING_RESULTS until they age out; not sooner, so that no purge runs on
+// the server while a scenario is timed).
+func (b *run) purgeLater(subject string) {
+	if !b.embedded {
+		b.purges = append(b.purges, subject)
+	}
+}
+
+func (b *run) purge(ctx context.Context) {
+	if len(b.purges) == 0 {
+		return
+	}
+	s, err := b.js.Stream(ctx, topology.ResultsStream)
+	if err != nil {
+		return
+	}
+	for _, subject := range b.purges {
+		_ = s.Purge(ctx, jetstream.WithPurgeSubject(subject))
+	}
 }
 
 func nonce() string { return strconv.FormatInt(time.Now().UnixNano()%1e9, 36) }
@@ -194,16 +364,18 @@ func texts(prefix string, n int) []string {
 	return out
 }
 
-func jobFor(lane string, i int, ts []string) []byte {
-	w := job.Wire{JobID: lane + "-" + strconv.Itoa(i), TaskDescription: ts[i%len(ts)], HistoricalPatternText: ts[(i*31+1)%len(ts)],
+// jobFor returns job i of a lane: task text i%len(tasks), pattern text
+// i%len(patterns).
+func jobFor(lane string, i int, tasks, patterns []string) []byte {
+	w := job.Wire{JobID: lane + "-" + strconv.Itoa(i), TaskDescription: tasks[i%len(tasks)], HistoricalPatternText: patterns[i%len(patterns)],
 		VectorSimilarity: float64(i%100) / 100, TaskCharacteristics: &job.WireCharacteristics{Complexity: "complex"}}
 	b, _ := jsonMarshal(w)
 	return b
 }
 
-// publishLane publishes n jobs to scoring.jobs.<lane>, asynchronously, from
+// publishLane publishes n jobs of a lane to subject, asynchronously, from
 // `publishers` goroutines, and waits for every PubAck.
-func (b *run) publishLane(ctx context.Context, lane string, n, publishers int, ts []string) error {
+func (b *run) publishLane(ctx context.Context, subject, lane string, n, publishers int, tasks, patterns []string) error {
 	var next atomic.Int64
 	errs := make(chan error, publishers)
 	var wg sync.WaitGroup
@@ -216,7 +388,7 @@ func (b *run) publishLane(ctx context.Context, lane string, n, publishers int, t
 				if i >= n {
 					break
 				}
-				if _, err := b.js.PublishMsgAsync(&nats.Msg{Subject: topology.JobsPrefix + lane, Data: jobFor(lane, i, ts),
+				if _, err := b.js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: jobFor(lane, i, tasks, patterns),
 					Header: nats.Header{jetstream.MsgIDHeader: []string{lane + "-" + strconv.Itoa(i)}}}, stallWait); err != nil {
 					errs <- err
 					return
@@ -240,61 +412,129 @@ func (b *run) publishLane(ctx context.Context, lane string, n, publishers int, t
 	}
 }
 
-// collector counts stored results on one subject and keeps the stream
-// timestamps of the first and the last.
+// collector waits for a lane's results and times them by the result
+// stream's own timestamps, first stored result to last. It polls the
+// stream's count of the lane's subject, then reads the first and the last
+// message: the server does not deliver every result a second time, so the
+// measurement costs the server (and this process) next to nothing.
 type collector struct {
-	want        int
-	n           atomic.Int64
-	first, last atomic.Int64
-	done        chan struct{}
-	cc          jetstream.ConsumeContext
+	s        jetstream.Stream
+	subject  string
+	want     int
+	startSeq uint64 // the lane's results come after it
 }
 
 func (b *run) collect(ctx context.Context, subject string, want int) (*collector, error) {
-	c := &collector{want: want, done: make(chan struct{})}
-	cons, err := b.js.OrderedConsumer(ctx, topology.ResultsStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	s, err := b.js.Stream(ctx, topology.ResultsStream)
 	if err != nil {
 		return nil, err
 	}
-	c.cc, err = cons.Consume(func(m jetstream.Msg) {
-		md, err := m.Metadata()
-		if err != nil {
-			return
-		}
-		ts := md.Timestamp.UnixNano()
-		c.first.CompareAndSwap(0, ts)
-		c.last.Store(ts)
-		if int(c.n.Add(1)) == c.want {
-			close(c.done)
-		}
-	}, jetstream.PullMaxMessages(1000))
-	return c, err
+	return &collector{s: s, subject: subject, want: want, startSeq: s.CachedInfo().State.LastSeq + 1}, nil
 }
 
-func (c *collector) wait(ctx context.Context, timeout time.Duration) (Throughput, error) {
-	defer c.cc.Stop()
-	select {
-	case <-c.done:
-	case <-ctx.Done():
-		return Throughput{}, ctx.Err()
-	case <-time.After(timeout):
-		return Throughput{}, fmt.Errorf("%d of %d results after %s", c.n.Load(), c.want, timeout)
+// count returns how many results the lane has stored.
+func (c *collector) count(ctx context.Context) (int, error) {
+	info, err := c.s.Info(ctx, jetstream.WithSubjectFilter(c.subject))
+	if err != nil {
+		return 0, err
 	}
-	el := time.Duration(c.last.Load() - c.first.Load())
-	t := Throughput{Jobs: c.want, Elapsed: el}
+	return int(info.State.Subjects[c.subject]), nil
+}
+
+// stallTimeout fails a scenario when no result arrived for that long.
+const stallTimeout = time.Minute
+
+// wait waits for every result, failing when the worker dies (w's dead
+// closed) or no result arrives for stallTimeout.
+func (c *collector) wait(ctx context.Context, w worker) (Throughput, error) {
+	var dead <-chan struct{}
+	if w != nil {
+		dead = w.dead()
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	seen, since := 0, time.Now()
+	for seen < c.want {
+		select {
+		case <-ctx.Done():
+			return Throughput{}, ctx.Err()
+		case <-dead:
+			return Throughput{}, w.diedError()
+		case <-tick.C:
+		}
+		n, err := c.count(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return Throughput{}, ctx.Err()
+			}
+			continue // a slow server: the stall timeout decides
+		}
+		if n != seen {
+			seen, since = n, time.Now()
+		} else if time.Since(since) > stallTimeout {
+			return Throughput{}, fmt.Errorf("%d of %d results, none for %s", n, c.want, stallTimeout)
+		}
+	}
+	if seen > c.want {
+		return Throughput{}, fmt.Errorf("%d results stored for %d jobs: duplicates", seen, c.want)
+	}
+	first, err := c.s.GetMsg(ctx, c.startSeq, jetstream.WithGetMsgSubject(c.subject))
+	if err != nil {
+		return Throughput{}, fmt.Errorf("first result: %w", err)
+	}
+	last, err := c.s.GetLastMsgForSubject(ctx, c.subject)
+	if err != nil {
+		return Throughput{}, fmt.Errorf("last result: %w", err)
+	}
+	el := last.Time.Sub(first.Time)
+	t := Throughput{Jobs: c.want, Elapsed: el, ResultBytes: (len(first.Data) + len(last.Data)) / 2}
 	if el > 0 {
 		t.PerSec = float64(c.want-1) / el.Seconds()
 	}
 	return t, nil
 }
 
-// startWorker starts an in-process worker, with texts already in its cache.
-func (b *run) startWorker(ctx context.Context, warm []string) (stop func(), err error) {
+// worker is a running worker: in this process (embedded server) or a child
+// process (external server).
+type worker interface {
+	dead() <-chan struct{} // closed if it stops on its own
+	diedError() error
+	stop() error
+	peakRSSMB() float64 // 0 for an in-process worker
+}
+
+type inProc struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+}
+
+func (w *inProc) dead() <-chan struct{} { return w.done }
+func (w *inProc) diedError() error      { return fmt.Errorf("in-process worker stopped: %v", w.err) }
+func (w *inProc) stop() error           { w.cancel(); <-w.done; return nil }
+func (w *inProc) peakRSSMB() float64    { return 0 }
+
+func (c *child) peakRSSMB() float64 { return c.peakMB }
+
+// startWorker starts a worker with texts already in its cache: in process
+// on the embedded server, else the worker executable (its warm file).
+func (b *run) startWorker(ctx context.Context, warm []string) (worker, error) {
+	if !b.embedded {
+		file := ""
+		if len(warm) > 0 {
+			data, _ := json.Marshal(warm)
+			file = filepath.Join(b.tmp, "warm-"+nonce()+".json")
+			if err := os.WriteFile(file, data, 0o644); err != nil {
+				return nil, err
+			}
+		}
+		return b.startChild(file)
+	}
 	cfg := config.Defaults()
 	cfg.NATSURL = b.url
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.LogLevel = "warn"
-	cfg.SemanticCacheMaxSize = 100000
+	cfg.SemanticCacheMaxSize = 200000
 	if b.o.Concurrency > 0 {
 		cfg.WorkerConcurrency = b.o.Concurrency
 	}
@@ -308,58 +548,109 @@ func (b *run) startWorker(ctx context.Context, warm []string) (stop func(), err 
 		}
 	}
 	wctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = s.Run(wctx) }()
-	return func() { cancel(); <-done }, nil
+	w := &inProc{cancel: cancel, done: make(chan struct{})}
+	go func() { defer close(w.done); w.err = s.Run(wctx) }()
+	return w, nil
 }
 
-func (b *run) scenario(ctx context.Context, embedded bool, lane string, n int, ts, warm []string, concurrent bool) (Throughput, error) {
-	c, err := b.collect(ctx, topology.ResultsPrefix+lane, n)
+// stopWorker stops w and notes its peak resident set.
+func (b *run) stopWorker(w worker) (peakMB float64, err error) {
+	err = w.stop()
+	peakMB = w.peakRSSMB()
+	b.rep.WorkerPeakRSSMB = max(b.rep.WorkerPeakRSSMB, peakMB)
+	return peakMB, err
+}
+
+// ready waits until w scores a probe job (on a lane of its own): the
+// consumer is bound and the path warm.
+func (b *run) ready(ctx context.Context, w worker, tasks, patterns []string) error {
+	lane := "bench-ready-" + nonce()
+	got := make(chan *nats.Msg, 1)
+	sub, err := b.nc.ChanSubscribe(topology.ResultsPrefix+lane, got)
 	if err != nil {
-		return Throughput{}, err
+		return err
 	}
-	var stop func()
-	if embedded && !concurrent {
-		// Published beforehand, drained by a worker started afterwards.
-		if err := b.publishLane(ctx, lane, n, 1, ts); err != nil {
-			return Throughput{}, err
-		}
-		if stop, err = b.startWorker(ctx, warm); err != nil {
-			return Throughput{}, err
-		}
-	} else {
-		if embedded {
-			if stop, err = b.startWorker(ctx, warm); err != nil {
-				return Throughput{}, err
-			}
-		}
-		publishers := 1
-		if concurrent {
-			publishers = 10
-		}
-		if err := b.publishLane(ctx, lane, n, publishers, ts); err != nil {
-			return Throughput{}, err
-		}
+	defer func() { _ = sub.Unsubscribe() }()
+	if _, err := b.js.PublishMsg(ctx, &nats.Msg{Subject: topology.JobsPrefix + lane, Data: jobFor(lane, 0, tasks, patterns),
+		Header: nats.Header{jetstream.MsgIDHeader: []string{lane + "-0"}}}); err != nil {
+		return err
 	}
-	t, err := c.wait(ctx, 5*time.Minute)
-	if stop != nil {
-		stop()
+	b.purgeLater(topology.ResultsPrefix + lane)
+	select {
+	case <-got:
+		return nil
+	case <-w.dead():
+		return w.diedError()
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(stallTimeout):
+		return fmt.Errorf("no result of a probe job within %s of starting the worker", stallTimeout)
 	}
-	return t, err
 }
 
-// steady publishes at a fixed rate and measures publish→result latency as
-// seen by a subscriber of the results subject.
-func (b *run) steady(ctx context.Context, embedded bool, ts []string) error {
-	lane := "bench-steady-" + nonce()
-	var stop func()
-	var err error
-	if embedded {
-		if stop, err = b.startWorker(ctx, ts); err != nil {
+// scenario measures one lane of n jobs. Published beforehand and drained by
+// a worker started afterwards; concurrent: published by 10 goroutines to a
+// worker already running.
+func (b *run) scenario(ctx context.Context, lane string, n int, tasks, patterns, warm []string, concurrent bool) (t Throughput, peakMB float64, err error) {
+	subject := topology.ResultsPrefix + lane
+	c, err := b.collect(ctx, subject, n)
+	if err != nil {
+		return Throughput{}, 0, err
+	}
+	b.purgeLater(subject)
+	if !concurrent {
+		if err := b.publishLane(ctx, topology.JobsPrefix+lane, lane, n, 1, tasks, patterns); err != nil {
+			return Throughput{}, 0, err
+		}
+	}
+	w, err := b.startWorker(ctx, warm)
+	if err != nil {
+		return Throughput{}, 0, err
+	}
+	if concurrent {
+		err = b.ready(ctx, w, tasks, patterns)
+		if err == nil {
+			err = b.publishLane(ctx, topology.JobsPrefix+lane, lane, n, 10, tasks, patterns)
+		}
+	}
+	if err == nil {
+		t, err = c.wait(ctx, w)
+	}
+	peakMB, serr := b.stopWorker(w)
+	return t, peakMB, joinStop(err, serr, w)
+}
+
+// joinStop adds the error of stopping w to err, unless err already says
+// that w died.
+func joinStop(err, stopErr error, w worker) error {
+	select {
+	case <-w.dead():
+		if err != nil {
 			return err
 		}
-		defer stop()
+	default:
 	}
+	return errors.Join(err, stopErr)
+}
+
+// steady publishes at a fixed rate, to a worker already running, and
+// measures publish→result latency as seen by a subscriber of the results
+// subject.
+func (b *run) steady(ctx context.Context, tasks, patterns, warm []string) (peakMB float64, err error) {
+	w, err := b.startWorker(ctx, warm)
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		var serr error
+		peakMB, serr = b.stopWorker(w)
+		err = joinStop(err, serr, w)
+	}()
+	if err := b.ready(ctx, w, tasks, patterns); err != nil {
+		return 0, err
+	}
+	lane := "bench-steady-" + nonce()
+	b.purgeLater(topology.ResultsPrefix + lane)
 	n := int(b.o.Rate * b.o.RateFor.Seconds())
 	sent := make([]atomic.Int64, n)
 	lat := make([]float64, 0, n)
@@ -381,10 +672,9 @@ func (b *run) steady(ctx context.Context, embedded bool, ts []string) error {
 		}
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	// Warm the path: a few jobs first, not measured.
 	interval := time.Duration(float64(time.Second) / b.o.Rate)
 	start := time.Now()
 	for i := range n {
@@ -392,21 +682,23 @@ func (b *run) steady(ctx context.Context, embedded bool, ts []string) error {
 			time.Sleep(d)
 		}
 		sent[i].Store(time.Now().UnixNano())
-		if _, err := b.js.PublishMsgAsync(&nats.Msg{Subject: topology.JobsPrefix + lane, Data: jobFor(lane, i, ts),
+		if _, err := b.js.PublishMsgAsync(&nats.Msg{Subject: topology.JobsPrefix + lane, Data: jobFor(lane, i, tasks, patterns),
 			Header: nats.Header{jetstream.MsgIDHeader: []string{lane + "-" + strconv.Itoa(i)}}}, stallWait); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	select {
 	case <-got:
+	case <-w.dead():
+		return 0, w.diedError()
 	case <-time.After(time.Minute):
 		mu.Lock()
 		defer mu.Unlock()
-		return fmt.Errorf("%d of %d results", len(lat), n)
+		return 0, fmt.Errorf("%d of %d results", len(lat), n)
 	}
 	mu.Lock()
 	defer mu.Unlock()
 	b.rep.LatencyP50, b.rep.LatencyP99 = producer.Percentile(lat, 0.5), producer.Percentile(lat, 0.99)
 	b.rep.LatencyJobs = n
-	return nil
+	return 0, nil
 }

@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -19,116 +20,192 @@ import (
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 
-// rawResult is a result of the size a worker publishes.
+// rawIDPlaceholder is the job id inside rawResult, replaced by each job's.
+const rawIDPlaceholder = "bench-raw-000000"
+
+// rawResultBytes is the size of a raw loop's result for a job id of a raw
+// lane's usual length (CONTRACT.md §8: the size of a worker's result).
+const (
+	rawResultBytes = 420
+	rawIDLen       = len("bench-raw-abcdef-12345")
+)
+
+// rawResult is a result-like JSON object whose worker_id is padded so that,
+// with the job id, it is rawResultBytes long: only its size matters to the
+// raw loop. The bench prints the mean size of the worker's results next to
+// the raw loop's.
 var rawResult = func() []byte {
-	v, p, w := 0.83, 0.61, 0.6
-	r := job.Result{SchemaVersion: 1, JobID: "bench-raw-000000", Status: job.StatusScored, HybridScore: &v, VectorScore: &v, PatternScore: &p,
-		VectorWeight: &w, PatternWeight: &p, Confidence: &p, ScoreAgreement: &p, ComponentScores: &job.Components{Concept: 0.5},
-		UsedPatterns: true, Cache: &job.CacheInfo{Task: "memory", Pattern: "memory"}, WorkerID: "raw-loop", DeliveryAttempt: 1,
-		LatencyMS: 0.5, ScoredAt: job.Timestamp(time.Now())}
-	return r.AppendJSON(nil)
+	r := map[string]any{"schema_version": 1, "job_id": rawIDPlaceholder, "status": job.StatusScored,
+		"hybrid_score": 0.8263, "vector_score": 0.85, "pattern_score": 0.7712, "vector_weight": 0.7, "pattern_weight": 0.3,
+		"confidence": 0.91, "used_patterns": true, "cache": map[string]string{"task": "memory", "pattern": "memory"},
+		"delivery_attempt": 1, "latency_ms": 0.42, "scored_at": time.Now().UTC().Format(time.RFC3339Nano), "worker_id": "raw-loop"}
+	b, _ := json.Marshal(r)
+	pad := rawResultBytes - (len(b) - len(rawIDPlaceholder) + rawIDLen)
+	r["worker_id"] = "raw-loop" + strings.Repeat("-", max(pad, 0))
+	b, _ = json.Marshal(r)
+	return b
 }()
 
-// raw runs CONTRACT.md §8's loop: the jobs of one lane published beforehand,
-// pulled by a temporary consumer with the worker's prefetch and concurrency,
-// each answered by storing a same-size result with Nats-Msg-Id and acked
-// once the PubAck arrives. No decoding, no scoring. On a server whose
-// SCORING_JOBS already has the worker's consumer (whose filter overlaps any
-// lane), it uses a scratch work-queue stream of the same configuration.
-func (b *run) raw(ctx context.Context, embedded bool) error {
-	// A short unmeasured pass first: the first writes to a fresh store are
-	// slower, and the ceiling should not be measured on a cold server.
-	if _, err := b.rawOnce(ctx, embedded, max(b.o.Jobs/10, 500)); err != nil {
-		return err
-	}
-	var err error
-	b.rep.Raw, err = b.rawOnce(ctx, embedded, b.o.Jobs)
-	return err
+// The template split around the id, so a result is built by one append.
+var rawPrefix, rawSuffix = func() ([]byte, []byte) {
+	i := bytes.Index(rawResult, []byte(rawIDPlaceholder))
+	return rawResult[:i], rawResult[i+len(rawIDPlaceholder):]
+}()
+
+// rawResultFor returns a fresh copy of the template carrying id. Fresh: an
+// asynchronous publish keeps its message until the PubAck arrives.
+func rawResultFor(id string) []byte {
+	b := make([]byte, 0, len(rawPrefix)+len(id)+len(rawSuffix))
+	b = append(b, rawPrefix...)
+	b = append(b, id...)
+	return append(b, rawSuffix...)
 }
 
-// stallWait lets an async publisher wait for PubAcks when 4096 are
-// outstanding (a slow, fsync-always server) instead of failing.
+// The raw loop's knobs: at least 500 jobs buffered (CONTRACT.md §8), and an
+// asynchronous publish window far wider than what one PubAck round trip
+// lets through, so the loop is bound by the server, not by waiting.
+const (
+	rawPrefetch   = 1000
+	rawMaxPending = 8192
+)
+
+// The scratch work-queue stream of the raw loop: the worker's consumer on
+// SCORING_JOBS (filter scoring.jobs.>) overlaps any lane there, and a
+// work-queue stream refuses a second overlapping consumer.
+const (
+	rawStream        = "BENCH_RAW_JOBS"
+	rawSubjectPrefix = "bench.raw.jobs."
+)
+
+// stallWait lets an async publisher wait for PubAcks when its window is
+// full (a slow, fsync-always server) instead of failing.
 var stallWait = jetstream.WithStallWait(time.Minute)
 
-func (b *run) rawOnce(ctx context.Context, embedded bool, n int) (Throughput, error) {
+// rawSetup creates the raw loop's scratch stream: the jobs stream's
+// configuration under another name and subject, fresh (a stream of that
+// name is the bench's own, left over by an interrupted run).
+func (b *run) rawSetup(ctx context.Context) (cleanup func(), err error) {
+	sc := topology.Config{}.Streams()[0]
+	sc.Name, sc.Subjects, sc.Description = rawStream, []string{rawSubjectPrefix + ">"}, "hybridscore bench: raw JetStream loop (scratch)"
+	if err := b.js.DeleteStream(ctx, rawStream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, err
+	}
+	if _, err := b.js.CreateStream(ctx, sc); err != nil {
+		return nil, err
+	}
+	return func() { _ = b.js.DeleteStream(context.WithoutCancel(ctx), rawStream) }, nil
+}
+
+// rawOnce runs CONTRACT.md §8's ceiling once: n jobs published beforehand
+// to a lane of the scratch stream, then drained by the fastest raw loop of
+// the worker's durability. One Consume callback (PullMaxMessages 1000)
+// builds each result (the template with the job's id), publishes it with
+// Nats-Msg-Id through PublishMsgAsync and queues (future, job) in a FIFO
+// read by one completer goroutine that acks each job when its own PubAck
+// arrives (naks it on a failed publish). No decoding, no scoring, no
+// goroutine per job and none waiting on a single PubAck while others could
+// be published. It has its own connection, as a worker process does.
+func (b *run) rawOnce(ctx context.Context, n int, tasks, patterns []string) (Throughput, error) {
 	lane := "bench-raw-" + nonce()
-	stream, subject := topology.JobsStream, topology.JobsPrefix+lane
-	if !embedded {
-		sc := topology.Config{}.Streams()[0]
-		sc.Name, sc.Subjects = "BENCH_RAW_JOBS", []string{"bench.raw.jobs.>"}
-		if _, err := b.js.CreateOrUpdateStream(ctx, sc); err != nil {
-			return Throughput{}, err
-		}
-		defer func() { _ = b.js.DeleteStream(context.WithoutCancel(ctx), sc.Name) }()
-		stream, subject = sc.Name, "bench.raw.jobs."+lane
+	subject := rawSubjectPrefix + lane
+	if err := b.publishLane(ctx, subject, lane, n, 1, tasks, patterns); err != nil {
+		return Throughput{}, err
 	}
-	ts := texts("raw", 100)
-	for i := range n {
-		if _, err := b.js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: jobFor(lane, i, ts),
-			Header: nats.Header{jetstream.MsgIDHeader: []string{lane + "-" + strconv.Itoa(i)}}}, stallWait); err != nil {
-			return Throughput{}, err
-		}
-	}
-	<-b.js.PublishAsyncComplete()
 	resultSubject := topology.ResultsPrefix + lane
+	b.purgeLater(resultSubject)
 	c, err := b.collect(ctx, resultSubject, n)
 	if err != nil {
 		return Throughput{}, err
 	}
-	cons, err := b.js.CreateConsumer(ctx, stream, jetstream.ConsumerConfig{Durable: "bench-raw", AckPolicy: jetstream.AckExplicitPolicy,
-		AckWait: 30 * time.Second, MaxDeliver: 5, MaxAckPending: 10000, FilterSubject: subject})
+	nc, err := nats.Connect(b.url, nats.Name("hybridscore-bench-raw"))
 	if err != nil {
 		return Throughput{}, err
 	}
-	defer func() { _ = b.js.DeleteConsumer(context.WithoutCancel(ctx), stream, "bench-raw") }()
-	concurrency := b.o.Concurrency
-	if concurrency <= 0 {
-		concurrency = 128
+	defer nc.Close()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(rawMaxPending), jetstream.WithPublishAsyncTimeout(30*time.Second))
+	if err != nil {
+		return Throughput{}, err
 	}
-	msgs := make(chan jetstream.Msg)
-	var wg sync.WaitGroup
-	for range concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for m := range msgs {
-				id := m.Headers().Get(jetstream.MsgIDHeader)
-				data := bytes.Replace(rawResult, []byte("bench-raw-000000"), []byte(id), 1)
-				fut, err := b.js.PublishMsgAsync(&nats.Msg{Subject: resultSubject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{id}}}, stallWait)
-				if err != nil {
-					_ = m.NakWithDelay(time.Second)
-					continue
-				}
-				select {
-				case <-fut.Ok():
-					_ = m.Ack()
-				case <-fut.Err():
-					_ = m.NakWithDelay(time.Second)
-				}
+	tc := topology.Config{}.ConsumerConfig()
+	cons, err := js.CreateConsumer(ctx, rawStream, jetstream.ConsumerConfig{Durable: "bench-raw", AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait: tc.AckWait, MaxDeliver: tc.MaxDeliver, MaxAckPending: tc.MaxAckPending, FilterSubject: subject})
+	if err != nil {
+		return Throughput{}, err
+	}
+	defer func() { _ = js.DeleteConsumer(context.WithoutCancel(ctx), rawStream, "bench-raw") }()
+
+	type inflight struct {
+		fut jetstream.PubAckFuture // nil: the publish failed at once
+		m   jetstream.Msg
+	}
+	fifo := make(chan inflight, 2*rawMaxPending)
+	completed := make(chan struct{})
+	go func() { // the one completer: PubAcks arrive in publish order
+		defer close(completed)
+		for f := range fifo {
+			if f.fut == nil {
+				_ = f.m.NakWithDelay(time.Second)
+				continue
 			}
-		}()
-	}
-	cc, err := cons.Consume(func(m jetstream.Msg) { msgs <- m }, jetstream.PullMaxMessages(concurrency))
+			select {
+			case <-f.fut.Ok():
+				_ = f.m.Ack()
+			case <-f.fut.Err():
+				_ = f.m.NakWithDelay(time.Second)
+			}
+		}
+	}()
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		id := m.Headers().Get(jetstream.MsgIDHeader)
+		fut, err := js.PublishMsgAsync(&nats.Msg{Subject: resultSubject, Data: rawResultFor(id),
+			Header: nats.Header{jetstream.MsgIDHeader: []string{id}}}, stallWait)
+		if err != nil {
+			fut = nil
+		}
+		fifo <- inflight{fut, m}
+	}, jetstream.PullMaxMessages(rawPrefetch))
 	if err != nil {
-		close(msgs)
-		wg.Wait()
+		close(fifo)
+		<-completed
 		return Throughput{}, err
 	}
-	t, err := c.wait(ctx, 5*time.Minute)
+	t, err := c.wait(ctx, nil)
 	cc.Stop()
 	<-cc.Closed()
-	close(msgs)
-	wg.Wait()
-	return t, err
+	close(fifo)
+	<-completed
+	if err != nil {
+		return t, err
+	}
+	// The server applies acks asynchronously: wait for all of them before
+	// the consumer is deleted (and the next scenario starts).
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return t, err
+		}
+		if info.NumAckPending == 0 && info.NumPending == 0 {
+			return t, nil
+		}
+		if time.Now().After(deadline) {
+			return t, fmt.Errorf("raw loop: %d jobs not acked, %d not delivered", info.NumAckPending, info.NumPending)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
-func rssMB() float64 {
-	b, err := os.ReadFile("/proc/self/status")
+// rssMB returns the resident set of this process, in MB.
+func rssMB() float64 { return procStatusMB("/proc/self/status", "VmRSS:") }
+
+// procStatusMB reads a kB field of a /proc/<pid>/status file, in MB; 0 when
+// it cannot (not Linux, process gone).
+func procStatusMB(path, field string) float64 {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(line, field); ok {
 			f := strings.Fields(rest)
 			if len(f) > 0 {
 				kb, _ := strconv.ParseFloat(f[0], 64)

@@ -5,6 +5,7 @@
 package metrics
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,6 +49,7 @@ type Metrics struct {
 	redeliveries *prometheus.CounterVec
 	deadLetters  *prometheus.CounterVec
 	duplicates   *prometheus.CounterVec
+	jobSeries    sync.Map // laneStatus → *jobSeries
 	pending      prometheus.Gauge
 	ackPending   prometheus.Gauge
 }
@@ -130,10 +132,25 @@ func (m *Metrics) ObserveOutcome(o *scoring.Outcome) {
 	}
 }
 
-// JobDone implements consumer.Observer.
+// JobDone implements consumer.Observer. It runs once per job: the series
+// of a lane and status are looked up once and remembered, since a label
+// lookup hashes and allocates every time.
 func (m *Metrics) JobDone(lane, status string, d time.Duration) {
-	m.jobs.WithLabelValues(lane, status).Inc()
-	m.jobDuration.WithLabelValues(lane).Observe(d.Seconds())
+	k := laneStatus{lane, status}
+	js, ok := m.jobSeries.Load(k)
+	if !ok {
+		js, _ = m.jobSeries.LoadOrStore(k, &jobSeries{m.jobs.WithLabelValues(lane, status), m.jobDuration.WithLabelValues(lane)})
+	}
+	s := js.(*jobSeries)
+	s.count.Inc()
+	s.duration.Observe(d.Seconds())
+}
+
+type laneStatus struct{ lane, status string }
+
+type jobSeries struct {
+	count    prometheus.Counter
+	duration prometheus.Observer
 }
 
 // Redelivered implements consumer.Observer.
