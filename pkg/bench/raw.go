@@ -26,7 +26,7 @@ const rawIDPlaceholder = "bench-raw-000000"
 // rawResultBytes is the size of a raw loop's result for a job id of a raw
 // lane's usual length (CONTRACT.md §8: the size of a worker's result).
 const (
-	rawResultBytes = 420
+	rawResultBytes = 620
 	rawIDLen       = len("bench-raw-abcdef-12345")
 )
 

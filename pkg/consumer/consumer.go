@@ -232,6 +232,13 @@ func (w *Worker) consumer() jetstream.Consumer {
 // Config returns the settings in force, defaults applied.
 func (w *Worker) Config() Config { return w.cfg }
 
+// Held returns how many messages the worker holds and their bytes.
+func (w *Worker) Held() (n, bytes int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.held), w.heldBytes
+}
+
 // Ready reports whether the worker is pulling jobs (false before Run binds
 // and while draining).
 func (w *Worker) Ready() bool { return w.ready.Load() && !w.draining.Load() }

@@ -474,3 +474,33 @@ func TestPanicInScoringIsInternalNotTheJobsFault(t *testing.T) {
 		t.Fatalf("a panicking job was answered: %v", rs)
 	}
 }
+
+// A flood of large jobs is pulled only as far as MaxHeldBytes allows.
+func TestLargeJobsAreHeldWithinTheByteBound(t *testing.T) {
+	block := make(chan struct{})
+	defer close(block)
+	e := newPump(t, HandlerFunc(func(ctx context.Context, d *Delivery) Reply {
+		if !d.MayBlock {
+			return Reply{Disposition: NeedsIO}
+		}
+		select {
+		case <-block:
+		case <-ctx.Done():
+		}
+		return Reply{Disposition: Requeue}
+	}), func(c *Config) { c.MaxHeldBytes = 1 }) // raised to twice the maximum payload
+	ctx := context.Background()
+	big := make([]byte, 3<<20)
+	for range 20 {
+		if _, err := e.js.Publish(ctx, "scoring.jobs.big", big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	limit := 2 * int(e.nc.MaxPayload())
+	time.Sleep(time.Second)
+	n, b := e.w.Held()
+	if n == 0 || b > limit {
+		t.Fatalf("holding %d jobs, %d bytes; the bound is %d bytes", n, b, limit)
+	}
+	t.Logf("holding %d of 20 jobs of 3 MiB: %d bytes, bound %d", n, b, limit)
+}
