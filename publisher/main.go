@@ -116,16 +116,17 @@ func printJSON(r json.RawMessage) error {
 
 type batchCmd struct {
 	natsFlags
-	File       string        `arg:"" type:"existingfile" help:"Jobs: JSONL (one job per line) or CSV with a header row."`
-	Format     string        `enum:",jsonl,csv" default:"" help:"jsonl or csv; default from the file name."`
-	Lane       string        `default:"rescore" help:"Lane (scoring.jobs.<lane>)."`
-	Out        string        `short:"o" required:"" help:"Results file (JSONL)."`
-	Resume     bool          `help:"Append to --out and skip jobs already answered there."`
-	Rate       float64       `help:"Jobs per second; 0 means as fast as the stream accepts."`
-	MaxPending int           `default:"10000" help:"Jobs published and not yet answered, at most."`
-	Timeout    time.Duration `default:"5m" help:"Wait for results after the last job is published; exit non-zero when some are missing."`
-	RunID      string        `help:"Names the batch's result subject scoring.results.<lane>.<run-id>; default derived from the file's path, so a rerun finds earlier results."`
-	NoProgress bool          `help:"No progress bar."`
+	File        string        `arg:"" type:"existingfile" help:"Jobs: JSONL (one job per line) or CSV with a header row."`
+	Format      string        `enum:",jsonl,csv" default:"" help:"jsonl or csv; default from the file name."`
+	Lane        string        `default:"rescore" help:"Lane (scoring.bulk.<lane>, or scoring.jobs.<lane> with --interactive)."`
+	Interactive bool          `help:"Publish as interactive jobs (scoring.jobs.<lane>) instead of bulk ones: they are served before every bulk job."`
+	Out         string        `short:"o" required:"" help:"Results file (JSONL)."`
+	Resume      bool          `help:"Append to --out and skip jobs already answered there."`
+	Rate        float64       `help:"Jobs per second; 0 means as fast as the stream accepts."`
+	MaxPending  int           `default:"10000" help:"Jobs published and not yet answered, at most."`
+	Timeout     time.Duration `default:"5m" help:"Wait for results after the last job is published; exit non-zero when some are missing."`
+	RunID       string        `help:"Names the batch's result subject scoring.results.<lane>.<run-id>; default derived from the file's path, so a rerun finds earlier results."`
+	NoProgress  bool          `help:"No progress bar."`
 }
 
 func (b *batchCmd) Run() error {
@@ -185,7 +186,7 @@ func (b *batchCmd) Run() error {
 		}
 	}
 	invalid := 0
-	sum, err := c.Batch(ctx, producer.BatchOptions{Source: src, Lane: b.Lane, ReplySubject: topology.ResultsPrefix + b.Lane + "." + runID,
+	sum, err := c.Batch(ctx, producer.BatchOptions{Source: src, Lane: b.Lane, Bulk: !b.Interactive, ReplySubject: topology.ResultsPrefix + b.Lane + "." + runID,
 		Rate: b.Rate, MaxPending: b.MaxPending, Timeout: b.Timeout, Out: out, Answered: answered,
 		Progress: func(int) {
 			if bar != nil {

@@ -64,6 +64,7 @@ type Config struct {
 	// Worker.
 	WorkerConcurrency  int           `name:"worker-concurrency" env:"WORKER_CONCURRENCY" default:"128" help:"Jobs waiting on langextract or Redis at once per process (cached jobs do not wait)."`
 	WorkerPrefetch     int           `name:"worker-prefetch" env:"WORKER_PREFETCH" default:"1024" help:"Jobs held at once (buffered, being scored, awaiting their PubAck); each is kept alive with in-progress acks."`
+	WorkerBulkShare    float64       `name:"worker-bulk-share" env:"WORKER_BULK_SHARE" default:"0.1" help:"Share of capacity bulk jobs (scoring.bulk.>) are guaranteed while interactive jobs saturate the worker; all of it while there are none."`
 	WorkerMaxHeldBytes int           `name:"worker-max-held-bytes" env:"WORKER_MAX_HELD_BYTES" default:"67108864" help:"Bytes of the jobs held at once (raised to twice the server's maximum payload)."`
 	PublishTimeout     time.Duration `name:"publish-timeout" env:"WORKER_PUBLISH_TIMEOUT" default:"5s" help:"Wait for one PubAck or claim lookup before retrying."`
 	OutageRetryFor     time.Duration `name:"outage-retry-for" env:"WORKER_OUTAGE_RETRY_FOR" default:"2m" help:"In-process retries of NATS failures before a job is redelivered later (never on its last delivery)."`
@@ -126,6 +127,9 @@ func (c *Config) Validate() error {
 		if v.val < v.min {
 			errs = append(errs, bad(v.env, "must be at least %d, got %d", v.min, v.val))
 		}
+	}
+	if !(c.WorkerBulkShare > 0 && c.WorkerBulkShare < 1) {
+		errs = append(errs, bad("WORKER_BULK_SHARE", "must be in (0, 1), got %v", c.WorkerBulkShare))
 	}
 	if c.MaxDeliver == 0 || c.MaxDeliver < -1 {
 		errs = append(errs, bad("MAX_DELIVER", "must be positive or -1 (unlimited), got %d", c.MaxDeliver))

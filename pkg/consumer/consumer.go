@@ -52,7 +52,7 @@ import (
 // Observer receives the worker's events (metrics). Implementations must be
 // safe for concurrent use.
 type Observer interface {
-	JobDone(lane, status string, d time.Duration)
+	JobDone(class Class, lane, status string, d time.Duration)
 	Redelivered(lane string)
 	DeadLettered(lane, reason string)
 	// Duplicate counts a job answered by an earlier result: source is
@@ -60,7 +60,29 @@ type Observer interface {
 	// reported the publish a duplicate).
 	Duplicate(lane, source string)
 	InFlight(delta int)
-	ConsumerPending(pending, ackPending uint64)
+	// ConsumerPending reports a class's backlog: jobs not yet delivered,
+	// delivered and not acknowledged, and the age of the oldest job in its
+	// stream.
+	ConsumerPending(class Class, pending, ackPending uint64, oldest time.Duration)
+}
+
+// Class is a job's service class. Interactive jobs are served first; bulk
+// jobs (batch rescoring) get a guaranteed share of the worker's capacity
+// while interactive work saturates it, and all of it while there is none.
+type Class uint8
+
+// Classes.
+const (
+	Interactive Class = iota
+	Bulk
+)
+
+// String returns interactive or bulk.
+func (c Class) String() string {
+	if c == Bulk {
+		return "bulk"
+	}
+	return "interactive"
 }
 
 // Job outcome labels beyond the result statuses.
@@ -109,13 +131,22 @@ type Config struct {
 	DrainTimeout time.Duration
 	// PendingInterval is how often consumer pending counts are read.
 	PendingInterval time.Duration
+	// PullWait is how long one pull request waits for messages; 0 means
+	// 1 s. Shutdown waits for the last one to expire before naking.
+	PullWait time.Duration
 	// Claims is the key-value bucket of job claims.
 	Claims string
 	// Bind finds the consumer again after it vanished (deleted, or a fatal
 	// pull error); nil looks it up by name.
-	Bind     func(ctx context.Context) (jetstream.Consumer, error)
-	Logger   *zap.Logger
-	Observer Observer // nil: none
+	Bind func(ctx context.Context) (jetstream.Consumer, error)
+	// Bulk is the bulk class's consumer; nil serves interactive jobs only.
+	Bulk     jetstream.Consumer
+	BindBulk func(ctx context.Context) (jetstream.Consumer, error)
+	// BulkShare is the share of capacity bulk jobs are guaranteed while
+	// interactive jobs saturate the worker, in (0, 1).
+	BulkShare float64
+	Logger    *zap.Logger
+	Observer  Observer // nil: none
 }
 
 func (c Config) withDefaults() Config {
@@ -147,6 +178,12 @@ func (c Config) withDefaults() Config {
 	if c.PendingInterval <= 0 {
 		c.PendingInterval = 5 * time.Second
 	}
+	if c.BulkShare <= 0 || c.BulkShare >= 1 {
+		c.BulkShare = d.WorkerBulkShare
+	}
+	if c.PullWait <= 0 {
+		c.PullWait = time.Second
+	}
 	if c.Claims == "" {
 		c.Claims = topology.ClaimsBucket
 	}
@@ -161,12 +198,12 @@ func (c Config) withDefaults() Config {
 
 type nopObserver struct{}
 
-func (nopObserver) JobDone(string, string, time.Duration) {}
-func (nopObserver) Redelivered(string)                    {}
-func (nopObserver) DeadLettered(string, string)           {}
-func (nopObserver) Duplicate(string, string)              {}
-func (nopObserver) InFlight(int)                          {}
-func (nopObserver) ConsumerPending(uint64, uint64)        {}
+func (nopObserver) JobDone(Class, string, string, time.Duration)         {}
+func (nopObserver) Redelivered(string)                                   {}
+func (nopObserver) DeadLettered(string, string)                          {}
+func (nopObserver) Duplicate(string, string)                             {}
+func (nopObserver) InFlight(int)                                         {}
+func (nopObserver) ConsumerPending(Class, uint64, uint64, time.Duration) {}
 
 // Worker is one process's pump.
 type Worker struct {
@@ -178,16 +215,13 @@ type Worker struct {
 	obs Observer
 
 	consMu sync.Mutex
-	cons   jetstream.Consumer
+	src    [2]*source // by Class; src[Bulk] nil without a bulk consumer
 
-	events chan *item // to the CPU pool; never full (see admit)
-	ioSem  chan struct{}
+	io *slots
 
 	mu        sync.Mutex
 	held      map[*item]struct{}
 	heldBytes int
-	reserved  int // messages asked for and not yet arrived
-	resBytes  int
 	room      chan struct{} // signalled when something is released
 	// pending holds the items whose request (claim lookup, result or
 	// claim publish) awaits its answer, by reply token.
@@ -211,11 +245,15 @@ type Worker struct {
 // creates it) and allow direct gets.
 func New(nc *nats.Conn, js jetstream.JetStream, cons jetstream.Consumer, h Handler, cfg Config) (*Worker, error) {
 	cfg = cfg.withDefaults()
-	w := &Worker{cfg: cfg, nc: nc, js: js, cons: cons, h: h, log: cfg.Logger, obs: cfg.Observer,
-		events: make(chan *item, 2*cfg.Prefetch+64), ioSem: make(chan struct{}, cfg.Concurrency),
+	w := &Worker{cfg: cfg, nc: nc, js: js, h: h, log: cfg.Logger, obs: cfg.Observer,
+		io:   newSlots(cfg.Concurrency, cfg.BulkShare),
 		held: map[*item]struct{}{}, room: make(chan struct{}, 1), pending: map[string]*item{},
 		claimGet: "$JS.API.DIRECT.GET.KV_" + cfg.Claims + ".$KV." + cfg.Claims + ".", claimPut: "$KV." + cfg.Claims + ".",
 		inbox: nc.NewRespInbox() + ".", drainCh: make(chan struct{})}
+	w.src[Interactive] = newSource(Interactive, cons, cfg.Bind, topology.JobsStream, topology.Consumer, cfg.Prefetch)
+	if cfg.Bulk != nil {
+		w.src[Bulk] = newSource(Bulk, cfg.Bulk, cfg.BindBulk, topology.BulkStream, topology.BulkConsumer, cfg.Prefetch)
+	}
 	w.maxPayload = int(nc.MaxPayload())
 	if w.cfg.MaxHeldBytes < 2*w.maxPayload {
 		w.cfg.MaxHeldBytes = 2 * w.maxPayload
@@ -223,11 +261,32 @@ func New(nc *nats.Conn, js jetstream.JetStream, cons jetstream.Consumer, h Handl
 	return w, nil
 }
 
-func (w *Worker) consumer() jetstream.Consumer {
+// source is one class's consumer and its share of the held budget.
+type source struct {
+	class        Class
+	stream, name string
+	bind         func(ctx context.Context) (jetstream.Consumer, error)
+	cons         jetstream.Consumer // under Worker.consMu
+	// Under Worker.mu.
+	held, heldBytes    int
+	reserved, resBytes int           // asked for and not yet arrived
+	room               chan struct{} // signalled when anything is released
+	events             chan *item    // to the pool; never full
+}
+
+func newSource(c Class, cons jetstream.Consumer, bind func(context.Context) (jetstream.Consumer, error), stream, name string, prefetch int) *source {
+	return &source{class: c, cons: cons, bind: bind, stream: stream, name: name,
+		room: make(chan struct{}, 1), events: make(chan *item, 2*prefetch+64)}
+}
+
+func (w *Worker) consumer(src *source) jetstream.Consumer {
 	w.consMu.Lock()
 	defer w.consMu.Unlock()
-	return w.cons
+	return src.cons
 }
+
+// post hands an item to the pool.
+func (w *Worker) post(it *item) { w.src[it.class].events <- it }
 
 // Config returns the settings in force, defaults applied.
 func (w *Worker) Config() Config { return w.cfg }
@@ -260,11 +319,12 @@ const (
 // party owns it at a time: the pool, an I/O goroutine, a timer, or the
 // map of the request in flight (whoever removes it from the map owns it).
 type item struct {
-	m    jetstream.Msg
-	d    Delivery
-	rep  Reply
-	op   op
-	size int
+	m     jetstream.Msg
+	d     Delivery
+	rep   Reply
+	op    op
+	class Class
+	size  int
 	// again: re-issue op (after a backoff) rather than complete it.
 	again     bool
 	failures  int
@@ -296,33 +356,45 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("consumer: subscribe to replies: %w", err)
 	}
 	defer func() { _ = replies.Unsubscribe() }()
-	adv, err := w.nc.QueueSubscribe(maxDeliveriesSubject, "hybridscore-dead-letters", w.onMaxDeliveries(jobCtx))
-	if err != nil {
-		return fmt.Errorf("consumer: subscribe to advisories: %w", err)
+	var advs []*nats.Subscription
+	defer func() {
+		for _, a := range advs {
+			_ = a.Unsubscribe()
+		}
+	}()
+	for _, src := range w.sources() {
+		adv, err := w.nc.QueueSubscribe(maxDeliveriesSubject(src.stream, src.name), "hybridscore-dead-letters", w.onMaxDeliveries(jobCtx, src.stream))
+		if err != nil {
+			return fmt.Errorf("consumer: subscribe to advisories: %w", err)
+		}
+		advs = append(advs, adv)
 	}
 	quit := make(chan struct{})
-	var pool, bg sync.WaitGroup
+	var pool, bg, pulls sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
 		pool.Add(1)
 		go func() {
 			defer pool.Done()
+			var p picker
 			for {
-				select {
-				case it := <-w.events:
-					w.step(jobCtx, it)
-				case <-quit:
+				it := w.next(&p, quit)
+				if it == nil {
 					return
 				}
+				w.step(jobCtx, it)
 			}
 		}()
 	}
-	bg.Add(3)
+	bg.Add(1)
 	go func() { defer bg.Done(); w.keepAlive(quit) }()
-	go func() { defer bg.Done(); w.watchPending(ctx) }()
-	pullDone := make(chan struct{})
-	go func() { defer bg.Done(); defer close(pullDone); w.pull(ctx) }()
+	for _, src := range w.sources() {
+		bg.Add(1)
+		pulls.Add(1)
+		go func() { defer bg.Done(); w.watchPending(ctx, src) }()
+		go func() { defer pulls.Done(); w.pull(ctx, src) }()
+	}
 	w.ready.Store(true)
-	w.log.Info("consuming", zap.String("stream", topology.JobsStream), zap.String("consumer", topology.Consumer),
+	w.log.Info("consuming", zap.Bool("bulk", w.src[Bulk] != nil), zap.Float64("bulk_share", w.cfg.BulkShare),
 		zap.Int("concurrency", w.cfg.Concurrency), zap.Int("prefetch", w.cfg.Prefetch), zap.Int("max_held_bytes", w.cfg.MaxHeldBytes))
 
 	<-ctx.Done()
@@ -330,8 +402,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.log.Info("draining", zap.Duration("timeout", w.cfg.DrainTimeout), zap.Int("held", w.heldCount()))
 	deadline := time.NewTimer(w.cfg.DrainTimeout)
 	defer deadline.Stop()
-	_ = adv.Drain()
-	<-pullDone
+	for _, a := range advs {
+		_ = a.Drain()
+	}
+	pulls.Wait()
 	// Requeue only once the last pull request has no subscriber: the server
 	// would hand a naked job straight back to a pull request still open,
 	// and it would then wait out its AckWait. The fetch unsubscribes just
@@ -411,33 +485,81 @@ func (w *Worker) abandonAll() {
 	}
 }
 
-// pull fetches messages while ctx lasts, asking only for what there is room
-// for, so every message that arrives is held and kept alive at once.
-func (w *Worker) pull(ctx context.Context) {
+func (w *Worker) sources() []*source {
+	if w.src[Bulk] == nil {
+		return w.src[:1]
+	}
+	return w.src[:]
+}
+
+// picker is one pool goroutine's record of what it served lately.
+type picker struct{ served [2]float64 }
+
+// next returns the next event for the pool: interactive first, except
+// that bulk is taken first while its share of what this goroutine served
+// lately is below BulkShare, so neither class starves. nil means quit.
+func (w *Worker) next(p *picker, quit <-chan struct{}) *item {
+	first, second := w.src[Interactive], w.src[Bulk]
+	if second != nil && p.served[Bulk] < w.cfg.BulkShare*(p.served[Interactive]+p.served[Bulk]+1) {
+		first, second = second, first
+	}
+	var it *item
+	select {
+	case it = <-first.events:
+	default:
+		if second == nil {
+			select {
+			case it = <-first.events:
+			case <-quit:
+				return nil
+			}
+			break
+		}
+		select {
+		case it = <-first.events:
+		case it = <-second.events:
+		case <-quit:
+			return nil
+		}
+	}
+	p.served[it.class]++
+	if p.served[Interactive]+p.served[Bulk] > 1000 { // remember recent work only
+		p.served[Interactive] /= 2
+		p.served[Bulk] /= 2
+	}
+	return it
+}
+
+// pull fetches messages of one class while ctx lasts, asking only for what
+// there is room for, so every message that arrives is held and kept alive
+// at once.
+func (w *Worker) pull(ctx context.Context, src *source) {
 	delay := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		n, nb := w.reserve(ctx)
+		n, nb := w.reserve(ctx, src)
 		if n == 0 {
 			return
 		}
-		fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		batch, err := w.consumer().Fetch(n, jetstream.FetchMaxBytes(nb), jetstream.FetchContext(fctx))
+		// A pull request is never cut short, not even at shutdown: messages
+		// the server already sent for it would be dropped by the client and
+		// wait out their AckWait. It expires after PullWait, and what it
+		// brings is held (and, at shutdown, naked) like the rest.
+		batch, err := w.consumer(src).Fetch(n, jetstream.FetchMaxBytes(nb), jetstream.FetchMaxWait(w.cfg.PullWait))
 		if err == nil {
 			for m := range batch.Messages() {
-				w.admit(m)
+				w.admit(src, m)
 			}
 			err = batch.Error()
 		}
-		cancel()
-		w.unreserve()
+		w.unreserve(src)
 		switch {
-		case err == nil, errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout), ctx.Err() != nil:
+		case err == nil, errors.Is(err, nats.ErrTimeout), ctx.Err() != nil:
 			delay = 100 * time.Millisecond
 			continue
 		case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
 			w.ready.Store(false)
-			w.log.Error("consumer gone; binding again", zap.Error(err))
-			w.rebind(ctx)
+			w.log.Error("consumer gone; binding again", zap.String("consumer", src.name), zap.Error(err))
+			w.rebind(ctx, src)
 			w.ready.Store(ctx.Err() == nil)
 			continue
 		}
@@ -450,15 +572,35 @@ func (w *Worker) pull(ctx context.Context) {
 	}
 }
 
-// reserve waits until a fetch is worth making (a quarter of Prefetch free,
-// or nothing held) and room for any one message is left, and reserves it.
-func (w *Worker) reserve(ctx context.Context) (n, nb int) {
+// limit is how many messages src may hold now (under w.mu). Of Prefetch,
+// bulk is always granted its share; interactive may take all the rest;
+// bulk may take what interactive leaves except a quarter kept free, so an
+// interactive job never waits for room behind bulk ones.
+func (w *Worker) limit(src *source) int {
+	h := w.cfg.Prefetch
+	bulk := w.src[Bulk]
+	if bulk == nil {
+		return h
+	}
+	share := max(1, int(w.cfg.BulkShare*float64(h)))
+	if src.class == Interactive {
+		return h - max(bulk.held+bulk.reserved, share)
+	}
+	in := w.src[Interactive]
+	return max(share, h-in.held-in.reserved-h/4)
+}
+
+// reserve waits until a fetch is worth making (a quarter of the class's
+// limit free, or nothing of it held) and room for any one message is left,
+// and reserves it.
+func (w *Worker) reserve(ctx context.Context, src *source) (n, nb int) {
 	for {
 		w.mu.Lock()
-		free := w.cfg.Prefetch - len(w.held) - w.reserved
-		freeBytes := w.cfg.MaxHeldBytes - w.heldBytes - w.resBytes
-		if free > 0 && (free >= max(1, w.cfg.Prefetch/4) || len(w.held) == 0) && freeBytes >= w.maxPayload {
-			w.reserved, w.resBytes = free, freeBytes
+		lim := w.limit(src)
+		free := lim - src.held - src.reserved
+		freeBytes := min(w.cfg.MaxHeldBytes-w.heldBytes-w.totalResBytes(), w.cfg.MaxHeldBytes*lim/w.cfg.Prefetch-src.heldBytes)
+		if free > 0 && (free >= max(1, lim/4) || src.held == 0) && freeBytes >= w.maxPayload {
+			src.reserved, src.resBytes = free, freeBytes
 			w.mu.Unlock()
 			return free, freeBytes
 		}
@@ -466,15 +608,40 @@ func (w *Worker) reserve(ctx context.Context) (n, nb int) {
 		select {
 		case <-ctx.Done():
 			return 0, 0
-		case <-w.room:
+		case <-src.room:
 		}
 	}
 }
 
-func (w *Worker) unreserve() {
+func (w *Worker) totalResBytes() int {
+	n := 0
+	for _, s := range w.sources() {
+		n += s.resBytes
+	}
+	return n
+}
+
+func (w *Worker) unreserve(src *source) {
 	w.mu.Lock()
-	w.reserved, w.resBytes = 0, 0
+	src.reserved, src.resBytes = 0, 0
 	w.mu.Unlock()
+	w.signal()
+}
+
+// signal wakes whoever waits for room.
+func (w *Worker) signal() {
+	for _, ch := range []chan struct{}{w.room, w.src[Interactive].room} {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	if b := w.src[Bulk]; b != nil {
+		select {
+		case b.room <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func msgSize(m jetstream.Msg) int {
@@ -487,12 +654,13 @@ func msgSize(m jetstream.Msg) int {
 	return n
 }
 
-// admit holds a message that just arrived and queues it for the pool.
-func (w *Worker) admit(m jetstream.Msg) {
-	it := &item{m: m, size: msgSize(m)}
+// admit holds a message of src that just arrived and queues it for the
+// pool.
+func (w *Worker) admit(src *source, m jetstream.Msg) {
+	it := &item{m: m, size: msgSize(m), class: src.class}
 	now := time.Now()
 	it.progress.Store(now.UnixNano())
-	it.d = Delivery{Subject: m.Subject(), Data: m.Data(), Header: m.Headers(), Lane: topology.Lane(m.Subject()), Attempt: 1, Received: now}
+	it.d = Delivery{Subject: m.Subject(), Data: m.Data(), Header: m.Headers(), Lane: topology.Lane(m.Subject()), Class: src.class, Attempt: 1, Received: now}
 	if md, err := m.Metadata(); err == nil {
 		it.d.Attempt, it.d.Seq = int(md.NumDelivered), md.Sequence.Stream
 	}
@@ -500,14 +668,16 @@ func (w *Worker) admit(m jetstream.Msg) {
 	w.mu.Lock()
 	w.held[it] = struct{}{}
 	w.heldBytes += it.size
-	w.reserved = max(0, w.reserved-1)
-	w.resBytes = max(0, w.resBytes-it.size)
+	src.held++
+	src.heldBytes += it.size
+	src.reserved = max(0, src.reserved-1)
+	src.resBytes = max(0, src.resBytes-it.size)
 	w.mu.Unlock()
 	w.obs.InFlight(1)
 	if it.d.Attempt > 1 {
 		w.obs.Redelivered(it.d.Lane)
 	}
-	w.events <- it
+	src.events <- it
 }
 
 // finish releases a held item after its message was acked, naked or
@@ -520,13 +690,13 @@ func (w *Worker) finish(it *item, _ error, status string) {
 	}
 	delete(w.held, it)
 	w.heldBytes -= it.size
+	src := w.src[it.class]
+	src.held--
+	src.heldBytes -= it.size
 	w.mu.Unlock()
-	select {
-	case w.room <- struct{}{}:
-	default:
-	}
+	w.signal()
 	w.obs.InFlight(-1)
-	w.obs.JobDone(it.d.Lane, status, time.Since(it.d.Received))
+	w.obs.JobDone(it.class, it.d.Lane, status, time.Since(it.d.Received))
 	if it.rep.Release != nil {
 		it.rep.Release(it.rep.Result)
 	}
@@ -597,15 +767,14 @@ func (w *Worker) step(ctx context.Context, it *item) {
 // (not a pool goroutine) while it does.
 func (w *Worker) blocking(ctx context.Context, it *item) {
 	defer w.ioWG.Done()
-	select {
-	case w.ioSem <- struct{}{}:
-	case <-w.drainCh: // shutting down before it started: another worker takes it now
+	if !w.io.acquire(it.class, w.drainCh) {
+		// Shutting down before it started: another worker takes it now.
 		w.finish(it, w.nak(it, 0, "shutdown before start"), StatusNaked)
 		return
 	}
 	it.d.MayBlock = true
 	rep := w.h.Handle(ctx, &it.d)
-	<-w.ioSem
+	w.io.release()
 	if it.abandoned.Load() {
 		return
 	}
@@ -712,7 +881,7 @@ func (w *Worker) onReply(m *nats.Msg) {
 	default:
 		it.pa, it.err = parsePubAck(m.Data)
 	}
-	w.events <- it
+	w.post(it)
 }
 
 func (w *Worker) afterLookup(ctx context.Context, it *item) {
@@ -852,7 +1021,7 @@ func (w *Worker) infra(it *item, what string, err error) {
 		return
 	}
 	it.again = true
-	time.AfterFunc(backoff(it.failures, 100*time.Millisecond, 5*time.Second), func() { w.events <- it })
+	time.AfterFunc(backoff(it.failures, 100*time.Millisecond, 5*time.Second), func() { w.post(it) })
 }
 
 // jobFailure handles a failure that a retry cannot mend (the result is
@@ -952,18 +1121,24 @@ func (w *Worker) keepAlive(quit <-chan struct{}) {
 		}
 		for _, it := range expired {
 			it.err = fmt.Errorf("no answer within %s", w.cfg.PublishTimeout)
-			w.events <- it
+			w.post(it)
 		}
 	}
 }
 
-func (w *Worker) watchPending(ctx context.Context) {
+func (w *Worker) watchPending(ctx context.Context, src *source) {
 	t := time.NewTicker(w.cfg.PendingInterval)
 	defer t.Stop()
 	for {
 		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		if info, err := w.consumer().Info(ictx); err == nil {
-			w.obs.ConsumerPending(info.NumPending, uint64(info.NumAckPending))
+		if info, err := w.consumer(src).Info(ictx); err == nil {
+			var oldest time.Duration
+			if s, err := w.js.Stream(ictx, src.stream); err == nil && s.CachedInfo().State.Msgs > 0 {
+				// A work queue keeps only jobs not yet acked: its first
+				// message is the oldest still waiting.
+				oldest = time.Since(s.CachedInfo().State.FirstTime)
+			}
+			w.obs.ConsumerPending(src.class, info.NumPending, uint64(info.NumAckPending), oldest)
 		}
 		cancel()
 		select {
@@ -974,12 +1149,13 @@ func (w *Worker) watchPending(ctx context.Context) {
 	}
 }
 
-// rebind binds the consumer again, with backoff, until it can or ctx ends.
-func (w *Worker) rebind(ctx context.Context) {
-	bind := w.cfg.Bind
+// rebind binds src's consumer again, with backoff, until it can or ctx
+// ends.
+func (w *Worker) rebind(ctx context.Context, src *source) {
+	bind := src.bind
 	if bind == nil {
 		bind = func(ctx context.Context) (jetstream.Consumer, error) {
-			return w.js.Consumer(ctx, topology.JobsStream, topology.Consumer)
+			return w.js.Consumer(ctx, src.stream, src.name)
 		}
 	}
 	delay := 250 * time.Millisecond
@@ -989,7 +1165,7 @@ func (w *Worker) rebind(ctx context.Context) {
 		cancel()
 		if err == nil {
 			w.consMu.Lock()
-			w.cons = cons
+			src.cons = cons
 			w.consMu.Unlock()
 			w.log.Info("consumer bound again")
 			return

@@ -147,14 +147,16 @@ func headerSafe(s string) string {
 	return s
 }
 
-var maxDeliveriesSubject = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + topology.JobsStream + "." + topology.Consumer
+func maxDeliveriesSubject(stream, consumer string) string {
+	return "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + stream + "." + consumer
+}
 
 // onMaxDeliveries moves a job that exhausted MaxDeliver without being
 // finished (its worker died, or its AckWait ran out) to the dead-letter
 // stream and removes it from the work queue. One worker of the queue group
 // handles each advisory; the dead letter's Nats-Msg-Id makes a repeat
 // harmless.
-func (w *Worker) onMaxDeliveries(ctx context.Context) nats.MsgHandler {
+func (w *Worker) onMaxDeliveries(ctx context.Context, jobs string) nats.MsgHandler {
 	return func(msg *nats.Msg) {
 		var adv struct {
 			StreamSeq  uint64 `json:"stream_seq"`
@@ -166,7 +168,7 @@ func (w *Worker) onMaxDeliveries(ctx context.Context) nats.MsgHandler {
 		}
 		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		stream, err := w.js.Stream(actx, topology.JobsStream)
+		stream, err := w.js.Stream(actx, jobs)
 		if err != nil {
 			w.log.Warn("dead-letter exhausted job", zap.Uint64("seq", adv.StreamSeq), zap.Error(err))
 			return

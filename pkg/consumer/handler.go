@@ -15,6 +15,7 @@ type Delivery struct {
 	Data    []byte
 	Header  nats.Header
 	Lane    string
+	Class   Class
 	Attempt int    // 1 on the first delivery
 	Seq     uint64 // the jobs stream's sequence; 0 when unknown
 	// Last reports that the server will not deliver the job again.

@@ -106,7 +106,8 @@ func newPump(t *testing.T, h Handler, mutate func(*Config)) *pumpEnv {
 		t.Fatal(err)
 	}
 	obs := &recorder{}
-	cfg := Config{AckWait: 3 * time.Second, MaxDeliver: 3, PublishTimeout: time.Second, DrainTimeout: 3 * time.Second, Observer: obs}
+	cfg := Config{AckWait: 3 * time.Second, MaxDeliver: 3, PublishTimeout: time.Second, DrainTimeout: 3 * time.Second, Observer: obs,
+		PullWait: 200 * time.Millisecond}
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -159,14 +160,14 @@ func (r *recorder) has(s string) bool {
 	}
 	return false
 }
-func (r *recorder) JobDone(lane, status string, _ time.Duration) {
+func (r *recorder) JobDone(_ Class, lane, status string, _ time.Duration) {
 	r.add("done " + lane + " " + status)
 }
-func (r *recorder) Redelivered(lane string)          { r.add("redelivered " + lane) }
-func (r *recorder) DeadLettered(lane, reason string) { r.add("dead " + lane + " " + reason) }
-func (r *recorder) Duplicate(lane, source string)    { r.add("duplicate " + lane + " " + source) }
-func (r *recorder) InFlight(int)                     {}
-func (r *recorder) ConsumerPending(uint64, uint64)   {}
+func (r *recorder) Redelivered(lane string)                              { r.add("redelivered " + lane) }
+func (r *recorder) DeadLettered(lane, reason string)                     { r.add("dead " + lane + " " + reason) }
+func (r *recorder) Duplicate(lane, source string)                        { r.add("duplicate " + lane + " " + source) }
+func (r *recorder) InFlight(int)                                         {}
+func (r *recorder) ConsumerPending(Class, uint64, uint64, time.Duration) {}
 
 // publishing answers every delivery with a result for job id = data.
 func publishing(digest string) HandlerFunc {
@@ -180,7 +181,7 @@ func publishing(digest string) HandlerFunc {
 func TestPublishStoresResultClaimsAndAcks(t *testing.T) {
 	e := newPump(t, publishing("d1"), nil)
 	m := newFake("unit", []byte("job-1"), 1)
-	e.w.admit(m)
+	e.w.admit(e.w.src[Interactive], m)
 	if got := m.outcome(t); got != "ack" {
 		t.Fatalf("disposition %q", got)
 	}
@@ -200,11 +201,11 @@ func TestPublishStoresResultClaimsAndAcks(t *testing.T) {
 func TestSameJobLaterIsAckedWithoutASecondResult(t *testing.T) {
 	e := newPump(t, publishing("d1"), nil)
 	first := newFake("unit", []byte("job-2"), 1)
-	e.w.admit(first)
+	e.w.admit(e.w.src[Interactive], first)
 	first.outcome(t)
 	time.Sleep(1500 * time.Millisecond) // past the results stream's 1 s duplicate window
 	again := newFake("unit", []byte("job-2"), 2)
-	e.w.admit(again)
+	e.w.admit(e.w.src[Interactive], again)
 	if got := again.outcome(t); got != "ack" {
 		t.Fatalf("disposition %q", got)
 	}
@@ -223,11 +224,11 @@ func TestSameIDOtherContentIsAConflict(t *testing.T) {
 		return publishing(digest.Load().(string))(ctx, d)
 	}), nil)
 	first := newFake("a", []byte("job-3"), 1)
-	e.w.admit(first)
+	e.w.admit(e.w.src[Interactive], first)
 	first.outcome(t)
 	digest.Store("d2")
 	other := newFake("b", []byte("job-3"), 1)
-	e.w.admit(other)
+	e.w.admit(e.w.src[Interactive], other)
 	if got := other.outcome(t); got != "term "+ReasonConflict {
 		t.Fatalf("disposition %q", got)
 	}
@@ -253,7 +254,7 @@ func TestConflictWithinTheWindowIsFoundByThePubAck(t *testing.T) {
 	}), nil)
 	close(gate)
 	m1 := newFake("a", []byte("job-4"), 1)
-	e.w.admit(m1)
+	e.w.admit(e.w.src[Interactive], m1)
 	if got := m1.outcome(t); got != "ack" {
 		t.Fatal(got)
 	}
@@ -263,7 +264,7 @@ func TestConflictWithinTheWindowIsFoundByThePubAck(t *testing.T) {
 		t.Fatal(err)
 	}
 	m2 := newFake("a", []byte("job-4"), 1)
-	e.w.admit(m2)
+	e.w.admit(e.w.src[Interactive], m2)
 	if got := m2.outcome(t); got != "term "+ReasonConflict {
 		t.Fatalf("disposition %q", got)
 	}
@@ -275,12 +276,12 @@ func TestConflictWithinTheWindowIsFoundByThePubAck(t *testing.T) {
 func TestCrashBetweenResultAndClaimIsMendedOnRedelivery(t *testing.T) {
 	e := newPump(t, publishing("d1"), nil)
 	m1 := newFake("a", []byte("job-5"), 1)
-	e.w.admit(m1)
+	e.w.admit(e.w.src[Interactive], m1)
 	m1.outcome(t)
 	kv, _ := e.js.KeyValue(context.Background(), topology.ClaimsBucket)
 	_ = kv.Purge(context.Background(), ClaimKey("job-5"))
 	m2 := newFake("a", []byte("job-5"), 2)
-	e.w.admit(m2)
+	e.w.admit(e.w.src[Interactive], m2)
 	if got := m2.outcome(t); got != "ack" {
 		t.Fatalf("disposition %q", got)
 	}
@@ -307,7 +308,7 @@ func TestDispositions(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newPump(t, HandlerFunc(func(context.Context, *Delivery) Reply { return tc.rep }), nil)
 			m := newFake("l", []byte("x"), tc.attempt)
-			e.w.admit(m)
+			e.w.admit(e.w.src[Interactive], m)
 			got := m.outcome(t)
 			if tc.want == "nak 1s" && (got == "nak 1s" || got == "nak 0s") {
 				got = tc.want // jittered in [0.5 s, 1 s]
@@ -336,8 +337,8 @@ func TestHandlerThatBlocksKeepsItsMessageAlive(t *testing.T) {
 		return Reply{Disposition: Requeue}
 	}), func(c *Config) { c.AckWait = 300 * time.Millisecond; c.Concurrency = 1 })
 	running, waiting := newFake("l", []byte("a"), 1), newFake("l", []byte("b"), 1)
-	e.w.admit(running)
-	e.w.admit(waiting) // waits for the one I/O slot
+	e.w.admit(e.w.src[Interactive], running)
+	e.w.admit(e.w.src[Interactive], waiting) // waits for the one I/O slot
 	time.Sleep(time.Second)
 	close(release)
 	running.outcome(t)
@@ -361,7 +362,7 @@ func TestResultsStreamFullIsRetriedInProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := newFake("full", []byte("job-6"), 3) // the last delivery: must not be dead-lettered
-	e.w.admit(m)
+	e.w.admit(e.w.src[Interactive], m)
 	time.Sleep(1500 * time.Millisecond)
 	select {
 	case s := <-m.settled:
@@ -402,7 +403,7 @@ func TestShutdownNaksWhatHasNotStarted(t *testing.T) {
 		case <-ctx.Done():
 		}
 		return Reply{Disposition: Requeue}
-	}), Config{Concurrency: 1, DrainTimeout: 500 * time.Millisecond})
+	}), Config{Concurrency: 1, DrainTimeout: 3 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -415,30 +416,31 @@ func TestShutdownNaksWhatHasNotStarted(t *testing.T) {
 	msgs := make([]*fakeMsg, 20)
 	for i := range msgs {
 		msgs[i] = newFake("l", []byte("x"), 1)
-		w.admit(msgs[i])
+		w.admit(w.src[Interactive], msgs[i])
 	}
 	time.Sleep(100 * time.Millisecond)
 	start := time.Now()
 	cancel()
-	// All but the one running are naked at once; that one when the drain
-	// timeout cancels it.
+	// All but the one running are naked as soon as the last pull request
+	// has expired (a second); that one when the drain timeout cancels it.
 	pending := 0
+	wait := time.After(1500 * time.Millisecond)
 	for i, m := range msgs {
 		select {
 		case s := <-m.settled:
 			if s != "nak" {
 				t.Fatalf("message %d: %s", i, s)
 			}
-		case <-time.After(100 * time.Millisecond):
+		case <-wait:
 			pending++
 			msgs[0] = m
 		}
 	}
 	if pending != 1 {
-		t.Fatalf("%d messages not naked at once, want the 1 running", pending)
+		t.Fatalf("%d messages not naked within 1.5 s, want the 1 running", pending)
 	}
 	<-done
-	if el := time.Since(start); el > 3*time.Second {
+	if el := time.Since(start); el > 3*time.Second+time.Second {
 		t.Fatalf("Run took %s to return", el)
 	}
 	if s := msgs[0].outcome(t); s != "nak" {
@@ -457,12 +459,12 @@ func TestPanicInScoringIsInternalNotTheJobsFault(t *testing.T) {
 	e := newPump(t, &Jobs{Scorer: panicScorer{}, WorkerID: "w"}, nil)
 	job := []byte(`{"job_id":"boom-1","task_description":"t","historical_pattern_text":"p","vector_similarity":0.5}`)
 	first := newFake("p", job, 1)
-	e.w.admit(first)
+	e.w.admit(e.w.src[Interactive], first)
 	if got := first.outcome(t); got != "nak 1s" && got != "nak 0s" {
 		t.Fatalf("first delivery: %q", got)
 	}
 	last := newFake("p", job, 3)
-	e.w.admit(last)
+	e.w.admit(e.w.src[Interactive], last)
 	if got := last.outcome(t); got != "term "+ReasonInternal {
 		t.Fatalf("last delivery: %q", got)
 	}

@@ -40,6 +40,15 @@ type Report struct {
 	UptimeSeconds   float64           `json:"uptime_seconds"`
 	MemoryUsageMB   float64           `json:"memory_usage_mb"`
 	CPUUsagePercent float64           `json:"cpu_usage_percent"`
+	// Classes is each job class's backlog (interactive, bulk).
+	Classes map[string]Class `json:"classes,omitempty"`
+}
+
+// Class is one job class's backlog, as last read from its consumer.
+type Class struct {
+	Pending       uint64  `json:"pending"`
+	AckPending    uint64  `json:"ack_pending"`
+	OldestSeconds float64 `json:"oldest_job_age_seconds"`
 }
 
 // Checker probes the components. Each probe is a function field so the
@@ -55,6 +64,8 @@ type Checker struct {
 	Langextract func(ctx context.Context) string
 	// Cache reports the cache component's status.
 	Cache func() string
+	// Classes reports the job classes' backlogs.
+	Classes func() map[string]Class
 
 	mu       sync.Mutex
 	lastCPU  time.Duration
@@ -66,6 +77,9 @@ type Checker struct {
 func (c *Checker) Report(ctx context.Context) Report {
 	r := Report{Status: Healthy, Timestamp: time.Now().UTC().Format(time.RFC3339), Version: c.Version,
 		Components: map[string]string{}, Warnings: []string{}}
+	if c.Classes != nil {
+		r.Classes = c.Classes()
+	}
 	nats := c.NATS == nil || c.NATS()
 	r.Components["nats"] = status(nats)
 	if !nats {

@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/hybridscore/hybridscore/pkg/breaker"
+	"github.com/hybridscore/hybridscore/pkg/consumer"
+	"github.com/hybridscore/hybridscore/pkg/health"
 	"github.com/hybridscore/hybridscore/pkg/langextract"
 	"github.com/hybridscore/hybridscore/pkg/scoring"
 	"github.com/hybridscore/hybridscore/pkg/semcache"
@@ -49,9 +51,14 @@ type Metrics struct {
 	redeliveries *prometheus.CounterVec
 	deadLetters  *prometheus.CounterVec
 	duplicates   *prometheus.CounterVec
-	jobSeries    sync.Map // laneStatus → *jobSeries
-	pending      prometheus.Gauge
-	ackPending   prometheus.Gauge
+	jobSeries    sync.Map // jobKey → *jobSeries
+	classMu      sync.Mutex
+	classes      map[string]health.Class
+	pending      *prometheus.GaugeVec
+	ackPending   *prometheus.GaugeVec
+	oldest       *prometheus.GaugeVec
+	classJobs    *prometheus.CounterVec
+	classLatency *prometheus.HistogramVec
 }
 
 // New registers every metric, plus the Go and process collectors.
@@ -59,7 +66,7 @@ func New() *Metrics {
 	r := prometheus.NewRegistry()
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	f := func(c prometheus.Collector) { r.MustRegister(c) }
-	m := &Metrics{Registry: r}
+	m := &Metrics{Registry: r, classes: map[string]health.Class{}}
 	m.langextractRequests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "langextract_requests_total",
 		Help: "Requests to langextract, by endpoint (analyze_semantic, health) and status (success, error, timeout)."}, []string{"endpoint", "status"})
 	m.langextractDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "langextract_request_duration_seconds",
@@ -98,12 +105,19 @@ func New() *Metrics {
 		Help: "Jobs copied to the dead-letter stream, by lane and reason."}, []string{"lane", "reason"})
 	m.duplicates = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scoring_duplicates_total",
 		Help: "Jobs answered before and acked without a second result, by lane and how it was found (claim, pub_ack)."}, []string{"lane", "source"})
-	m.pending = prometheus.NewGauge(prometheus.GaugeOpts{Name: "scoring_consumer_pending",
-		Help: "Jobs in the stream not yet delivered to the consumer."})
-	m.ackPending = prometheus.NewGauge(prometheus.GaugeOpts{Name: "scoring_consumer_ack_pending",
-		Help: "Jobs delivered and not yet acknowledged."})
+	m.pending = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "scoring_consumer_pending",
+		Help: "Jobs in the stream not yet delivered to the consumer, by class (interactive: hybrid-scorer, bulk: hybrid-scorer-bulk)."}, []string{"class"})
+	m.ackPending = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "scoring_consumer_ack_pending",
+		Help: "Jobs delivered and not yet acknowledged, by class."}, []string{"class"})
+	m.oldest = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "scoring_oldest_job_age_seconds",
+		Help: "Age of the oldest job not yet acknowledged in the class's stream (0 when empty)."}, []string{"class"})
+	m.classJobs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scoring_class_jobs_total",
+		Help: "Jobs handled, by class and status."}, []string{"class", "status"})
+	m.classLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "scoring_class_job_duration_seconds",
+		Help: "Time from receiving a job to acking, naking or terminating it, by class.", Buckets: fastBuckets}, []string{"class"})
 	for _, c := range []prometheus.Collector{m.langextractRequests, m.langextractDuration, m.breakerState, lf, m.scoringDuration,
-		m.patternScore, m.confidence, sf, m.jobs, m.jobDuration, m.inFlight, m.redeliveries, m.deadLetters, m.duplicates, m.pending, m.ackPending} {
+		m.patternScore, m.confidence, sf, m.jobs, m.jobDuration, m.inFlight, m.redeliveries, m.deadLetters, m.duplicates, m.pending, m.ackPending,
+		m.oldest, m.classJobs, m.classLatency} {
 		f(c)
 	}
 	return m
@@ -135,22 +149,29 @@ func (m *Metrics) ObserveOutcome(o *scoring.Outcome) {
 // JobDone implements consumer.Observer. It runs once per job: the series
 // of a lane and status are looked up once and remembered, since a label
 // lookup hashes and allocates every time.
-func (m *Metrics) JobDone(lane, status string, d time.Duration) {
-	k := laneStatus{lane, status}
+func (m *Metrics) JobDone(class consumer.Class, lane, status string, d time.Duration) {
+	k := jobKey{class, lane, status}
 	js, ok := m.jobSeries.Load(k)
 	if !ok {
-		js, _ = m.jobSeries.LoadOrStore(k, &jobSeries{m.jobs.WithLabelValues(lane, status), m.jobDuration.WithLabelValues(lane)})
+		js, _ = m.jobSeries.LoadOrStore(k, &jobSeries{count: m.jobs.WithLabelValues(lane, status), duration: m.jobDuration.WithLabelValues(lane),
+			classCount: m.classJobs.WithLabelValues(class.String(), status), classDuration: m.classLatency.WithLabelValues(class.String())})
 	}
 	s := js.(*jobSeries)
+	sec := d.Seconds()
 	s.count.Inc()
-	s.duration.Observe(d.Seconds())
+	s.duration.Observe(sec)
+	s.classCount.Inc()
+	s.classDuration.Observe(sec)
 }
 
-type laneStatus struct{ lane, status string }
+type jobKey struct {
+	class        consumer.Class
+	lane, status string
+}
 
 type jobSeries struct {
-	count    prometheus.Counter
-	duration prometheus.Observer
+	count, classCount       prometheus.Counter
+	duration, classDuration prometheus.Observer
 }
 
 // Redelivered implements consumer.Observer.
@@ -168,9 +189,25 @@ func (m *Metrics) Duplicate(lane, source string) { m.duplicates.WithLabelValues(
 func (m *Metrics) InFlight(delta int) { m.inFlight.Add(float64(delta)) }
 
 // ConsumerPending implements consumer.Observer.
-func (m *Metrics) ConsumerPending(pending, ackPending uint64) {
-	m.pending.Set(float64(pending))
-	m.ackPending.Set(float64(ackPending))
+func (m *Metrics) ConsumerPending(class consumer.Class, pending, ackPending uint64, oldest time.Duration) {
+	c := class.String()
+	m.pending.WithLabelValues(c).Set(float64(pending))
+	m.ackPending.WithLabelValues(c).Set(float64(ackPending))
+	m.oldest.WithLabelValues(c).Set(oldest.Seconds())
+	m.classMu.Lock()
+	m.classes[c] = health.Class{Pending: pending, AckPending: ackPending, OldestSeconds: oldest.Seconds()}
+	m.classMu.Unlock()
+}
+
+// Classes returns each class's last backlog reading.
+func (m *Metrics) Classes() map[string]health.Class {
+	m.classMu.Lock()
+	defer m.classMu.Unlock()
+	out := make(map[string]health.Class, len(m.classes))
+	for k, v := range m.classes {
+		out[k] = v
+	}
+	return out
 }
 
 // RegisterCache exports the cache's counters and gauges, read at scrape time

@@ -27,7 +27,11 @@ import (
 // BatchOptions configure Batch.
 type BatchOptions struct {
 	Source Source
-	Lane   string // jobs go to scoring.jobs.<Lane>
+	Lane   string // jobs go to scoring.jobs.<Lane>, or scoring.bulk.<Lane> with Bulk
+	// Bulk publishes to the bulk class (stream SCORING_BULK): served after
+	// interactive jobs, with a guaranteed share of each worker, so a large
+	// batch never delays live pipeline jobs.
+	Bulk bool
 	// ReplySubject receives this batch's results; it must lie under
 	// scoring.results. so they are stored. Rerunning a file with the same
 	// subject finds the results of earlier runs there.
@@ -187,6 +191,9 @@ func (c *Client) Batch(ctx context.Context, o BatchOptions) (*Summary, error) {
 
 	var pubErr error
 	subject := topology.JobsPrefix + o.Lane
+	if o.Bulk {
+		subject = topology.BulkPrefix + o.Lane
+	}
 	for {
 		w, err := o.Source.Next()
 		if errors.Is(err, io.EOF) {

@@ -113,6 +113,18 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Server, erro
 	if err != nil {
 		return nil, fmt.Errorf("bind consumer: %w", err)
 	}
+	bindBulk := func(ctx context.Context) (jetstream.Consumer, error) {
+		if cfg.Provision {
+			if _, err := topology.Provision(ctx, s.js, topo); err != nil {
+				return nil, err
+			}
+		}
+		return s.js.Consumer(ctx, topology.BulkStream, topology.BulkConsumer)
+	}
+	bulk, err := bindBulk(pctx)
+	if err != nil {
+		return nil, fmt.Errorf("bind bulk consumer: %w", err)
+	}
 	// The consumer's own settings rule (an operator may have set them).
 	cc := cons.CachedInfo().Config
 	handler := &consumer.Jobs{Scorer: s.Scorer, WorkerID: cfg.WorkerID, RetryBackoff: cfg.RetryBackoff,
@@ -120,7 +132,8 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Server, erro
 	s.worker, err = consumer.New(s.nc, s.js, cons, handler, consumer.Config{
 		Concurrency: cfg.WorkerConcurrency, Prefetch: cfg.WorkerPrefetch, MaxHeldBytes: cfg.WorkerMaxHeldBytes,
 		AckWait: cc.AckWait, MaxDeliver: cc.MaxDeliver, PublishTimeout: cfg.PublishTimeout, OutageRetryFor: cfg.OutageRetryFor,
-		DrainTimeout: cfg.DrainTimeout, Bind: bind, Logger: log, Observer: s.Metrics,
+		DrainTimeout: cfg.DrainTimeout, Bind: bind, Bulk: bulk, BindBulk: bindBulk, BulkShare: cfg.WorkerBulkShare,
+		Logger: log, Observer: s.Metrics,
 	})
 	if err != nil {
 		return nil, err
@@ -129,6 +142,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Server, erro
 		NATS:        func() bool { return s.nc.IsConnected() },
 		Redis:       func() (bool, bool) { return s.Cache.RedisEnabled(), s.Cache.RedisUp() },
 		Langextract: s.langextractStatus,
+		Classes:     s.Metrics.Classes,
 	}
 	ok = true
 	return s, nil

@@ -21,6 +21,12 @@ const (
 	ResultsStream = "SCORING_RESULTS"
 	DLQStream     = "SCORING_DLQ"
 	Consumer      = "hybrid-scorer"
+	// BulkStream and BulkConsumer carry bulk jobs (batch rescoring): the
+	// same jobs, results and dead letters, served after interactive ones
+	// with a guaranteed share of each worker.
+	BulkStream   = "SCORING_BULK"
+	BulkConsumer = "hybrid-scorer-bulk"
+	BulkPrefix   = "scoring.bulk."
 	// ClaimsBucket is the key-value bucket that records, per job id, the
 	// content digest of the job whose result is stored: exactly one stored
 	// result per job for as long as results are kept.
@@ -93,6 +99,8 @@ func (c Config) Streams() []jetstream.StreamConfig {
 	return []jetstream.StreamConfig{
 		{Name: JobsStream, Subjects: []string{JobsPrefix + ">"}, Retention: jetstream.WorkQueuePolicy, Storage: c.Storage,
 			Duplicates: c.DuplicateWindow, Replicas: c.Replicas, Description: "hybridscore jobs"},
+		{Name: BulkStream, Subjects: []string{BulkPrefix + ">"}, Retention: jetstream.WorkQueuePolicy, Storage: c.Storage,
+			Duplicates: c.DuplicateWindow, Replicas: c.Replicas, Description: "hybridscore bulk jobs"},
 		{Name: ResultsStream, Subjects: []string{ResultsPrefix + ">"}, Retention: jetstream.LimitsPolicy, Storage: jetstream.FileStorage,
 			MaxAge: c.ResultsMaxAge, Duplicates: c.DuplicateWindow, Replicas: c.Replicas, Description: "hybridscore results"},
 		{Name: DLQStream, Subjects: []string{DLQPrefix + ">"}, Retention: jetstream.LimitsPolicy, Storage: jetstream.FileStorage,
@@ -108,6 +116,14 @@ func (c Config) ConsumerConfig() jetstream.ConsumerConfig {
 		MaxDeliver: c.MaxDeliver, MaxAckPending: c.MaxAckPending, FilterSubject: JobsPrefix + ">",
 		Replicas: c.Replicas, Description: "hybridscore workers",
 	}
+}
+
+// BulkConsumerConfig returns the bulk class's consumer configuration: the
+// interactive one's, on the bulk stream.
+func (c Config) BulkConsumerConfig() jetstream.ConsumerConfig {
+	cc := c.ConsumerConfig()
+	cc.Durable, cc.FilterSubject, cc.Description = BulkConsumer, BulkPrefix+">", "hybridscore workers, bulk jobs"
+	return cc
 }
 
 // Provision creates whatever stream or consumer is missing and returns the
@@ -131,28 +147,35 @@ func Provision(ctx context.Context, js jetstream.JetStream, c Config) (*jetstrea
 	} else if err != nil {
 		return nil, fmt.Errorf("topology: look up bucket %s: %w", ClaimsBucket, err)
 	}
-	return ensureConsumer(ctx, js, c)
+	if _, err := ensureConsumer(ctx, js, BulkStream, c.BulkConsumerConfig()); err != nil {
+		return nil, err
+	}
+	return ensureConsumer(ctx, js, JobsStream, c.ConsumerConfig())
 }
 
-func ensureConsumer(ctx context.Context, js jetstream.JetStream, c Config) (*jetstream.ConsumerConfig, error) {
-	cons, err := js.Consumer(ctx, JobsStream, Consumer)
+func ensureConsumer(ctx context.Context, js jetstream.JetStream, stream string, cc jetstream.ConsumerConfig) (*jetstream.ConsumerConfig, error) {
+	cons, err := js.Consumer(ctx, stream, cc.Durable)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		cons, err = js.CreateConsumer(ctx, JobsStream, c.ConsumerConfig())
+		cons, err = js.CreateConsumer(ctx, stream, cc)
 		if errors.Is(err, jetstream.ErrConsumerExists) {
-			cons, err = js.Consumer(ctx, JobsStream, Consumer)
+			cons, err = js.Consumer(ctx, stream, cc.Durable)
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("topology: consumer %s on %s: %w", Consumer, JobsStream, err)
+		return nil, fmt.Errorf("topology: consumer %s on %s: %w", cc.Durable, stream, err)
 	}
 	cfg := cons.CachedInfo().Config
 	return &cfg, nil
 }
 
-// Lane returns the lane of a job subject ("scoring.jobs.<lane>"), or
-// "default" when the subject has no single lane token.
+// Lane returns the lane of a job subject ("scoring.jobs.<lane>" or
+// "scoring.bulk.<lane>"), or "default" when the subject has no single lane
+// token.
 func Lane(subject string) string {
 	lane, ok := strings.CutPrefix(subject, JobsPrefix)
+	if !ok {
+		lane, ok = strings.CutPrefix(subject, BulkPrefix)
+	}
 	if !ok || lane == "" || strings.Contains(lane, ".") {
 		return "default"
 	}
