@@ -115,12 +115,23 @@ func newCluster(t *testing.T) *cluster {
 }
 
 func (c *cluster) publishBatch(lane string, n int) []string {
+	return c.publish(topology.JobsPrefix, lane, n)
+}
+
+// publishBulk publishes n bulk jobs (scoring.bulk.<lane>).
+func (c *cluster) publishBulk(lane string, n int) []string {
+	return c.publish(topology.BulkPrefix, lane, n)
+}
+
+func (c *cluster) publish(prefix, lane string, n int) []string {
 	c.t.Helper()
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("%s-%04d", lane, i)
 		w := job.Wire{JobID: ids[i], TaskDescription: fmt.Sprintf("task %d implements OAuth2 login", i), HistoricalPatternText: fmt.Sprintf("pattern %d", i%13), VectorSimilarity: 0.5}
-		if _, err := c.client.Publish(context.Background(), lane, w); err != nil {
+		data, _ := json.Marshal(w)
+		if _, err := c.client.JS.PublishMsg(context.Background(), &nats.Msg{Subject: prefix + lane, Data: data,
+			Header: nats.Header{jetstream.MsgIDHeader: []string{w.JobID}}}); err != nil {
 			c.t.Fatal(err)
 		}
 	}
@@ -218,6 +229,45 @@ func TestThreeWorkersShareABatch(t *testing.T) {
 	if len(byWorker) < 2 {
 		t.Fatalf("one worker did everything: %v", byWorker)
 	}
+}
+
+// Two worker processes share both classes: every job answered once, and
+// each class served by both.
+func TestTwoWorkersShareBothClasses(t *testing.T) {
+	c := newCluster(t)
+	for range 2 {
+		startWorker(t, c.ns.URL(), c.leURL)
+	}
+	bulk := c.publishBulk("mixed-bulk", 300)
+	live := c.publishBatch("mixed-live", 300)
+	for lane, ids := range map[string][]string{"mixed-bulk": bulk, "mixed-live": live} {
+		got := c.waitAll(lane, ids, 60*time.Second)
+		byWorker := map[string]int{}
+		for _, rs := range got {
+			byWorker[rs[0].WorkerID]++
+		}
+		t.Logf("%s: jobs per worker %v", lane, byWorker)
+		if len(byWorker) < 2 {
+			t.Fatalf("%s: one worker did everything: %v", lane, byWorker)
+		}
+	}
+}
+
+// kill -9 in the middle of a bulk batch: every bulk job still ends with
+// exactly one stored result.
+func TestKill9MidBulkBatchLosesNothing(t *testing.T) {
+	c := newCluster(t)
+	victim := startWorker(t, c.ns.URL(), c.leURL)
+	startWorker(t, c.ns.URL(), c.leURL)
+	c.le.SetFaults(langextractd.Faults{Latency: 15 * time.Millisecond})
+	ids := c.publishBulk("bulkkill", 400)
+	c.waitSome("bulkkill", 60)
+	if err := victim.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-victim.done
+	victim.done <- nil // for cleanup
+	c.waitAll("bulkkill", ids, 90*time.Second)
 }
 
 func TestKill9MidBatchLosesNothing(t *testing.T) {

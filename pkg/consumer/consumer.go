@@ -574,8 +574,11 @@ func (w *Worker) pull(ctx context.Context, src *source) {
 
 // limit is how many messages src may hold now (under w.mu). Of Prefetch,
 // bulk is always granted its share; interactive may take all the rest;
-// bulk may take what interactive leaves except a quarter kept free, so an
-// interactive job never waits for room behind bulk ones.
+// bulk may take what interactive holds not, except a quarter kept free, so
+// an interactive job never waits for room behind bulk ones. The other
+// class's pending pull is not counted: an idle class's long poll must not
+// keep the other from its room (together they may briefly hold up to
+// 1.75 × Prefetch).
 func (w *Worker) limit(src *source) int {
 	h := w.cfg.Prefetch
 	bulk := w.src[Bulk]
@@ -584,21 +587,25 @@ func (w *Worker) limit(src *source) int {
 	}
 	share := max(1, int(w.cfg.BulkShare*float64(h)))
 	if src.class == Interactive {
-		return h - max(bulk.held+bulk.reserved, share)
+		return h - max(bulk.held, share)
 	}
-	in := w.src[Interactive]
-	return max(share, h-in.held-in.reserved-h/4)
+	return max(share, h-w.src[Interactive].held-h/4)
 }
 
 // reserve waits until a fetch is worth making (a quarter of the class's
 // limit free, or nothing of it held) and room for any one message is left,
-// and reserves it.
+// and reserves it. With two classes each pull may ask for half the byte
+// budget, so the two together never ask for more than all of it.
 func (w *Worker) reserve(ctx context.Context, src *source) (n, nb int) {
+	budget := w.cfg.MaxHeldBytes
+	if w.src[Bulk] != nil {
+		budget /= 2
+	}
 	for {
 		w.mu.Lock()
 		lim := w.limit(src)
 		free := lim - src.held - src.reserved
-		freeBytes := min(w.cfg.MaxHeldBytes-w.heldBytes-w.totalResBytes(), w.cfg.MaxHeldBytes*lim/w.cfg.Prefetch-src.heldBytes)
+		freeBytes := min(w.cfg.MaxHeldBytes-w.heldBytes, budget)
 		if free > 0 && (free >= max(1, lim/4) || src.held == 0) && freeBytes >= w.maxPayload {
 			src.reserved, src.resBytes = free, freeBytes
 			w.mu.Unlock()
@@ -611,14 +618,6 @@ func (w *Worker) reserve(ctx context.Context, src *source) (n, nb int) {
 		case <-src.room:
 		}
 	}
-}
-
-func (w *Worker) totalResBytes() int {
-	n := 0
-	for _, s := range w.sources() {
-		n += s.resBytes
-	}
-	return n
 }
 
 func (w *Worker) unreserve(src *source) {
