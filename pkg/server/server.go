@@ -172,7 +172,7 @@ func (s *Server) connectNATS() error {
 		nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond), nats.ReconnectJitter(100*time.Millisecond, time.Second),
 		nats.RetryOnFailedConnect(false),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { s.log.Warn("NATS disconnected", zap.Error(err)) }),
-		nats.ReconnectHandler(func(nc *nats.Conn) { s.log.Info("NATS reconnected", zap.String("url", nc.ConnectedUrl())) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { s.log.Info("NATS reconnected", zap.String("url", nc.ConnectedUrlRedacted())) }),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { s.log.Warn("NATS error", zap.Error(err)) }),
 	}
 	switch {
@@ -197,7 +197,7 @@ func (s *Server) connectNATS() error {
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return fmt.Errorf("NATS_URL %s: %w", url, err)
+		return fmt.Errorf("NATS_URL %s: %w", config.RedactURL(url), config.RedactError(err, url))
 	}
 	s.nc = nc
 	s.js, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
@@ -307,7 +307,7 @@ func (s *Server) WorkerConfig() consumer.Config { return s.worker.Config() }
 
 // NATSURL is the URL of the NATS server in use (the embedded one's when
 // NATS_URL is empty).
-func (s *Server) NATSURL() string { return s.nc.ConnectedUrl() }
+func (s *Server) NATSURL() string { return s.nc.ConnectedUrlRedacted() }
 
 // HTTPAddr is the address the HTTP endpoints listen on.
 func (s *Server) HTTPAddr() string { return s.listener.Addr().String() }
