@@ -114,7 +114,8 @@ func (l *langextractCmd) Run() error {
 	}
 	srv := langextractd.New(langextractd.Faults{Latency: l.Latency, Hang: l.Hang, Rate503: l.Rate503, Rate500: l.Rate500,
 		Rate429: l.Rate429, Malformed: l.Malformed, MissingField: l.MissingField})
-	hs := &http.Server{Addr: l.Addr, Handler: srv, ReadHeaderTimeout: 5 * time.Second}
+	hs := &http.Server{Addr: l.Addr, Handler: srv, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: time.Minute, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 64 << 10}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	go func() {

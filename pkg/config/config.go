@@ -47,6 +47,7 @@ type Config struct {
 	LangextractURL          string  `name:"langextract-url" env:"LANGEXTRACT_URL" help:"langextract base URL; empty uses the built-in analyzer."`
 	LangextractTimeout      float64 `name:"langextract-timeout" env:"LANGEXTRACT_TIMEOUT" default:"10.0" help:"Seconds per langextract request."`
 	LangextractMaxRetries   int     `name:"langextract-max-retries" env:"LANGEXTRACT_MAX_RETRIES" default:"3" help:"Attempts for 503s and timeouts."`
+	LangextractMaxURLBytes  int     `name:"langextract-max-url-bytes" env:"LANGEXTRACT_MAX_URL_BYTES" default:"8192" help:"Longest request URL sent to langextract (the text travels in the query string); a longer one is not sent and the job degrades with validation_error."`
 	CircuitBreakerThreshold int     `name:"circuit-breaker-threshold" env:"CIRCUIT_BREAKER_THRESHOLD" default:"5" help:"Consecutive failures that open the breaker."`
 	CircuitBreakerTimeout   float64 `name:"circuit-breaker-timeout" env:"CIRCUIT_BREAKER_TIMEOUT" default:"60" help:"Seconds open before a half-open probe."`
 
@@ -114,6 +115,7 @@ func (c *Config) Validate() error {
 		min int
 	}{
 		{"LANGEXTRACT_MAX_RETRIES", c.LangextractMaxRetries, 1},
+		{"LANGEXTRACT_MAX_URL_BYTES", c.LangextractMaxURLBytes, 256},
 		{"CIRCUIT_BREAKER_THRESHOLD", c.CircuitBreakerThreshold, 1},
 		{"SEMANTIC_CACHE_MAX_SIZE", c.SemanticCacheMaxSize, 1},
 		{"WORKER_CONCURRENCY", c.WorkerConcurrency, 1},

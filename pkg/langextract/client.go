@@ -43,6 +43,10 @@ type Config struct {
 	// MaxBodyBytes caps a response body; a larger one is a validation error.
 	// 0 means 4 MiB.
 	MaxBodyBytes int64
+	// MaxURLBytes caps a request's URL (the text travels in its query
+	// string, and proxies refuse long ones); a longer request is not sent
+	// and fails with ErrRequest. 0 means 8 KiB.
+	MaxURLBytes int
 	// MaxConns and MaxIdleConns size the connection pool (runbook: 100 and
 	// 20); 0 means those values.
 	MaxConns, MaxIdleConns int
@@ -76,6 +80,9 @@ func New(cfg Config) (*Client, error) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 4 << 20
 	}
+	if cfg.MaxURLBytes <= 0 {
+		cfg.MaxURLBytes = 8 << 10
+	}
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 100
 	}
@@ -104,11 +111,15 @@ func New(cfg Config) (*Client, error) {
 
 // Analyze asks langextract for the semantic analysis of content. Errors wrap
 // one of ErrTimeout, ErrUnavailable, ErrRateLimited, ErrValidation or
-// ErrUnknown, or the caller's context error when ctx ends first. Only 503s
+// ErrRequest or ErrUnknown, or the caller's context error when ctx ends
+// first. Only 503s
 // and timeouts are retried, with exponential backoff and full jitter.
 func (c *Client) Analyze(ctx context.Context, content, language, semContext string) (*Analysis, error) {
 	q := url.Values{"content": {content}, "context": {semContext}, "language": {language}}
 	target := c.analyzeURL + "?" + q.Encode()
+	if len(target) > c.cfg.MaxURLBytes {
+		return nil, fmt.Errorf("%w: the request would be %d bytes, more than the %d allowed (LANGEXTRACT_MAX_URL_BYTES)", ErrRequest, len(target), c.cfg.MaxURLBytes)
+	}
 	var lastErr error
 	for attempt := 0; attempt < c.cfg.MaxAttempts; attempt++ {
 		if attempt > 0 {
@@ -197,6 +208,12 @@ func (c *Client) roundTrip(ctx context.Context, method, target string) ([]byte, 
 	case resp.StatusCode == http.StatusTooManyRequests:
 		drain(resp.Body)
 		return nil, fmt.Errorf("%w: 429 too many requests", ErrRateLimited)
+	case resp.StatusCode == http.StatusRequestTimeout:
+		drain(resp.Body)
+		return nil, fmt.Errorf("%w: HTTP 408", ErrTimeout)
+	case resp.StatusCode >= 400 && resp.StatusCode < 500:
+		drain(resp.Body)
+		return nil, fmt.Errorf("%w: HTTP %d", ErrRequest, resp.StatusCode)
 	case resp.StatusCode != http.StatusOK:
 		drain(resp.Body)
 		return nil, fmt.Errorf("%w: HTTP %d", ErrUnknown, resp.StatusCode)

@@ -69,6 +69,9 @@ func TestFailureModes(t *testing.T) {
 		{name: "503 forever", faults: langextractd.Faults{Rate503: 1}, reason: "unavailable", attempts: 3, countsFor: true},
 		{name: "429", faults: langextractd.Faults{Rate429: 1}, reason: "rate_limited", attempts: 1},
 		{name: "500", faults: langextractd.Faults{Rate500: 1}, reason: "unknown", attempts: 1, countsFor: true},
+		{name: "414 from a proxy", handler: status(http.StatusRequestURITooLong), reason: "validation_error"},
+		{name: "400", handler: status(http.StatusBadRequest), reason: "validation_error"},
+		{name: "408", handler: status(http.StatusRequestTimeout), reason: "timeout", countsFor: true},
 		{name: "connection refused", url: refused, reason: "unavailable", countsFor: true},
 		{name: "200 not JSON", faults: langextractd.Faults{Malformed: 1}, reason: "validation_error", attempts: 1},
 		{name: "200 missing field", faults: langextractd.Faults{MissingField: 1}, reason: "validation_error", attempts: 1},
@@ -125,6 +128,31 @@ func TestFailureModes(t *testing.T) {
 				t.Errorf("observer saw no request")
 			}
 		})
+	}
+}
+
+// status answers every request with code.
+type status int
+
+func (s status) ServeHTTP(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(int(s)) }
+
+// A text whose request would pass the URL limit is not sent, degrades as
+// validation_error and leaves the breaker closed.
+func TestLongRequestIsNotSent(t *testing.T) {
+	fs := langextractd.New(langextractd.Faults{})
+	srv := httptest.NewServer(fs)
+	t.Cleanup(srv.Close)
+	c := newClient(t, srv.URL, time.Second, nil)
+	br := scoring.NewBreaker(1, time.Minute, nil)
+	long := strings.Repeat("é", 3000) // 6 KB of UTF-8, 18 KB escaped in a query string
+	for range 5 {
+		_, err := scoring.Guard(br, c.Analyze)(context.Background(), long, "en", "pattern_matching")
+		if !errors.Is(err, langextract.ErrRequest) || langextract.FallbackReason(err) != "validation_error" {
+			t.Fatalf("err %v", err)
+		}
+	}
+	if fs.Calls() != 0 || br.State() != breaker.Closed {
+		t.Fatalf("%d requests sent, breaker %s", fs.Calls(), br.State())
 	}
 }
 

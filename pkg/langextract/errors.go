@@ -5,7 +5,7 @@ import (
 	"errors"
 )
 
-// The failure taxonomy of SCORING.md §1. Every error the client returns for
+// The failure taxonomy. Every error the client returns for
 // a failed analysis wraps exactly one of these (or the caller's context
 // error), and FallbackReason maps it to the result's fallback_reason.
 var (
@@ -19,7 +19,12 @@ var (
 	ErrValidation = errors.New("langextract: invalid response")
 	// ErrCircuitOpen: the circuit breaker refused the call.
 	ErrCircuitOpen = errors.New("langextract: circuit breaker open")
-	// ErrUnknown: any other failure (other 4xx/5xx statuses).
+	// ErrRequest: the request itself was refused — a 4xx other than 408
+	// and 429 (a proxy's 414 for a long query string, a 400), or a request
+	// longer than the client's URL limit, which is then not sent. Another
+	// text may well succeed, so it never counts toward the breaker.
+	ErrRequest = errors.New("langextract: request refused")
+	// ErrUnknown: any other failure (5xx statuses other than 503).
 	ErrUnknown = errors.New("langextract: request failed")
 )
 
@@ -46,17 +51,18 @@ func FallbackReason(err error) string {
 		return ReasonUnavailable
 	case errors.Is(err, ErrRateLimited):
 		return ReasonRateLimited
-	case errors.Is(err, ErrValidation):
+	case errors.Is(err, ErrValidation), errors.Is(err, ErrRequest):
 		return ReasonValidation
 	}
 	return ReasonUnknown
 }
 
 // CountsAsFailure reports whether err should count toward opening a circuit
-// breaker: every failure of the service except an invalid body or a rate
-// limit. Cancellation by the caller is not the service's failure.
+// breaker: every failure of the service except an invalid body, a rate
+// limit or a refused request. Cancellation by the caller is not the
+// service's failure.
 func CountsAsFailure(err error) bool {
-	if err == nil || errors.Is(err, ErrValidation) || errors.Is(err, ErrRateLimited) {
+	if err == nil || errors.Is(err, ErrValidation) || errors.Is(err, ErrRateLimited) || errors.Is(err, ErrRequest) {
 		return false
 	}
 	// The caller's own cancellation or deadline (shutdown, a job's deadline)

@@ -212,7 +212,7 @@ func (s *Server) buildEngine(ctx context.Context) error {
 	analyze := scoring.AnalyzeFunc(scoring.Builtin)
 	if cfg.LangextractURL != "" {
 		client, err := langextract.New(langextract.Config{BaseURL: cfg.LangextractURL, Timeout: config.Seconds(cfg.LangextractTimeout),
-			MaxAttempts: cfg.LangextractMaxRetries, Observer: s.Metrics.ObserveLangextract})
+			MaxAttempts: cfg.LangextractMaxRetries, MaxURLBytes: cfg.LangextractMaxURLBytes, Observer: s.Metrics.ObserveLangextract})
 		if err != nil {
 			return fmt.Errorf("LANGEXTRACT_URL: %w", err)
 		}
@@ -316,7 +316,10 @@ func (s *Server) HTTPAddr() string { return s.listener.Addr().String() }
 // in order: not ready, drain the consumer, flush, close NATS, Redis, the
 // embedded server and HTTP.
 func (s *Server) Run(ctx context.Context) error {
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	// Every limit set: a client that sends slowly, reads slowly or keeps an
+	// idle connection open cannot hold the worker's resources for long.
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 64 << 10}
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- srv.Serve(s.listener) }()
 	s.log.Info("HTTP listening", zap.String("addr", s.HTTPAddr()))
