@@ -76,10 +76,11 @@ type Config struct {
 	MaxJobBytes        int           `name:"max-job-bytes" env:"MAX_JOB_BYTES" default:"65536" help:"Limit of a whole job message."`
 
 	// HTTP and logs.
-	HTTPAddr   string `name:"http-addr" env:"HTTP_ADDR" default:":8053" help:"Health, metrics and admin endpoints."`
-	AdminToken string `name:"admin-token" env:"ADMIN_TOKEN" help:"Bearer token of the admin endpoints; empty refuses them."`
-	LogLevel   string `name:"log-level" env:"LOG_LEVEL" default:"info" enum:"debug,info,warn,error" help:"debug, info, warn or error."`
-	LogFormat  string `name:"log-format" env:"LOG_FORMAT" default:"json" enum:"json,console" help:"json or console."`
+	MetricsMaxLanes int    `name:"metrics-max-lanes" env:"METRICS_MAX_LANES" default:"100" help:"Lanes with series of their own; later lanes are counted as \"other\"."`
+	HTTPAddr        string `name:"http-addr" env:"HTTP_ADDR" default:":8053" help:"Health, metrics and admin endpoints."`
+	AdminToken      string `name:"admin-token" env:"ADMIN_TOKEN" help:"Bearer token of the admin endpoints; empty refuses them."`
+	LogLevel        string `name:"log-level" env:"LOG_LEVEL" default:"info" enum:"debug,info,warn,error" help:"debug, info, warn or error."`
+	LogFormat       string `name:"log-format" env:"LOG_FORMAT" default:"json" enum:"json,console" help:"json or console."`
 
 	// Scoring.
 	HybridVectorWeight       float64 `name:"hybrid-vector-weight" env:"HYBRID_VECTOR_WEIGHT" default:"0.7" help:"Default vector weight."`
@@ -125,6 +126,7 @@ func (c *Config) Validate() error {
 		{"REDIS_DB", c.RedisDB, 0},
 		{"MAX_TEXT_BYTES", c.MaxTextBytes, 1},
 		{"MAX_JOB_BYTES", c.MaxJobBytes, 64},
+		{"METRICS_MAX_LANES", c.MetricsMaxLanes, 1},
 	} {
 		if v.val < v.min {
 			errs = append(errs, bad(v.env, "must be at least %d, got %d", v.min, v.val))

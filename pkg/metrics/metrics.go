@@ -52,6 +52,7 @@ type Metrics struct {
 	deadLetters  *prometheus.CounterVec
 	duplicates   *prometheus.CounterVec
 	jobSeries    sync.Map // jobKey → *jobSeries
+	lanes        lanes
 	classMu      sync.Mutex
 	classes      map[string]health.Class
 	pending      *prometheus.GaugeVec
@@ -66,7 +67,7 @@ func New() *Metrics {
 	r := prometheus.NewRegistry()
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	f := func(c prometheus.Collector) { r.MustRegister(c) }
-	m := &Metrics{Registry: r, classes: map[string]health.Class{}}
+	m := &Metrics{Registry: r, classes: map[string]health.Class{}, lanes: lanes{max: DefaultMaxLanes, known: map[string]struct{}{}}}
 	m.langextractRequests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "langextract_requests_total",
 		Help: "Requests to langextract, by endpoint (analyze_semantic, health) and status (success, error, timeout)."}, []string{"endpoint", "status"})
 	m.langextractDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "langextract_request_duration_seconds",
@@ -150,6 +151,7 @@ func (m *Metrics) ObserveOutcome(o *scoring.Outcome) {
 // of a lane and status are looked up once and remembered, since a label
 // lookup hashes and allocates every time.
 func (m *Metrics) JobDone(class consumer.Class, lane, status string, d time.Duration) {
+	lane = m.lanes.label(lane)
 	k := jobKey{class, lane, status}
 	js, ok := m.jobSeries.Load(k)
 	if !ok {
@@ -175,15 +177,58 @@ type jobSeries struct {
 }
 
 // Redelivered implements consumer.Observer.
-func (m *Metrics) Redelivered(lane string) { m.redeliveries.WithLabelValues(lane).Inc() }
+func (m *Metrics) Redelivered(lane string) { m.redeliveries.WithLabelValues(m.lanes.label(lane)).Inc() }
 
 // DeadLettered implements consumer.Observer.
 func (m *Metrics) DeadLettered(lane, reason string) {
-	m.deadLetters.WithLabelValues(lane, reason).Inc()
+	m.deadLetters.WithLabelValues(m.lanes.label(lane), reason).Inc()
 }
 
 // Duplicate implements consumer.Observer.
-func (m *Metrics) Duplicate(lane, source string) { m.duplicates.WithLabelValues(lane, source).Inc() }
+func (m *Metrics) Duplicate(lane, source string) {
+	m.duplicates.WithLabelValues(m.lanes.label(lane), source).Inc()
+}
+
+// DefaultMaxLanes is how many lanes get series of their own by default.
+const DefaultMaxLanes = 100
+
+// OtherLane labels the jobs of every lane past the first MaxLanes seen.
+const OtherLane = "other"
+
+// SetMaxLanes bounds the lane label: the first n lanes seen keep their
+// name, later ones are reported as "other", so producers inventing lanes
+// cannot create series without end. Call it before the first job.
+func (m *Metrics) SetMaxLanes(n int) {
+	m.lanes.mu.Lock()
+	m.lanes.max = n
+	m.lanes.mu.Unlock()
+}
+
+type lanes struct {
+	mu    sync.RWMutex
+	max   int
+	known map[string]struct{}
+}
+
+func (l *lanes) label(lane string) string {
+	l.mu.RLock()
+	_, ok := l.known[lane]
+	full := len(l.known) >= l.max
+	l.mu.RUnlock()
+	switch {
+	case ok:
+		return lane
+	case full:
+		return OtherLane
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.known) >= l.max {
+		return OtherLane
+	}
+	l.known[lane] = struct{}{}
+	return lane
+}
 
 // InFlight implements consumer.Observer.
 func (m *Metrics) InFlight(delta int) { m.inFlight.Add(float64(delta)) }

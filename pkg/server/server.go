@@ -79,6 +79,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Server, erro
 		cfg.WorkerID = config.DefaultWorkerID()
 	}
 	s := &Server{cfg: cfg, log: log, Metrics: metrics.New()}
+	s.Metrics.SetMaxLanes(cfg.MetricsMaxLanes)
 	ok := false
 	defer func() {
 		if !ok {
