@@ -477,7 +477,7 @@ func (c *Cache) loadHoldingLease(ctx context.Context, k Key, text, language, sem
 				return
 			case <-t.C:
 				rctx, cancel := context.WithTimeout(ctx, c.cfg.RedisTimeout)
-				_ = c.rdb().PExpire(rctx, c.leaseKey(k), c.cfg.LeaseTTL).Err()
+				_ = renewLease.Run(rctx, c.rdb(), []string{c.leaseKey(k)}, c.owner, c.cfg.LeaseTTL.Milliseconds()).Err()
 				cancel()
 			}
 		}
@@ -492,10 +492,18 @@ func (c *Cache) loadHoldingLease(ctx context.Context, k Key, text, language, sem
 	return f, err
 }
 
+// The lease is renewed and released only by its owner: a holder that
+// outlived its lease (a long pause, a slow load) must not extend or delete
+// the lease another process has taken since.
+var (
+	renewLease = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) end return 0`)
+	freeLease  = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
+)
+
 func (c *Cache) releaseLease(ctx context.Context, k Key) {
 	rctx, cancel := context.WithTimeout(ctx, c.cfg.RedisTimeout)
 	defer cancel()
-	c.redisFailed(c.rdb().Del(rctx, c.leaseKey(k)).Err())
+	c.redisFailed(freeLease.Run(rctx, c.rdb(), []string{c.leaseKey(k)}, c.owner).Err())
 }
 
 type peerState int

@@ -444,3 +444,36 @@ func TestRedisUsedAgainAfterRestartWithoutFlapping(t *testing.T) {
 		t.Fatalf("after the restart: %d of 40 lookups from Redis, tier marked down %d times", fromRedis.Load(), downs.Load())
 	}
 }
+
+// A holder whose lease was taken over (it paused longer than the lease)
+// neither renews nor deletes the new owner's lease.
+func TestLeaseIsRenewedAndReleasedByItsOwnerOnly(t *testing.T) {
+	srv := redistest.Start(t)
+	l := newLoader(900 * time.Millisecond) // three renewals at TTL/3
+	c := newRedisCache(t, srv, l, semcache.Config{LeaseTTL: 300 * time.Millisecond})
+	ctx := context.Background()
+	txt := text(7)
+	lease := "hybridscore:sem:lease:" + semcache.KeyOf("en", "c", txt).String()
+	done := make(chan error, 1)
+	go func() { _, _, err := c.Get(ctx, txt, "en", "c"); done <- err }()
+	rc := srv.Client()
+	deadline := time.Now().Add(5 * time.Second)
+	for rc.Exists(ctx, lease).Val() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("lease never taken")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := rc.Set(ctx, lease, "another-worker", 10*time.Second).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if v := rc.Get(ctx, lease).Val(); v != "another-worker" {
+		t.Fatalf("lease %q after the old holder finished, want the new owner's", v)
+	}
+	if ttl := rc.PTTL(ctx, lease).Val(); ttl < 5*time.Second {
+		t.Fatalf("the old holder cut the new owner's lease to %s", ttl)
+	}
+}
