@@ -112,25 +112,46 @@ func (w *Worker) deadLetter(ctx context.Context, it *item, reason, message strin
 	if id == "" {
 		id = it.d.Header.Get(jetstream.MsgIDHeader)
 	}
-	if err := w.storeDeadLetter(ctx, it.d.Lane, it.d.Subject, it.d.Data, it.d.Seq, it.d.Attempt, reason, message, id); err != nil {
-		return err
-	}
-	return nil
+	return w.storeDeadLetter(ctx, deadLetter{stream: w.src[it.class].stream, subject: it.d.Subject, payload: it.d.Data,
+		seq: it.d.Seq, attempt: it.d.Attempt, reason: reason, message: message, jobID: id})
 }
 
-func (w *Worker) storeDeadLetter(ctx context.Context, lane, subject string, payload []byte, seq uint64, attempt int, reason, message, id string) error {
+// deadLetter is one job on its way to SCORING_DLQ.
+type deadLetter struct {
+	stream, subject string // where the job was
+	payload         []byte
+	seq             uint64 // its sequence in stream
+	attempt         int
+	reason, message string
+	jobID           string
+}
+
+// storeDeadLetter stores the job's payload unchanged under
+// scoring.dlq.<lane>. Its Nats-Msg-Id names the job's stream by creation
+// time and the job by sequence, so a repeat within the window is stored
+// once, while a job of a recreated stream (whose sequences start again)
+// is never mistaken for an earlier one.
+func (w *Worker) storeDeadLetter(ctx context.Context, dl deadLetter) error {
+	var created int64
+	if s, err := w.js.Stream(ctx, dl.stream); err == nil {
+		created = s.CachedInfo().Created.UnixNano()
+	} else {
+		return fmt.Errorf("stream %s: %w", dl.stream, err)
+	}
+	seq := strconv.FormatUint(dl.seq, 10)
+	lane := topology.Lane(dl.subject)
 	h := nats.Header{}
-	h.Set(jetstream.MsgIDHeader, "dlq-"+strconv.FormatUint(seq, 10))
-	h.Set(HeaderReason, reason)
-	h.Set(HeaderError, headerSafe(message))
-	h.Set(HeaderJobID, id)
-	h.Set(HeaderSubject, subject)
-	h.Set(HeaderStreamSeq, strconv.FormatUint(seq, 10))
-	h.Set(HeaderDelivery, strconv.Itoa(attempt))
-	if _, err := w.js.PublishMsg(ctx, &nats.Msg{Subject: topology.DLQPrefix + lane, Data: payload, Header: h}); err != nil {
+	h.Set(jetstream.MsgIDHeader, "dlq-"+dl.stream+"-"+strconv.FormatInt(created, 36)+"-"+seq)
+	h.Set(HeaderReason, dl.reason)
+	h.Set(HeaderError, headerSafe(dl.message))
+	h.Set(HeaderJobID, dl.jobID)
+	h.Set(HeaderSubject, dl.subject)
+	h.Set(HeaderStreamSeq, seq)
+	h.Set(HeaderDelivery, strconv.Itoa(dl.attempt))
+	if _, err := w.js.PublishMsg(ctx, &nats.Msg{Subject: topology.DLQPrefix + lane, Data: dl.payload, Header: h}); err != nil {
 		return err
 	}
-	w.obs.DeadLettered(lane, reason)
+	w.obs.DeadLettered(lane, dl.reason)
 	return nil
 }
 
@@ -182,8 +203,9 @@ func (w *Worker) onMaxDeliveries(ctx context.Context, jobs string) nats.MsgHandl
 		}
 		lane := topology.Lane(raw.Subject)
 		id := raw.Header.Get(jetstream.MsgIDHeader)
-		if err := w.storeDeadLetter(actx, lane, raw.Subject, raw.Data, adv.StreamSeq, adv.Deliveries, ReasonMaxDeliveries,
-			fmt.Sprintf("not finished after %d deliveries", adv.Deliveries), id); err != nil {
+		if err := w.storeDeadLetter(actx, deadLetter{stream: jobs, subject: raw.Subject, payload: raw.Data, seq: adv.StreamSeq,
+			attempt: adv.Deliveries, reason: ReasonMaxDeliveries, message: fmt.Sprintf("not finished after %d deliveries", adv.Deliveries),
+			jobID: id}); err != nil {
 			w.log.Warn("dead-letter exhausted job", zap.Uint64("seq", adv.StreamSeq), zap.Error(err))
 			return
 		}

@@ -506,3 +506,36 @@ func TestLargeJobsAreHeldWithinTheByteBound(t *testing.T) {
 	}
 	t.Logf("holding %d of 20 jobs of 3 MiB: %d bytes, bound %d", n, b, limit)
 }
+
+// After SCORING_JOBS is recreated its sequences start again; a dead letter
+// for the new stream's job at a sequence seen before is stored all the same.
+func TestDeadLettersSurviveARecreatedStream(t *testing.T) {
+	e := newPump(t, HandlerFunc(func(_ context.Context, d *Delivery) Reply {
+		return Reply{Disposition: Reject, JobID: string(d.Data), Subject: "scoring.results.dl", Result: []byte(`{}`), Status: "rejected",
+			Reason: "invalid_json", Message: "not JSON"}
+	}), nil)
+	ctx := context.Background()
+	first := newFake("dl", []byte("old-job"), 1)
+	first.md.Sequence.Stream = 7
+	e.w.admit(e.w.src[Interactive], first)
+	first.outcome(t)
+	s, _ := e.js.Stream(ctx, topology.JobsStream)
+	cfg := s.CachedInfo().Config
+	if err := e.js.DeleteStream(ctx, topology.JobsStream); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond) // creation times apart
+	if _, err := e.js.CreateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	second := newFake("dl", []byte("new-job"), 1)
+	second.md.Sequence.Stream = 7
+	e.w.admit(e.w.src[Interactive], second)
+	if got := second.outcome(t); got != "term invalid_json" {
+		t.Fatalf("disposition %q", got)
+	}
+	dl := e.stored(topology.DLQStream, "scoring.dlq.dl")
+	if len(dl) != 2 || string(dl[1].Data) != "new-job" {
+		t.Fatalf("%d dead letters stored, want both", len(dl))
+	}
+}
