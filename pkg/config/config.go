@@ -31,8 +31,8 @@ type Config struct {
 	NATSTLSCA      string `name:"nats-tls-ca" env:"NATS_TLS_CA" help:"CA certificate file."`
 	NATSTLSCert    string `name:"nats-tls-cert" env:"NATS_TLS_CERT" help:"Client certificate file."`
 	NATSTLSKey     string `name:"nats-tls-key" env:"NATS_TLS_KEY" help:"Client key file."`
-	NATSStoreDir   string `name:"nats-store-dir" env:"NATS_STORE_DIR" help:"Embedded server: JetStream store directory (default: a directory under the OS temp dir)."`
-	NATSListen     string `name:"nats-listen" env:"NATS_LISTEN" default:"127.0.0.1:4222" help:"Embedded server: address to listen on."`
+	NATSStoreDir   string `name:"nats-store-dir" env:"NATS_STORE_DIR" help:"Embedded server: JetStream store directory (default: $XDG_STATE_HOME/hybridscore/nats or ~/.local/state/hybridscore/nats)."`
+	NATSListen     string `name:"nats-listen" env:"NATS_LISTEN" default:"127.0.0.1:4222" help:"Embedded server: address to listen on; other than loopback only with NATS_USER and NATS_PASSWORD, which it then requires."`
 	NATSSyncAlways bool   `name:"nats-sync-always" env:"NATS_SYNC_ALWAYS" help:"Embedded server: fsync every JetStream write before acknowledging it."`
 
 	// Topology.

@@ -6,6 +6,7 @@ package natsembed
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -14,12 +15,20 @@ import (
 )
 
 // Options configure the embedded server. The zero value listens on
-// 127.0.0.1:4222 and stores JetStream data under the OS temp directory.
+// 127.0.0.1:4222 without authentication and stores JetStream data in the
+// user's state directory.
 type Options struct {
-	Host string // default 127.0.0.1
+	// Host is the listen address, default 127.0.0.1. Any address other than
+	// a loopback one is refused unless User and Password are set: an
+	// embedded server without authentication must not be reachable from
+	// elsewhere.
+	Host string
 	// Port: 0 means 4222; -1 picks a free port (tests).
-	Port     int
-	StoreDir string // JetStream store; "" means $TMPDIR/hybridscore-nats
+	Port int
+	// User and Password, when set, are required of every client.
+	User, Password string
+	// StoreDir is the JetStream store; "" means DefaultStoreDir().
+	StoreDir string
 	// SyncAlways fsyncs every JetStream write before acknowledging it. Off,
 	// the server syncs every two minutes (its default): an acknowledged
 	// message survives a process crash but not a power loss or OS crash.
@@ -43,8 +52,11 @@ func Start(o Options) (*Server, error) {
 	if o.Port == 0 {
 		o.Port = 4222
 	}
+	if !loopback(o.Host) && (o.User == "" || o.Password == "") {
+		return nil, fmt.Errorf("natsembed: refusing to listen on %s without authentication (set a user and password, or listen on 127.0.0.1)", o.Host)
+	}
 	if o.StoreDir == "" {
-		o.StoreDir = filepath.Join(os.TempDir(), "hybridscore-nats")
+		o.StoreDir = DefaultStoreDir()
 	}
 	if o.ReadyTimeout <= 0 {
 		o.ReadyTimeout = 10 * time.Second
@@ -63,6 +75,8 @@ func Start(o Options) (*Server, error) {
 		MaxPayload: 8 << 20,
 		HTTPHost:   o.Host,
 		HTTPPort:   o.MonitorPort,
+		Username:   o.User,
+		Password:   o.Password,
 	}
 	if o.MonitorPort <= 0 {
 		opts.HTTPPort = 0
@@ -78,6 +92,28 @@ func Start(o Options) (*Server, error) {
 		return nil, errors.New("natsembed: server not ready (is the port in use?)")
 	}
 	return &Server{s}, nil
+}
+
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// DefaultStoreDir is where the embedded server keeps JetStream data by
+// default: $XDG_STATE_HOME/hybridscore/nats, else ~/.local/state/hybridscore/nats
+// (private to the user, and kept across reboots, unlike the temp
+// directory), else a per-user directory under the temp directory.
+func DefaultStoreDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "hybridscore", "nats")
+	}
+	if home, err := os.UserHomeDir(); err == nil && home != "" {
+		return filepath.Join(home, ".local", "state", "hybridscore", "nats")
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("hybridscore-nats-%d", os.Getuid()))
 }
 
 // URL returns the client URL.

@@ -161,7 +161,8 @@ func (s *Server) connectNATS() error {
 		if port == 0 {
 			port = -1
 		}
-		s.embedded, err = natsembed.Start(natsembed.Options{Host: host, Port: port, StoreDir: cfg.NATSStoreDir, SyncAlways: cfg.NATSSyncAlways})
+		s.embedded, err = natsembed.Start(natsembed.Options{Host: host, Port: port, StoreDir: cfg.NATSStoreDir, SyncAlways: cfg.NATSSyncAlways,
+			User: cfg.NATSUser, Password: cfg.NATSPassword})
 		if err != nil {
 			return fmt.Errorf("embedded NATS on %s: %w", cfg.NATSListen, err)
 		}
