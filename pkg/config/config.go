@@ -22,15 +22,9 @@ import (
 // flag, environment variable and default; kong reads them.
 type Config struct {
 	// NATS.
-	NATSURL        string `name:"nats-url" env:"NATS_URL" help:"NATS servers; empty starts an embedded server with JetStream."`
-	NATSCreds      string `name:"nats-creds" env:"NATS_CREDS" help:"Credentials file."`
-	NATSUser       string `name:"nats-user" env:"NATS_USER" help:"User name."`
-	NATSPassword   string `name:"nats-password" env:"NATS_PASSWORD" help:"Password."`
-	NATSToken      string `name:"nats-token" env:"NATS_TOKEN" help:"Token."`
-	NATSNKeySeed   string `name:"nats-nkey-seed" env:"NATS_NKEY_SEED" help:"NKey seed file."`
-	NATSTLSCA      string `name:"nats-tls-ca" env:"NATS_TLS_CA" help:"CA certificate file."`
-	NATSTLSCert    string `name:"nats-tls-cert" env:"NATS_TLS_CERT" help:"Client certificate file."`
-	NATSTLSKey     string `name:"nats-tls-key" env:"NATS_TLS_KEY" help:"Client key file."`
+	NATSURL string `name:"nats-url" env:"NATS_URL" help:"NATS servers; empty starts an embedded server with JetStream."`
+	// Authentication and TLS, shared with the publisher.
+	NATSAuth       `embed:""`
 	NATSStoreDir   string `name:"nats-store-dir" env:"NATS_STORE_DIR" help:"Embedded server: JetStream store directory (default: $XDG_STATE_HOME/hybridscore/nats or ~/.local/state/hybridscore/nats)."`
 	NATSListen     string `name:"nats-listen" env:"NATS_LISTEN" default:"127.0.0.1:4222" help:"Embedded server: address to listen on; other than loopback only with NATS_USER and NATS_PASSWORD, which it then requires."`
 	NATSSyncAlways bool   `name:"nats-sync-always" env:"NATS_SYNC_ALWAYS" help:"Embedded server: fsync every JetStream write before acknowledging it."`

@@ -177,26 +177,11 @@ func (s *Server) connectNATS() error {
 		nats.ReconnectHandler(func(nc *nats.Conn) { s.log.Info("NATS reconnected", zap.String("url", nc.ConnectedUrlRedacted())) }),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { s.log.Warn("NATS error", zap.Error(err)) }),
 	}
-	switch {
-	case cfg.NATSCreds != "":
-		opts = append(opts, nats.UserCredentials(cfg.NATSCreds))
-	case cfg.NATSNKeySeed != "":
-		o, err := nats.NkeyOptionFromSeed(cfg.NATSNKeySeed)
-		if err != nil {
-			return fmt.Errorf("NATS_NKEY_SEED: %w", err)
-		}
-		opts = append(opts, o)
-	case cfg.NATSToken != "":
-		opts = append(opts, nats.Token(cfg.NATSToken))
-	case cfg.NATSUser != "":
-		opts = append(opts, nats.UserInfo(cfg.NATSUser, cfg.NATSPassword))
+	auth, err := cfg.NATSAuth.Options()
+	if err != nil {
+		return err
 	}
-	if cfg.NATSTLSCA != "" {
-		opts = append(opts, nats.RootCAs(cfg.NATSTLSCA))
-	}
-	if cfg.NATSTLSCert != "" {
-		opts = append(opts, nats.ClientCert(cfg.NATSTLSCert, cfg.NATSTLSKey))
-	}
+	opts = append(opts, auth...)
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return fmt.Errorf("NATS_URL %s: %w", config.RedactURL(url), config.RedactError(err, url))
