@@ -121,7 +121,7 @@ import json
 import re
 import sys
 
-# Metrics the worker exports (CONTRACT.md section 6).
+# Metrics the worker exports (pkg/metrics/metrics.go).
 COUNTERS_GAUGES = {
     "langextract_requests_total", "langextract_circuit_breaker_state",
     "langextract_fallback_total", "semantic_cache_hits_total",
@@ -130,13 +130,14 @@ COUNTERS_GAUGES = {
     "semantic_cache_memory_bytes", "semantic_cache_tier_hits_total",
     "hybrid_scoring_fallback_total", "redis_up",
     "scoring_jobs_total", "scoring_jobs_in_flight", "scoring_redeliveries_total",
-    "scoring_dead_letters_total", "scoring_consumer_pending",
-    "scoring_consumer_ack_pending",
+    "scoring_dead_letters_total", "scoring_duplicates_total",
+    "scoring_consumer_pending", "scoring_consumer_ack_pending",
+    "scoring_oldest_job_age_seconds", "scoring_class_jobs_total",
 }
 HISTOGRAMS = {
     "langextract_request_duration_seconds", "hybrid_scoring_duration_seconds",
     "pattern_similarity_score", "hybrid_score_confidence",
-    "scoring_job_duration_seconds",
+    "scoring_job_duration_seconds", "scoring_class_job_duration_seconds",
 }
 ALLOWED = COUNTERS_GAUGES | {h + s for h in HISTOGRAMS for s in ("_bucket", "_sum", "_count")}
 KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on",
@@ -202,11 +203,14 @@ def walk(panels):
 
 walk(d.get("panels", []))
 
-runbook_panels = {"Request Rate", "Latency Percentiles", "Cache Hit Rate",
-                  "Error Rate", "Fallback Rate", "Circuit Breaker State"}
-missing = runbook_panels - {t for t, _ in exprs}
+# The service panels, and one panel per job-class view.
+required_panels = {"Request Rate", "Latency Percentiles", "Cache Hit Rate",
+                   "Error Rate", "Fallback Rate", "Circuit Breaker State",
+                   "Consumer Backlog by Class", "Jobs/s by Class",
+                   "Oldest Job Age by Class", "Job Latency by Class"}
+missing = required_panels - {t for t, _ in exprs}
 if missing:
-    errors.append("runbook panels missing: %s" % sorted(missing))
+    errors.append("panels missing: %s" % sorted(missing))
 
 if errors:
     print("\n".join(errors))

@@ -3,42 +3,51 @@ package kubernetes_test
 import (
 	"errors"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/hybridscore/hybridscore/pkg/config"
+	"github.com/hybridscore/hybridscore/pkg/topology"
 )
 
-// contractEnv lists the environment variables of CONTRACT.md §4. The
-// manifests may set only these.
-var contractEnv = []string{
-	"NATS_URL",
-	"NATS_CREDS", "NATS_USER", "NATS_PASSWORD", "NATS_TOKEN", "NATS_NKEY_SEED",
-	"NATS_TLS_CA", "NATS_TLS_CERT", "NATS_TLS_KEY",
-	"LANGEXTRACT_URL", "LANGEXTRACT_TIMEOUT", "LANGEXTRACT_MAX_RETRIES",
-	"CIRCUIT_BREAKER_THRESHOLD", "CIRCUIT_BREAKER_TIMEOUT",
-	"SEMANTIC_CACHE_MAX_SIZE", "SEMANTIC_CACHE_TTL_SECONDS", "SEMANTIC_CACHE_ENABLE_REDIS",
-	"REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "REDIS_DB", "REDIS_TLS",
-	"WORKER_CONCURRENCY",
-	"HTTP_ADDR",
-	"ADMIN_TOKEN",
-	"LOG_LEVEL", "LOG_FORMAT",
-	"HYBRID_VECTOR_WEIGHT", "HYBRID_PATTERN_WEIGHT",
-	"HYBRID_MIN_WEIGHT", "HYBRID_MAX_WEIGHT",
-	"HYBRID_ADAPTIVE", "HYBRID_STRATEGY",
-	"PATTERN_SIMILARITY_WEIGHTS",
+// workerEnv returns the environment variables the worker reads: the env
+// tags of its configuration struct. The manifests may set only these.
+func workerEnv(t *testing.T) []string {
+	t.Helper()
+	var names []string
+	typ := reflect.TypeFor[config.Config]()
+	for i := range typ.NumField() {
+		if env, ok := typ.Field(i).Tag.Lookup("env"); ok && env != "" {
+			names = append(names, env)
+		}
+	}
+	for _, want := range []string{"NATS_URL", "WORKER_CONCURRENCY", "WORKER_PREFETCH", "WORKER_BULK_SHARE", "ADMIN_TOKEN"} {
+		if !slices.Contains(names, want) {
+			t.Fatalf("config.Config has no env tag %s: the struct's tags changed shape", want)
+		}
+	}
+	return names
 }
 
 const (
 	workerPort   = 8053
 	minGraceSecs = 45 // the worker drains for up to 30 s
-	jobStream    = "SCORING_JOBS"
-	jobConsumer  = "hybrid-scorer"
 )
+
+// The two job classes' streams and durable consumers, one KEDA trigger each.
+var classConsumers = map[string]string{
+	topology.JobsStream: topology.Consumer,     // interactive: SCORING_JOBS / hybrid-scorer
+	topology.BulkStream: topology.BulkConsumer, // bulk: SCORING_BULK / hybrid-scorer-bulk
+}
 
 // The subset of the Kubernetes objects the tests look at.
 
@@ -376,9 +385,10 @@ func TestDeploymentShutdownAndSecurity(t *testing.T) {
 	}
 }
 
-func TestEnvNamesAreInContract(t *testing.T) {
+func TestEnvNamesAreWorkerVariables(t *testing.T) {
 	objs := manifests(t)
 	d := theDeployment(t, objs)
+	known := workerEnv(t)
 
 	configMaps := map[string]map[string]string{}
 	for _, o := range ofKind(objs, "ConfigMap") {
@@ -388,8 +398,8 @@ func TestEnvNamesAreInContract(t *testing.T) {
 		o.decode(t, &cm)
 		configMaps[o.Metadata.Name] = cm.Data
 		for k := range cm.Data {
-			if !slices.Contains(contractEnv, k) {
-				t.Errorf("%s: ConfigMap %s key %s is not an environment variable of CONTRACT.md §4", o.File, o.Metadata.Name, k)
+			if !slices.Contains(known, k) {
+				t.Errorf("%s: ConfigMap %s key %s is not an environment variable of the worker (pkg/config)", o.File, o.Metadata.Name, k)
 			}
 		}
 	}
@@ -409,16 +419,16 @@ func TestEnvNamesAreInContract(t *testing.T) {
 		}
 		secrets[o.Metadata.Name] = keys
 		for k := range keys {
-			if !slices.Contains(contractEnv, k) {
-				t.Errorf("%s: Secret %s key %s is not an environment variable of CONTRACT.md §4", o.File, o.Metadata.Name, k)
+			if !slices.Contains(known, k) {
+				t.Errorf("%s: Secret %s key %s is not an environment variable of the worker (pkg/config)", o.File, o.Metadata.Name, k)
 			}
 		}
 	}
 
 	for _, c := range d.Spec.Template.Spec.Containers {
 		for _, e := range c.Env {
-			if !slices.Contains(contractEnv, e.Name) {
-				t.Errorf("container %s: env %s is not in CONTRACT.md §4", c.Name, e.Name)
+			if !slices.Contains(known, e.Name) {
+				t.Errorf("container %s: env %s is not an environment variable of the worker (pkg/config)", c.Name, e.Name)
 			}
 			if e.ValueFrom == nil {
 				continue
@@ -449,6 +459,84 @@ func TestEnvNamesAreInContract(t *testing.T) {
 	}
 }
 
+// configMapData merges the data of every ConfigMap.
+func configMapData(t *testing.T, objs []object) map[string]string {
+	t.Helper()
+	data := map[string]string{}
+	for _, o := range ofKind(objs, "ConfigMap") {
+		var cm struct {
+			Data map[string]string `yaml:"data"`
+		}
+		o.decode(t, &cm)
+		for k, v := range cm.Data {
+			data[k] = v
+		}
+	}
+	return data
+}
+
+// workerConfig returns the worker's configuration with the ConfigMaps'
+// values applied to its defaults, parsed as the worker parses them.
+func workerConfig(t *testing.T, objs []object) config.Config {
+	t.Helper()
+	c := config.Defaults()
+	v := reflect.ValueOf(&c).Elem()
+	byEnv := map[string]int{}
+	for i := range v.NumField() {
+		if env := v.Type().Field(i).Tag.Get("env"); env != "" {
+			byEnv[env] = i
+		}
+	}
+	for k, s := range configMapData(t, objs) {
+		i, ok := byEnv[k]
+		if !ok {
+			continue // reported by TestEnvNamesAreWorkerVariables
+		}
+		f := v.Field(i)
+		var err error
+		switch {
+		case f.Type() == reflect.TypeFor[time.Duration]():
+			var d time.Duration
+			d, err = time.ParseDuration(s)
+			f.SetInt(int64(d))
+		case f.Kind() == reflect.String:
+			f.SetString(s)
+		case f.Kind() == reflect.Int:
+			var n int
+			n, err = strconv.Atoi(s)
+			f.SetInt(int64(n))
+		case f.Kind() == reflect.Float64:
+			var x float64
+			x, err = strconv.ParseFloat(s, 64)
+			f.SetFloat(x)
+		case f.Kind() == reflect.Bool:
+			var b bool
+			b, err = strconv.ParseBool(s)
+			f.SetBool(b)
+		default:
+			t.Fatalf("%s: unsupported field kind %s", k, f.Kind())
+		}
+		if err != nil {
+			t.Errorf("ConfigMap %s = %q: %v", k, s, err)
+		}
+	}
+	return c
+}
+
+// TestConfigMapIsAValidWorkerConfig checks the ConfigMap values as the worker
+// would at start: a bad value stops it with a message naming the variable.
+func TestConfigMapIsAValidWorkerConfig(t *testing.T) {
+	c := workerConfig(t, manifests(t))
+	if err := c.Validate(); err != nil {
+		t.Errorf("the worker would refuse the ConfigMap: %v", err)
+	}
+}
+
+type trigger struct {
+	Type     string            `yaml:"type"`
+	Metadata map[string]string `yaml:"metadata"`
+}
+
 func TestScaledObject(t *testing.T) {
 	objs := manifests(t)
 	d := theDeployment(t, objs)
@@ -460,12 +548,9 @@ func TestScaledObject(t *testing.T) {
 				Kind       string `yaml:"kind"`
 				Name       string `yaml:"name"`
 			} `yaml:"scaleTargetRef"`
-			MinReplicaCount *int `yaml:"minReplicaCount"`
-			MaxReplicaCount *int `yaml:"maxReplicaCount"`
-			Triggers        []struct {
-				Type     string            `yaml:"type"`
-				Metadata map[string]string `yaml:"metadata"`
-			} `yaml:"triggers"`
+			MinReplicaCount *int      `yaml:"minReplicaCount"`
+			MaxReplicaCount *int      `yaml:"maxReplicaCount"`
+			Triggers        []trigger `yaml:"triggers"`
 		} `yaml:"spec"`
 	}
 	soObj.decode(t, &so)
@@ -479,53 +564,77 @@ func TestScaledObject(t *testing.T) {
 	}
 	if so.Spec.MinReplicaCount == nil || so.Spec.MaxReplicaCount == nil ||
 		*so.Spec.MinReplicaCount > *so.Spec.MaxReplicaCount {
-		t.Error("minReplicaCount and maxReplicaCount: want both set, min <= max")
+		t.Fatal("minReplicaCount and maxReplicaCount: want both set, min <= max")
 	}
 
-	if len(so.Spec.Triggers) != 1 {
-		t.Fatalf("found %d triggers, want 1", len(so.Spec.Triggers))
-	}
-	tr := so.Spec.Triggers[0]
-	if tr.Type != "nats-jetstream" {
-		t.Errorf("trigger type = %q, want nats-jetstream", tr.Type)
-	}
-	want := map[string]string{
-		"stream":   jobStream,
-		"consumer": jobConsumer,
-		"account":  "$G",
-	}
-	for k, v := range want {
-		if tr.Metadata[k] != v {
-			t.Errorf("trigger metadata %s = %q, want %q", k, tr.Metadata[k], v)
-		}
-	}
-	if !strings.HasSuffix(tr.Metadata["natsServerMonitoringEndpoint"], ":8222") {
-		t.Errorf("natsServerMonitoringEndpoint = %q, want the NATS monitoring port 8222", tr.Metadata["natsServerMonitoringEndpoint"])
-	}
-	lag, err := strconv.Atoi(tr.Metadata["lagThreshold"])
-	if err != nil || lag <= 0 {
-		t.Fatalf("lagThreshold = %q, want a positive integer", tr.Metadata["lagThreshold"])
-	}
-	if _, err := strconv.Atoi(tr.Metadata["activationLagThreshold"]); err != nil {
-		t.Errorf("activationLagThreshold = %q, want an integer", tr.Metadata["activationLagThreshold"])
-	}
-
-	// KEDA's lag counts ack-pending jobs, so every replica contributes up to
-	// WORKER_CONCURRENCY even with an empty backlog: the threshold must be
-	// above it or the fleet scales itself up.
-	for _, o := range ofKind(objs, "ConfigMap") {
-		var cm struct {
-			Data map[string]string `yaml:"data"`
-		}
-		o.decode(t, &cm)
-		if v, ok := cm.Data["WORKER_CONCURRENCY"]; ok {
-			conc, err := strconv.Atoi(v)
-			if err != nil {
-				t.Errorf("WORKER_CONCURRENCY = %q, not an integer", v)
-			} else if conc >= lag {
-				t.Errorf("WORKER_CONCURRENCY %d >= lagThreshold %d: in-flight jobs alone would trigger scale-up", conc, lag)
+	// One nats-jetstream trigger per job class, on the same server.
+	cfg := workerConfig(t, objs)
+	lags := map[string]int{} // by stream
+	endpoints := map[string]bool{}
+	for _, tr := range so.Spec.Triggers {
+		stream := tr.Metadata["stream"]
+		t.Run(stream, func(t *testing.T) {
+			if tr.Type != "nats-jetstream" {
+				t.Errorf("trigger type = %q, want nats-jetstream", tr.Type)
 			}
+			consumer, known := classConsumers[stream]
+			if !known {
+				t.Fatalf("trigger on stream %q, want one of the job streams %v", stream, slices.Sorted(maps.Keys(classConsumers)))
+			}
+			if _, dup := lags[stream]; dup {
+				t.Fatalf("two triggers on stream %s", stream)
+			}
+			if tr.Metadata["consumer"] != consumer {
+				t.Errorf("trigger consumer = %q, want %q", tr.Metadata["consumer"], consumer)
+			}
+			if tr.Metadata["account"] != "$G" {
+				t.Errorf("trigger account = %q, want $G", tr.Metadata["account"])
+			}
+			ep := tr.Metadata["natsServerMonitoringEndpoint"]
+			if !strings.HasSuffix(ep, ":8222") {
+				t.Errorf("natsServerMonitoringEndpoint = %q, want the NATS monitoring port 8222", ep)
+			}
+			endpoints[ep] = true
+			lag, err := strconv.Atoi(tr.Metadata["lagThreshold"])
+			if err != nil || lag <= 0 {
+				t.Fatalf("lagThreshold = %q, want a positive integer", tr.Metadata["lagThreshold"])
+			}
+			lags[stream] = lag
+			if _, err := strconv.Atoi(tr.Metadata["activationLagThreshold"]); err != nil {
+				t.Errorf("activationLagThreshold = %q, want an integer", tr.Metadata["activationLagThreshold"])
+			}
+
+			// KEDA's lag counts every job a replica holds (up to
+			// WORKER_PREFETCH, both classes together) as ack pending, and a
+			// new replica cannot take held jobs: a threshold at or below
+			// what one replica holds adds replicas that find no work.
+			if cfg.WorkerPrefetch >= lag {
+				t.Errorf("WORKER_PREFETCH %d >= lagThreshold %d: jobs one replica holds would trigger scale-up", cfg.WorkerPrefetch, lag)
+			}
+		})
+	}
+	for stream := range classConsumers {
+		if _, ok := lags[stream]; !ok {
+			t.Errorf("no nats-jetstream trigger on stream %s (consumer %s)", stream, classConsumers[stream])
 		}
+	}
+	if len(endpoints) > 1 {
+		t.Errorf("triggers read different NATS servers %v", slices.Sorted(maps.Keys(endpoints)))
+	}
+
+	// Jobs being scored count as lag even with an empty backlog: the
+	// interactive threshold must be above them or a busy fleet scales
+	// itself up.
+	if lag, ok := lags[topology.JobsStream]; ok && cfg.WorkerConcurrency >= lag {
+		t.Errorf("WORKER_CONCURRENCY %d >= lagThreshold %d of %s: in-flight jobs alone would trigger scale-up", cfg.WorkerConcurrency, lag, topology.JobsStream)
+	}
+
+	// Delivery pauses silently when a consumer's MaxAckPending is reached:
+	// the largest fleet must hold fewer jobs than that.
+	maxAck := topology.Config{}.Defaults().MaxAckPending
+	if held := *so.Spec.MaxReplicaCount * cfg.WorkerPrefetch; held >= maxAck {
+		t.Errorf("maxReplicaCount %d × WORKER_PREFETCH %d = %d jobs held, not below the consumers' MaxAckPending %d",
+			*so.Spec.MaxReplicaCount, cfg.WorkerPrefetch, held, maxAck)
 	}
 }
 

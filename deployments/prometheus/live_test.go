@@ -2,7 +2,9 @@ package prometheus_test
 
 // TestLivePrometheus checks the alert rules and the Grafana dashboard against
 // a real Prometheus server (Debian's /usr/bin/prometheus) scraping a live
-// worker under load:
+// worker under load of both job classes (interactive jobs on
+// scoring.jobs.default, bulk jobs on scoring.bulk.default), so that every
+// class="interactive" and class="bulk" series exists:
 //
 //  1. the worker's scrape target is up;
 //  2. every rule of alerts/hybrid_scoring_alerts.yml is loaded and, evaluated
@@ -12,7 +14,8 @@ package prometheus_test
 //     stay inactive);
 //  3. every dashboard query and every rule expression evaluates through
 //     /api/v1/query without error or warning; every dashboard query returns
-//     at least one series; every rule whose result is not filtered by
+//     at least one series, and one whose series carry a class label returns
+//     both classes; every rule whose result is not filtered by
 //     and/unless/absent returns series once its comparisons are turned into
 //     "bool" comparisons (so the compared ratio or quantile exists); and every
 //     metric selector named in them (with its label matchers) has series;
@@ -50,6 +53,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
 
@@ -61,6 +65,7 @@ import (
 	"github.com/hybridscore/hybridscore/pkg/natsembed"
 	"github.com/hybridscore/hybridscore/pkg/producer"
 	"github.com/hybridscore/hybridscore/pkg/server"
+	"github.com/hybridscore/hybridscore/pkg/topology"
 )
 
 const (
@@ -147,7 +152,8 @@ func TestLivePrometheus(t *testing.T) {
 	})
 	workerURL := "http://" + worker.HTTPAddr()
 
-	// Load: ~50 jobs/s until the test ends, plus one invalid job.
+	// Load: ~50 jobs/s until the test ends (one in four a bulk job), plus one
+	// invalid job.
 	nc, err := nats.Connect(natsSrv.URL())
 	if err != nil {
 		t.Fatal(err)
@@ -430,7 +436,12 @@ func generateLoad(ctx context.Context, c *producer.Client, published, failed *at
 			w.HistoricalPatternText = fmt.Sprintf("Resized queue consumer group %d after a backlog incident", i)
 		}
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		_, err := c.Publish(pctx, "default", w)
+		var err error
+		if i%4 == 1 { // bulk: served after interactive jobs, same results
+			err = publishBulk(pctx, c, "default", w)
+		} else {
+			_, err = c.Publish(pctx, "default", w)
+		}
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -441,6 +452,18 @@ func generateLoad(ctx context.Context, c *producer.Client, published, failed *at
 		}
 		published.Add(1)
 	}
+}
+
+// publishBulk sends one job to scoring.bulk.<lane> (stream SCORING_BULK)
+// with Nats-Msg-Id: job_id, as `publisher batch` does by default.
+func publishBulk(ctx context.Context, c *producer.Client, lane string, w job.Wire) error {
+	data, err := json.Marshal(w)
+	if err != nil {
+		return err
+	}
+	_, err = c.JS.PublishMsg(ctx, &nats.Msg{Subject: topology.BulkPrefix + lane, Data: data,
+		Header: nats.Header{jetstream.MsgIDHeader: []string{w.JobID}}})
+	return err
 }
 
 // ---------------------------------------------------------------- Prometheus
@@ -551,26 +574,42 @@ func (p *promAPI) call(path string, form url.Values) (json.RawMessage, error) {
 
 // query evaluates expr now and returns how many series (1 for a scalar).
 func (p *promAPI) query(expr string) (int, error) {
+	n, _, err := p.querySeries(expr)
+	return n, err
+}
+
+// querySeries evaluates expr now and returns how many series (1 for a
+// scalar) and the distinct values of their "class" label.
+func (p *promAPI) querySeries(expr string) (int, []string, error) {
 	data, err := p.call("/api/v1/query", url.Values{"query": {expr}})
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	var d struct {
 		ResultType string          `json:"resultType"`
 		Result     json.RawMessage `json:"result"`
 	}
 	if err := json.Unmarshal(data, &d); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	switch d.ResultType {
 	case "vector", "matrix":
-		var series []json.RawMessage
-		if err := json.Unmarshal(d.Result, &series); err != nil {
-			return 0, err
+		var series []struct {
+			Metric map[string]string `json:"metric"`
 		}
-		return len(series), nil
+		if err := json.Unmarshal(d.Result, &series); err != nil {
+			return 0, nil, err
+		}
+		var classes []string
+		for _, s := range series {
+			if c, ok := s.Metric["class"]; ok && !slices.Contains(classes, c) {
+				classes = append(classes, c)
+			}
+		}
+		sort.Strings(classes)
+		return len(series), classes, nil
 	default: // scalar, string
-		return 1, nil
+		return 1, nil, nil
 	}
 }
 
@@ -591,6 +630,10 @@ func (p *promAPI) queryValue(expr string) (float64, error) {
 	s, _ := d.Result[0].Value[1].(string)
 	return strconv.ParseFloat(s, 64)
 }
+
+// jobClasses are the values of the class label, sorted: a dashboard query
+// split by class must show both.
+var jobClasses = []string{"bulk", "interactive"}
 
 // checkQueries runs checks (1) and (3) once. pending lists what has no data
 // yet; failures lists errors, which waiting will not fix.
@@ -642,7 +685,7 @@ func checkQueries(p *promAPI, exprs []liveExpr, sels []selector) (pending, failu
 	// (3) Every expression evaluates; dashboard queries and unfiltered rules
 	// have series; every selector has series.
 	for _, e := range exprs {
-		n, err := p.query(e.Expr)
+		n, classes, err := p.querySeries(e.Expr)
 		if err != nil {
 			fail(e.Where, e.Expr, err)
 			continue
@@ -650,6 +693,8 @@ func checkQueries(p *promAPI, exprs []liveExpr, sels []selector) (pending, failu
 		if !e.Rule {
 			if n == 0 {
 				pending = append(pending, fmt.Sprintf("%s: %q returns no series", e.Where, e.Expr))
+			} else if len(classes) > 0 && !slices.Equal(classes, jobClasses) {
+				pending = append(pending, fmt.Sprintf("%s: %q returns classes %v, want %v", e.Where, e.Expr, classes, jobClasses))
 			}
 			continue
 		}
