@@ -51,6 +51,7 @@ type Metrics struct {
 	redeliveries *prometheus.CounterVec
 	deadLetters  *prometheus.CounterVec
 	duplicates   *prometheus.CounterVec
+	adminAuth    prometheus.Counter
 	jobSeries    sync.Map // jobKey → *jobSeries
 	lanes        lanes
 	classMu      sync.Mutex
@@ -106,6 +107,8 @@ func New() *Metrics {
 		Help: "Jobs copied to the dead-letter stream, by lane and reason."}, []string{"lane", "reason"})
 	m.duplicates = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scoring_duplicates_total",
 		Help: "Jobs answered before and acked without a second result, by lane and how it was found (claim, pub_ack)."}, []string{"lane", "source"})
+	m.adminAuth = prometheus.NewCounter(prometheus.CounterOpts{Name: "scoring_admin_auth_failures_total",
+		Help: "Admin requests refused for a missing or wrong bearer token."})
 	m.pending = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "scoring_consumer_pending",
 		Help: "Jobs in the stream not yet delivered to the consumer, by class (interactive: hybrid-scorer, bulk: hybrid-scorer-bulk)."}, []string{"class"})
 	m.ackPending = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "scoring_consumer_ack_pending",
@@ -117,7 +120,7 @@ func New() *Metrics {
 	m.classLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "scoring_class_job_duration_seconds",
 		Help: "Time from receiving a job to acking, naking or terminating it, by class.", Buckets: fastBuckets}, []string{"class"})
 	for _, c := range []prometheus.Collector{m.langextractRequests, m.langextractDuration, m.breakerState, lf, m.scoringDuration,
-		m.patternScore, m.confidence, sf, m.jobs, m.jobDuration, m.inFlight, m.redeliveries, m.deadLetters, m.duplicates, m.pending, m.ackPending,
+		m.patternScore, m.confidence, sf, m.jobs, m.jobDuration, m.inFlight, m.redeliveries, m.deadLetters, m.duplicates, m.adminAuth, m.pending, m.ackPending,
 		m.oldest, m.classJobs, m.classLatency} {
 		f(c)
 	}
@@ -188,6 +191,9 @@ func (m *Metrics) DeadLettered(lane, reason string) {
 func (m *Metrics) Duplicate(lane, source string) {
 	m.duplicates.WithLabelValues(m.lanes.label(lane), source).Inc()
 }
+
+// AdminAuthFailed counts an admin request with a missing or wrong token.
+func (m *Metrics) AdminAuthFailed() { m.adminAuth.Inc() }
 
 // DefaultMaxLanes is how many lanes get series of their own by default.
 const DefaultMaxLanes = 100

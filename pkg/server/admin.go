@@ -1,9 +1,12 @@
 package server
 
 import (
+	"sync"
+
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"golang.org/x/time/rate"
 	"io"
 	"net/http"
 	"strings"
@@ -24,7 +27,17 @@ type Admin struct {
 	Cache        *semcache.Cache
 	ResetBreaker func() bool
 	BreakerState func() string
+	// AuthFailed is told of each request with a missing or wrong token
+	// (a metric); nil: none.
+	AuthFailed func()
+
+	failures *rate.Limiter // lazily: 5 failed attempts a second, bursts of 10
+	once     sync.Once
 }
+
+// tooManyFailures answers when wrong tokens come faster than a person
+// types them: guessing is slowed to five attempts a second.
+const tooManyFailures = "too many failed authentications: slow down"
 
 // Register adds the admin routes to mux.
 func (a *Admin) Register(mux *http.ServeMux) {
@@ -47,8 +60,17 @@ func (a *Admin) guard(h http.HandlerFunc) http.HandlerFunc {
 			writeJSON(w, http.StatusForbidden, map[string]string{"error": "admin endpoints are disabled: set ADMIN_TOKEN"})
 			return
 		}
+		a.once.Do(func() { a.failures = rate.NewLimiter(5, 10) })
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(a.Token)) != 1 {
+			if a.AuthFailed != nil {
+				a.AuthFailed()
+			}
+			if !a.failures.Allow() {
+				w.Header().Set("Retry-After", "1")
+				writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": tooManyFailures})
+				return
+			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="hybridscore"`)
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong bearer token"})
 			return

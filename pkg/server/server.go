@@ -409,7 +409,7 @@ func (s *Server) Handler() http.Handler {
 		}
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
-	admin := &Admin{Token: s.cfg.AdminToken, Cache: s.Cache, ResetBreaker: func() bool {
+	admin := &Admin{Token: s.cfg.AdminToken, Cache: s.Cache, AuthFailed: s.Metrics.AdminAuthFailed, ResetBreaker: func() bool {
 		if s.breaker == nil {
 			return false
 		}

@@ -506,3 +506,26 @@ func TestProvisioningOffNeedsAnExistingConsumer(t *testing.T) {
 		t.Fatalf("without streams and PROVISION=false: %v", err)
 	}
 }
+
+// Wrong admin tokens are counted, and guessing faster than five a second
+// is refused; the right token still passes.
+func TestAdminAuthFailuresAreCountedAndSlowed(t *testing.T) {
+	h := newHarness(t, nil)
+	base := "http://" + h.srv.HTTPAddr()
+	codes := map[int]int{}
+	for i := range 40 {
+		req, _ := http.NewRequest("GET", base+"/admin/cache", nil)
+		req.Header.Set("Authorization", fmt.Sprintf("Bearer guess-%d", i))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		codes[resp.StatusCode]++
+	}
+	if codes[401] < 10 || codes[429] == 0 || codes[401]+codes[429] != 40 {
+		t.Fatalf("answers %v: want a burst of 401s, then 429s", codes)
+	}
+	get(t, base+"/admin/cache", "s3cret", 200)
+	waitMetrics(t, h, "scoring_admin_auth_failures_total 40")
+}
