@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/hybridscore/hybridscore/pkg/breaker"
 	"github.com/hybridscore/hybridscore/pkg/config"
@@ -62,6 +63,7 @@ type Server struct {
 	listener net.Listener
 	warming  atomic.Bool
 	leHealth atomic.Pointer[leProbe]
+	leProbes singleflight.Group
 }
 
 type leProbe struct {
@@ -270,7 +272,15 @@ func (s *Server) langextractStatus(ctx context.Context) string {
 	if p := s.leHealth.Load(); p != nil && time.Since(p.at) < 5*time.Second {
 		return p.status
 	}
-	hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	// One probe at a time, whatever the number of /health requests, and
+	// detached from them: a flood of unauthenticated health checks cannot
+	// multiply requests to langextract.
+	v, _, _ := s.leProbes.Do("health", func() (any, error) { return s.probeLangextract(), nil })
+	return v.(string)
+}
+
+func (s *Server) probeLangextract() string {
+	hctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	st := health.Unhealthy
 	if h, err := s.client.Health(hctx); err == nil {

@@ -7,7 +7,10 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -528,4 +531,34 @@ func TestAdminAuthFailuresAreCountedAndSlowed(t *testing.T) {
 	}
 	get(t, base+"/admin/cache", "s3cret", 200)
 	waitMetrics(t, h, "scoring_admin_auth_failures_total 40")
+}
+
+// Fifty concurrent /health requests cost langextract one health probe.
+func TestLangextractHealthProbesAreCoalesced(t *testing.T) {
+	var probes atomic.Int64
+	le := langextractd.New(langextractd.Faults{})
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			probes.Add(1)
+			time.Sleep(100 * time.Millisecond)
+		}
+		le.ServeHTTP(w, r)
+	}))
+	t.Cleanup(hs.Close)
+	h := newHarness(t, func(c *config.Config) { c.LangextractURL = hs.URL })
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.Get("http://" + h.srv.HTTPAddr() + "/health")
+			if err == nil {
+				resp.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	if n := probes.Load(); n != 1 {
+		t.Fatalf("%d langextract health probes for 50 concurrent /health requests", n)
+	}
 }
