@@ -13,7 +13,7 @@ GO ?= go
 GOTESTFLAGS ?= -count=1 -timeout 20m
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build run test vet unit ops containers race bench fuzz fmt tidy clean
+.PHONY: all build run test vet unit fuzz-short ops containers race bench fuzz fmt tidy clean
 
 all: build
 
@@ -41,7 +41,7 @@ containers:
 	  TESTCONTAINERS_RYUK_DISABLED=true $(GO) test -tags containers $(GOTESTFLAGS) ./integration/...; \
 	else echo "skip: Docker not available (REQUIRE_DOCKER=1 makes this fail)"; fi
 
-test: vet unit ops containers
+test: vet unit fuzz-short ops containers
 
 race:
 	$(GO) test -race -count=1 ./pkg/semcache ./pkg/consumer ./pkg/scoring ./pkg/server
@@ -54,6 +54,16 @@ bench:
 # process, e.g. bin/nats-server -js -sd /tmp/bench-js -p 4333.
 bin/nats-server: go.mod go.sum
 	$(GO) build -o bin/nats-server github.com/nats-io/nats-server/v2
+
+# Every fuzz target for a few seconds, beyond its committed corpus (make test).
+FUZZ_SHORT ?= 4s
+fuzz-short:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZ_SHORT) ./pkg/job
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMatchesReference$$' -fuzztime $(FUZZ_SHORT) ./pkg/job
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZ_SHORT) ./pkg/langextract
+	$(GO) test -run '^$$' -fuzz '^FuzzAnalyze$$' -fuzztime $(FUZZ_SHORT) ./pkg/analyzer
+	$(GO) test -run '^$$' -fuzz '^FuzzFeaturesDecode$$' -fuzztime $(FUZZ_SHORT) ./pkg/similarity
+	$(GO) test -run '^$$' -fuzz '^FuzzScoreNeverPanics$$' -fuzztime $(FUZZ_SHORT) ./pkg/scoring
 
 # Each fuzz target for a short while (the committed corpora run in `make test`).
 fuzz:
