@@ -232,6 +232,8 @@ type Worker struct {
 	inbox      string // prefix of the replies to the pipeline's requests
 	tokens     atomic.Uint64
 	subjects   sync.Map // reply subject → subjectInfo
+	denied     sync.Map // subject → time.Time of NATS's last refusal
+	verified   sync.Map // core subject → time.Time it was last found open
 	subjectsN  atomic.Int64
 	ready      atomic.Bool
 	draining   atomic.Bool
@@ -290,6 +292,17 @@ func (w *Worker) post(it *item) { w.src[it.class].events <- it }
 
 // Config returns the settings in force, defaults applied.
 func (w *Worker) Config() Config { return w.cfg }
+
+// Denied tells the worker that NATS refused it a publish to subject (a
+// permissions violation, reported asynchronously by the connection). A
+// result for that subject is then dead-lettered as invalid_field instead of
+// being retried as if NATS were down.
+func (w *Worker) Denied(subject string) { w.denied.Store(subject, time.Now()) }
+
+func (w *Worker) isDenied(subject string) bool {
+	at, ok := w.denied.Load(subject)
+	return ok && time.Since(at.(time.Time)) < 10*time.Minute
+}
 
 // Held returns how many messages the worker holds and their bytes.
 func (w *Worker) Held() (n, bytes int) {
@@ -922,10 +935,39 @@ func (w *Worker) publishResult(ctx context.Context, it *item) {
 			w.infra(it, "result", err)
 			return
 		}
+		if !w.allowed(it.rep.Subject) {
+			w.infra(it, "result", fmt.Errorf("publish to %s refused", it.rep.Subject))
+			return
+		}
 		w.writeClaim(it)
 		return
 	}
 	w.request(it)
+}
+
+// allowed reports whether NATS lets this worker publish to a core subject.
+// A refusal comes back asynchronously, so the first publish to a subject
+// (each minute) is followed by a round trip and a short wait for it; later
+// ones trust that answer. _INBOX subjects are always open to a worker.
+func (w *Worker) allowed(subject string) bool {
+	if strings.HasPrefix(subject, "_INBOX.") {
+		return true
+	}
+	if w.isDenied(subject) {
+		return false
+	}
+	if v, ok := w.verified.Load(subject); ok && time.Since(v.(time.Time)) < time.Minute {
+		return true
+	}
+	_ = w.nc.FlushTimeout(w.cfg.PublishTimeout)
+	for range 10 { // the connection's error callback runs on its own goroutine
+		if w.isDenied(subject) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	w.verified.Store(subject, time.Now())
+	return true
 }
 
 func (w *Worker) afterPublish(ctx context.Context, it *item) {
@@ -1004,6 +1046,15 @@ func (w *Worker) afterClaim(it *item) {
 // delay.
 func (w *Worker) infra(it *item, what string, err error) {
 	now := time.Now()
+	if it.op == opPublish && w.isDenied(it.rep.Subject) {
+		// Not an outage: this worker may never publish there. The job's
+		// reply subject is invalid for this deployment.
+		msg := "reply subject " + it.rep.Subject + " is not open to the worker's NATS user"
+		w.log.Warn("result refused by NATS permissions", zap.String("job_id", it.rep.JobID), zap.String("lane", it.d.Lane), zap.String("subject", it.rep.Subject))
+		w.ioWG.Add(1)
+		go func() { defer w.ioWG.Done(); w.deadLetterAndTerm(context.Background(), it, job.CodeInvalidField, msg) }()
+		return
+	}
 	if it.failures == 0 {
 		it.failSince = now
 		w.log.Warn(what+" failed; retrying", zap.String("job_id", it.rep.JobID), zap.String("lane", it.d.Lane), zap.Int("attempt", it.d.Attempt), zap.Error(err))

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -40,6 +41,9 @@ import (
 	"github.com/hybridscore/hybridscore/pkg/topology"
 )
 
+// deniedPublish finds the subject of a refused publish in NATS's error.
+var deniedPublish = regexp.MustCompile(`(?i)publish to "([^"]+)"`)
+
 // Version is stamped at build time (-ldflags "-X ...server.Version=...").
 var Version = "dev"
 
@@ -60,10 +64,11 @@ type Server struct {
 	worker   *consumer.Worker
 	checker  *health.Checker
 
-	listener net.Listener
-	warming  atomic.Bool
-	leHealth atomic.Pointer[leProbe]
-	leProbes singleflight.Group
+	listener  net.Listener
+	warming   atomic.Bool
+	leHealth  atomic.Pointer[leProbe]
+	workerRef atomic.Pointer[consumer.Worker] // for the connection's error handler
+	leProbes  singleflight.Group
 }
 
 type leProbe struct {
@@ -141,6 +146,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Server, erro
 	if err != nil {
 		return nil, err
 	}
+	s.workerRef.Store(s.worker)
 	s.checker = &health.Checker{Version: Version, Start: time.Now(),
 		NATS:        func() bool { return s.nc.IsConnected() },
 		Redis:       func() (bool, bool) { return s.Cache.RedisEnabled(), s.Cache.RedisUp() },
@@ -177,7 +183,14 @@ func (s *Server) connectNATS() error {
 		nats.RetryOnFailedConnect(false),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { s.log.Warn("NATS disconnected", zap.Error(err)) }),
 		nats.ReconnectHandler(func(nc *nats.Conn) { s.log.Info("NATS reconnected", zap.String("url", nc.ConnectedUrlRedacted())) }),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { s.log.Warn("NATS error", zap.Error(err)) }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			s.log.Warn("NATS error", zap.Error(err))
+			if m := deniedPublish.FindStringSubmatch(err.Error()); m != nil && errors.Is(err, nats.ErrPermissionViolation) {
+				if w := s.workerRef.Load(); w != nil {
+					w.Denied(m[1])
+				}
+			}
+		}),
 	}
 	auth, err := cfg.NATSAuth.Options()
 	if err != nil {
