@@ -5,6 +5,8 @@ package redistest
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"os"
@@ -20,6 +22,7 @@ import (
 type Server struct {
 	t    testing.TB
 	Addr string
+	opts Options
 	port int
 	cmd  *exec.Cmd
 }
@@ -28,9 +31,20 @@ type Server struct {
 // sets REQUIRE_REDIS=1).
 func Required() bool { return os.Getenv("REQUIRE_REDIS") == "1" || os.Getenv("CI") == "true" }
 
+// Options secure a test server.
+type Options struct {
+	Password string // requirepass
+	// TLS serves TLS only (no plain port), with these PEM files; clients
+	// are not asked for certificates.
+	TLSCert, TLSKey, TLSCA string
+}
+
 // Start starts redis-server, or skips the test when it is not installed
 // (fails instead when Required).
-func Start(t testing.TB) *Server {
+func Start(t testing.TB) *Server { return StartWith(t, Options{}) }
+
+// StartWith starts redis-server with a password and/or TLS.
+func StartWith(t testing.TB, o Options) *Server {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		if Required() {
@@ -44,7 +58,7 @@ func Start(t testing.TB) *Server {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	_ = l.Close()
-	s := &Server{t: t, port: port, Addr: "127.0.0.1:" + strconv.Itoa(port)}
+	s := &Server{t: t, port: port, Addr: "127.0.0.1:" + strconv.Itoa(port), opts: o}
 	s.Restart()
 	t.Cleanup(s.Stop)
 	return s
@@ -65,12 +79,29 @@ func (s *Server) Stop() {
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Stop()
-	s.cmd = exec.Command("redis-server", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--protected-mode", "no", "--enable-debug-command", "yes", "--dir", s.t.TempDir())
+	args := []string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--protected-mode", "no", "--enable-debug-command", "yes", "--dir", s.t.TempDir()}
+	ro := &redis.Options{Addr: s.Addr, Password: s.opts.Password}
+	if s.opts.Password != "" {
+		args = append(args, "--requirepass", s.opts.Password)
+	}
+	if s.opts.TLSCert != "" {
+		args[1] = "0" // no plain port
+		args = append(args, "--tls-port", strconv.Itoa(s.port), "--tls-cert-file", s.opts.TLSCert, "--tls-key-file", s.opts.TLSKey,
+			"--tls-ca-cert-file", s.opts.TLSCA, "--tls-auth-clients", "no")
+		pool := x509.NewCertPool()
+		ca, err := os.ReadFile(s.opts.TLSCA)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		pool.AppendCertsFromPEM(ca)
+		ro.TLSConfig = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	}
+	s.cmd = exec.Command("redis-server", args...)
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("start redis-server: %v", err)
 	}
-	c := redis.NewClient(&redis.Options{Addr: s.Addr})
+	c := redis.NewClient(ro)
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

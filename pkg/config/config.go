@@ -1,7 +1,8 @@
-// Package config loads the worker's configuration (CONTRACT.md §4) from
-// environment variables and command-line flags into one plain struct, with
-// the defaults in one place (the struct tags) and Validate checking what
-// types alone cannot. Every environment variable is also a flag.
+// Package config loads the worker's configuration
+// (docs/contract.md#configuration) from environment variables and
+// command-line flags into one plain struct, with the defaults in one place
+// (the struct tags) and Validate checking what types alone cannot. Every
+// environment variable is also a flag.
 package config
 
 import (
@@ -55,6 +56,7 @@ type Config struct {
 	RedisPassword            string  `name:"redis-password" env:"REDIS_PASSWORD" help:"Redis password."`
 	RedisDB                  int     `name:"redis-db" env:"REDIS_DB" default:"0" help:"Redis database."`
 	RedisTLS                 bool    `name:"redis-tls" env:"REDIS_TLS" help:"Connect to Redis over TLS."`
+	RedisTLSCA               string  `name:"redis-tls-ca" env:"REDIS_TLS_CA" help:"CA certificate file Redis's certificate must chain to (default: the system roots)."`
 
 	// Worker.
 	WorkerConcurrency  int           `name:"worker-concurrency" env:"WORKER_CONCURRENCY" default:"128" help:"Jobs waiting on langextract or Redis at once per process (cached jobs do not wait)."`

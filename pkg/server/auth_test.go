@@ -9,10 +9,12 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,7 +24,9 @@ import (
 	"github.com/nats-io/nkeys"
 	"go.uber.org/zap"
 
+	"github.com/hybridscore/hybridscore/internal/redistest"
 	"github.com/hybridscore/hybridscore/pkg/config"
+	"github.com/hybridscore/hybridscore/pkg/health"
 	"github.com/hybridscore/hybridscore/pkg/producer"
 	srv "github.com/hybridscore/hybridscore/pkg/server"
 )
@@ -224,4 +228,41 @@ func (p *pki) serverTLS(verifyClients bool) *tls.Config {
 		c.ClientAuth, c.ClientCAs = tls.RequireAndVerifyClientCert, p.caPool
 	}
 	return c
+}
+
+// The Redis tier with requirepass and with TLS (a CA made here): up with
+// the right settings; a wrong password leaves the worker degraded, not down.
+func TestRedisPasswordAndTLS(t *testing.T) {
+	dir := t.TempDir()
+	p := newPKI(t, dir)
+	for _, tc := range []struct {
+		name   string
+		opts   redistest.Options
+		mutate func(*config.Config)
+		up     bool
+	}{
+		{"password", redistest.Options{Password: "r3dis"}, func(c *config.Config) { c.RedisPassword = "r3dis" }, true},
+		{"wrong password", redistest.Options{Password: "r3dis"}, func(c *config.Config) { c.RedisPassword = "wrong" }, false},
+		{"TLS", redistest.Options{TLSCert: p.serverCert, TLSKey: p.serverKey, TLSCA: p.ca},
+			func(c *config.Config) { c.RedisTLS, c.RedisTLSCA = true, p.ca }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rs := redistest.StartWith(t, tc.opts)
+			host, port, _ := strings.Cut(rs.Addr, ":")
+			h := newHarness(t, func(c *config.Config) {
+				c.RedisHost = host
+				fmt.Sscan(port, &c.RedisPort)
+				tc.mutate(c)
+			})
+			want := "redis_up 1"
+			if !tc.up {
+				want = "redis_up 0"
+			}
+			waitMetrics(t, h, want)
+			rep := getHealth(t, h)
+			if (rep.Components["redis"] == health.Healthy) != tc.up {
+				t.Fatalf("health %+v", rep)
+			}
+		})
+	}
 }

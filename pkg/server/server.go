@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -251,6 +252,17 @@ func (s *Server) buildEngine(ctx context.Context) error {
 			PoolTimeout: time.Second, MaxRetries: 1}
 		if cfg.RedisTLS {
 			opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: cfg.RedisHost}
+			if cfg.RedisTLSCA != "" {
+				pem, err := os.ReadFile(cfg.RedisTLSCA)
+				if err != nil {
+					return fmt.Errorf("REDIS_TLS_CA: %w", err)
+				}
+				pool := x509.NewCertPool()
+				if !pool.AppendCertsFromPEM(pem) {
+					return fmt.Errorf("REDIS_TLS_CA %s: no PEM certificate", cfg.RedisTLSCA)
+				}
+				opts.TLSConfig.RootCAs = pool
+			}
 		}
 		s.redis = redis.NewClient(opts)
 		cc.Redis = s.redis
