@@ -58,7 +58,7 @@ func TestRedisOutageMidBatch(t *testing.T) {
 	}
 	rep, _, _ := w1.health()
 	if !slices.Contains(rep.Warnings, "Redis unavailable - using in-memory cache only") {
-		t.Errorf("/health warnings %q lack the runbook's Redis warning", rep.Warnings)
+		t.Errorf("/health warnings %q lack the Redis warning", rep.Warnings)
 	}
 	took := c.waitDone(ctx, lane, len(batch1), 2*time.Minute)
 	if st, err := redis.State(ctx); err != nil || st.Running {

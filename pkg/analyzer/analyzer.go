@@ -1,7 +1,8 @@
-// Package analyzer is the built-in semantic analyzer: a deterministic,
-// pure-Go stand-in for langextract that returns the same shape
-// (SCORING.md §6). The worker uses it when LANGEXTRACT_URL is empty, and the
-// langextract-compatible test server serves it over HTTP.
+// Package analyzer is the built-in semantic analyzer: a deterministic, pure-Go
+// stand-in for langextract that returns the same shape
+// (docs/scoring.md#the-built-in-analyzer). The worker uses it when
+// LANGEXTRACT_URL is empty, and the langextract-compatible test server serves
+// it over HTTP.
 //
 // What it extracts, for a given text (language and context only salt the
 // pattern ids, so the same text always gives the same analysis):

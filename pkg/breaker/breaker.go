@@ -1,7 +1,8 @@
 // Package breaker guards calls to a remote service with one circuit breaker
 // per process (sony/gobreaker/v2), adding what gobreaker lacks: a manual
-// reset, the runbook's state numbering, and a failure policy that is told
-// apart from the caller's own cancellation.
+// reset, the state numbering of the langextract_circuit_breaker_state gauge,
+// and a failure policy that is told apart from the caller's own
+// cancellation.
 package breaker
 
 import (
@@ -12,11 +13,11 @@ import (
 	"github.com/sony/gobreaker/v2"
 )
 
-// State is the breaker state, numbered as the runbook's
-// langextract_circuit_breaker_state gauge.
+// State is the breaker state, numbered as the
+// langextract_circuit_breaker_state gauge reports it (docs/contract.md#metrics).
 type State int
 
-// Runbook numbering.
+// The gauge's numbering.
 const (
 	Closed   State = 0
 	Open     State = 1
@@ -135,8 +136,9 @@ func (b *Breaker[T]) State() State { return convert(b.cb.Load().State()) }
 // transition.
 func (b *Breaker[T]) ConsecutiveFailures() uint32 { return b.cb.Load().Counts().ConsecutiveFailures }
 
-// Reset closes the breaker at once and clears its counts (the runbook's
-// emergency reset). Calls in flight on the old breaker finish against it.
+// Reset closes the breaker at once and clears its counts (the operators'
+// emergency reset, docs/operations.md#circuit-breaker-stuck-open). Calls in
+// flight on the old breaker finish against it.
 func (b *Breaker[T]) Reset() {
 	from := b.State()
 	b.cb.Store(b.newCB())

@@ -1,5 +1,5 @@
 // Package combiner merges a vector similarity and a pattern similarity into
-// one hybrid score with adaptive weights (SCORING.md §3).
+// one hybrid score with adaptive weights (docs/scoring.md#combining).
 package combiner
 
 import (
@@ -12,7 +12,7 @@ import (
 // Strategy selects which adjustments adapt the weights.
 type Strategy int
 
-// The strategies of SCORING.md §3.
+// The strategies (docs/scoring.md#strategies).
 const (
 	Hybrid          Strategy = iota // complexity and domain adjustments
 	Fixed                           // no adjustment
@@ -51,7 +51,8 @@ type Config struct {
 	Strategy      Strategy // which adaptations apply
 }
 
-// DefaultConfig returns the defaults of SCORING.md §3.
+// DefaultConfig returns the defaults (docs/scoring.md#defaults): weights 0.7
+// and 0.3, bounds 0.1 and 0.9, adaptive, strategy hybrid.
 func DefaultConfig() Config {
 	return Config{VectorWeight: 0.7, PatternWeight: 0.3, MinWeight: 0.1, MaxWeight: 0.9, Adaptive: true, Strategy: Hybrid}
 }

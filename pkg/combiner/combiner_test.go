@@ -11,7 +11,8 @@ import (
 
 const eps = 1e-9
 
-// TestScoringExamples holds every row of SCORING.md §4.
+// TestScoringExamples holds the worked examples of
+// docs/scoring.md#worked-examples-of-the-combiner, and edge cases.
 func TestScoringExamples(t *testing.T) {
 	cfg := combiner.DefaultConfig()
 	tests := []struct {

@@ -1,5 +1,5 @@
-// Package health builds the runbook's /health report and its text form,
-// the "System Health Report".
+// Package health builds the /health report (docs/contract.md#the-health-report)
+// and its text form, the "System Health Report".
 package health
 
 import (
@@ -23,7 +23,7 @@ const (
 	Disabled  = "disabled"
 )
 
-// The runbook's warning texts.
+// The warnings of degraded and unhealthy reports.
 const (
 	WarnLangextract = "Langextract service unavailable - using vector-only scoring"
 	WarnRedis       = "Redis unavailable - using in-memory cache only"
@@ -73,7 +73,7 @@ type Checker struct {
 }
 
 // Report probes every component. NATS down is unhealthy; Redis or
-// langextract down is degraded, with the runbook's warnings.
+// langextract down is degraded; each comes with its warning.
 func (c *Checker) Report(ctx context.Context) Report {
 	r := Report{Status: Healthy, Timestamp: time.Now().UTC().Format(time.RFC3339), Version: c.Version,
 		Components: map[string]string{}, Warnings: []string{}}
@@ -166,7 +166,8 @@ func rss() uint64 {
 	return m.Sys
 }
 
-// Text renders the runbook's "System Health Report" for r.
+// Text renders r as the "System Health Report"
+// (docs/operations.md#worker-health).
 func Text(r Report) string {
 	var b strings.Builder
 	b.WriteString("=== System Health Report ===\n")

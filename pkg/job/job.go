@@ -1,7 +1,8 @@
-// Package job holds the wire types of hybridscore (CONTRACT.md §2–3): the
-// job a producer publishes, its strict validation into the contract's error
-// codes, and the result the worker publishes, with an allocation-lean JSON
-// encoder for the hot path. schemas/ describes the same shapes.
+// Package job holds the wire types of hybridscore
+// (docs/contract.md#job-message, docs/contract.md#result-message): the job a
+// producer publishes, its strict validation into the contract's error codes,
+// and the result the worker publishes, with an allocation-lean JSON encoder
+// for the hot path. schemas/ describes the same shapes.
 package job
 
 import (

@@ -14,7 +14,8 @@ const (
 	StatusExpired  = "expired"
 )
 
-// Result is the message the worker publishes for a job (CONTRACT.md §3).
+// Result is the message the worker publishes for a job
+// (docs/contract.md#result-message).
 // Pointer fields are null when nil.
 type Result struct {
 	SchemaVersion    int         `json:"schema_version"`

@@ -1,7 +1,7 @@
 // Package langextract is the client of the langextract semantic-analysis
-// service (SCORING.md §1): the wire types, a strict decoder for its answers,
-// and an HTTP client with timeouts, retries and a failure taxonomy of
-// sentinel errors, one per fallback_reason.
+// service (docs/scoring.md#semantic-analysis): the wire types, a strict
+// decoder for its answers, and an HTTP client with timeouts, retries and a
+// failure taxonomy of sentinel errors, one per fallback_reason.
 package langextract
 
 import (
@@ -124,8 +124,8 @@ type wireRelationship struct {
 	RelationshipType *string `json:"relationship_type"`
 }
 
-// Decode parses and strictly validates an analysis. Any deviation from
-// SCORING.md §1 (not an object, a missing or null field, a wrong type, a
+// Decode parses and strictly validates an analysis. Any deviation from the
+// shape of docs/scoring.md#the-langextract-call (not an object, a missing or null field, a wrong type, a
 // number outside [0, 1]) returns an error wrapping ErrValidation.
 func Decode(body []byte) (*Analysis, error) {
 	body = bytes.TrimSpace(body)

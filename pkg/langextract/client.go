@@ -47,8 +47,8 @@ type Config struct {
 	// string, and proxies refuse long ones); a longer request is not sent
 	// and fails with ErrRequest. 0 means 8 KiB.
 	MaxURLBytes int
-	// MaxConns and MaxIdleConns size the connection pool (runbook: 100 and
-	// 20); 0 means those values.
+	// MaxConns and MaxIdleConns size the connection pool; 0 means 100
+	// and 20.
 	MaxConns, MaxIdleConns int
 	Observer               Observer          // optional
 	Transport              http.RoundTripper // optional; replaces the pooled transport

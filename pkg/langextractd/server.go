@@ -1,6 +1,6 @@
 // Package langextractd serves the built-in analyzer over langextract's HTTP
-// API (SCORING.md §1), with injectable latency and faults, for tests,
-// benchmarks and docker-compose.
+// API (docs/scoring.md#the-langextract-call), with injectable latency and
+// faults, for tests, benchmarks and docker-compose.
 package langextractd
 
 import (

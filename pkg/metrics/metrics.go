@@ -1,7 +1,8 @@
-// Package metrics exports the runbook's Prometheus metrics and the worker's
-// scoring_* metrics (CONTRACT.md §6) from one registry. It implements the
-// observer interfaces the engine and the consumer declare, so neither
-// imports Prometheus.
+// Package metrics exports the service's Prometheus metrics (langextract_*,
+// semantic_cache_*, hybrid_*, pattern_similarity_score, redis_up) and the
+// worker's scoring_* metrics (docs/contract.md#metrics) from one registry. It
+// implements the observer interfaces the engine and the consumer declare, so
+// neither imports Prometheus.
 package metrics
 
 import (

@@ -20,8 +20,10 @@ import (
 
 // Cache is what the service needs of the semantic cache.
 type Cache interface {
-	// Cached returns tier-1 features at once, or nil.
+	// Cached returns tier-1 features at once, or nil, and counts a hit.
 	Cached(text, language, semContext string) *similarity.Features
+	// Peek is Cached without counting.
+	Peek(text, language, semContext string) *similarity.Features
 	// Get returns features from any tier or a load, and where they came from.
 	Get(ctx context.Context, text, language, semContext string) (*similarity.Features, semcache.Status, error)
 }
@@ -93,7 +95,8 @@ type Config struct {
 	Weights  similarity.Weights
 }
 
-// DefaultConfig returns the defaults of SCORING.md.
+// DefaultConfig returns the default combiner and component weights
+// (docs/scoring.md#defaults).
 func DefaultConfig() Config {
 	return Config{Combiner: combiner.DefaultConfig(), Weights: similarity.DefaultWeights}
 }
@@ -149,9 +152,14 @@ func (s *Service) score(ctx context.Context, req *Request, mayLoad bool) (o Outc
 		sc = "pattern_matching"
 	}
 	o.Vector = req.Vector
+	// Asked not to wait, look first without counting: a hit counted now
+	// would be counted again by the Score that follows a miss.
+	if !mayLoad && (s.cache.Peek(req.Task, lang, sc) == nil || s.cache.Peek(req.Pattern, lang, sc) == nil) {
+		return Outcome{}, false, nil
+	}
 	ft := s.cache.Cached(req.Task, lang, sc)
 	fp := s.cache.Cached(req.Pattern, lang, sc)
-	if !mayLoad && (ft == nil || fp == nil) {
+	if !mayLoad && (ft == nil || fp == nil) { // evicted in between: rare
 		return Outcome{}, false, nil
 	}
 	o.CacheTask, o.CachePattern = semcache.Memory, semcache.Memory
@@ -200,7 +208,8 @@ func (s *Service) fetchBoth(ctx context.Context, req *Request, lang, sc string) 
 	return
 }
 
-// degrade fills o as the vector-only fallback of SCORING.md §5 for err.
+// degrade fills o as the vector-only fallback for err
+// (docs/scoring.md#the-degraded-fallback).
 func (o *Outcome) degrade(err error) {
 	o.Status = Degraded
 	o.Hybrid = o.Vector

@@ -99,7 +99,8 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Metrics are the runbook's get_metrics() fields, plus per-tier counts.
+// Metrics are the cache's counters as GET /admin/cache reports them
+// (docs/contract.md#http-endpoints), plus per-tier counts.
 type Metrics struct {
 	HitRate       float64 `json:"hit_rate"`
 	Hits          uint64  `json:"hits"`
@@ -256,6 +257,12 @@ func (c *Cache) Get(ctx context.Context, text, language, semContext string) (*si
 
 // Cached returns the tier-1 features of text without waiting or loading, and
 // counts a hit when it finds them; nil means Get must be used.
+// Peek is Cached without counting a hit: for a caller that only asks
+// whether both of its texts are there before it takes them.
+func (c *Cache) Peek(text, language, semContext string) *similarity.Features {
+	return c.lookup(KeyOf(language, semContext, text))
+}
+
 func (c *Cache) Cached(text, language, semContext string) *similarity.Features {
 	f := c.lookup(KeyOf(language, semContext, text))
 	if f != nil {

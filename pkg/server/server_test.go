@@ -352,7 +352,7 @@ func TestHealthReadinessMetricsAndAdmin(t *testing.T) {
 	}
 	post(t, base+"/admin/cache/warm", "s3cret", `{"texts":`, 400)
 	post(t, base+"/admin/cache/warm", "s3cret", `[`+strings.Repeat(`"x",`, 3<<20)+`"x"]`, 413)
-	// Redis down: degraded with the runbook's warning, redis_up 0.
+	// Redis down: degraded with the Redis warning, redis_up 0.
 	rs.Stop()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -1,5 +1,5 @@
 // Package similarity computes the five-part pattern similarity of two
-// semantic analyses (SCORING.md §2).
+// semantic analyses (docs/scoring.md#pattern-similarity).
 //
 // An analysis is reduced once, when it is cached, to Features: five sorted
 // sets of 64-bit hashes of lower-cased strings. Comparing two Features is then
@@ -21,7 +21,7 @@ import (
 // Component indexes the five similarity components.
 type Component int
 
-// The components, in the order of SCORING.md §2.
+// The components, in the order results list them.
 const (
 	Concept Component = iota
 	Theme
@@ -47,7 +47,8 @@ type Components [numComponents]float64
 // Weights holds one weight per component; they must sum to 1 (±0.01).
 type Weights [numComponents]float64
 
-// DefaultWeights are the weights of SCORING.md §2.
+// DefaultWeights are the default component weights
+// (docs/scoring.md#from-an-analysis-to-five-sets).
 var DefaultWeights = Weights{0.30, 0.20, 0.20, 0.15, 0.15}
 
 // ErrInvalidWeights is returned for weights that are negative, not finite,

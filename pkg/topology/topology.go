@@ -1,6 +1,6 @@
 // Package topology declares hybridscore's JetStream streams and consumer
-// (CONTRACT.md §1) and provisions whichever are missing, leaving existing
-// ones exactly as their operator configured them.
+// (docs/contract.md#subjects-and-streams) and provisions whichever are
+// missing, leaving existing ones exactly as their operator configured them.
 package topology
 
 import (
