@@ -36,14 +36,21 @@ import (
 //go:embed demo_jobs.jsonl
 var demoJobs []byte
 
+// natsFlags are the publisher's connection settings: the worker's (one
+// shared definition of authentication and TLS).
 type natsFlags struct {
-	NATSURL string `name:"nats-url" env:"NATS_URL" default:"nats://127.0.0.1:4222" help:"NATS servers."`
+	NATSURL         string `name:"nats-url" env:"NATS_URL" default:"nats://127.0.0.1:4222" help:"NATS servers."`
+	config.NATSAuth `embed:""`
 }
 
 func (n natsFlags) connect() (*producer.Client, error) {
-	nc, err := nats.Connect(n.NATSURL, nats.Name("hybridscore-publisher"), nats.MaxReconnects(-1))
+	auth, err := n.NATSAuth.Options()
 	if err != nil {
-		return nil, fmt.Errorf("NATS_URL %s: %w", n.NATSURL, err)
+		return nil, err
+	}
+	nc, err := nats.Connect(n.NATSURL, append(auth, nats.Name("hybridscore-publisher"), nats.MaxReconnects(-1))...)
+	if err != nil {
+		return nil, fmt.Errorf("NATS_URL %s: %w", config.RedactURL(n.NATSURL), config.RedactError(err, n.NATSURL))
 	}
 	return producer.NewClient(nc)
 }
@@ -51,7 +58,7 @@ func (n natsFlags) connect() (*producer.Client, error) {
 type cli struct {
 	Submit submitCmd `cmd:"" help:"Publish one job and print its result."`
 	Batch  batchCmd  `cmd:"" help:"Publish a JSONL or CSV file of jobs and collect the results."`
-	Bench  benchCmd  `cmd:"" help:"Benchmark a worker (cold, warm, concurrent; --baseline: the raw JetStream loop)."`
+	Bench  benchCmd  `cmd:"" help:"Benchmark a worker (cold, warm, concurrent; --baseline: the raw JetStream loop; --mixed: interactive and bulk jobs)."`
 	Demo   demoCmd   `cmd:"" help:"Start an embedded NATS server and worker, score sample jobs, print the results."`
 }
 
@@ -258,18 +265,22 @@ type benchCmd struct {
 	Jobs        int           `default:"100000" help:"Jobs per throughput scenario (raw loop and warm worker rounds, concurrent)."`
 	ColdJobs    int           `default:"2000" help:"Jobs of the cold-cache scenario."`
 	Rounds      int           `default:"3" help:"Rounds of raw loop and warm worker; the medians are compared."`
-	Baseline    bool          `help:"Also run the raw JetStream loop (CONTRACT.md §8) and print the ratio worker/raw."`
+	Baseline    bool          `help:"Also run the raw JetStream loop (docs/operations.md#measuring-throughput) and print the ratio worker/raw."`
 	Concurrency int           `help:"Worker concurrency (WORKER_CONCURRENCY; default: the worker's)."`
 	Rate        float64       `default:"1000" help:"Steady-rate latency scenario, jobs/s (0 skips it)."`
 	RateFor     time.Duration `default:"10s" help:"Duration of the steady-rate scenario."`
 	SyncAlways  bool          `help:"Embedded server: fsync every write."`
+	Mixed       bool          `help:"Also run the mixed scenario, after the others: interactive latency idle and behind a bulk backlog, bulk alone vs interactive alone, bulk's share under saturation (WORKER_BULK_SHARE)."`
+	MixedFor    time.Duration `default:"20s" help:"Mixed scenario: duration of its interactive traffic (200 jobs/s), idle and behind the bulk backlog."`
+	MixedBulk   int           `default:"100000" help:"Mixed scenario: bulk backlog (cold jobs), at least; more when this run's cold-cache rate would drain it before the interactive traffic ends."`
 }
 
 func (b *benchCmd) Run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	_, err := bench.Run(ctx, bench.Options{NATSURL: b.NATSURL, WorkerBin: b.WorkerBin, Jobs: b.Jobs, ColdJobs: b.ColdJobs, Rounds: b.Rounds,
-		Baseline: b.Baseline, Concurrency: b.Concurrency, Rate: b.Rate, RateFor: b.RateFor, SyncAlways: b.SyncAlways, Out: os.Stdout})
+		Baseline: b.Baseline, Concurrency: b.Concurrency, Rate: b.Rate, RateFor: b.RateFor, SyncAlways: b.SyncAlways,
+		Mixed: b.Mixed, MixedFor: b.MixedFor, MixedBulk: b.MixedBulk, Out: os.Stdout})
 	return err
 }
 

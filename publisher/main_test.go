@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hybridscore/hybridscore/internal/workertest"
 )
@@ -77,15 +78,23 @@ func TestBatchResumeAndTimeout(t *testing.T) {
 }
 
 func TestBenchRuns(t *testing.T) {
-	out, err := run(t, "bench", "--jobs", "2000", "--cold-jobs", "200", "--baseline", "--rate", "200", "--rate-for", "1s")
+	start := time.Now()
+	out, err := run(t, "bench", "--jobs", "2000", "--cold-jobs", "200", "--baseline", "--rate", "200", "--rate-for", "1s",
+		"--mixed", "--mixed-bulk", "2000", "--mixed-for", "2s")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	for _, want := range []string{"raw JetStream loop:", "cold cache:", "warm cache:", "concurrent (10 pub):", "ratio worker/raw:", "steady 200 jobs/s:"} {
+	for _, want := range []string{"raw JetStream loop:", "cold cache:", "warm cache:", "concurrent (10 pub):", "ratio worker/raw:", "steady 200 jobs/s:",
+		"mixed, idle:          interactive 200 jobs/s for 2s: publish→result p50 ", "mixed, bulk backlog:  ", "cold bulk jobs first; interactive 200 jobs/s for 2s",
+		"mixed, backlog start: ", "mixed, backlog end:   ", "consumer hybrid-scorer-bulk: ", "mixed, p99 ratio:     ",
+		"round 3/3  worker, bulk alone        2000 results", "round 3/3  worker, interactive alone 2000 results", "mixed, bulk alone:    median ",
+		"interactive alone, same rounds: median ", "mixed, bulk/interactive throughput: ",
+		"mixed, share:         2000 interactive and 1000 bulk jobs queued (cold): at ", "WORKER_BULK_SHARE 0.10 (target ± 0.03: ", "mixed, share later:   bulk "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("bench output lacks %q:\n%s", want, out)
 		}
 	}
+	t.Logf("%s\n%s", time.Since(start).Round(time.Millisecond), out)
 }
 
 // Against a server of its own (here an embedded one of this test), the

@@ -1,4 +1,5 @@
-// Package bench measures a worker the way CONTRACT.md §8 says. The ceiling
+// Package bench measures a worker's throughput
+// (docs/operations.md#measuring-throughput). The ceiling
 // is the fastest raw JetStream loop with the worker's durability: pull with
 // 1000 jobs buffered, store a same-size result with Nats-Msg-Id through
 // asynchronous publishes, ack each job when its own PubAck arrives, no
@@ -8,7 +9,8 @@
 // the cache is warm), timed from the first stored result to the last by the
 // result stream's own timestamps; several rounds, medians, and the ratio
 // worker ÷ raw loop. It also runs a cold-cache and a concurrent-publisher
-// scenario and a steady-rate latency test.
+// scenario and a steady-rate latency test; with Options.Mixed, the two job
+// classes side by side (mixed.go).
 //
 // With no server URL it starts an embedded server and in-process workers.
 // Given one (a nats-server in its own process), it starts the worker
@@ -68,8 +70,13 @@ type Options struct {
 	Rate        float64       // steady-rate scenario, jobs/s; 0 skips it
 	RateFor     time.Duration // steady-rate duration; 0 means 10 s
 	SyncAlways  bool          // embedded server fsyncs every write
-	Out         io.Writer
-	Log         *zap.Logger
+	// Mixed runs the interactive-and-bulk scenario after the others
+	// (mixed.go).
+	Mixed     bool
+	MixedFor  time.Duration // interactive traffic of the mixed scenario; 0 means 20 s
+	MixedBulk int           // bulk backlog, at least; 0 means 100000
+	Out       io.Writer
+	Log       *zap.Logger
 }
 
 // Report holds the figures of a run.
@@ -82,6 +89,7 @@ type Report struct {
 	LatencyJobs            int
 	RSSMB                  float64 // this process at the end (embedded: worker and server included)
 	WorkerPeakRSSMB        float64 // external server: the largest peak resident set (VmHWM) of the worker processes
+	Mixed                  Mixed   // Options.Mixed
 }
 
 // Throughput is one scenario's result.
@@ -147,6 +155,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.RateFor <= 0 {
 		o.RateFor = 10 * time.Second
 	}
+	if o.MixedFor <= 0 {
+		o.MixedFor = 20 * time.Second
+	}
+	if o.MixedBulk <= 0 {
+		o.MixedBulk = 100000
+	}
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
@@ -166,6 +180,7 @@ type run struct {
 	embedded bool
 	tmp      string   // scratch files (warm files of worker processes)
 	purges   []string // result subjects of the bench's lanes
+	share    float64  // WORKER_BULK_SHARE of in-process workers; 0: the default
 }
 
 func (b *run) printf(format string, args ...any) { fmt.Fprintf(b.o.Out, format, args...) }
@@ -234,7 +249,7 @@ func (b *run) run(ctx context.Context) error {
 			b.rep.RawRounds = append(b.rep.RawRounds, t)
 			b.printf("round %d/%d  raw JetStream loop    %s\n", r, b.o.Rounds, t)
 		}
-		t, peak, err := b.scenario(ctx, "bench-warm-"+nonce(), b.o.Jobs, tasks, patterns, warm, false)
+		t, peak, err := b.scenario(ctx, topology.JobsPrefix, "bench-warm-"+nonce(), b.o.Jobs, tasks, patterns, warm, false)
 		if err != nil {
 			return fmt.Errorf("warm, round %d: %w", r, err)
 		}
@@ -251,18 +266,18 @@ func (b *run) run(ctx context.Context) error {
 		b.rep.Ratio = b.rep.Warm.PerSec / b.rep.Raw.PerSec
 		b.printf("ratio worker/raw:     %.2f (medians, warm cache, same server, same run)\n", b.rep.Ratio)
 		if w, r := float64(b.rep.Warm.ResultBytes), float64(b.rep.Raw.ResultBytes); w > 1.2*r || w < r/1.2 {
-			b.printf("note: the worker's results are %.0f bytes, the raw loop's %.0f (CONTRACT.md §8: about %d)\n", w, r, rawResultBytes)
+			b.printf("note: the worker's results are %.0f bytes, the raw loop's %.0f (sized to match: about %d)\n", w, r, rawResultBytes)
 		}
 	}
 	// Cold cache: every text new.
 	coldTasks, coldPatterns := texts("cold-task-"+nonce(), b.o.ColdJobs), texts("cold-pattern-"+nonce(), b.o.ColdJobs)
-	t, peak, err := b.scenario(ctx, "bench-cold-"+nonce(), b.o.ColdJobs, coldTasks, coldPatterns, nil, false)
+	t, peak, err := b.scenario(ctx, topology.JobsPrefix, "bench-cold-"+nonce(), b.o.ColdJobs, coldTasks, coldPatterns, nil, false)
 	if err != nil {
 		return fmt.Errorf("cold: %w", err)
 	}
 	b.rep.Cold = t
 	b.printf("cold cache:           %s%s\n", t, peakNote(peak))
-	t, peak, err = b.scenario(ctx, "bench-conc-"+nonce(), b.o.Jobs, tasks, patterns, warm, true)
+	t, peak, err = b.scenario(ctx, topology.JobsPrefix, "bench-conc-"+nonce(), b.o.Jobs, tasks, patterns, warm, true)
 	if err != nil {
 		return fmt.Errorf("concurrent: %w", err)
 	}
@@ -274,6 +289,11 @@ func (b *run) run(ctx context.Context) error {
 			return fmt.Errorf("steady rate: %w", err)
 		}
 		b.printf("steady %.0f jobs/s:  publish→result p50 %.3f ms, p99 %.3f ms over %d jobs%s\n", b.o.Rate, b.rep.LatencyP50, b.rep.LatencyP99, b.rep.LatencyJobs, peakNote(peak))
+	}
+	if b.o.Mixed {
+		if err := b.mixed(ctx, tasks, patterns, warm); err != nil {
+			return fmt.Errorf("mixed: %w", err)
+		}
 	}
 	b.rep.RSSMB = rssMB()
 	if b.embedded {
@@ -311,12 +331,14 @@ func (b *run) ensureStreams(ctx context.Context) error {
 // already pulling: the bench's worker would score those jobs too, or
 // another worker would take the bench's lanes.
 func (b *run) checkIdle(ctx context.Context) {
-	if s, err := b.js.Stream(ctx, topology.JobsStream); err == nil && s.CachedInfo().State.Msgs > 0 {
-		b.printf("warning: %s already holds %d jobs; the bench's worker will score them too\n", topology.JobsStream, s.CachedInfo().State.Msgs)
-	}
-	if c, err := b.js.Consumer(ctx, topology.JobsStream, topology.Consumer); err == nil && c.CachedInfo().NumWaiting > 0 {
-		b.printf("warning: consumer %s has %d pull requests waiting: is another worker running on this server? It would take the bench's jobs\n",
-			topology.Consumer, c.CachedInfo().NumWaiting)
+	for _, sc := range [][2]string{{topology.JobsStream, topology.Consumer}, {topology.BulkStream, topology.BulkConsumer}} {
+		if s, err := b.js.Stream(ctx, sc[0]); err == nil && s.CachedInfo().State.Msgs > 0 {
+			b.printf("warning: %s already holds %d jobs; the bench's worker will score them too\n", sc[0], s.CachedInfo().State.Msgs)
+		}
+		if c, err := b.js.Consumer(ctx, sc[0], sc[1]); err == nil && c.CachedInfo().NumWaiting > 0 {
+			b.printf("warning: consumer %s has %d pull requests waiting: is another worker running on this server? It would take the bench's jobs\n",
+				sc[1], c.CachedInfo().NumWaiting)
+		}
 	}
 }
 
@@ -347,27 +369,43 @@ func nonce() string { return strconv.FormatInt(time.Now().UnixNano()%1e9, 36) }
 
 // texts returns n distinct task-like texts of about 200 characters.
 func texts(prefix string, n int) []string {
-	words := []string{"implement", "OAuth2", "authentication", "tokens", "cache", "Redis", "sessions", "gateway", "validates", "signatures",
-		"payments", "API", "service", "deploy", "Kubernetes", "queue", "NATS", "stream", "retry", "backoff", "metrics", "latency"}
 	out := make([]string, n)
 	for i := range out {
-		var sb strings.Builder
-		sb.WriteString(prefix)
-		sb.WriteString(" ")
-		sb.WriteString(strconv.Itoa(i))
-		for j := 0; sb.Len() < 200; j++ {
-			sb.WriteString(" ")
-			sb.WriteString(words[(i*7+j*3+j*j)%len(words)])
-		}
-		out[i] = sb.String()
+		out[i] = text(prefix, i)
 	}
 	return out
+}
+
+var textWords = []string{"implement", "OAuth2", "authentication", "tokens", "cache", "Redis", "sessions", "gateway", "validates", "signatures",
+	"payments", "API", "service", "deploy", "Kubernetes", "queue", "NATS", "stream", "retry", "backoff", "metrics", "latency"}
+
+// text returns text i of prefix: about 200 characters.
+func text(prefix string, i int) string {
+	var sb strings.Builder
+	sb.WriteString(prefix)
+	sb.WriteString(" ")
+	sb.WriteString(strconv.Itoa(i))
+	for j := 0; sb.Len() < 200; j++ {
+		sb.WriteString(" ")
+		sb.WriteString(textWords[(i*7+j*3+j*j)%len(textWords)])
+	}
+	return sb.String()
 }
 
 // jobFor returns job i of a lane: task text i%len(tasks), pattern text
 // i%len(patterns).
 func jobFor(lane string, i int, tasks, patterns []string) []byte {
-	w := job.Wire{JobID: lane + "-" + strconv.Itoa(i), TaskDescription: tasks[i%len(tasks)], HistoricalPatternText: patterns[i%len(patterns)],
+	return jobOf(lane, i, tasks[i%len(tasks)], patterns[i%len(patterns)])
+}
+
+// coldJobFor returns job i of a lane with texts of its own (task and
+// pattern text i of the lane): every job needs the analyzer, twice.
+func coldJobFor(lane string, i int) []byte {
+	return jobOf(lane, i, text(lane+" task", i), text(lane+" pattern", i))
+}
+
+func jobOf(lane string, i int, task, pattern string) []byte {
+	w := job.Wire{JobID: lane + "-" + strconv.Itoa(i), TaskDescription: task, HistoricalPatternText: pattern,
 		VectorSimilarity: float64(i%100) / 100, TaskCharacteristics: &job.WireCharacteristics{Complexity: "complex"}}
 	b, _ := jsonMarshal(w)
 	return b
@@ -376,6 +414,12 @@ func jobFor(lane string, i int, tasks, patterns []string) []byte {
 // publishLane publishes n jobs of a lane to subject, asynchronously, from
 // `publishers` goroutines, and waits for every PubAck.
 func (b *run) publishLane(ctx context.Context, subject, lane string, n, publishers int, tasks, patterns []string) error {
+	return b.publishJobs(ctx, subject, lane, n, publishers, func(i int) []byte { return jobFor(lane, i, tasks, patterns) })
+}
+
+// publishJobs publishes jobs 0..n-1 of a lane (job i's body is gen(i),
+// its Nats-Msg-Id <lane>-<i>) to subject, like publishLane.
+func (b *run) publishJobs(ctx context.Context, subject, lane string, n, publishers int, gen func(i int) []byte) error {
 	var next atomic.Int64
 	errs := make(chan error, publishers)
 	var wg sync.WaitGroup
@@ -388,7 +432,7 @@ func (b *run) publishLane(ctx context.Context, subject, lane string, n, publishe
 				if i >= n {
 					break
 				}
-				if _, err := b.js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: jobFor(lane, i, tasks, patterns),
+				if _, err := b.js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: gen(i),
 					Header: nats.Header{jetstream.MsgIDHeader: []string{lane + "-" + strconv.Itoa(i)}}}, stallWait); err != nil {
 					errs <- err
 					return
@@ -538,6 +582,9 @@ func (b *run) startWorker(ctx context.Context, warm []string) (worker, error) {
 	if b.o.Concurrency > 0 {
 		cfg.WorkerConcurrency = b.o.Concurrency
 	}
+	if b.share > 0 {
+		cfg.WorkerBulkShare = b.share // a worker process reads WORKER_BULK_SHARE itself
+	}
 	s, err := server.New(ctx, cfg, b.o.Log)
 	if err != nil {
 		return nil, err
@@ -588,18 +635,22 @@ func (b *run) ready(ctx context.Context, w worker, tasks, patterns []string) err
 	}
 }
 
-// scenario measures one lane of n jobs. Published beforehand and drained by
-// a worker started afterwards; concurrent: published by 10 goroutines to a
-// worker already running.
-func (b *run) scenario(ctx context.Context, lane string, n int, tasks, patterns, warm []string, concurrent bool) (t Throughput, peakMB float64, err error) {
+// scenario measures one lane of n jobs, published to prefix+lane
+// (topology.JobsPrefix: interactive; topology.BulkPrefix: bulk). Published
+// beforehand and drained by a worker started afterwards; concurrent:
+// published by 10 goroutines to a worker already running.
+func (b *run) scenario(ctx context.Context, prefix, lane string, n int, tasks, patterns, warm []string, concurrent bool) (t Throughput, peakMB float64, err error) {
 	subject := topology.ResultsPrefix + lane
 	c, err := b.collect(ctx, subject, n)
 	if err != nil {
 		return Throughput{}, 0, err
 	}
 	b.purgeLater(subject)
+	// After the worker stops: what a failed scenario leaves must not reach
+	// the next one's worker.
+	defer b.purgeJobs(context.WithoutCancel(ctx), prefix, lane)
 	if !concurrent {
-		if err := b.publishLane(ctx, topology.JobsPrefix+lane, lane, n, 1, tasks, patterns); err != nil {
+		if err := b.publishLane(ctx, prefix+lane, lane, n, 1, tasks, patterns); err != nil {
 			return Throughput{}, 0, err
 		}
 	}
@@ -610,7 +661,7 @@ func (b *run) scenario(ctx context.Context, lane string, n int, tasks, patterns,
 	if concurrent {
 		err = b.ready(ctx, w, tasks, patterns)
 		if err == nil {
-			err = b.publishLane(ctx, topology.JobsPrefix+lane, lane, n, 10, tasks, patterns)
+			err = b.publishLane(ctx, prefix+lane, lane, n, 10, tasks, patterns)
 		}
 	}
 	if err == nil {
@@ -637,9 +688,21 @@ func joinStop(err, stopErr error, w worker) error {
 // measures publish→result latency as seen by a subscriber of the results
 // subject.
 func (b *run) steady(ctx context.Context, tasks, patterns, warm []string) (peakMB float64, err error) {
+	p50, p99, n, peakMB, err := b.idleLatency(ctx, b.o.Rate, b.o.RateFor, tasks, patterns, warm)
+	if err != nil {
+		return peakMB, err
+	}
+	b.rep.LatencyP50, b.rep.LatencyP99, b.rep.LatencyJobs = p50, p99, n
+	return peakMB, nil
+}
+
+// idleLatency starts a worker (warm cache), waits until it scores a probe
+// job, and measures publish→result latency (ms) of interactive jobs
+// published at rate for dur.
+func (b *run) idleLatency(ctx context.Context, rate float64, dur time.Duration, tasks, patterns, warm []string) (p50, p99 float64, n int, peakMB float64, err error) {
 	w, err := b.startWorker(ctx, warm)
 	if err != nil {
-		return 0, err
+		return 0, 0, 0, 0, err
 	}
 	defer func() {
 		var serr error
@@ -647,11 +710,22 @@ func (b *run) steady(ctx context.Context, tasks, patterns, warm []string) (peakM
 		err = joinStop(err, serr, w)
 	}()
 	if err := b.ready(ctx, w, tasks, patterns); err != nil {
-		return 0, err
+		return 0, 0, 0, 0, err
 	}
-	lane := "bench-steady-" + nonce()
+	lat, err := b.latencies(ctx, w, "bench-steady-"+nonce(), rate, dur, tasks, patterns, nil)
+	if err != nil {
+		return 0, 0, 0, 0, err
+	}
+	return producer.Percentile(lat, 0.5), producer.Percentile(lat, 0.99), len(lat), 0, nil
+}
+
+// latencies publishes interactive jobs of lane at a fixed rate for dur, to
+// the running worker w, and returns their publish→result latencies (ms)
+// as seen by a subscriber of the lane's results subject. published, if
+// not nil, is called right after the last job is published.
+func (b *run) latencies(ctx context.Context, w worker, lane string, rate float64, dur time.Duration, tasks, patterns []string, published func()) ([]float64, error) {
 	b.purgeLater(topology.ResultsPrefix + lane)
-	n := int(b.o.Rate * b.o.RateFor.Seconds())
+	n := max(1, int(rate*dur.Seconds()))
 	sent := make([]atomic.Int64, n)
 	lat := make([]float64, 0, n)
 	var mu sync.Mutex
@@ -660,7 +734,7 @@ func (b *run) steady(ctx context.Context, tasks, patterns, warm []string) (peakM
 		now := time.Now().UnixNano()
 		id := m.Header.Get(jetstream.MsgIDHeader)
 		i, err := strconv.Atoi(id[strings.LastIndexByte(id, '-')+1:])
-		if err != nil || i >= n {
+		if err != nil || i < 0 || i >= n {
 			return
 		}
 		mu.Lock()
@@ -672,33 +746,40 @@ func (b *run) steady(ctx context.Context, tasks, patterns, warm []string) (peakM
 		}
 	})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	interval := time.Duration(float64(time.Second) / b.o.Rate)
+	interval := time.Duration(float64(time.Second) / rate)
 	start := time.Now()
 	for i := range n {
 		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
-			time.Sleep(d)
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
 		}
 		sent[i].Store(time.Now().UnixNano())
 		if _, err := b.js.PublishMsgAsync(&nats.Msg{Subject: topology.JobsPrefix + lane, Data: jobFor(lane, i, tasks, patterns),
 			Header: nats.Header{jetstream.MsgIDHeader: []string{lane + "-" + strconv.Itoa(i)}}}, stallWait); err != nil {
-			return 0, err
+			return nil, err
 		}
+	}
+	if published != nil {
+		published()
 	}
 	select {
 	case <-got:
 	case <-w.dead():
-		return 0, w.diedError()
+		return nil, w.diedError()
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	case <-time.After(time.Minute):
 		mu.Lock()
 		defer mu.Unlock()
-		return 0, fmt.Errorf("%d of %d results", len(lat), n)
+		return nil, fmt.Errorf("%d of %d results of the %.0f jobs/s lane a minute after the last was published", len(lat), n, rate)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	b.rep.LatencyP50, b.rep.LatencyP99 = producer.Percentile(lat, 0.5), producer.Percentile(lat, 0.99)
-	b.rep.LatencyJobs = n
-	return 0, nil
+	return slices.Clone(lat), nil
 }

@@ -15,7 +15,7 @@ import (
 
 func TestRawResultTemplate(t *testing.T) {
 	if n := len(rawResultFor("bench-raw-abcdef-12345")); n != rawResultBytes {
-		t.Errorf("raw result is %d bytes, want %d (CONTRACT.md §8)", n, rawResultBytes)
+		t.Errorf("raw result is %d bytes, want %d (docs/operations.md#measuring-throughput)", n, rawResultBytes)
 	}
 	r := rawResultFor("lane-x-12345")
 	var v struct {

@@ -24,7 +24,8 @@ func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 const rawIDPlaceholder = "bench-raw-000000"
 
 // rawResultBytes is the size of a raw loop's result for a job id of a raw
-// lane's usual length (CONTRACT.md §8: the size of a worker's result).
+// lane's usual length: the size of a worker's result
+// (docs/operations.md#measuring-throughput).
 const (
 	rawResultBytes = 620
 	rawIDLen       = len("bench-raw-abcdef-12345")
@@ -61,7 +62,7 @@ func rawResultFor(id string) []byte {
 	return append(b, rawSuffix...)
 }
 
-// The raw loop's knobs: at least 500 jobs buffered (CONTRACT.md §8), and an
+// The raw loop's knobs: at least 500 jobs buffered, and an
 // asynchronous publish window far wider than what one PubAck round trip
 // lets through, so the loop is bound by the server, not by waiting.
 const (
@@ -96,7 +97,7 @@ func (b *run) rawSetup(ctx context.Context) (cleanup func(), err error) {
 	return func() { _ = b.js.DeleteStream(context.WithoutCancel(ctx), rawStream) }, nil
 }
 
-// rawOnce runs CONTRACT.md §8's ceiling once: n jobs published beforehand
+// rawOnce runs the ceiling once: n jobs published beforehand
 // to a lane of the scratch stream, then drained by the fastest raw loop of
 // the worker's durability. One Consume callback (PullMaxMessages 1000)
 // builds each result (the template with the job's id), publishes it with

@@ -217,7 +217,8 @@ type Worker struct {
 	consMu sync.Mutex
 	src    [2]*source // by Class; src[Bulk] nil without a bulk consumer
 
-	io *slots
+	io   *slots
+	pace *pace
 
 	mu        sync.Mutex
 	held      map[*item]struct{}
@@ -248,7 +249,7 @@ type Worker struct {
 func New(nc *nats.Conn, js jetstream.JetStream, cons jetstream.Consumer, h Handler, cfg Config) (*Worker, error) {
 	cfg = cfg.withDefaults()
 	w := &Worker{cfg: cfg, nc: nc, js: js, h: h, log: cfg.Logger, obs: cfg.Observer,
-		io:   newSlots(cfg.Concurrency, cfg.BulkShare),
+		io: newSlots(cfg.Concurrency, cfg.BulkShare), pace: newPace(cfg.BulkShare),
 		held: map[*item]struct{}{}, room: make(chan struct{}, 1), pending: map[string]*item{},
 		claimGet: "$JS.API.DIRECT.GET.KV_" + cfg.Claims + ".$KV." + cfg.Claims + ".", claimPut: "$KV." + cfg.Claims + ".",
 		inbox: nc.NewRespInbox() + ".", drainCh: make(chan struct{})}
@@ -398,8 +399,9 @@ func (w *Worker) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	bg.Add(1)
+	bg.Add(2)
 	go func() { defer bg.Done(); w.keepAlive(quit) }()
+	go func() { defer bg.Done(); w.pace.measure(quit) }()
 	for _, src := range w.sources() {
 		bg.Add(1)
 		pulls.Add(1)
@@ -553,6 +555,17 @@ func (w *Worker) pull(ctx context.Context, src *source) {
 		if n == 0 {
 			return
 		}
+		if src.class == Bulk {
+			if m := w.pace.admit(ctx, n); m < n {
+				w.mu.Lock()
+				src.reserved = m
+				w.mu.Unlock()
+				if n = m; n == 0 {
+					w.unreserve(src)
+					continue
+				}
+			}
+		}
 		// A pull request is never cut short, not even at shutdown: messages
 		// the server already sent for it would be dropped by the client and
 		// wait out their AckWait. It expires after PullWait, and what it
@@ -689,6 +702,9 @@ func (w *Worker) admit(src *source, m jetstream.Msg) {
 	if it.d.Attempt > 1 {
 		w.obs.Redelivered(it.d.Lane)
 	}
+	if src.class == Interactive {
+		w.pace.interactive.Store(now.UnixNano())
+	}
 	src.events <- it
 }
 
@@ -707,6 +723,7 @@ func (w *Worker) finish(it *item, _ error, status string) {
 	src.heldBytes -= it.size
 	w.mu.Unlock()
 	w.signal()
+	w.pace.finished.Add(1)
 	w.obs.InFlight(-1)
 	w.obs.JobDone(it.class, it.d.Lane, status, time.Since(it.d.Received))
 	if it.rep.Release != nil {
