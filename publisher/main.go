@@ -270,6 +270,7 @@ type benchCmd struct {
 	Rate        float64       `default:"1000" help:"Steady-rate latency scenario, jobs/s (0 skips it)."`
 	RateFor     time.Duration `default:"10s" help:"Duration of the steady-rate scenario."`
 	SyncAlways  bool          `help:"Embedded server: fsync every write."`
+	Soak        int           `help:"Only a soak: this many jobs through one worker, 100,000 at a time; prints its resident set after the first 100,000 and at the end."`
 	Mixed       bool          `help:"Also run the mixed scenario, after the others: interactive latency idle and behind a bulk backlog, bulk alone vs interactive alone, bulk's share under saturation (WORKER_BULK_SHARE)."`
 	MixedFor    time.Duration `default:"20s" help:"Mixed scenario: duration of its interactive traffic (200 jobs/s), idle and behind the bulk backlog."`
 	MixedBulk   int           `default:"100000" help:"Mixed scenario: bulk backlog (cold jobs), at least; more when this run's cold-cache rate would drain it before the interactive traffic ends."`
@@ -280,7 +281,7 @@ func (b *benchCmd) Run() error {
 	defer stop()
 	_, err := bench.Run(ctx, bench.Options{NATSURL: b.NATSURL, WorkerBin: b.WorkerBin, Jobs: b.Jobs, ColdJobs: b.ColdJobs, Rounds: b.Rounds,
 		Baseline: b.Baseline, Concurrency: b.Concurrency, Rate: b.Rate, RateFor: b.RateFor, SyncAlways: b.SyncAlways,
-		Mixed: b.Mixed, MixedFor: b.MixedFor, MixedBulk: b.MixedBulk, Out: os.Stdout})
+		Mixed: b.Mixed, MixedFor: b.MixedFor, MixedBulk: b.MixedBulk, Soak: b.Soak, Out: os.Stdout})
 	return err
 }
 

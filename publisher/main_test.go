@@ -117,4 +117,9 @@ func TestBenchExternalWorker(t *testing.T) {
 		}
 	}
 	t.Log(out)
+	// The soak, small: its resident-set lines are printed.
+	out, err = run(t, "bench", "--nats-url", ns.URL(), "--soak", "3000")
+	if err != nil || !strings.Contains(out, "soak:                 3000 jobs at") || !strings.Contains(out, "MB after 3000") {
+		t.Fatalf("soak: %v\n%s", err, out)
+	}
 }

@@ -75,8 +75,12 @@ type Options struct {
 	Mixed     bool
 	MixedFor  time.Duration // interactive traffic of the mixed scenario; 0 means 20 s
 	MixedBulk int           // bulk backlog, at least; 0 means 100000
-	Out       io.Writer
-	Log       *zap.Logger
+	// Soak, when > 0, runs only the soak scenario: that many jobs through
+	// one worker, its resident set compared after the first 100,000 and at
+	// the end (soak.go).
+	Soak int
+	Out  io.Writer
+	Log  *zap.Logger
 }
 
 // Report holds the figures of a run.
@@ -90,6 +94,7 @@ type Report struct {
 	RSSMB                  float64 // this process at the end (embedded: worker and server included)
 	WorkerPeakRSSMB        float64 // external server: the largest peak resident set (VmHWM) of the worker processes
 	Mixed                  Mixed   // Options.Mixed
+	Soak                   Soak    // Options.Soak
 }
 
 // Throughput is one scenario's result.
@@ -228,6 +233,9 @@ func (b *run) run(ctx context.Context) error {
 	}
 	tasks, patterns := texts("task", taskTexts), texts("pattern", patternTexts)
 	warm := slices.Concat(tasks, patterns)
+	if b.o.Soak > 0 {
+		return b.soak(ctx, tasks, patterns, warm)
+	}
 	if b.o.Baseline {
 		cleanup, err := b.rawSetup(ctx)
 		if err != nil {
@@ -545,6 +553,7 @@ type worker interface {
 	diedError() error
 	stop() error
 	peakRSSMB() float64 // 0 for an in-process worker
+	rssMB() float64     // its resident set now (in-process: this whole process)
 }
 
 type inProc struct {
