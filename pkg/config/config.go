@@ -72,11 +72,12 @@ type Config struct {
 	MaxJobBytes        int           `name:"max-job-bytes" env:"MAX_JOB_BYTES" default:"65536" help:"Limit of a whole job message."`
 
 	// HTTP and logs.
-	MetricsMaxLanes int    `name:"metrics-max-lanes" env:"METRICS_MAX_LANES" default:"100" help:"Lanes with series of their own; later lanes are counted as \"other\"."`
-	HTTPAddr        string `name:"http-addr" env:"HTTP_ADDR" default:":8053" help:"Health, metrics and admin endpoints."`
-	AdminToken      string `name:"admin-token" env:"ADMIN_TOKEN" help:"Bearer token of the admin endpoints; empty refuses them."`
-	LogLevel        string `name:"log-level" env:"LOG_LEVEL" default:"info" enum:"debug,info,warn,error" help:"debug, info, warn or error."`
-	LogFormat       string `name:"log-format" env:"LOG_FORMAT" default:"json" enum:"json,console" help:"json or console."`
+	MetricsMaxLanes int           `name:"metrics-max-lanes" env:"METRICS_MAX_LANES" default:"100" help:"Lanes with series of their own; later lanes are counted as \"other\"."`
+	HTTPAddr        string        `name:"http-addr" env:"HTTP_ADDR" default:":8053" help:"Health, metrics and admin endpoints."`
+	HTTPIdleTimeout time.Duration `name:"http-idle-timeout" env:"HTTP_IDLE_TIMEOUT" default:"60s" help:"Idle keep-alive connections to the HTTP endpoints are closed after this."`
+	AdminToken      string        `name:"admin-token" env:"ADMIN_TOKEN" help:"Bearer token of the admin endpoints; empty refuses them."`
+	LogLevel        string        `name:"log-level" env:"LOG_LEVEL" default:"info" enum:"debug,info,warn,error" help:"debug, info, warn or error."`
+	LogFormat       string        `name:"log-format" env:"LOG_FORMAT" default:"json" enum:"json,console" help:"json or console."`
 
 	// Scoring.
 	HybridVectorWeight       float64 `name:"hybrid-vector-weight" env:"HYBRID_VECTOR_WEIGHT" default:"0.7" help:"Default vector weight."`
@@ -141,7 +142,7 @@ func (c *Config) Validate() error {
 		env string
 		v   time.Duration
 	}{{"DUPLICATE_WINDOW", c.DuplicateWindow}, {"RESULTS_MAX_AGE", c.ResultsMaxAge}, {"ACK_WAIT", c.AckWait}, {"WORKER_RETRY_BACKOFF", c.RetryBackoff}, {"WORKER_DRAIN_TIMEOUT", c.DrainTimeout},
-		{"WORKER_PUBLISH_TIMEOUT", c.PublishTimeout}, {"WORKER_OUTAGE_RETRY_FOR", c.OutageRetryFor}} {
+		{"WORKER_PUBLISH_TIMEOUT", c.PublishTimeout}, {"HTTP_IDLE_TIMEOUT", c.HTTPIdleTimeout}, {"WORKER_OUTAGE_RETRY_FOR", c.OutageRetryFor}} {
 		if d.v <= 0 {
 			errs = append(errs, bad(d.env, "must be a positive duration, got %s", d.v))
 		}

@@ -341,7 +341,7 @@ func (s *Server) Run(ctx context.Context) error {
 	// Every limit set: a client that sends slowly, reads slowly or keeps an
 	// idle connection open cannot hold the worker's resources for long.
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-		WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 64 << 10}
+		WriteTimeout: 30 * time.Second, IdleTimeout: s.cfg.HTTPIdleTimeout, MaxHeaderBytes: 64 << 10}
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- srv.Serve(s.listener) }()
 	s.log.Info("HTTP listening", zap.String("addr", s.HTTPAddr()))

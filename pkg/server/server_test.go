@@ -1,11 +1,13 @@
 package server_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -560,5 +562,33 @@ func TestLangextractHealthProbesAreCoalesced(t *testing.T) {
 	wg.Wait()
 	if n := probes.Load(); n != 1 {
 		t.Fatalf("%d langextract health probes for 50 concurrent /health requests", n)
+	}
+}
+
+// An idle keep-alive connection to the HTTP endpoints is closed after
+// HTTP_IDLE_TIMEOUT.
+func TestIdleHTTPConnectionsAreClosed(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.HTTPIdleTimeout = 300 * time.Millisecond })
+	conn, err := net.Dial("tcp", h.srv.HTTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("GET /livez HTTP/1.1\r\nHost: worker\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	if _, err := br.ReadByte(); err == nil {
+		t.Fatal("the server sent more on an idle connection")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("idle connection still open after %s", time.Since(start))
 	}
 }
