@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"fmt"
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -121,5 +122,31 @@ func TestBenchExternalWorker(t *testing.T) {
 	out, err = run(t, "bench", "--nats-url", ns.URL(), "--soak", "3000")
 	if err != nil || !strings.Contains(out, "soak:                 3000 jobs at") || !strings.Contains(out, "MB after 3000") {
 		t.Fatalf("soak: %v\n%s", err, out)
+	}
+}
+
+// The publisher takes the worker's authentication settings, and prints no
+// secret when they are wrong.
+func TestPublisherAuthenticatesAndRedacts(t *testing.T) {
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true,
+		Users: []*natsserver.User{{Username: "producer", Password: "pr0ducerS3cret"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	defer ns.Shutdown()
+	addr := ns.Addr().String()
+	out, err := run(t, "submit", "--nats-url", "nats://producer:wrongS3cret@"+addr, "--task", "t", "--pattern", "p", "--vector", "0.5", "--timeout", "1s")
+	if err == nil || strings.Contains(out, "wrongS3cret") || !strings.Contains(out, "xxxxx") {
+		t.Fatalf("wrong password in the URL: %v\n%s", err, out)
+	}
+	// Right credentials as flags: connected, then no worker answers.
+	out, err = run(t, "submit", "--nats-url", "nats://"+addr, "--nats-user", "producer", "--nats-password", "pr0ducerS3cret",
+		"--task", "t", "--pattern", "p", "--vector", "0.5", "--timeout", "1s")
+	if err == nil || strings.Contains(out, "Authorization") || strings.Contains(out, "pr0ducerS3cret") {
+		t.Fatalf("with credentials: %v\n%s", err, out)
 	}
 }
