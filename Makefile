@@ -18,7 +18,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 all: build
 
 build:
-	$(GO) build -ldflags "-X github.com/hybridscore/hybridscore/pkg/server.Version=$(VERSION)" -o bin/ ./worker ./publisher
+	$(GO) build -ldflags "-X github.com/hybridscore/hybridscore/internal/server.Version=$(VERSION)" -o bin/ ./worker ./publisher
 
 run: build
 	./bin/publisher demo
@@ -44,10 +44,10 @@ containers:
 test: vet unit fuzz-short ops containers
 
 race:
-	$(GO) test -race -count=1 ./pkg/semcache ./pkg/consumer ./pkg/scoring ./pkg/server
+	$(GO) test -race -count=1 ./internal/semcache ./internal/consumer ./internal/scoring ./internal/server
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./pkg/...
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./pkg/... ./internal/...
 
 # The nats-server of go.mod, as a program: `publisher bench --nats-url`
 # compares the worker with the raw JetStream loop on a server in its own
@@ -60,17 +60,17 @@ FUZZ_SHORT ?= 4s
 fuzz-short:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZ_SHORT) ./pkg/job
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMatchesReference$$' -fuzztime $(FUZZ_SHORT) ./pkg/job
-	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZ_SHORT) ./pkg/langextract
-	$(GO) test -run '^$$' -fuzz '^FuzzAnalyze$$' -fuzztime $(FUZZ_SHORT) ./pkg/analyzer
-	$(GO) test -run '^$$' -fuzz '^FuzzFeaturesDecode$$' -fuzztime $(FUZZ_SHORT) ./pkg/similarity
-	$(GO) test -run '^$$' -fuzz '^FuzzScoreNeverPanics$$' -fuzztime $(FUZZ_SHORT) ./pkg/scoring
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZ_SHORT) ./internal/langextract
+	$(GO) test -run '^$$' -fuzz '^FuzzAnalyze$$' -fuzztime $(FUZZ_SHORT) ./internal/analyzer
+	$(GO) test -run '^$$' -fuzz '^FuzzFeaturesDecode$$' -fuzztime $(FUZZ_SHORT) ./internal/similarity
+	$(GO) test -run '^$$' -fuzz '^FuzzScoreNeverPanics$$' -fuzztime $(FUZZ_SHORT) ./internal/scoring
 
 # Each fuzz target for a short while (the committed corpora run in `make test`).
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./pkg/langextract
-	$(GO) test -run '^$$' -fuzz FuzzAnalyze -fuzztime 30s ./pkg/analyzer
-	$(GO) test -run '^$$' -fuzz FuzzFeaturesDecode -fuzztime 30s ./pkg/similarity
-	$(GO) test -run '^$$' -fuzz FuzzScoreNeverPanics -fuzztime 30s ./pkg/scoring
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./internal/langextract
+	$(GO) test -run '^$$' -fuzz FuzzAnalyze -fuzztime 30s ./internal/analyzer
+	$(GO) test -run '^$$' -fuzz FuzzFeaturesDecode -fuzztime 30s ./internal/similarity
+	$(GO) test -run '^$$' -fuzz FuzzScoreNeverPanics -fuzztime 30s ./internal/scoring
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

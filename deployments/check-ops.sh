@@ -121,7 +121,7 @@ import json
 import re
 import sys
 
-# Metrics the worker exports (pkg/metrics/metrics.go).
+# Metrics the worker exports (internal/metrics/metrics.go).
 COUNTERS_GAUGES = {
     "langextract_requests_total", "langextract_circuit_breaker_state",
     "langextract_fallback_total", "semantic_cache_hits_total",

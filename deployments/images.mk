@@ -26,7 +26,7 @@ IMAGE_CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
 IMAGE_DOCKER ?= docker
 IMAGE_GO ?= go
 IMAGE_VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-IMAGE_GO_BUILD = CGO_ENABLED=0 $(IMAGE_GO) build -trimpath -ldflags "-s -w -X github.com/hybridscore/hybridscore/pkg/server.Version=$(IMAGE_VERSION)"
+IMAGE_GO_BUILD = CGO_ENABLED=0 $(IMAGE_GO) build -trimpath -ldflags "-s -w -X github.com/hybridscore/hybridscore/internal/server.Version=$(IMAGE_VERSION)"
 IMAGE_DOCKER_BUILD = DOCKER_BUILDKIT=0 $(IMAGE_DOCKER) build --force-rm \
 	--label org.opencontainers.image.source=github.com/hybridscore/hybridscore \
 	--label org.opencontainers.image.version=$(IMAGE_TAG)

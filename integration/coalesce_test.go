@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hybridscore/hybridscore/internal/fake/langextractd"
 	"github.com/hybridscore/hybridscore/pkg/job"
-	"github.com/hybridscore/hybridscore/pkg/langextractd"
 )
 
 // TestCoalescingAcrossWorkers runs two worker containers sharing one Redis

@@ -15,7 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/testcontainers/testcontainers-go"
 
-	"github.com/hybridscore/hybridscore/pkg/topology"
+	"github.com/hybridscore/hybridscore/internal/topology"
 )
 
 // TestNATSRestartMidBatch restarts the NATS container (JetStream store on a

@@ -25,12 +25,12 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"go.uber.org/zap"
 
-	"github.com/hybridscore/hybridscore/pkg/bench"
-	"github.com/hybridscore/hybridscore/pkg/config"
+	"github.com/hybridscore/hybridscore/internal/bench"
+	"github.com/hybridscore/hybridscore/internal/config"
+	"github.com/hybridscore/hybridscore/internal/server"
+	"github.com/hybridscore/hybridscore/internal/topology"
 	"github.com/hybridscore/hybridscore/pkg/job"
 	"github.com/hybridscore/hybridscore/pkg/producer"
-	"github.com/hybridscore/hybridscore/pkg/server"
-	"github.com/hybridscore/hybridscore/pkg/topology"
 )
 
 //go:embed demo_jobs.jsonl

@@ -21,10 +21,10 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/hybridscore/hybridscore/pkg/config"
-	"github.com/hybridscore/hybridscore/pkg/health"
-	"github.com/hybridscore/hybridscore/pkg/langextractd"
-	"github.com/hybridscore/hybridscore/pkg/server"
+	"github.com/hybridscore/hybridscore/internal/config"
+	"github.com/hybridscore/hybridscore/internal/fake/langextractd"
+	"github.com/hybridscore/hybridscore/internal/health"
+	"github.com/hybridscore/hybridscore/internal/server"
 )
 
 type cli struct {

@@ -20,12 +20,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hybridscore/hybridscore/internal/fake/langextractd"
+	"github.com/hybridscore/hybridscore/internal/natsembed"
+	"github.com/hybridscore/hybridscore/internal/topology"
 	"github.com/hybridscore/hybridscore/internal/workertest"
 	"github.com/hybridscore/hybridscore/pkg/job"
-	"github.com/hybridscore/hybridscore/pkg/langextractd"
-	"github.com/hybridscore/hybridscore/pkg/natsembed"
 	"github.com/hybridscore/hybridscore/pkg/producer"
-	"github.com/hybridscore/hybridscore/pkg/topology"
 )
 
 var workerBin string

@@ -15,8 +15,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/hybridscore/hybridscore/pkg/config"
-	"github.com/hybridscore/hybridscore/pkg/topology"
+	"github.com/hybridscore/hybridscore/internal/config"
+	"github.com/hybridscore/hybridscore/internal/topology"
 )
 
 // workerEnv returns the environment variables the worker reads: the env
@@ -399,7 +399,7 @@ func TestEnvNamesAreWorkerVariables(t *testing.T) {
 		configMaps[o.Metadata.Name] = cm.Data
 		for k := range cm.Data {
 			if !slices.Contains(known, k) {
-				t.Errorf("%s: ConfigMap %s key %s is not an environment variable of the worker (pkg/config)", o.File, o.Metadata.Name, k)
+				t.Errorf("%s: ConfigMap %s key %s is not an environment variable of the worker (internal/config)", o.File, o.Metadata.Name, k)
 			}
 		}
 	}
@@ -420,7 +420,7 @@ func TestEnvNamesAreWorkerVariables(t *testing.T) {
 		secrets[o.Metadata.Name] = keys
 		for k := range keys {
 			if !slices.Contains(known, k) {
-				t.Errorf("%s: Secret %s key %s is not an environment variable of the worker (pkg/config)", o.File, o.Metadata.Name, k)
+				t.Errorf("%s: Secret %s key %s is not an environment variable of the worker (internal/config)", o.File, o.Metadata.Name, k)
 			}
 		}
 	}
@@ -428,7 +428,7 @@ func TestEnvNamesAreWorkerVariables(t *testing.T) {
 	for _, c := range d.Spec.Template.Spec.Containers {
 		for _, e := range c.Env {
 			if !slices.Contains(known, e.Name) {
-				t.Errorf("container %s: env %s is not an environment variable of the worker (pkg/config)", c.Name, e.Name)
+				t.Errorf("container %s: env %s is not an environment variable of the worker (internal/config)", c.Name, e.Name)
 			}
 			if e.ValueFrom == nil {
 				continue

@@ -57,15 +57,15 @@ import (
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
 
+	"github.com/hybridscore/hybridscore/internal/config"
+	"github.com/hybridscore/hybridscore/internal/fake/langextractd"
+	"github.com/hybridscore/hybridscore/internal/natsembed"
 	"github.com/hybridscore/hybridscore/internal/redistest"
+	"github.com/hybridscore/hybridscore/internal/server"
+	"github.com/hybridscore/hybridscore/internal/topology"
 	"github.com/hybridscore/hybridscore/internal/workertest"
-	"github.com/hybridscore/hybridscore/pkg/config"
 	"github.com/hybridscore/hybridscore/pkg/job"
-	"github.com/hybridscore/hybridscore/pkg/langextractd"
-	"github.com/hybridscore/hybridscore/pkg/natsembed"
 	"github.com/hybridscore/hybridscore/pkg/producer"
-	"github.com/hybridscore/hybridscore/pkg/server"
-	"github.com/hybridscore/hybridscore/pkg/topology"
 )
 
 const (

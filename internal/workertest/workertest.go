@@ -11,9 +11,9 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/hybridscore/hybridscore/pkg/config"
-	"github.com/hybridscore/hybridscore/pkg/natsembed"
-	"github.com/hybridscore/hybridscore/pkg/server"
+	"github.com/hybridscore/hybridscore/internal/config"
+	"github.com/hybridscore/hybridscore/internal/natsembed"
+	"github.com/hybridscore/hybridscore/internal/server"
 )
 
 // NATS starts an embedded NATS server on a free port with its store in a

@@ -13,7 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/hybridscore/hybridscore/pkg/combiner"
+	"github.com/hybridscore/hybridscore/internal/combiner"
 )
 
 // Error codes of rejected and expired results.

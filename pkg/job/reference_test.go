@@ -15,7 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/hybridscore/hybridscore/pkg/combiner"
+	"github.com/hybridscore/hybridscore/internal/combiner"
 )
 
 type refWire struct {

@@ -13,8 +13,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hybridscore/hybridscore/internal/topology"
 	"github.com/hybridscore/hybridscore/pkg/job"
-	"github.com/hybridscore/hybridscore/pkg/topology"
 )
 
 // Client publishes jobs. Safe for concurrent use.

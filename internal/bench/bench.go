@@ -1,0 +1,794 @@
+// Package bench measures a worker's throughput
+// (docs/operations.md#measuring-throughput). The ceiling
+// is the fastest raw JetStream loop with the worker's durability: pull with
+// 1000 jobs buffered, store a same-size result with Nats-Msg-Id through
+// asynchronous publishes, ack each job when its own PubAck arrives, no
+// decoding, no scoring (raw.go). The raw loop and the worker run on the same
+// server in the same run, one after the other, each draining a lane of jobs
+// published beforehand (50 distinct task texts, 37 distinct pattern texts:
+// the cache is warm), timed from the first stored result to the last by the
+// result stream's own timestamps; several rounds, medians, and the ratio
+// worker ÷ raw loop. It also runs a cold-cache and a concurrent-publisher
+// scenario and a steady-rate latency test; with Options.Mixed, the two job
+// classes side by side (mixed.go).
+//
+// With no server URL it starts an embedded server and in-process workers.
+// Given one (a nats-server in its own process), it starts the worker
+// executable as a child process for each scenario, after the scenario's
+// jobs are published, stops it with SIGTERM once every result is stored,
+// and reports its peak resident set.
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/hybridscore/hybridscore/internal/config"
+	"github.com/hybridscore/hybridscore/internal/natsembed"
+	"github.com/hybridscore/hybridscore/internal/server"
+	"github.com/hybridscore/hybridscore/internal/topology"
+	"github.com/hybridscore/hybridscore/pkg/job"
+	"github.com/hybridscore/hybridscore/pkg/producer"
+)
+
+// Distinct texts of the warm scenarios: job i uses task text i%50 and
+// pattern text i%37.
+const (
+	taskTexts    = 50
+	patternTexts = 37
+)
+
+// Options configure a run.
+type Options struct {
+	// NATSURL of a nats-server in its own process; the bench starts the
+	// worker (WorkerBin) as a child process for each scenario. "" starts
+	// an embedded server and in-process workers.
+	NATSURL string
+	// WorkerBin is the worker executable (NATSURL set); "" means
+	// DefaultWorkerBin.
+	WorkerBin   string
+	Jobs        int           // jobs per throughput scenario; 0 means 100000
+	ColdJobs    int           // jobs of the cold-cache scenario; 0 means 2000
+	Rounds      int           // rounds of raw loop and warm worker; 0 means 3
+	Baseline    bool          // also run the raw JetStream loop and report the ratio
+	Concurrency int           // worker concurrency; 0 means the worker's default
+	Rate        float64       // steady-rate scenario, jobs/s; 0 skips it
+	RateFor     time.Duration // steady-rate duration; 0 means 10 s
+	SyncAlways  bool          // embedded server fsyncs every write
+	// Mixed runs the interactive-and-bulk scenario after the others
+	// (mixed.go).
+	Mixed     bool
+	MixedFor  time.Duration // interactive traffic of the mixed scenario; 0 means 20 s
+	MixedBulk int           // bulk backlog, at least; 0 means 100000
+	// Soak, when > 0, runs only the soak scenario: that many jobs through
+	// one worker, its resident set compared after the first 100,000 and at
+	// the end (soak.go).
+	Soak int
+	Out  io.Writer
+	Log  *zap.Logger
+}
+
+// Report holds the figures of a run.
+type Report struct {
+	Raw, Warm              Throughput   // medians of the rounds
+	RawRounds, WarmRounds  []Throughput // each round's
+	Cold, Concurrent       Throughput
+	Ratio                  float64 // median warm worker ÷ median raw loop
+	LatencyP50, LatencyP99 float64 // ms, steady-rate scenario
+	LatencyJobs            int
+	RSSMB                  float64 // this process at the end (embedded: worker and server included)
+	WorkerPeakRSSMB        float64 // external server: the largest peak resident set (VmHWM) of the worker processes
+	Mixed                  Mixed   // Options.Mixed
+	Soak                   Soak    // Options.Soak
+}
+
+// Throughput is one scenario's result.
+type Throughput struct {
+	Jobs    int
+	Elapsed time.Duration // first stored result to last
+	PerSec  float64
+	// ResultBytes is the size of a stored result (the mean of the first
+	// and the last).
+	ResultBytes int
+}
+
+func (t Throughput) String() string {
+	if t.Jobs == 0 {
+		return "not run"
+	}
+	return fmt.Sprintf("%d results of %d bytes in %s: %.0f results/s", t.Jobs, t.ResultBytes, t.Elapsed.Round(time.Millisecond), t.PerSec)
+}
+
+// median returns the round of median rate (the mean of the middle two for
+// an even count).
+func median(ts []Throughput) Throughput {
+	if len(ts) == 0 {
+		return Throughput{}
+	}
+	s := slices.Clone(ts)
+	slices.SortFunc(s, func(a, b Throughput) int {
+		switch {
+		case a.PerSec < b.PerSec:
+			return -1
+		case a.PerSec > b.PerSec:
+			return 1
+		}
+		return 0
+	})
+	m := s[len(s)/2]
+	if len(s)%2 == 0 {
+		l := s[len(s)/2-1]
+		m = Throughput{Jobs: m.Jobs, Elapsed: (l.Elapsed + m.Elapsed) / 2, PerSec: (l.PerSec + m.PerSec) / 2}
+	}
+	return m
+}
+
+func rates(ts []Throughput) string {
+	f := make([]string, len(ts))
+	for i, t := range ts {
+		f[i] = strconv.FormatFloat(t.PerSec, 'f', 0, 64)
+	}
+	return strings.Join(f, ", ")
+}
+
+// Run runs the benchmark and prints its report.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	if o.Jobs <= 0 {
+		o.Jobs = 100000
+	}
+	if o.ColdJobs <= 0 {
+		o.ColdJobs = 2000
+	}
+	if o.Rounds <= 0 {
+		o.Rounds = 3
+	}
+	if o.RateFor <= 0 {
+		o.RateFor = 10 * time.Second
+	}
+	if o.MixedFor <= 0 {
+		o.MixedFor = 20 * time.Second
+	}
+	if o.MixedBulk <= 0 {
+		o.MixedBulk = 100000
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	b := &run{o: o, rep: &Report{}}
+	return b.rep, b.run(ctx)
+}
+
+type run struct {
+	o        Options
+	rep      *Report
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	url      string
+	embedded bool
+	tmp      string   // scratch files (warm files of worker processes)
+	purges   []string // result subjects of the bench's lanes
+	share    float64  // WORKER_BULK_SHARE of in-process workers; 0: the default
+}
+
+func (b *run) printf(format string, args ...any) { fmt.Fprintf(b.o.Out, format, args...) }
+
+func (b *run) run(ctx context.Context) error {
+	b.embedded = b.o.NATSURL == ""
+	b.url = b.o.NATSURL
+	var err error
+	if b.tmp, err = os.MkdirTemp("", "hybridscore-bench-"); err != nil {
+		return err
+	}
+	defer os.RemoveAll(b.tmp)
+	if b.embedded {
+		srv, err := natsembed.Start(natsembed.Options{Port: -1, StoreDir: filepath.Join(b.tmp, "nats"), SyncAlways: b.o.SyncAlways})
+		if err != nil {
+			return err
+		}
+		defer srv.Stop()
+		b.url = srv.URL()
+		b.printf("embedded NATS %s (sync_always=%v), file storage; in-process workers\n", b.url, b.o.SyncAlways)
+	} else {
+		if b.o.WorkerBin == "" {
+			if b.o.WorkerBin, err = DefaultWorkerBin(); err != nil {
+				return err
+			}
+		}
+		b.printf("NATS %s (external server); worker %s, a child process per scenario\n", b.url, b.o.WorkerBin)
+		if b.o.SyncAlways {
+			b.printf("(--sync-always applies to the embedded server only: the external server's own setting holds)\n")
+		}
+	}
+	if b.nc, err = nats.Connect(b.url, nats.Name("hybridscore-bench"), nats.MaxReconnects(-1)); err != nil {
+		return err
+	}
+	defer b.nc.Close()
+	if b.js, err = jetstream.New(b.nc, jetstream.WithPublishAsyncMaxPending(4096)); err != nil {
+		return err
+	}
+	if err := b.ensureStreams(ctx); err != nil {
+		return err
+	}
+	defer b.purge(context.WithoutCancel(ctx))
+	if !b.embedded {
+		b.checkIdle(ctx)
+	}
+	tasks, patterns := texts("task", taskTexts), texts("pattern", patternTexts)
+	warm := slices.Concat(tasks, patterns)
+	if b.o.Soak > 0 {
+		return b.soak(ctx, tasks, patterns, warm)
+	}
+	if b.o.Baseline {
+		cleanup, err := b.rawSetup(ctx)
+		if err != nil {
+			return fmt.Errorf("raw loop: %w", err)
+		}
+		defer cleanup()
+		// A short unmeasured pass first: the first writes to a fresh store
+		// are slower, and the ceiling should not be measured cold.
+		if _, err := b.rawOnce(ctx, max(b.o.Jobs/10, 500), tasks, patterns); err != nil {
+			return fmt.Errorf("raw loop: %w", err)
+		}
+	}
+	for r := 1; r <= b.o.Rounds; r++ {
+		if b.o.Baseline {
+			t, err := b.rawOnce(ctx, b.o.Jobs, tasks, patterns)
+			if err != nil {
+				return fmt.Errorf("raw loop, round %d: %w", r, err)
+			}
+			b.rep.RawRounds = append(b.rep.RawRounds, t)
+			b.printf("round %d/%d  raw JetStream loop    %s\n", r, b.o.Rounds, t)
+		}
+		t, peak, err := b.scenario(ctx, topology.JobsPrefix, "bench-warm-"+nonce(), b.o.Jobs, tasks, patterns, warm, false)
+		if err != nil {
+			return fmt.Errorf("warm, round %d: %w", r, err)
+		}
+		b.rep.WarmRounds = append(b.rep.WarmRounds, t)
+		b.printf("round %d/%d  worker (warm cache)   %s%s\n", r, b.o.Rounds, t, peakNote(peak))
+	}
+	if b.o.Baseline {
+		b.rep.Raw = median(b.rep.RawRounds)
+		b.printf("raw JetStream loop:   median %.0f results/s of %d rounds (%s)\n", b.rep.Raw.PerSec, b.o.Rounds, rates(b.rep.RawRounds))
+	}
+	b.rep.Warm = median(b.rep.WarmRounds)
+	b.printf("warm cache:           median %.0f results/s of %d rounds (%s)\n", b.rep.Warm.PerSec, b.o.Rounds, rates(b.rep.WarmRounds))
+	if b.o.Baseline && b.rep.Raw.PerSec > 0 {
+		b.rep.Ratio = b.rep.Warm.PerSec / b.rep.Raw.PerSec
+		b.printf("ratio worker/raw:     %.2f (medians, warm cache, same server, same run)\n", b.rep.Ratio)
+		if w, r := float64(b.rep.Warm.ResultBytes), float64(b.rep.Raw.ResultBytes); w > 1.2*r || w < r/1.2 {
+			b.printf("note: the worker's results are %.0f bytes, the raw loop's %.0f (sized to match: about %d)\n", w, r, rawResultBytes)
+		}
+	}
+	// Cold cache: every text new.
+	coldTasks, coldPatterns := texts("cold-task-"+nonce(), b.o.ColdJobs), texts("cold-pattern-"+nonce(), b.o.ColdJobs)
+	t, peak, err := b.scenario(ctx, topology.JobsPrefix, "bench-cold-"+nonce(), b.o.ColdJobs, coldTasks, coldPatterns, nil, false)
+	if err != nil {
+		return fmt.Errorf("cold: %w", err)
+	}
+	b.rep.Cold = t
+	b.printf("cold cache:           %s%s\n", t, peakNote(peak))
+	t, peak, err = b.scenario(ctx, topology.JobsPrefix, "bench-conc-"+nonce(), b.o.Jobs, tasks, patterns, warm, true)
+	if err != nil {
+		return fmt.Errorf("concurrent: %w", err)
+	}
+	b.rep.Concurrent = t
+	b.printf("concurrent (10 pub):  %s%s\n", t, peakNote(peak))
+	if b.o.Rate > 0 {
+		peak, err := b.steady(ctx, tasks, patterns, warm)
+		if err != nil {
+			return fmt.Errorf("steady rate: %w", err)
+		}
+		b.printf("steady %.0f jobs/s:  publish→result p50 %.3f ms, p99 %.3f ms over %d jobs%s\n", b.o.Rate, b.rep.LatencyP50, b.rep.LatencyP99, b.rep.LatencyJobs, peakNote(peak))
+	}
+	if b.o.Mixed {
+		if err := b.mixed(ctx, tasks, patterns, warm); err != nil {
+			return fmt.Errorf("mixed: %w", err)
+		}
+	}
+	b.rep.RSSMB = rssMB()
+	if b.embedded {
+		b.printf("resident memory:      %.1f MB (this process, workers and NATS server included)\n", b.rep.RSSMB)
+	} else {
+		b.printf("resident memory:      worker peak %.1f MB (largest VmHWM of its processes); this bench process %.1f MB\n", b.rep.WorkerPeakRSSMB, b.rep.RSSMB)
+	}
+	return nil
+}
+
+func peakNote(mb float64) string {
+	if mb <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (worker peak RSS %.1f MB)", mb)
+}
+
+// ensureStreams creates whichever of the contract's streams is missing,
+// with topology's configuration; existing ones are the operator's and stay.
+func (b *run) ensureStreams(ctx context.Context) error {
+	for _, sc := range (topology.Config{}).Streams() {
+		if _, err := b.js.Stream(ctx, sc.Name); err == nil {
+			continue
+		} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("stream %s: %w", sc.Name, err)
+		}
+		if _, err := b.js.CreateStream(ctx, sc); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return fmt.Errorf("stream %s: %w", sc.Name, err)
+		}
+	}
+	return nil
+}
+
+// checkIdle warns when the external server has jobs waiting or a worker
+// already pulling: the bench's worker would score those jobs too, or
+// another worker would take the bench's lanes.
+func (b *run) checkIdle(ctx context.Context) {
+	for _, sc := range [][2]string{{topology.JobsStream, topology.Consumer}, {topology.BulkStream, topology.BulkConsumer}} {
+		if s, err := b.js.Stream(ctx, sc[0]); err == nil && s.CachedInfo().State.Msgs > 0 {
+			b.printf("warning: %s already holds %d jobs; the bench's worker will score them too\n", sc[0], s.CachedInfo().State.Msgs)
+		}
+		if c, err := b.js.Consumer(ctx, sc[0], sc[1]); err == nil && c.CachedInfo().NumWaiting > 0 {
+			b.printf("warning: consumer %s has %d pull requests waiting: is another worker running on this server? It would take the bench's jobs\n",
+				sc[1], c.CachedInfo().NumWaiting)
+		}
+	}
+}
+
+// purgeLater notes a lane's result subject, purged at the end of the run
+// (external server: the results are the bench's and would only fill
+// SCORING_RESULTS until they age out; not sooner, so that no purge runs on
+// the server while a scenario is timed).
+func (b *run) purgeLater(subject string) {
+	if !b.embedded {
+		b.purges = append(b.purges, subject)
+	}
+}
+
+func (b *run) purge(ctx context.Context) {
+	if len(b.purges) == 0 {
+		return
+	}
+	s, err := b.js.Stream(ctx, topology.ResultsStream)
+	if err != nil {
+		return
+	}
+	for _, subject := range b.purges {
+		_ = s.Purge(ctx, jetstream.WithPurgeSubject(subject))
+	}
+}
+
+func nonce() string { return strconv.FormatInt(time.Now().UnixNano()%1e9, 36) }
+
+// texts returns n distinct task-like texts of about 200 characters.
+func texts(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = text(prefix, i)
+	}
+	return out
+}
+
+var textWords = []string{"implement", "OAuth2", "authentication", "tokens", "cache", "Redis", "sessions", "gateway", "validates", "signatures",
+	"payments", "API", "service", "deploy", "Kubernetes", "queue", "NATS", "stream", "retry", "backoff", "metrics", "latency"}
+
+// text returns text i of prefix: about 200 characters.
+func text(prefix string, i int) string {
+	var sb strings.Builder
+	sb.WriteString(prefix)
+	sb.WriteString(" ")
+	sb.WriteString(strconv.Itoa(i))
+	for j := 0; sb.Len() < 200; j++ {
+		sb.WriteString(" ")
+		sb.WriteString(textWords[(i*7+j*3+j*j)%len(textWords)])
+	}
+	return sb.String()
+}
+
+// jobFor returns job i of a lane: task text i%len(tasks), pattern text
+// i%len(patterns).
+func jobFor(lane string, i int, tasks, patterns []string) []byte {
+	return jobOf(lane, i, tasks[i%len(tasks)], patterns[i%len(patterns)])
+}
+
+// coldJobFor returns job i of a lane with texts of its own (task and
+// pattern text i of the lane): every job needs the analyzer, twice.
+func coldJobFor(lane string, i int) []byte {
+	return jobOf(lane, i, text(lane+" task", i), text(lane+" pattern", i))
+}
+
+func jobOf(lane string, i int, task, pattern string) []byte {
+	w := job.Wire{JobID: lane + "-" + strconv.Itoa(i), TaskDescription: task, HistoricalPatternText: pattern,
+		VectorSimilarity: float64(i%100) / 100, TaskCharacteristics: &job.WireCharacteristics{Complexity: "complex"}}
+	b, _ := jsonMarshal(w)
+	return b
+}
+
+// publishLane publishes n jobs of a lane to subject, asynchronously, from
+// `publishers` goroutines, and waits for every PubAck.
+func (b *run) publishLane(ctx context.Context, subject, lane string, n, publishers int, tasks, patterns []string) error {
+	return b.publishJobs(ctx, subject, lane, n, publishers, func(i int) []byte { return jobFor(lane, i, tasks, patterns) })
+}
+
+// publishJobs publishes jobs 0..n-1 of a lane (job i's body is gen(i),
+// its Nats-Msg-Id <lane>-<i>) to subject, like publishLane.
+func (b *run) publishJobs(ctx context.Context, subject, lane string, n, publishers int, gen func(i int) []byte) error {
+	var next atomic.Int64
+	errs := make(chan error, publishers)
+	var wg sync.WaitGroup
+	for range publishers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					break
+				}
+				if _, err := b.js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: gen(i),
+					Header: nats.Header{jetstream.MsgIDHeader: []string{lane + "-" + strconv.Itoa(i)}}}, stallWait); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case <-b.js.PublishAsyncComplete():
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(2 * time.Minute):
+		return errors.New("PubAcks did not complete")
+	}
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+// collector waits for a lane's results and times them by the result
+// stream's own timestamps, first stored result to last. It polls the
+// stream's count of the lane's subject, then reads the first and the last
+// message: the server does not deliver every result a second time, so the
+// measurement costs the server (and this process) next to nothing.
+type collector struct {
+	s        jetstream.Stream
+	subject  string
+	want     int
+	startSeq uint64 // the lane's results come after it
+}
+
+func (b *run) collect(ctx context.Context, subject string, want int) (*collector, error) {
+	s, err := b.js.Stream(ctx, topology.ResultsStream)
+	if err != nil {
+		return nil, err
+	}
+	return &collector{s: s, subject: subject, want: want, startSeq: s.CachedInfo().State.LastSeq + 1}, nil
+}
+
+// count returns how many results the lane has stored.
+func (c *collector) count(ctx context.Context) (int, error) {
+	info, err := c.s.Info(ctx, jetstream.WithSubjectFilter(c.subject))
+	if err != nil {
+		return 0, err
+	}
+	return int(info.State.Subjects[c.subject]), nil
+}
+
+// stallTimeout fails a scenario when no result arrived for that long.
+const stallTimeout = time.Minute
+
+// wait waits for every result, failing when the worker dies (w's dead
+// closed) or no result arrives for stallTimeout.
+func (c *collector) wait(ctx context.Context, w worker) (Throughput, error) {
+	var dead <-chan struct{}
+	if w != nil {
+		dead = w.dead()
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	seen, since := 0, time.Now()
+	for seen < c.want {
+		select {
+		case <-ctx.Done():
+			return Throughput{}, ctx.Err()
+		case <-dead:
+			return Throughput{}, w.diedError()
+		case <-tick.C:
+		}
+		n, err := c.count(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return Throughput{}, ctx.Err()
+			}
+			continue // a slow server: the stall timeout decides
+		}
+		if n != seen {
+			seen, since = n, time.Now()
+		} else if time.Since(since) > stallTimeout {
+			return Throughput{}, fmt.Errorf("%d of %d results, none for %s", n, c.want, stallTimeout)
+		}
+	}
+	if seen > c.want {
+		return Throughput{}, fmt.Errorf("%d results stored for %d jobs: duplicates", seen, c.want)
+	}
+	first, err := c.s.GetMsg(ctx, c.startSeq, jetstream.WithGetMsgSubject(c.subject))
+	if err != nil {
+		return Throughput{}, fmt.Errorf("first result: %w", err)
+	}
+	last, err := c.s.GetLastMsgForSubject(ctx, c.subject)
+	if err != nil {
+		return Throughput{}, fmt.Errorf("last result: %w", err)
+	}
+	el := last.Time.Sub(first.Time)
+	t := Throughput{Jobs: c.want, Elapsed: el, ResultBytes: (len(first.Data) + len(last.Data)) / 2}
+	if el > 0 {
+		t.PerSec = float64(c.want-1) / el.Seconds()
+	}
+	return t, nil
+}
+
+// worker is a running worker: in this process (embedded server) or a child
+// process (external server).
+type worker interface {
+	dead() <-chan struct{} // closed if it stops on its own
+	diedError() error
+	stop() error
+	peakRSSMB() float64 // 0 for an in-process worker
+	rssMB() float64     // its resident set now (in-process: this whole process)
+}
+
+type inProc struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+}
+
+func (w *inProc) dead() <-chan struct{} { return w.done }
+func (w *inProc) diedError() error      { return fmt.Errorf("in-process worker stopped: %v", w.err) }
+func (w *inProc) stop() error           { w.cancel(); <-w.done; return nil }
+func (w *inProc) peakRSSMB() float64    { return 0 }
+
+func (c *child) peakRSSMB() float64 { return c.peakMB }
+
+// startWorker starts a worker with texts already in its cache: in process
+// on the embedded server, else the worker executable (its warm file).
+func (b *run) startWorker(ctx context.Context, warm []string) (worker, error) {
+	if !b.embedded {
+		file := ""
+		if len(warm) > 0 {
+			data, _ := json.Marshal(warm)
+			file = filepath.Join(b.tmp, "warm-"+nonce()+".json")
+			if err := os.WriteFile(file, data, 0o644); err != nil {
+				return nil, err
+			}
+		}
+		return b.startChild(file)
+	}
+	cfg := config.Defaults()
+	cfg.NATSURL = b.url
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.LogLevel = "warn"
+	cfg.SemanticCacheMaxSize = 200000
+	if b.o.Concurrency > 0 {
+		cfg.WorkerConcurrency = b.o.Concurrency
+	}
+	if b.share > 0 {
+		cfg.WorkerBulkShare = b.share // a worker process reads WORKER_BULK_SHARE itself
+	}
+	s, err := server.New(ctx, cfg, b.o.Log)
+	if err != nil {
+		return nil, err
+	}
+	if len(warm) > 0 {
+		if _, err := s.Cache.Warm(ctx, warm, "en", "pattern_matching"); err != nil {
+			return nil, err
+		}
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	w := &inProc{cancel: cancel, done: make(chan struct{})}
+	go func() { defer close(w.done); w.err = s.Run(wctx) }()
+	return w, nil
+}
+
+// stopWorker stops w and notes its peak resident set.
+func (b *run) stopWorker(w worker) (peakMB float64, err error) {
+	err = w.stop()
+	peakMB = w.peakRSSMB()
+	b.rep.WorkerPeakRSSMB = max(b.rep.WorkerPeakRSSMB, peakMB)
+	return peakMB, err
+}
+
+// ready waits until w scores a probe job (on a lane of its own): the
+// consumer is bound and the path warm.
+func (b *run) ready(ctx context.Context, w worker, tasks, patterns []string) error {
+	lane := "bench-ready-" + nonce()
+	got := make(chan *nats.Msg, 1)
+	sub, err := b.nc.ChanSubscribe(topology.ResultsPrefix+lane, got)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if _, err := b.js.PublishMsg(ctx, &nats.Msg{Subject: topology.JobsPrefix + lane, Data: jobFor(lane, 0, tasks, patterns),
+		Header: nats.Header{jetstream.MsgIDHeader: []string{lane + "-0"}}}); err != nil {
+		return err
+	}
+	b.purgeLater(topology.ResultsPrefix + lane)
+	select {
+	case <-got:
+		return nil
+	case <-w.dead():
+		return w.diedError()
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(stallTimeout):
+		return fmt.Errorf("no result of a probe job within %s of starting the worker", stallTimeout)
+	}
+}
+
+// scenario measures one lane of n jobs, published to prefix+lane
+// (topology.JobsPrefix: interactive; topology.BulkPrefix: bulk). Published
+// beforehand and drained by a worker started afterwards; concurrent:
+// published by 10 goroutines to a worker already running.
+func (b *run) scenario(ctx context.Context, prefix, lane string, n int, tasks, patterns, warm []string, concurrent bool) (t Throughput, peakMB float64, err error) {
+	subject := topology.ResultsPrefix + lane
+	c, err := b.collect(ctx, subject, n)
+	if err != nil {
+		return Throughput{}, 0, err
+	}
+	b.purgeLater(subject)
+	// After the worker stops: what a failed scenario leaves must not reach
+	// the next one's worker.
+	defer b.purgeJobs(context.WithoutCancel(ctx), prefix, lane)
+	if !concurrent {
+		if err := b.publishLane(ctx, prefix+lane, lane, n, 1, tasks, patterns); err != nil {
+			return Throughput{}, 0, err
+		}
+	}
+	w, err := b.startWorker(ctx, warm)
+	if err != nil {
+		return Throughput{}, 0, err
+	}
+	if concurrent {
+		err = b.ready(ctx, w, tasks, patterns)
+		if err == nil {
+			err = b.publishLane(ctx, prefix+lane, lane, n, 10, tasks, patterns)
+		}
+	}
+	if err == nil {
+		t, err = c.wait(ctx, w)
+	}
+	peakMB, serr := b.stopWorker(w)
+	return t, peakMB, joinStop(err, serr, w)
+}
+
+// joinStop adds the error of stopping w to err, unless err already says
+// that w died.
+func joinStop(err, stopErr error, w worker) error {
+	select {
+	case <-w.dead():
+		if err != nil {
+			return err
+		}
+	default:
+	}
+	return errors.Join(err, stopErr)
+}
+
+// steady publishes at a fixed rate, to a worker already running, and
+// measures publish→result latency as seen by a subscriber of the results
+// subject.
+func (b *run) steady(ctx context.Context, tasks, patterns, warm []string) (peakMB float64, err error) {
+	p50, p99, n, peakMB, err := b.idleLatency(ctx, b.o.Rate, b.o.RateFor, tasks, patterns, warm)
+	if err != nil {
+		return peakMB, err
+	}
+	b.rep.LatencyP50, b.rep.LatencyP99, b.rep.LatencyJobs = p50, p99, n
+	return peakMB, nil
+}
+
+// idleLatency starts a worker (warm cache), waits until it scores a probe
+// job, and measures publish→result latency (ms) of interactive jobs
+// published at rate for dur.
+func (b *run) idleLatency(ctx context.Context, rate float64, dur time.Duration, tasks, patterns, warm []string) (p50, p99 float64, n int, peakMB float64, err error) {
+	w, err := b.startWorker(ctx, warm)
+	if err != nil {
+		return 0, 0, 0, 0, err
+	}
+	defer func() {
+		var serr error
+		peakMB, serr = b.stopWorker(w)
+		err = joinStop(err, serr, w)
+	}()
+	if err := b.ready(ctx, w, tasks, patterns); err != nil {
+		return 0, 0, 0, 0, err
+	}
+	lat, err := b.latencies(ctx, w, "bench-steady-"+nonce(), rate, dur, tasks, patterns, nil)
+	if err != nil {
+		return 0, 0, 0, 0, err
+	}
+	return producer.Percentile(lat, 0.5), producer.Percentile(lat, 0.99), len(lat), 0, nil
+}
+
+// latencies publishes interactive jobs of lane at a fixed rate for dur, to
+// the running worker w, and returns their publish→result latencies (ms)
+// as seen by a subscriber of the lane's results subject. published, if
+// not nil, is called right after the last job is published.
+func (b *run) latencies(ctx context.Context, w worker, lane string, rate float64, dur time.Duration, tasks, patterns []string, published func()) ([]float64, error) {
+	b.purgeLater(topology.ResultsPrefix + lane)
+	n := max(1, int(rate*dur.Seconds()))
+	sent := make([]atomic.Int64, n)
+	lat := make([]float64, 0, n)
+	var mu sync.Mutex
+	got := make(chan struct{}, 1)
+	sub, err := b.nc.Subscribe(topology.ResultsPrefix+lane, func(m *nats.Msg) {
+		now := time.Now().UnixNano()
+		id := m.Header.Get(jetstream.MsgIDHeader)
+		i, err := strconv.Atoi(id[strings.LastIndexByte(id, '-')+1:])
+		if err != nil || i < 0 || i >= n {
+			return
+		}
+		mu.Lock()
+		lat = append(lat, float64(now-sent[i].Load())/1e6)
+		full := len(lat) == n
+		mu.Unlock()
+		if full {
+			got <- struct{}{}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	interval := time.Duration(float64(time.Second) / rate)
+	start := time.Now()
+	for i := range n {
+		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		sent[i].Store(time.Now().UnixNano())
+		if _, err := b.js.PublishMsgAsync(&nats.Msg{Subject: topology.JobsPrefix + lane, Data: jobFor(lane, i, tasks, patterns),
+			Header: nats.Header{jetstream.MsgIDHeader: []string{lane + "-" + strconv.Itoa(i)}}}, stallWait); err != nil {
+			return nil, err
+		}
+	}
+	if published != nil {
+		published()
+	}
+	select {
+	case <-got:
+	case <-w.dead():
+		return nil, w.diedError()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(time.Minute):
+		mu.Lock()
+		defer mu.Unlock()
+		return nil, fmt.Errorf("%d of %d results of the %.0f jobs/s lane a minute after the last was published", len(lat), n, rate)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return slices.Clone(lat), nil
+}

@@ -1,0 +1,1281 @@
+// Package consumer is the JetStream pump of the worker: it pulls jobs from
+// the shared durable consumer, hands each to a Handler, and carries out the
+// Handler's Reply. It is the one place that acks, naks and terminates job
+// messages:
+//
+//   - Publish: the result is stored once per job (a claim in a key-value
+//     bucket, checked before and written after the result's PubAck), then
+//     the job is acked;
+//   - Retry: NakWithDelay (on_fallback retry);
+//   - Reject: dead letter, rejected result, Term;
+//   - Fail (a bug): nak with backoff, dead letter "internal" on the last
+//     delivery;
+//   - Requeue (shutdown): Nak at once.
+//
+// Failures of the infrastructure (a results stream that cannot store, the
+// claims bucket, NATS itself) are retried in-process with exponential
+// backoff and jitter while the message is kept alive, so they do not spend
+// the job's deliveries; only after OutageRetryFor is the job naked with a
+// delay. Every message the process holds, whatever it waits on, gets
+// in-progress acks before its AckWait runs out.
+//
+// The pipeline: a puller fetches exactly as many messages as there is room
+// for (by count and bytes), so nothing is buffered where it cannot be kept
+// alive; a pool of GOMAXPROCS goroutines runs the Handler and every step
+// that only computes; a Handler that must wait is run on its own goroutine,
+// at most Concurrency at once; results and claims are published
+// asynchronously, and their PubAcks come back as events to the pool.
+package consumer
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/hybridscore/hybridscore/internal/config"
+	"github.com/hybridscore/hybridscore/internal/topology"
+	"github.com/hybridscore/hybridscore/pkg/job"
+)
+
+// Observer receives the worker's events (metrics). Implementations must be
+// safe for concurrent use.
+type Observer interface {
+	JobDone(class Class, lane, status string, d time.Duration)
+	Redelivered(lane string)
+	DeadLettered(lane, reason string)
+	// Duplicate counts a job answered by an earlier result: source is
+	// "claim" (found before publishing) or "pub_ack" (the results stream
+	// reported the publish a duplicate).
+	Duplicate(lane, source string)
+	InFlight(delta int)
+	// ConsumerPending reports a class's backlog: jobs not yet delivered,
+	// delivered and not acknowledged, and the age of the oldest job in its
+	// stream.
+	ConsumerPending(class Class, pending, ackPending uint64, oldest time.Duration)
+}
+
+// Class is a job's service class. Interactive jobs are served first; bulk
+// jobs (batch rescoring) get a guaranteed share of the worker's capacity
+// while interactive work saturates it, and all of it while there is none.
+type Class uint8
+
+// Classes.
+const (
+	Interactive Class = iota
+	Bulk
+)
+
+// String returns interactive or bulk.
+func (c Class) String() string {
+	if c == Bulk {
+		return "bulk"
+	}
+	return "interactive"
+}
+
+// Job outcome labels beyond the result statuses.
+const (
+	StatusRetried      = "retried"       // redelivered later under on_fallback retry
+	StatusNaked        = "naked"         // not finished (publish failed, shutdown): redelivered
+	StatusDuplicate    = "duplicate"     // answered before: acked without a second result
+	StatusDeadLettered = "dead_lettered" // conflict, internal error or last delivery
+)
+
+// Headers. A result carries HeaderDigest; a dead letter carries the rest,
+// and its payload is the job unchanged.
+const (
+	HeaderDigest    = "Hybridscore-Digest"
+	HeaderReason    = "Hybridscore-Reason"
+	HeaderError     = "Hybridscore-Error"
+	HeaderJobID     = "Hybridscore-Job-Id"
+	HeaderSubject   = "Hybridscore-Subject"
+	HeaderStreamSeq = "Hybridscore-Stream-Seq"
+	HeaderDelivery  = "Hybridscore-Delivery"
+)
+
+// Config configures a Worker. The values come from package config (the one
+// home of defaults); a zero value takes config's default, and -1 means
+// unlimited where noted, as in go-redis.
+type Config struct {
+	// Concurrency bounds Handler calls that may wait (on langextract,
+	// Redis) at once.
+	Concurrency int
+	// Prefetch bounds the messages held at once: buffered, being handled
+	// or waiting on a PubAck.
+	Prefetch int
+	// MaxHeldBytes bounds the bytes of the messages held at once; it is
+	// raised to twice the server's maximum payload when lower, so that any
+	// message fits.
+	MaxHeldBytes int
+	AckWait      time.Duration // the consumer's
+	MaxDeliver   int           // the consumer's; -1 unlimited
+	// PublishTimeout bounds the wait for one PubAck or claim lookup.
+	PublishTimeout time.Duration
+	// OutageRetryFor is how long infrastructure failures are retried
+	// in-process before the job is naked with a delay (which spends a
+	// delivery). On the last delivery they are retried until shutdown.
+	OutageRetryFor time.Duration
+	// DrainTimeout bounds finishing held jobs at shutdown.
+	DrainTimeout time.Duration
+	// PendingInterval is how often consumer pending counts are read.
+	PendingInterval time.Duration
+	// PullWait is how long one pull request waits for messages; 0 means
+	// 1 s. Shutdown waits for the last one to expire before naking.
+	PullWait time.Duration
+	// Claims is the key-value bucket of job claims.
+	Claims string
+	// Bind finds the consumer again after it vanished (deleted, or a fatal
+	// pull error); nil looks it up by name.
+	Bind func(ctx context.Context) (jetstream.Consumer, error)
+	// Bulk is the bulk class's consumer; nil serves interactive jobs only.
+	Bulk     jetstream.Consumer
+	BindBulk func(ctx context.Context) (jetstream.Consumer, error)
+	// BulkShare is the share of capacity bulk jobs are guaranteed while
+	// interactive jobs saturate the worker, in (0, 1).
+	BulkShare float64
+	Logger    *zap.Logger
+	Observer  Observer // nil: none
+}
+
+func (c Config) withDefaults() Config {
+	d := config.Defaults()
+	if c.Concurrency <= 0 {
+		c.Concurrency = d.WorkerConcurrency
+	}
+	if c.Prefetch <= 0 {
+		c.Prefetch = d.WorkerPrefetch
+	}
+	if c.MaxHeldBytes <= 0 {
+		c.MaxHeldBytes = d.WorkerMaxHeldBytes
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = d.AckWait
+	}
+	if c.MaxDeliver == 0 {
+		c.MaxDeliver = d.MaxDeliver
+	}
+	if c.PublishTimeout <= 0 {
+		c.PublishTimeout = d.PublishTimeout
+	}
+	if c.OutageRetryFor <= 0 {
+		c.OutageRetryFor = d.OutageRetryFor
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = d.DrainTimeout
+	}
+	if c.PendingInterval <= 0 {
+		c.PendingInterval = 5 * time.Second
+	}
+	if c.BulkShare <= 0 || c.BulkShare >= 1 {
+		c.BulkShare = d.WorkerBulkShare
+	}
+	if c.PullWait <= 0 {
+		c.PullWait = time.Second
+	}
+	if c.Claims == "" {
+		c.Claims = topology.ClaimsBucket
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
+	}
+	return c
+}
+
+type nopObserver struct{}
+
+func (nopObserver) JobDone(Class, string, string, time.Duration)         {}
+func (nopObserver) Redelivered(string)                                   {}
+func (nopObserver) DeadLettered(string, string)                          {}
+func (nopObserver) Duplicate(string, string)                             {}
+func (nopObserver) InFlight(int)                                         {}
+func (nopObserver) ConsumerPending(Class, uint64, uint64, time.Duration) {}
+
+// Worker is one process's pump.
+type Worker struct {
+	cfg Config
+	nc  *nats.Conn
+	js  jetstream.JetStream // synchronous calls: dead letters, stream lookups
+	h   Handler
+	log *zap.Logger
+	obs Observer
+
+	consMu sync.Mutex
+	src    [2]*source // by Class; src[Bulk] nil without a bulk consumer
+
+	io   *slots
+	pace *pace
+
+	mu        sync.Mutex
+	held      map[*item]struct{}
+	heldBytes int
+	room      chan struct{} // signalled when something is released
+	// pending holds the items whose request (claim lookup, result or
+	// claim publish) awaits its answer, by reply token.
+	pending map[string]*item
+
+	claimGet   string // direct-get subject prefix of the claims bucket
+	claimPut   string // subject prefix of the claims bucket
+	inbox      string // prefix of the replies to the pipeline's requests
+	tokens     atomic.Uint64
+	subjects   sync.Map // reply subject → subjectInfo
+	denied     sync.Map // subject → time.Time of NATS's last refusal
+	verified   sync.Map // core subject → time.Time it was last found open
+	subjectsN  atomic.Int64
+	ready      atomic.Bool
+	draining   atomic.Bool
+	drainCh    chan struct{}
+	ioWG       sync.WaitGroup
+	maxPayload int
+}
+
+// New returns a Worker consuming from cons with handler h. It creates the
+// asynchronous publisher; the claims bucket must exist (topology.Provision
+// creates it) and allow direct gets.
+func New(nc *nats.Conn, js jetstream.JetStream, cons jetstream.Consumer, h Handler, cfg Config) (*Worker, error) {
+	cfg = cfg.withDefaults()
+	w := &Worker{cfg: cfg, nc: nc, js: js, h: h, log: cfg.Logger, obs: cfg.Observer,
+		io: newSlots(cfg.Concurrency, cfg.BulkShare), pace: newPace(cfg.BulkShare),
+		held: map[*item]struct{}{}, room: make(chan struct{}, 1), pending: map[string]*item{},
+		claimGet: "$JS.API.DIRECT.GET.KV_" + cfg.Claims + ".$KV." + cfg.Claims + ".", claimPut: "$KV." + cfg.Claims + ".",
+		inbox: nc.NewRespInbox() + ".", drainCh: make(chan struct{})}
+	w.src[Interactive] = newSource(Interactive, cons, cfg.Bind, topology.JobsStream, topology.Consumer, cfg.Prefetch)
+	if cfg.Bulk != nil {
+		w.src[Bulk] = newSource(Bulk, cfg.Bulk, cfg.BindBulk, topology.BulkStream, topology.BulkConsumer, cfg.Prefetch)
+	}
+	w.maxPayload = int(nc.MaxPayload())
+	if w.cfg.MaxHeldBytes < 2*w.maxPayload {
+		w.cfg.MaxHeldBytes = 2 * w.maxPayload
+	}
+	return w, nil
+}
+
+// source is one class's consumer and its share of the held budget.
+type source struct {
+	class        Class
+	stream, name string
+	bind         func(ctx context.Context) (jetstream.Consumer, error)
+	cons         jetstream.Consumer // under Worker.consMu
+	// Under Worker.mu.
+	held, heldBytes    int
+	reserved, resBytes int           // asked for and not yet arrived
+	room               chan struct{} // signalled when anything is released
+	events             chan *item    // to the pool; never full
+}
+
+func newSource(c Class, cons jetstream.Consumer, bind func(context.Context) (jetstream.Consumer, error), stream, name string, prefetch int) *source {
+	return &source{class: c, cons: cons, bind: bind, stream: stream, name: name,
+		room: make(chan struct{}, 1), events: make(chan *item, 2*prefetch+64)}
+}
+
+func (w *Worker) consumer(src *source) jetstream.Consumer {
+	w.consMu.Lock()
+	defer w.consMu.Unlock()
+	return src.cons
+}
+
+// post hands an item to the pool.
+func (w *Worker) post(it *item) { w.src[it.class].events <- it }
+
+// Config returns the settings in force, defaults applied.
+func (w *Worker) Config() Config { return w.cfg }
+
+// Denied tells the worker that NATS refused it a publish to subject (a
+// permissions violation, reported asynchronously by the connection). A
+// result for that subject is then dead-lettered as invalid_field instead of
+// being retried as if NATS were down.
+func (w *Worker) Denied(subject string) { w.denied.Store(subject, time.Now()) }
+
+func (w *Worker) isDenied(subject string) bool {
+	at, ok := w.denied.Load(subject)
+	return ok && time.Since(at.(time.Time)) < 10*time.Minute
+}
+
+// Held returns how many messages the worker holds and their bytes.
+func (w *Worker) Held() (n, bytes int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.held), w.heldBytes
+}
+
+// Ready reports whether the worker is pulling jobs (false before Run binds
+// and while draining).
+func (w *Worker) Ready() bool { return w.ready.Load() && !w.draining.Load() }
+
+// Draining reports whether shutdown has begun.
+func (w *Worker) Draining() bool { return w.draining.Load() }
+
+// op is the step an item is at: in flight, or to be retried.
+type op uint8
+
+const (
+	opHandle  op = iota // run the Handler
+	opLookup            // look the claim up
+	opPublish           // store the result
+	opClaim             // write the claim
+)
+
+// item is one held message on its way through the pipeline. Exactly one
+// party owns it at a time: the pool, an I/O goroutine, a timer, or the
+// map of the request in flight (whoever removes it from the map owns it).
+type item struct {
+	m     jetstream.Msg
+	d     Delivery
+	rep   Reply
+	op    op
+	class Class
+	size  int
+	// again: re-issue op (after a backoff) rather than complete it.
+	again     bool
+	failures  int
+	failSince time.Time
+	progress  atomic.Int64 // last sign of life sent to the server, unix ns
+	abandoned atomic.Bool  // given up at the drain timeout: ignore events
+	out       nats.Msg     // the publish in flight
+	sentAt    time.Time
+	// Completion of the op in flight.
+	pa    pubAck
+	err   error
+	found bool
+	claim string
+	// claimSeq is the sequence of a deleted claim's marker: the claim is
+	// written expecting it instead of none.
+	claimSeq string
+}
+
+// Run consumes until ctx ends, then shuts down: it stops pulling, naks the
+// held jobs that were not started so they are redelivered at once, lets the
+// others finish within DrainTimeout, then cancels what is left and naks it.
+// Run returns only after every goroutine it started has exited (Handler
+// calls cut short by the drain timeout get a moment to return).
+func (w *Worker) Run(ctx context.Context) error {
+	jobCtx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelJobs()
+	replies, err := w.nc.Subscribe(w.inbox+"*", w.onReply)
+	if err != nil {
+		return fmt.Errorf("consumer: subscribe to replies: %w", err)
+	}
+	defer func() { _ = replies.Unsubscribe() }()
+	var advs []*nats.Subscription
+	defer func() {
+		for _, a := range advs {
+			_ = a.Unsubscribe()
+		}
+	}()
+	for _, src := range w.sources() {
+		adv, err := w.nc.QueueSubscribe(maxDeliveriesSubject(src.stream, src.name), "hybridscore-dead-letters", w.onMaxDeliveries(jobCtx, src.stream))
+		if err != nil {
+			return fmt.Errorf("consumer: subscribe to advisories: %w", err)
+		}
+		advs = append(advs, adv)
+	}
+	quit := make(chan struct{})
+	var pool, bg, pulls sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		pool.Add(1)
+		go func() {
+			defer pool.Done()
+			var p picker
+			for {
+				it := w.next(&p, quit)
+				if it == nil {
+					return
+				}
+				w.step(jobCtx, it)
+			}
+		}()
+	}
+	bg.Add(2)
+	go func() { defer bg.Done(); w.keepAlive(quit) }()
+	go func() { defer bg.Done(); w.pace.measure(quit) }()
+	for _, src := range w.sources() {
+		bg.Add(1)
+		pulls.Add(1)
+		go func() { defer bg.Done(); w.watchPending(ctx, src) }()
+		go func() { defer pulls.Done(); w.pull(ctx, src) }()
+	}
+	w.ready.Store(true)
+	w.log.Info("consuming", zap.Bool("bulk", w.src[Bulk] != nil), zap.Float64("bulk_share", w.cfg.BulkShare),
+		zap.Int("concurrency", w.cfg.Concurrency), zap.Int("prefetch", w.cfg.Prefetch), zap.Int("max_held_bytes", w.cfg.MaxHeldBytes))
+
+	<-ctx.Done()
+	w.draining.Store(true)
+	w.log.Info("draining", zap.Duration("timeout", w.cfg.DrainTimeout), zap.Int("held", w.heldCount()))
+	deadline := time.NewTimer(w.cfg.DrainTimeout)
+	defer deadline.Stop()
+	for _, a := range advs {
+		_ = a.Drain()
+	}
+	pulls.Wait()
+	// Requeue only once the last pull request has no subscriber: the server
+	// would hand a naked job straight back to a pull request still open,
+	// and it would then wait out its AckWait. The fetch unsubscribes just
+	// after closing its channel; the flush makes the server see it first.
+	time.Sleep(20 * time.Millisecond)
+	_ = w.nc.FlushTimeout(time.Second)
+	close(w.drainCh)
+	if !w.waitEmpty(deadline.C) {
+		w.log.Warn("drain timeout: cancelling the jobs still held; they are naked for redelivery", zap.Int("held", w.heldCount()))
+		cancelJobs()
+		w.abandonAll()
+	}
+	close(quit)
+	pool.Wait()
+	// Handler calls cut short return promptly once cancelled; do not wait
+	// on one that does not.
+	ioDone := make(chan struct{})
+	go func() { w.ioWG.Wait(); close(ioDone) }()
+	select {
+	case <-ioDone:
+	case <-time.After(2 * time.Second):
+		w.log.Warn("handler calls still running after cancellation")
+	}
+	bg.Wait()
+	w.ready.Store(false)
+	return nil
+}
+
+func (w *Worker) heldCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.held)
+}
+
+// waitEmpty waits until nothing is held (true), or deadline fires or NATS
+// stays unreachable for a second (false): then nothing held can finish, and
+// the server redelivers it after AckWait.
+func (w *Worker) waitEmpty(deadline <-chan time.Time) bool {
+	var offline time.Time
+	for {
+		if w.heldCount() == 0 {
+			return true
+		}
+		switch {
+		case w.nc.IsConnected():
+			offline = time.Time{}
+		case offline.IsZero():
+			offline = time.Now()
+		case time.Since(offline) > time.Second:
+			w.log.Warn("NATS unreachable while draining: giving up the held jobs")
+			return false
+		}
+		select {
+		case <-w.room:
+		case <-deadline:
+			return false
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// abandonAll naks everything still held and forgets it: late events for
+// these items are ignored.
+func (w *Worker) abandonAll() {
+	w.mu.Lock()
+	items := make([]*item, 0, len(w.held))
+	for it := range w.held {
+		items = append(items, it)
+	}
+	clear(w.pending)
+	w.mu.Unlock()
+	for _, it := range items {
+		if it.abandoned.Swap(true) {
+			continue
+		}
+		w.finish(it, w.nak(it, 0, "drain timeout"), StatusNaked)
+	}
+}
+
+func (w *Worker) sources() []*source {
+	if w.src[Bulk] == nil {
+		return w.src[:1]
+	}
+	return w.src[:]
+}
+
+// picker is one pool goroutine's record of what it served lately.
+type picker struct{ served [2]float64 }
+
+// next returns the next event for the pool: interactive first, except
+// that bulk is taken first while its share of what this goroutine served
+// lately is below BulkShare, so neither class starves. nil means quit.
+func (w *Worker) next(p *picker, quit <-chan struct{}) *item {
+	first, second := w.src[Interactive], w.src[Bulk]
+	if second != nil && p.served[Bulk] < w.cfg.BulkShare*(p.served[Interactive]+p.served[Bulk]+1) {
+		first, second = second, first
+	}
+	var it *item
+	select {
+	case it = <-first.events:
+	default:
+		if second == nil {
+			select {
+			case it = <-first.events:
+			case <-quit:
+				return nil
+			}
+			break
+		}
+		select {
+		case it = <-first.events:
+		case it = <-second.events:
+		case <-quit:
+			return nil
+		}
+	}
+	p.served[it.class]++
+	if p.served[Interactive]+p.served[Bulk] > 1000 { // remember recent work only
+		p.served[Interactive] /= 2
+		p.served[Bulk] /= 2
+	}
+	return it
+}
+
+// pull fetches messages of one class while ctx lasts, asking only for what
+// there is room for, so every message that arrives is held and kept alive
+// at once.
+func (w *Worker) pull(ctx context.Context, src *source) {
+	delay := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		n, nb := w.reserve(ctx, src)
+		if n == 0 {
+			return
+		}
+		if src.class == Bulk {
+			if m := w.pace.admit(ctx, n); m < n {
+				w.mu.Lock()
+				src.reserved = m
+				w.mu.Unlock()
+				if n = m; n == 0 {
+					w.unreserve(src)
+					continue
+				}
+			}
+		}
+		// A pull request is never cut short, not even at shutdown: messages
+		// the server already sent for it would be dropped by the client and
+		// wait out their AckWait. It expires after PullWait, and what it
+		// brings is held (and, at shutdown, naked) like the rest.
+		batch, err := w.consumer(src).Fetch(n, jetstream.FetchMaxBytes(nb), jetstream.FetchMaxWait(w.cfg.PullWait))
+		if err == nil {
+			for m := range batch.Messages() {
+				w.admit(src, m)
+			}
+			err = batch.Error()
+		}
+		w.unreserve(src)
+		switch {
+		case err == nil, errors.Is(err, nats.ErrTimeout), ctx.Err() != nil:
+			delay = 100 * time.Millisecond
+			continue
+		case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
+			w.ready.Store(false)
+			w.log.Error("consumer gone; binding again", zap.String("consumer", src.name), zap.Error(err))
+			w.rebind(ctx, src)
+			w.ready.Store(ctx.Err() == nil)
+			continue
+		}
+		w.log.Warn("pull", zap.Error(err), zap.Duration("retry_in", delay))
+		select {
+		case <-ctx.Done():
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
+}
+
+// limit is how many messages src may hold now (under w.mu). Of Prefetch,
+// bulk is always granted its share; interactive may take all the rest;
+// bulk may take what interactive holds not, except a quarter kept free, so
+// an interactive job never waits for room behind bulk ones. The other
+// class's pending pull is not counted: an idle class's long poll must not
+// keep the other from its room (together they may briefly hold up to
+// 1.75 × Prefetch).
+func (w *Worker) limit(src *source) int {
+	h := w.cfg.Prefetch
+	bulk := w.src[Bulk]
+	if bulk == nil {
+		return h
+	}
+	share := max(1, int(w.cfg.BulkShare*float64(h)))
+	if src.class == Interactive {
+		return h - max(bulk.held, share)
+	}
+	return max(share, h-w.src[Interactive].held-h/4)
+}
+
+// reserve waits until a fetch is worth making (a quarter of the class's
+// limit free, or nothing of it held) and room for any one message is left,
+// and reserves it. With two classes each pull may ask for half the byte
+// budget, so the two together never ask for more than all of it.
+func (w *Worker) reserve(ctx context.Context, src *source) (n, nb int) {
+	budget := w.cfg.MaxHeldBytes
+	if w.src[Bulk] != nil {
+		budget /= 2
+	}
+	for {
+		w.mu.Lock()
+		lim := w.limit(src)
+		free := lim - src.held - src.reserved
+		freeBytes := min(w.cfg.MaxHeldBytes-w.heldBytes, budget)
+		if free > 0 && (free >= max(1, lim/4) || src.held == 0) && freeBytes >= w.maxPayload {
+			src.reserved, src.resBytes = free, freeBytes
+			w.mu.Unlock()
+			return free, freeBytes
+		}
+		w.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return 0, 0
+		case <-src.room:
+		}
+	}
+}
+
+func (w *Worker) unreserve(src *source) {
+	w.mu.Lock()
+	src.reserved, src.resBytes = 0, 0
+	w.mu.Unlock()
+	w.signal()
+}
+
+// signal wakes whoever waits for room.
+func (w *Worker) signal() {
+	for _, ch := range []chan struct{}{w.room, w.src[Interactive].room} {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	if b := w.src[Bulk]; b != nil {
+		select {
+		case b.room <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func msgSize(m jetstream.Msg) int {
+	n := len(m.Data()) + len(m.Subject()) + 64
+	for k, vs := range m.Headers() {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
+
+// admit holds a message of src that just arrived and queues it for the
+// pool.
+func (w *Worker) admit(src *source, m jetstream.Msg) {
+	it := &item{m: m, size: msgSize(m), class: src.class}
+	now := time.Now()
+	it.progress.Store(now.UnixNano())
+	it.d = Delivery{Subject: m.Subject(), Data: m.Data(), Header: m.Headers(), Lane: topology.Lane(m.Subject()), Class: src.class, Attempt: 1, Received: now}
+	if md, err := m.Metadata(); err == nil {
+		it.d.Attempt, it.d.Seq = int(md.NumDelivered), md.Sequence.Stream
+	}
+	it.d.Last = w.cfg.MaxDeliver > 0 && it.d.Attempt >= w.cfg.MaxDeliver
+	w.mu.Lock()
+	w.held[it] = struct{}{}
+	w.heldBytes += it.size
+	src.held++
+	src.heldBytes += it.size
+	src.reserved = max(0, src.reserved-1)
+	src.resBytes = max(0, src.resBytes-it.size)
+	w.mu.Unlock()
+	w.obs.InFlight(1)
+	if it.d.Attempt > 1 {
+		w.obs.Redelivered(it.d.Lane)
+	}
+	if src.class == Interactive {
+		w.pace.interactive.Store(now.UnixNano())
+	}
+	src.events <- it
+}
+
+// finish releases a held item after its message was acked, naked or
+// terminated.
+func (w *Worker) finish(it *item, _ error, status string) {
+	w.mu.Lock()
+	if _, ok := w.held[it]; !ok {
+		w.mu.Unlock()
+		return
+	}
+	delete(w.held, it)
+	w.heldBytes -= it.size
+	src := w.src[it.class]
+	src.held--
+	src.heldBytes -= it.size
+	w.mu.Unlock()
+	w.signal()
+	w.pace.finished.Add(1)
+	w.obs.InFlight(-1)
+	w.obs.JobDone(it.class, it.d.Lane, status, time.Since(it.d.Received))
+	if it.rep.Release != nil {
+		it.rep.Release(it.rep.Result)
+	}
+	if ce := w.log.Check(zap.DebugLevel, "job done"); ce != nil {
+		ce.Write(zap.String("job_id", it.rep.JobID), zap.String("correlation_id", it.rep.CorrelationID), zap.String("lane", it.d.Lane),
+			zap.String("status", status), zap.String("fallback_reason", it.rep.FallbackReason), zap.Int("attempt", it.d.Attempt),
+			zap.Float64("latency_ms", float64(time.Since(it.d.Received).Microseconds())/1000))
+	}
+	if status == job.StatusDegraded {
+		w.log.Warn("degraded", zap.String("job_id", it.rep.JobID), zap.String("correlation_id", it.rep.CorrelationID), zap.String("lane", it.d.Lane),
+			zap.String("status", status), zap.String("fallback_reason", it.rep.FallbackReason))
+	}
+}
+
+// requeueing reports whether jobs not yet started are to be naked at once.
+func (w *Worker) requeueing() bool {
+	select {
+	case <-w.drainCh:
+		return true
+	default:
+		return false
+	}
+}
+
+// step advances an item by one event on the pool.
+func (w *Worker) step(ctx context.Context, it *item) {
+	if it.abandoned.Load() {
+		return
+	}
+	again := it.again
+	it.again = false
+	switch it.op {
+	case opHandle:
+		if w.requeueing() {
+			w.finish(it, w.nak(it, 0, "shutdown before start"), StatusNaked)
+			return
+		}
+		it.d.MayBlock = false
+		rep := w.h.Handle(ctx, &it.d)
+		if rep.Disposition == NeedsIO {
+			w.ioWG.Add(1)
+			go w.blocking(ctx, it)
+			return
+		}
+		w.dispose(ctx, it, rep)
+	case opLookup:
+		if again {
+			w.lookup(it)
+			return
+		}
+		w.afterLookup(ctx, it)
+	case opPublish:
+		if again {
+			w.publishResult(ctx, it)
+			return
+		}
+		w.afterPublish(ctx, it)
+	case opClaim:
+		if again {
+			w.writeClaim(it)
+			return
+		}
+		w.afterClaim(it)
+	}
+}
+
+// blocking runs a Handler that must wait, holding one of Concurrency slots
+// (not a pool goroutine) while it does.
+func (w *Worker) blocking(ctx context.Context, it *item) {
+	defer w.ioWG.Done()
+	if !w.io.acquire(it.class, w.drainCh) {
+		// Shutting down before it started: another worker takes it now.
+		w.finish(it, w.nak(it, 0, "shutdown before start"), StatusNaked)
+		return
+	}
+	it.d.MayBlock = true
+	rep := w.h.Handle(ctx, &it.d)
+	w.io.release()
+	if it.abandoned.Load() {
+		return
+	}
+	if rep.Disposition == NeedsIO { // a Handler may not ask twice
+		rep = Reply{Disposition: Fail, Reason: ReasonInternal, Message: "handler asked to block twice"}
+	}
+	w.dispose(ctx, it, rep)
+}
+
+// dispose carries out a Handler's Reply.
+func (w *Worker) dispose(ctx context.Context, it *item, rep Reply) {
+	it.rep = rep
+	switch rep.Disposition {
+	case Publish:
+		w.lookup(it)
+	case Retry:
+		if ce := w.log.Check(zap.DebugLevel, "retry later"); ce != nil {
+			ce.Write(zap.String("job_id", rep.JobID), zap.String("lane", it.d.Lane), zap.String("fallback_reason", rep.FallbackReason),
+				zap.Int("attempt", it.d.Attempt), zap.Duration("delay", rep.Delay))
+		}
+		w.finish(it, w.nak(it, rep.Delay, "retry"), StatusRetried)
+	case Requeue:
+		w.finish(it, w.nak(it, 0, rep.Message), StatusNaked)
+	case Reject:
+		w.ioWG.Add(1)
+		go func() { defer w.ioWG.Done(); w.reject(ctx, it) }()
+	case Fail:
+		w.log.Error("internal error", zap.String("job_id", rep.JobID), zap.String("lane", it.d.Lane), zap.Int("attempt", it.d.Attempt),
+			zap.String("error", rep.Message), zap.Bool("last_delivery", it.d.Last))
+		if it.d.Last {
+			w.ioWG.Add(1)
+			go func() { defer w.ioWG.Done(); w.deadLetterAndTerm(ctx, it, ReasonInternal, rep.Message) }()
+			return
+		}
+		w.finish(it, w.nak(it, backoff(it.d.Attempt, time.Second, time.Minute), rep.Message), StatusNaked)
+	default:
+		it.rep = Reply{Disposition: Fail, Reason: ReasonInternal, Message: "handler gave no disposition"}
+		w.dispose(ctx, it, it.rep)
+	}
+}
+
+// lookup asks the claims bucket, by a direct get, whether the job was
+// answered before.
+func (w *Worker) lookup(it *item) {
+	it.op = opLookup
+	it.out = nats.Msg{Subject: w.claimGet + ClaimKey(it.rep.JobID)}
+	w.request(it)
+}
+
+// request sends it.out with a reply token of its own; the answer (or the
+// keepAlive's timeout) comes back to the pool as an event. The pipeline
+// sends its publishes this way, not through the JetStream client's
+// asynchronous publisher, to spare a future, a map and a reflective PubAck
+// decoding per message.
+func (w *Worker) request(it *item) {
+	token := strconv.FormatUint(w.tokens.Add(1), 36)
+	it.out.Reply = w.inbox + token
+	it.sentAt = time.Now()
+	w.mu.Lock()
+	w.pending[token] = it
+	w.mu.Unlock()
+	if err := w.nc.PublishMsg(&it.out); err != nil {
+		w.mu.Lock()
+		_, mine := w.pending[token]
+		delete(w.pending, token)
+		w.mu.Unlock()
+		if mine {
+			w.infra(it, opName(it.op), err)
+		}
+	}
+}
+
+// onReply receives the answer to a request (on the connection's goroutine:
+// it only reads it and hands the item back to the pool).
+func (w *Worker) onReply(m *nats.Msg) {
+	token := strings.TrimPrefix(m.Subject, w.inbox)
+	w.mu.Lock()
+	it := w.pending[token]
+	delete(w.pending, token)
+	w.mu.Unlock()
+	if it == nil {
+		return
+	}
+	it.err = nil
+	status := m.Header.Get("Status")
+	switch {
+	case it.op == opLookup:
+		it.found, it.claim, it.claimSeq = false, "", ""
+		switch status {
+		case "":
+			if m.Header.Get("KV-Operation") != "" { // deleted or purged: no claim
+				it.claimSeq = m.Header.Get(jetstream.SequenceHeader)
+				break
+			}
+			it.found, it.claim = true, string(m.Data)
+		case "404":
+		default:
+			it.err = fmt.Errorf("claims bucket answered %s %s", status, m.Header.Get("Description"))
+		}
+	case status == "503":
+		it.err = fmt.Errorf("%w: no stream answered for %s", nats.ErrNoResponders, it.out.Subject)
+	case status != "":
+		it.err = fmt.Errorf("publish to %s: status %s %s", it.out.Subject, status, m.Header.Get("Description"))
+	default:
+		it.pa, it.err = parsePubAck(m.Data)
+	}
+	w.post(it)
+}
+
+func (w *Worker) afterLookup(ctx context.Context, it *item) {
+	switch {
+	case it.err != nil:
+		w.infra(it, "claim lookup", it.err)
+	case !it.found:
+		w.publishResult(ctx, it)
+	case it.claim == it.rep.Digest:
+		w.obs.Duplicate(it.d.Lane, "claim")
+		w.log.Info("duplicate job: answered before, acked without a second result", zap.String("job_id", it.rep.JobID),
+			zap.String("lane", it.d.Lane), zap.Int("attempt", it.d.Attempt))
+		w.finish(it, w.ack(it), StatusDuplicate)
+	default:
+		w.conflict(ctx, it)
+	}
+}
+
+func (w *Worker) conflict(ctx context.Context, it *item) {
+	msg := "job_id " + it.rep.JobID + " was answered before for different content"
+	w.log.Warn("job_id conflict", zap.String("job_id", it.rep.JobID), zap.String("lane", it.d.Lane))
+	w.ioWG.Add(1)
+	go func() { defer w.ioWG.Done(); w.deadLetterAndTerm(ctx, it, ReasonConflict, msg) }()
+}
+
+// publishResult stores the result: asynchronously through JetStream when a
+// stream covers the subject, as a plain publish when none does.
+func (w *Worker) publishResult(ctx context.Context, it *item) {
+	it.op = opPublish
+	core, err := w.coreOnly(ctx, it.rep.Subject)
+	if err != nil {
+		w.infra(it, "result", err)
+		return
+	}
+	it.out = nats.Msg{Subject: it.rep.Subject, Data: it.rep.Result,
+		Header: nats.Header{jetstream.MsgIDHeader: []string{it.rep.JobID}, HeaderDigest: []string{it.rep.Digest}}}
+	if core {
+		if err := w.nc.PublishMsg(&it.out); err != nil {
+			w.infra(it, "result", err)
+			return
+		}
+		if !w.allowed(it.rep.Subject) {
+			w.infra(it, "result", fmt.Errorf("publish to %s refused", it.rep.Subject))
+			return
+		}
+		w.writeClaim(it)
+		return
+	}
+	w.request(it)
+}
+
+// allowed reports whether NATS lets this worker publish to a core subject.
+// A refusal comes back asynchronously, so the first publish to a subject
+// (each minute) is followed by a round trip and a short wait for it; later
+// ones trust that answer. _INBOX subjects are always open to a worker.
+func (w *Worker) allowed(subject string) bool {
+	if strings.HasPrefix(subject, "_INBOX.") {
+		return true
+	}
+	if w.isDenied(subject) {
+		return false
+	}
+	if v, ok := w.verified.Load(subject); ok && time.Since(v.(time.Time)) < time.Minute {
+		return true
+	}
+	_ = w.nc.FlushTimeout(w.cfg.PublishTimeout)
+	for range 10 { // the connection's error callback runs on its own goroutine
+		if w.isDenied(subject) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	w.verified.Store(subject, time.Now())
+	return true
+}
+
+func (w *Worker) afterPublish(ctx context.Context, it *item) {
+	switch {
+	case it.err != nil && permanent(it.err):
+		w.jobFailure(ctx, it, "result not storable: "+it.err.Error())
+	case it.err != nil:
+		w.infra(it, "result", it.err)
+	case it.pa.Duplicate:
+		// The results stream already has a result with this job id: count
+		// it, and make sure it is this job's before claiming it.
+		w.obs.Duplicate(it.d.Lane, "pub_ack")
+		w.log.Info("results stream reported a duplicate result", zap.String("job_id", it.rep.JobID), zap.String("lane", it.d.Lane),
+			zap.String("stream", it.pa.Stream), zap.Uint64("seq", it.pa.Seq))
+		w.ioWG.Add(1)
+		go func() { defer w.ioWG.Done(); w.checkDuplicate(ctx, it) }()
+	default:
+		w.writeClaim(it)
+	}
+}
+
+// checkDuplicate compares the stored result's digest with this job's.
+func (w *Worker) checkDuplicate(ctx context.Context, it *item) {
+	gctx, cancel := context.WithTimeout(ctx, w.cfg.PublishTimeout)
+	defer cancel()
+	s, err := w.js.Stream(gctx, it.pa.Stream)
+	var raw *jetstream.RawStreamMsg
+	if err == nil {
+		raw, err = s.GetMsg(gctx, it.pa.Seq)
+	}
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound): // aged out or removed: nothing to compare with
+		w.writeClaim(it)
+	case err != nil:
+		w.infra(it, "duplicate check", err)
+	case raw.Header.Get(HeaderDigest) != "" && raw.Header.Get(HeaderDigest) != it.rep.Digest:
+		w.conflict(ctx, it)
+	default:
+		w.writeClaim(it)
+	}
+}
+
+// writeClaim records that the job's result is stored: a create that fails
+// when the key exists.
+func (w *Worker) writeClaim(it *item) {
+	it.op = opClaim
+	if it.rep.Release != nil {
+		// The result is stored; its buffer is free again.
+		it.rep.Release(it.rep.Result)
+		it.rep.Release, it.rep.Result = nil, nil
+	}
+	it.out = nats.Msg{Subject: w.claimPut + ClaimKey(it.rep.JobID), Data: []byte(it.rep.Digest),
+		Header: nats.Header{jetstream.ExpectedLastSubjSeqHeader: []string{cmp.Or(it.claimSeq, "0")}}}
+	w.request(it)
+}
+
+// errWrongLastSequence is JetStream's answer to a create whose key exists.
+const errWrongLastSequence jetstream.ErrorCode = 10071
+
+func (w *Worker) afterClaim(it *item) {
+	if it.err != nil {
+		var apiErr *jetstream.APIError
+		if !errors.As(it.err, &apiErr) || apiErr.ErrorCode != errWrongLastSequence {
+			w.infra(it, "claim", it.err)
+			return
+		}
+		// Claimed meanwhile by another copy of the same job: its result and
+		// ours carry one Nats-Msg-Id, and only one was stored.
+	}
+	w.finish(it, w.ack(it), it.rep.Status)
+}
+
+// infra handles a failure of the infrastructure at it.op: retried
+// in-process with exponential backoff and jitter while the message is kept
+// alive; after OutageRetryFor (never on the last delivery) naked with a
+// delay.
+func (w *Worker) infra(it *item, what string, err error) {
+	now := time.Now()
+	if it.op == opPublish && w.isDenied(it.rep.Subject) {
+		// Not an outage: this worker may never publish there. The job's
+		// reply subject is invalid for this deployment.
+		msg := "reply subject " + it.rep.Subject + " is not open to the worker's NATS user"
+		w.log.Warn("result refused by NATS permissions", zap.String("job_id", it.rep.JobID), zap.String("lane", it.d.Lane), zap.String("subject", it.rep.Subject))
+		w.ioWG.Add(1)
+		go func() { defer w.ioWG.Done(); w.deadLetterAndTerm(context.Background(), it, job.CodeInvalidField, msg) }()
+		return
+	}
+	if it.failures == 0 {
+		it.failSince = now
+		w.log.Warn(what+" failed; retrying", zap.String("job_id", it.rep.JobID), zap.String("lane", it.d.Lane), zap.Int("attempt", it.d.Attempt), zap.Error(err))
+	}
+	it.failures++
+	if !it.d.Last && now.Sub(it.failSince) >= w.cfg.OutageRetryFor {
+		w.log.Warn(what+" still failing; redelivering later", zap.String("job_id", it.rep.JobID), zap.String("lane", it.d.Lane),
+			zap.Int("failures", it.failures), zap.Error(err))
+		w.finish(it, w.nak(it, backoff(it.d.Attempt, 5*time.Second, time.Minute), what+" failed: "+err.Error()), StatusNaked)
+		return
+	}
+	if w.draining.Load() && now.Sub(it.failSince) >= w.cfg.DrainTimeout/2 {
+		w.finish(it, w.nak(it, 0, what+" failed while draining"), StatusNaked)
+		return
+	}
+	it.again = true
+	time.AfterFunc(backoff(it.failures, 100*time.Millisecond, 5*time.Second), func() { w.post(it) })
+}
+
+// jobFailure handles a failure that a retry cannot mend (the result is
+// larger than its stream accepts): naked with backoff, spending deliveries,
+// and dead-lettered on the last one.
+func (w *Worker) jobFailure(ctx context.Context, it *item, why string) {
+	w.log.Warn("result not published", zap.String("job_id", it.rep.JobID), zap.String("lane", it.d.Lane),
+		zap.String("subject", it.rep.Subject), zap.Int("attempt", it.d.Attempt), zap.String("error", why))
+	if it.d.Last {
+		w.ioWG.Add(1)
+		go func() { defer w.ioWG.Done(); w.deadLetterAndTerm(ctx, it, ReasonMaxDeliveries, why) }()
+		return
+	}
+	w.finish(it, w.nak(it, backoff(it.d.Attempt, time.Second, time.Minute), why), StatusNaked)
+}
+
+// permanent reports errors that repeat for this result whatever the delay.
+func permanent(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == errMessageTooLarge
+}
+
+const errMessageTooLarge jetstream.ErrorCode = 10054
+
+// backoff is base·2^(n-1), at most ceiling, with jitter in its upper half.
+func backoff(n int, base, ceiling time.Duration) time.Duration {
+	d := min(base<<min(max(n-1, 0), 20), ceiling)
+	return d/2 + rand.N(d/2+1)
+}
+
+func opName(o op) string {
+	switch o {
+	case opLookup:
+		return "claim lookup"
+	case opPublish:
+		return "result"
+	case opClaim:
+		return "claim"
+	}
+	return "handle"
+}
+
+func (w *Worker) ack(it *item) error {
+	err := it.m.Ack()
+	if err != nil {
+		// The result and the claim are stored: a redelivery is answered
+		// from the claim.
+		w.log.Warn("ack failed after publish", zap.String("job_id", it.rep.JobID), zap.Error(err))
+	}
+	return err
+}
+
+func (w *Worker) nak(it *item, delay time.Duration, why string) error {
+	var err error
+	if delay > 0 {
+		err = it.m.NakWithDelay(delay)
+	} else {
+		err = it.m.Nak()
+	}
+	if err != nil {
+		w.log.Warn("nak failed; the job returns after AckWait", zap.String("job_id", it.rep.JobID), zap.String("why", why), zap.Error(err))
+	}
+	return err
+}
+
+// keepAlive sends in-progress acks for every held message before its
+// AckWait runs out, and times out requests left unanswered.
+func (w *Worker) keepAlive(quit <-chan struct{}) {
+	every := max(w.cfg.AckWait/3, 50*time.Millisecond)
+	t := time.NewTicker(max(min(every/2, time.Second), 25*time.Millisecond))
+	defer t.Stop()
+	var due, expired []*item
+	for {
+		select {
+		case <-quit:
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		due, expired = due[:0], expired[:0]
+		w.mu.Lock()
+		for it := range w.held {
+			if now.UnixNano()-it.progress.Load() >= int64(every) {
+				due = append(due, it)
+			}
+		}
+		for token, it := range w.pending {
+			if now.Sub(it.sentAt) > w.cfg.PublishTimeout {
+				delete(w.pending, token)
+				expired = append(expired, it)
+			}
+		}
+		w.mu.Unlock()
+		for _, it := range due {
+			it.progress.Store(now.UnixNano())
+			_ = it.m.InProgress()
+		}
+		for _, it := range expired {
+			it.err = fmt.Errorf("no answer within %s", w.cfg.PublishTimeout)
+			w.post(it)
+		}
+	}
+}
+
+func (w *Worker) watchPending(ctx context.Context, src *source) {
+	t := time.NewTicker(w.cfg.PendingInterval)
+	defer t.Stop()
+	for {
+		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if info, err := w.consumer(src).Info(ictx); err == nil {
+			var oldest time.Duration
+			if s, err := w.js.Stream(ictx, src.stream); err == nil && s.CachedInfo().State.Msgs > 0 {
+				// A work queue keeps only jobs not yet acked: its first
+				// message is the oldest still waiting.
+				oldest = time.Since(s.CachedInfo().State.FirstTime)
+			}
+			w.obs.ConsumerPending(src.class, info.NumPending, uint64(info.NumAckPending), oldest)
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// rebind binds src's consumer again, with backoff, until it can or ctx
+// ends.
+func (w *Worker) rebind(ctx context.Context, src *source) {
+	bind := src.bind
+	if bind == nil {
+		bind = func(ctx context.Context) (jetstream.Consumer, error) {
+			return w.js.Consumer(ctx, src.stream, src.name)
+		}
+	}
+	delay := 250 * time.Millisecond
+	for {
+		bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		cons, err := bind(bctx)
+		cancel()
+		if err == nil {
+			w.consMu.Lock()
+			src.cons = cons
+			w.consMu.Unlock()
+			w.log.Info("consumer bound again")
+			return
+		}
+		w.log.Warn("bind consumer", zap.Error(err), zap.Duration("retry_in", delay))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 10*time.Second)
+	}
+}
+
+type subjectInfo struct {
+	core bool // no stream covers it: publish without JetStream
+	at   time.Time
+}
+
+// coreOnly reports whether no stream covers subject. Results under
+// scoring.results. are stream-backed by contract; other reply subjects are
+// looked up once a minute (at most 10000 remembered).
+func (w *Worker) coreOnly(ctx context.Context, subject string) (bool, error) {
+	switch {
+	case strings.HasPrefix(subject, "_INBOX."):
+		return true, nil
+	case strings.HasPrefix(subject, topology.ResultsPrefix):
+		return false, nil
+	}
+	if v, ok := w.subjects.Load(subject); ok && time.Since(v.(subjectInfo).at) < time.Minute {
+		return v.(subjectInfo).core, nil
+	}
+	lctx, cancel := context.WithTimeout(ctx, w.cfg.PublishTimeout)
+	defer cancel()
+	_, err := w.js.StreamNameBySubject(lctx, subject)
+	core := errors.Is(err, jetstream.ErrStreamNotFound)
+	if err != nil && !core {
+		return false, fmt.Errorf("which stream stores %s: %w", subject, err)
+	}
+	if w.subjectsN.Add(1) > 10000 {
+		w.subjects.Clear()
+		w.subjectsN.Store(0)
+	}
+	w.subjects.Store(subject, subjectInfo{core: core, at: time.Now()})
+	return core, nil
+}

@@ -1,0 +1,203 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hybridscore/hybridscore/internal/scoring"
+	"github.com/hybridscore/hybridscore/internal/topology"
+	"github.com/hybridscore/hybridscore/pkg/job"
+)
+
+// Scorer scores one request (scoring.Service).
+type Scorer interface {
+	// Score may wait on langextract and Redis.
+	Score(ctx context.Context, req *scoring.Request) (scoring.Outcome, error)
+	// ScoreCached never waits: ok is false when Score is needed.
+	ScoreCached(req *scoring.Request) (o scoring.Outcome, ok bool, err error)
+}
+
+// Dead-letter reasons beyond the rejected jobs' error codes.
+const (
+	ReasonMaxDeliveries = "max_deliveries"
+	ReasonConflict      = "job_id_conflict"
+	ReasonInternal      = "internal"
+)
+
+// Jobs is the Handler of scoring jobs: it decodes and validates a job,
+// scores it and encodes its result.
+type Jobs struct {
+	Scorer   Scorer
+	WorkerID string
+	Limits   job.Limits
+	// RetryBackoff is the first on_fallback retry delay, doubled per
+	// delivery up to a minute.
+	RetryBackoff time.Duration
+}
+
+// resultBufs recycles result encodings once the pump is done with them.
+var resultBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+func releaseResult(b []byte) {
+	b = b[:0]
+	resultBufs.Put(&b)
+}
+
+// Handle implements Handler. A panic anywhere in it is a Fail with reason
+// internal, never the job's fault.
+func (h *Jobs) Handle(ctx context.Context, d *Delivery) (rep Reply) {
+	var id string
+	defer func() {
+		if r := recover(); r != nil {
+			rep = Reply{Disposition: Fail, JobID: id, Reason: ReasonInternal, Message: fmt.Sprintf("panic: %v", r)}
+		}
+	}()
+	j, partial, err := job.Decode(d.Data, h.Limits)
+	if err != nil {
+		return h.reject(d, partial, err)
+	}
+	id = j.JobID
+	subject := j.ReplySubject
+	if subject == "" {
+		subject = topology.ResultsPrefix + d.Lane
+	}
+	rep = Reply{JobID: j.JobID, Digest: digest(j), Subject: subject, CorrelationID: j.CorrelationID}
+	r := job.Result{SchemaVersion: 1, JobID: j.JobID, CorrelationID: j.CorrelationID, WorkerID: h.WorkerID, DeliveryAttempt: d.Attempt}
+	vector := j.VectorSimilarity
+	if !j.Deadline.IsZero() && !d.Received.Before(j.Deadline) {
+		r.Status = job.StatusExpired
+		r.VectorScore = &vector
+		r.Error = &job.ErrorInfo{Code: job.CodeDeadlineExceeded, Message: "deadline " + j.Deadline.UTC().Format(time.RFC3339Nano) + " passed before the job was picked up"}
+		return h.publish(d, &r, rep)
+	}
+	req := scoring.Request{Task: j.TaskDescription, Pattern: j.HistoricalPatternText, Vector: j.VectorSimilarity,
+		Characteristics: j.Characteristics, Language: j.Language, Context: j.Context}
+	var o scoring.Outcome
+	if !d.MayBlock {
+		var ok bool
+		if o, ok, err = h.Scorer.ScoreCached(&req); !ok {
+			return Reply{Disposition: NeedsIO}
+		}
+	} else {
+		sctx := ctx
+		if !j.Deadline.IsZero() {
+			var cancel context.CancelFunc
+			sctx, cancel = context.WithDeadline(ctx, j.Deadline)
+			defer cancel()
+		}
+		o, err = h.Scorer.Score(sctx, &req)
+	}
+	switch {
+	case errors.Is(err, scoring.ErrInvalidInput): // decoded jobs never get here; answer rather than loop
+		return h.reject(d, partial, &job.Error{Code: job.CodeInvalidField, Message: err.Error()})
+	case err != nil:
+		return Reply{Disposition: Fail, JobID: j.JobID, Reason: ReasonInternal, Message: err.Error()}
+	}
+	if o.Status == scoring.Degraded {
+		if ctx.Err() != nil { // shutting down: let another worker score it properly
+			return Reply{Disposition: Requeue, JobID: j.JobID, Message: "shutdown during scoring"}
+		}
+		if j.OnFallback == job.FallbackRetry && !d.Last {
+			delay := min(h.RetryBackoff<<min(d.Attempt-1, 16), time.Minute)
+			if j.Deadline.IsZero() || time.Now().Add(delay).Before(j.Deadline) {
+				return Reply{Disposition: Retry, JobID: j.JobID, Delay: delay, Status: StatusRetried,
+					CorrelationID: j.CorrelationID, FallbackReason: o.FallbackReason}
+			}
+		}
+	}
+	fill(&r, &o, &vector)
+	if r.FallbackReason != nil {
+		rep.FallbackReason = *r.FallbackReason
+	}
+	return h.publish(d, &r, rep)
+}
+
+func (h *Jobs) publish(d *Delivery, r *job.Result, rep Reply) Reply {
+	r.LatencyMS = float64(time.Since(d.Received).Microseconds()) / 1000
+	r.ScoredAt = job.Timestamp(time.Now())
+	bp := resultBufs.Get().(*[]byte)
+	rep.Disposition, rep.Status = Publish, r.Status
+	rep.Result, rep.Release = r.AppendJSON((*bp)[:0]), releaseResult
+	return rep
+}
+
+// reject answers an invalid job: by its own id and reply subject when they
+// could be read, else by the message's Nats-Msg-Id (or stream sequence) on
+// the lane's results subject.
+func (h *Jobs) reject(d *Delivery, p job.Partial, err error) Reply {
+	var je *job.Error
+	if !errors.As(err, &je) {
+		je = &job.Error{Code: job.CodeInvalidJSON, Message: err.Error()}
+	}
+	id, subject := p.JobID, p.ReplySubject
+	if id == "" {
+		subject = ""
+		if id = d.Header.Get(jetstream.MsgIDHeader); !job.ValidJobID(id) {
+			id = "seq-" + strconv.FormatUint(d.Seq, 10)
+		}
+	}
+	if subject == "" {
+		subject = topology.ResultsPrefix + d.Lane
+	}
+	r := job.Result{SchemaVersion: 1, JobID: id, CorrelationID: p.CorrelationID, Status: job.StatusRejected,
+		Error: &job.ErrorInfo{Code: je.Code, Message: je.Message}, WorkerID: h.WorkerID, DeliveryAttempt: d.Attempt}
+	r.LatencyMS = float64(time.Since(d.Received).Microseconds()) / 1000
+	r.ScoredAt = job.Timestamp(time.Now())
+	return Reply{Disposition: Reject, JobID: id, Subject: subject, Result: r.AppendJSON(nil), Status: job.StatusRejected,
+		Reason: je.Code, Message: je.Message, CorrelationID: p.CorrelationID}
+}
+
+// digest identifies what a job asks: the fields that decide its result and
+// where it goes. Metadata (correlation id, deadline, fallback policy) may
+// differ between two copies of one job.
+func digest(j *job.Job) string {
+	d := xxhash.New()
+	for _, s := range []string{j.TaskDescription, j.HistoricalPatternText, j.Language, j.Context, j.ReplySubject} {
+		_, _ = d.WriteString(s)
+		_, _ = d.Write([]byte{0})
+	}
+	var b [8]byte
+	v := math.Float64bits(j.VectorSimilarity)
+	for i := range b {
+		b[i] = byte(v >> (8 * i))
+	}
+	_, _ = d.Write(b[:])
+	if c := j.Characteristics; c != nil {
+		for _, s := range []string{c.Complexity, c.FeatureLabel, c.TaskType} {
+			_, _ = d.Write([]byte{1})
+			_, _ = d.WriteString(s)
+		}
+	}
+	return strconv.FormatUint(d.Sum64(), 16)
+}
+
+// fill copies an outcome into a result. The pointers refer to o's fields,
+// so o must outlive the encoding of r.
+func fill(r *job.Result, o *scoring.Outcome, vector *float64) {
+	r.VectorScore = vector
+	r.HybridScore = &o.Hybrid
+	r.VectorWeight, r.PatternWeight = &o.Weights.Vector, &o.Weights.Pattern
+	r.Cache = &job.CacheInfo{Task: o.CacheTask.String(), Pattern: o.CachePattern.String()}
+	if o.Status == scoring.Scored {
+		r.Status = job.StatusScored
+		r.PatternScore, r.Confidence, r.ScoreAgreement = &o.Pattern, &o.Confidence, &o.Agreement
+		r.WeightsAdjusted = o.Weights.Adjusted
+		if o.Weights.Reason != "" {
+			r.AdjustmentReason = &o.Weights.Reason
+		}
+		c := o.Components
+		r.ComponentScores = &job.Components{Concept: c[0], Theme: c[1], Domain: c[2], Structure: c[3], Relationship: c[4]}
+		r.UsedPatterns = true
+		return
+	}
+	r.Status = job.StatusDegraded
+	r.FallbackReason = &o.FallbackReason
+}

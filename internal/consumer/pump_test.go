@@ -1,0 +1,541 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hybridscore/hybridscore/internal/natsembed"
+	"github.com/hybridscore/hybridscore/internal/scoring"
+	"github.com/hybridscore/hybridscore/internal/topology"
+)
+
+// fakeMsg is a delivered job message that records what the pump did with it.
+type fakeMsg struct {
+	subject string
+	data    []byte
+	header  nats.Header
+	md      jetstream.MsgMetadata
+
+	mu         sync.Mutex
+	calls      []string
+	inProgress atomic.Int32
+	settled    chan string // the first ack, nak or term
+}
+
+func newFake(lane string, data []byte, attempt int) *fakeMsg {
+	f := &fakeMsg{subject: topology.JobsPrefix + lane, data: data, header: nats.Header{}, settled: make(chan string, 8)}
+	f.md.NumDelivered = uint64(attempt)
+	f.md.Sequence.Stream = uint64(seqs.Add(1))
+	return f
+}
+
+var seqs atomic.Int64
+
+func (f *fakeMsg) record(s string) error {
+	f.mu.Lock()
+	f.calls = append(f.calls, s)
+	f.mu.Unlock()
+	f.settled <- s
+	return nil
+}
+
+func (f *fakeMsg) Metadata() (*jetstream.MsgMetadata, error) { md := f.md; return &md, nil }
+func (f *fakeMsg) Data() []byte                              { return f.data }
+func (f *fakeMsg) Headers() nats.Header                      { return f.header }
+func (f *fakeMsg) Subject() string                           { return f.subject }
+func (f *fakeMsg) Reply() string                             { return "" }
+func (f *fakeMsg) Ack() error                                { return f.record("ack") }
+func (f *fakeMsg) DoubleAck(context.Context) error           { return f.record("ack") }
+func (f *fakeMsg) Nak() error                                { return f.record("nak") }
+func (f *fakeMsg) NakWithDelay(d time.Duration) error {
+	return f.record(fmt.Sprintf("nak %s", d.Round(time.Second)))
+}
+func (f *fakeMsg) InProgress() error             { f.inProgress.Add(1); return nil }
+func (f *fakeMsg) Term() error                   { return f.record("term") }
+func (f *fakeMsg) TermWithReason(r string) error { return f.record("term " + r) }
+
+// outcome waits for the message to be settled.
+func (f *fakeMsg) outcome(t *testing.T) string {
+	t.Helper()
+	select {
+	case s := <-f.settled:
+		return s
+	case <-time.After(10 * time.Second):
+		t.Fatal("message never settled")
+		return ""
+	}
+}
+
+// pumpEnv is an embedded NATS server with the topology provisioned and a
+// Worker running with handler h; messages are handed to it directly.
+type pumpEnv struct {
+	t   *testing.T
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	w   *Worker
+	obs *recorder
+}
+
+func newPump(t *testing.T, h Handler, mutate func(*Config)) *pumpEnv {
+	t.Helper()
+	ns, err := natsembed.Start(natsembed.Options{Port: -1, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Stop)
+	nc, err := nats.Connect(ns.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	topo := topology.Config{DuplicateWindow: time.Second, AckWait: 3 * time.Second, MaxDeliver: 3}
+	if _, err := topology.Provision(ctx, js, topo); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.Consumer(ctx, topology.JobsStream, topology.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs := &recorder{}
+	cfg := Config{AckWait: 3 * time.Second, MaxDeliver: 3, PublishTimeout: time.Second, DrainTimeout: 3 * time.Second, Observer: obs,
+		PullWait: 200 * time.Millisecond}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	w, err := New(nc, js, cons, h, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(rctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	for !w.Ready() {
+		time.Sleep(time.Millisecond)
+	}
+	return &pumpEnv{t: t, nc: nc, js: js, w: w, obs: obs}
+}
+
+// stored returns the messages stored on subject in stream.
+func (e *pumpEnv) stored(stream, subject string) []*jetstream.RawStreamMsg {
+	e.t.Helper()
+	ctx := context.Background()
+	s, err := e.js.Stream(ctx, stream)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []*jetstream.RawStreamMsg
+	for seq := uint64(1); ; seq++ {
+		m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		if err != nil {
+			return out
+		}
+		out = append(out, m)
+		seq = m.Sequence
+	}
+}
+
+type recorder struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (r *recorder) add(s string) { r.mu.Lock(); r.events = append(r.events, s); r.mu.Unlock() }
+func (r *recorder) has(s string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.events {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}
+func (r *recorder) JobDone(_ Class, lane, status string, _ time.Duration) {
+	r.add("done " + lane + " " + status)
+}
+func (r *recorder) Redelivered(lane string)                              { r.add("redelivered " + lane) }
+func (r *recorder) DeadLettered(lane, reason string)                     { r.add("dead " + lane + " " + reason) }
+func (r *recorder) Duplicate(lane, source string)                        { r.add("duplicate " + lane + " " + source) }
+func (r *recorder) InFlight(int)                                         {}
+func (r *recorder) ConsumerPending(Class, uint64, uint64, time.Duration) {}
+
+// publishing answers every delivery with a result for job id = data.
+func publishing(digest string) HandlerFunc {
+	return func(_ context.Context, d *Delivery) Reply {
+		id := string(d.Data)
+		return Reply{Disposition: Publish, JobID: id, Digest: digest, Subject: topology.ResultsPrefix + d.Lane,
+			Result: []byte(`{"job_id":"` + id + `"}`), Status: "scored"}
+	}
+}
+
+func TestPublishStoresResultClaimsAndAcks(t *testing.T) {
+	e := newPump(t, publishing("d1"), nil)
+	m := newFake("unit", []byte("job-1"), 1)
+	e.w.admit(e.w.src[Interactive], m)
+	if got := m.outcome(t); got != "ack" {
+		t.Fatalf("disposition %q", got)
+	}
+	rs := e.stored(topology.ResultsStream, "scoring.results.unit")
+	if len(rs) != 1 || rs[0].Header.Get(jetstream.MsgIDHeader) != "job-1" || rs[0].Header.Get(HeaderDigest) != "d1" {
+		t.Fatalf("stored %v", rs)
+	}
+	kv, _ := e.js.KeyValue(context.Background(), topology.ClaimsBucket)
+	if c, err := kv.Get(context.Background(), ClaimKey("job-1")); err != nil || string(c.Value()) != "d1" {
+		t.Fatalf("claim %v %v", c, err)
+	}
+	if !e.obs.has("done unit scored") {
+		t.Fatalf("events %v", e.obs.events)
+	}
+}
+
+func TestSameJobLaterIsAckedWithoutASecondResult(t *testing.T) {
+	e := newPump(t, publishing("d1"), nil)
+	first := newFake("unit", []byte("job-2"), 1)
+	e.w.admit(e.w.src[Interactive], first)
+	first.outcome(t)
+	time.Sleep(1500 * time.Millisecond) // past the results stream's 1 s duplicate window
+	again := newFake("unit", []byte("job-2"), 2)
+	e.w.admit(e.w.src[Interactive], again)
+	if got := again.outcome(t); got != "ack" {
+		t.Fatalf("disposition %q", got)
+	}
+	if rs := e.stored(topology.ResultsStream, "scoring.results.unit"); len(rs) != 1 {
+		t.Fatalf("%d results stored", len(rs))
+	}
+	if !e.obs.has("duplicate unit claim") {
+		t.Fatalf("duplicate not counted: %v", e.obs.events)
+	}
+}
+
+func TestSameIDOtherContentIsAConflict(t *testing.T) {
+	var digest atomic.Value
+	digest.Store("d1")
+	e := newPump(t, HandlerFunc(func(ctx context.Context, d *Delivery) Reply {
+		return publishing(digest.Load().(string))(ctx, d)
+	}), nil)
+	first := newFake("a", []byte("job-3"), 1)
+	e.w.admit(e.w.src[Interactive], first)
+	first.outcome(t)
+	digest.Store("d2")
+	other := newFake("b", []byte("job-3"), 1)
+	e.w.admit(e.w.src[Interactive], other)
+	if got := other.outcome(t); got != "term "+ReasonConflict {
+		t.Fatalf("disposition %q", got)
+	}
+	dl := e.stored(topology.DLQStream, "scoring.dlq.b")
+	if len(dl) != 1 || dl[0].Header.Get(HeaderReason) != ReasonConflict || dl[0].Header.Get(HeaderJobID) != "job-3" {
+		t.Fatalf("dead letters %v", dl)
+	}
+	if rs := e.stored(topology.ResultsStream, "scoring.results.b"); len(rs) != 0 {
+		t.Fatalf("conflicting job answered: %v", rs)
+	}
+}
+
+func TestConflictWithinTheWindowIsFoundByThePubAck(t *testing.T) {
+	// Both copies pass the claim lookup before either claims: the results
+	// stream reports the second publish a duplicate, and its digest header
+	// tells the two apart.
+	var calls atomic.Int32
+	gate := make(chan struct{})
+	e := newPump(t, HandlerFunc(func(ctx context.Context, d *Delivery) Reply {
+		n := calls.Add(1)
+		r := publishing(fmt.Sprint("d", n))(ctx, d)
+		return r
+	}), nil)
+	close(gate)
+	m1 := newFake("a", []byte("job-4"), 1)
+	e.w.admit(e.w.src[Interactive], m1)
+	if got := m1.outcome(t); got != "ack" {
+		t.Fatal(got)
+	}
+	// Remove the claim as a crash between result and claim would leave it.
+	kv, _ := e.js.KeyValue(context.Background(), topology.ClaimsBucket)
+	if err := kv.Purge(context.Background(), ClaimKey("job-4")); err != nil {
+		t.Fatal(err)
+	}
+	m2 := newFake("a", []byte("job-4"), 1)
+	e.w.admit(e.w.src[Interactive], m2)
+	if got := m2.outcome(t); got != "term "+ReasonConflict {
+		t.Fatalf("disposition %q", got)
+	}
+	if !e.obs.has("duplicate a pub_ack") {
+		t.Fatalf("duplicate PubAck not counted: %v", e.obs.events)
+	}
+}
+
+func TestCrashBetweenResultAndClaimIsMendedOnRedelivery(t *testing.T) {
+	e := newPump(t, publishing("d1"), nil)
+	m1 := newFake("a", []byte("job-5"), 1)
+	e.w.admit(e.w.src[Interactive], m1)
+	m1.outcome(t)
+	kv, _ := e.js.KeyValue(context.Background(), topology.ClaimsBucket)
+	_ = kv.Purge(context.Background(), ClaimKey("job-5"))
+	m2 := newFake("a", []byte("job-5"), 2)
+	e.w.admit(e.w.src[Interactive], m2)
+	if got := m2.outcome(t); got != "ack" {
+		t.Fatalf("disposition %q", got)
+	}
+	if rs := e.stored(topology.ResultsStream, "scoring.results.a"); len(rs) != 1 {
+		t.Fatalf("%d results", len(rs))
+	}
+}
+
+func TestDispositions(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		rep     Reply
+		attempt int
+		want    string
+		event   string
+	}{
+		{"retry", Reply{Disposition: Retry, Delay: 2 * time.Second, Status: StatusRetried}, 1, "nak 2s", "done l retried"},
+		{"requeue", Reply{Disposition: Requeue}, 1, "nak", "done l naked"},
+		{"fail", Reply{Disposition: Fail, Reason: ReasonInternal, Message: "panic: boom"}, 1, "nak 1s", "done l naked"},
+		{"fail on the last delivery", Reply{Disposition: Fail, Reason: ReasonInternal, Message: "panic: boom"}, 3, "term internal", "dead l internal"},
+		{"reject", Reply{Disposition: Reject, JobID: "bad-1", Subject: "scoring.results.l", Result: []byte(`{}`), Status: "rejected",
+			Reason: "invalid_json", Message: "not JSON"}, 1, "term invalid_json", "dead l invalid_json"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newPump(t, HandlerFunc(func(context.Context, *Delivery) Reply { return tc.rep }), nil)
+			m := newFake("l", []byte("x"), tc.attempt)
+			e.w.admit(e.w.src[Interactive], m)
+			got := m.outcome(t)
+			if tc.want == "nak 1s" && (got == "nak 1s" || got == "nak 0s") {
+				got = tc.want // jittered in [0.5 s, 1 s]
+			}
+			if got != tc.want {
+				t.Fatalf("disposition %q, want %q", got, tc.want)
+			}
+			deadline := time.Now().Add(2 * time.Second)
+			for !e.obs.has(tc.event) && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if !e.obs.has(tc.event) {
+				t.Fatalf("events %v, want %q", e.obs.events, tc.event)
+			}
+		})
+	}
+}
+
+func TestHandlerThatBlocksKeepsItsMessageAlive(t *testing.T) {
+	release := make(chan struct{})
+	e := newPump(t, HandlerFunc(func(_ context.Context, d *Delivery) Reply {
+		if !d.MayBlock {
+			return Reply{Disposition: NeedsIO}
+		}
+		<-release
+		return Reply{Disposition: Requeue}
+	}), func(c *Config) { c.AckWait = 300 * time.Millisecond; c.Concurrency = 1 })
+	running, waiting := newFake("l", []byte("a"), 1), newFake("l", []byte("b"), 1)
+	e.w.admit(e.w.src[Interactive], running)
+	e.w.admit(e.w.src[Interactive], waiting) // waits for the one I/O slot
+	time.Sleep(time.Second)
+	close(release)
+	running.outcome(t)
+	waiting.outcome(t)
+	if running.inProgress.Load() < 2 || waiting.inProgress.Load() < 2 {
+		t.Fatalf("in-progress acks: running %d, waiting %d", running.inProgress.Load(), waiting.inProgress.Load())
+	}
+}
+
+func TestResultsStreamFullIsRetriedInProcess(t *testing.T) {
+	e := newPump(t, publishing("d1"), nil)
+	ctx := context.Background()
+	s, _ := e.js.Stream(ctx, topology.ResultsStream)
+	full := s.CachedInfo().Config
+	full.MaxMsgs, full.Discard = 0, jetstream.DiscardNew
+	full.MaxMsgs = 1
+	if _, err := e.js.UpdateStream(ctx, full); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.js.Publish(ctx, "scoring.results.filler", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	m := newFake("full", []byte("job-6"), 3) // the last delivery: must not be dead-lettered
+	e.w.admit(e.w.src[Interactive], m)
+	time.Sleep(1500 * time.Millisecond)
+	select {
+	case s := <-m.settled:
+		t.Fatalf("settled while the stream was full: %s", s)
+	default:
+	}
+	full.MaxMsgs = -1
+	if _, err := e.js.UpdateStream(ctx, full); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.outcome(t); got != "ack" {
+		t.Fatalf("disposition %q", got)
+	}
+}
+
+func TestShutdownNaksWhatHasNotStarted(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	ns, err := natsembed.Start(natsembed.Options{Port: -1, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Stop()
+	nc, _ := nats.Connect(ns.URL())
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	if _, err := topology.Provision(ctx, js, topology.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	cons, _ := js.Consumer(ctx, topology.JobsStream, topology.Consumer)
+	w, err := New(nc, js, cons, HandlerFunc(func(ctx context.Context, d *Delivery) Reply {
+		if !d.MayBlock {
+			return Reply{Disposition: NeedsIO}
+		}
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return Reply{Disposition: Requeue}
+	}), Config{Concurrency: 1, DrainTimeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(rctx) }()
+	for !w.Ready() {
+		time.Sleep(time.Millisecond)
+	}
+	msgs := make([]*fakeMsg, 20)
+	for i := range msgs {
+		msgs[i] = newFake("l", []byte("x"), 1)
+		w.admit(w.src[Interactive], msgs[i])
+	}
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	cancel()
+	// All but the one running are naked as soon as the last pull request
+	// has expired (a second); that one when the drain timeout cancels it.
+	pending := 0
+	wait := time.After(1500 * time.Millisecond)
+	for i, m := range msgs {
+		select {
+		case s := <-m.settled:
+			if s != "nak" {
+				t.Fatalf("message %d: %s", i, s)
+			}
+		case <-wait:
+			pending++
+			msgs[0] = m
+		}
+	}
+	if pending != 1 {
+		t.Fatalf("%d messages not naked within 1.5 s, want the 1 running", pending)
+	}
+	<-done
+	if el := time.Since(start); el > 3*time.Second+time.Second {
+		t.Fatalf("Run took %s to return", el)
+	}
+	if s := msgs[0].outcome(t); s != "nak" {
+		t.Fatalf("running message: %s", s)
+	}
+}
+
+type panicScorer struct{}
+
+func (panicScorer) Score(context.Context, *scoring.Request) (scoring.Outcome, error) {
+	panic("injected")
+}
+func (panicScorer) ScoreCached(*scoring.Request) (scoring.Outcome, bool, error) { panic("injected") }
+
+func TestPanicInScoringIsInternalNotTheJobsFault(t *testing.T) {
+	e := newPump(t, &Jobs{Scorer: panicScorer{}, WorkerID: "w"}, nil)
+	job := []byte(`{"job_id":"boom-1","task_description":"t","historical_pattern_text":"p","vector_similarity":0.5}`)
+	first := newFake("p", job, 1)
+	e.w.admit(e.w.src[Interactive], first)
+	if got := first.outcome(t); got != "nak 1s" && got != "nak 0s" {
+		t.Fatalf("first delivery: %q", got)
+	}
+	last := newFake("p", job, 3)
+	e.w.admit(e.w.src[Interactive], last)
+	if got := last.outcome(t); got != "term "+ReasonInternal {
+		t.Fatalf("last delivery: %q", got)
+	}
+	dl := e.stored(topology.DLQStream, "scoring.dlq.p")
+	if len(dl) != 1 || dl[0].Header.Get(HeaderReason) != ReasonInternal || dl[0].Header.Get(HeaderJobID) != "boom-1" {
+		t.Fatalf("dead letters %v", dl)
+	}
+	if rs := e.stored(topology.ResultsStream, "scoring.results.p"); len(rs) != 0 {
+		t.Fatalf("a panicking job was answered: %v", rs)
+	}
+}
+
+// A flood of large jobs is pulled only as far as MaxHeldBytes allows.
+func TestLargeJobsAreHeldWithinTheByteBound(t *testing.T) {
+	block := make(chan struct{})
+	defer close(block)
+	e := newPump(t, HandlerFunc(func(ctx context.Context, d *Delivery) Reply {
+		if !d.MayBlock {
+			return Reply{Disposition: NeedsIO}
+		}
+		select {
+		case <-block:
+		case <-ctx.Done():
+		}
+		return Reply{Disposition: Requeue}
+	}), func(c *Config) { c.MaxHeldBytes = 1 }) // raised to twice the maximum payload
+	ctx := context.Background()
+	big := make([]byte, 3<<20)
+	for range 20 {
+		if _, err := e.js.Publish(ctx, "scoring.jobs.big", big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	limit := 2 * int(e.nc.MaxPayload())
+	time.Sleep(time.Second)
+	n, b := e.w.Held()
+	if n == 0 || b > limit {
+		t.Fatalf("holding %d jobs, %d bytes; the bound is %d bytes", n, b, limit)
+	}
+	t.Logf("holding %d of 20 jobs of 3 MiB: %d bytes, bound %d", n, b, limit)
+}
+
+// After SCORING_JOBS is recreated its sequences start again; a dead letter
+// for the new stream's job at a sequence seen before is stored all the same.
+func TestDeadLettersSurviveARecreatedStream(t *testing.T) {
+	e := newPump(t, HandlerFunc(func(_ context.Context, d *Delivery) Reply {
+		return Reply{Disposition: Reject, JobID: string(d.Data), Subject: "scoring.results.dl", Result: []byte(`{}`), Status: "rejected",
+			Reason: "invalid_json", Message: "not JSON"}
+	}), nil)
+	ctx := context.Background()
+	first := newFake("dl", []byte("old-job"), 1)
+	first.md.Sequence.Stream = 7
+	e.w.admit(e.w.src[Interactive], first)
+	first.outcome(t)
+	s, _ := e.js.Stream(ctx, topology.JobsStream)
+	cfg := s.CachedInfo().Config
+	if err := e.js.DeleteStream(ctx, topology.JobsStream); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond) // creation times apart
+	if _, err := e.js.CreateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	second := newFake("dl", []byte("new-job"), 1)
+	second.md.Sequence.Stream = 7
+	e.w.admit(e.w.src[Interactive], second)
+	if got := second.outcome(t); got != "term invalid_json" {
+		t.Fatalf("disposition %q", got)
+	}
+	dl := e.stored(topology.DLQStream, "scoring.dlq.dl")
+	if len(dl) != 2 || string(dl[1].Data) != "new-job" {
+		t.Fatalf("%d dead letters stored, want both", len(dl))
+	}
+}

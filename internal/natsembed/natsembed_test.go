@@ -1,0 +1,44 @@
+package natsembed_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/hybridscore/hybridscore/internal/natsembed"
+)
+
+func TestNonLoopbackNeedsAuthentication(t *testing.T) {
+	if _, err := natsembed.Start(natsembed.Options{Host: "0.0.0.0", Port: -1, StoreDir: t.TempDir()}); err == nil ||
+		!strings.Contains(err.Error(), "without authentication") {
+		t.Fatalf("listening on every address without authentication: %v", err)
+	}
+	s, err := natsembed.Start(natsembed.Options{Host: "0.0.0.0", Port: -1, StoreDir: t.TempDir(), User: "worker", Password: "pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	port := s.Addr().String()[strings.LastIndexByte(s.Addr().String(), ':')+1:]
+	if nc, err := nats.Connect("nats://127.0.0.1:" + port); err == nil {
+		nc.Close()
+		t.Fatal("connected without credentials")
+	}
+	nc, err := nats.Connect("nats://127.0.0.1:"+port, nats.UserInfo("worker", "pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+}
+
+func TestDefaultStoreDirIsPerUser(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", "/srv/state")
+	if d := natsembed.DefaultStoreDir(); d != "/srv/state/hybridscore/nats" {
+		t.Fatalf("store %s", d)
+	}
+	t.Setenv("XDG_STATE_HOME", "")
+	t.Setenv("HOME", "/home/u")
+	if d := natsembed.DefaultStoreDir(); d != "/home/u/.local/state/hybridscore/nats" {
+		t.Fatalf("store %s", d)
+	}
+}

@@ -1,0 +1,24 @@
+package scoring_test
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hybridscore/hybridscore/internal/combiner"
+	"github.com/hybridscore/hybridscore/internal/scoring"
+	"github.com/hybridscore/hybridscore/internal/semcache"
+)
+
+func ExampleService_Score() {
+	cache, _ := semcache.New(context.Background(), semcache.Config{}, scoring.Loader(scoring.Builtin))
+	defer cache.Close()
+	svc, _ := scoring.New(cache, scoring.DefaultConfig(), nil)
+	o, _ := svc.Score(context.Background(), &scoring.Request{
+		Task:            "Implement OAuth2 authentication with JWT tokens",
+		Pattern:         "Build user authentication using OAuth2 protocol",
+		Vector:          0.85,
+		Characteristics: &combiner.Characteristics{Complexity: "complex"},
+	})
+	fmt.Printf("%s: hybrid %.3f = 0.85×%.1f + %.3f×%.1f\n", o.Status, o.Hybrid, o.Weights.Vector, o.Pattern, o.Weights.Pattern)
+	// Output: scored: hybrid 0.690 = 0.85×0.6 + 0.450×0.4
+}

@@ -1,0 +1,29 @@
+package semcache_test
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hybridscore/hybridscore/internal/analyzer"
+	"github.com/hybridscore/hybridscore/internal/semcache"
+	"github.com/hybridscore/hybridscore/internal/similarity"
+)
+
+func ExampleCache_Get() {
+	load := func(_ context.Context, text, language, sc string) (*similarity.Features, error) {
+		return analyzer.Analyze(text, language, sc).Features(), nil
+	}
+	// Memory only; set Config.Redis to share analyses between workers.
+	c, _ := semcache.New(context.Background(), semcache.Config{MaxSize: 100}, load)
+	defer c.Close()
+	for range 2 {
+		_, status, _ := c.Get(context.Background(), "Implement OAuth2 login", "en", "pattern_matching")
+		fmt.Println(status)
+	}
+	m := c.Metrics()
+	fmt.Printf("hits %d misses %d size %d\n", m.Hits, m.Misses, m.CurrentSize)
+	// Output:
+	// miss
+	// memory
+	// hits 1 misses 1 size 1
+}

@@ -1,0 +1,708 @@
+// Package semcache caches semantic features in two tiers: an in-process LRU
+// with TTL, then Redis shared by every worker. It also coalesces work:
+// concurrent lookups of one uncached text in a process make one load, and
+// across processes a short Redis lease lets one worker load while the others
+// wait for its answer. Redis is only ever an accelerator: when it is down,
+// slow or answers garbage, lookups carry on in memory while the cache
+// reconnects in the background.
+package semcache
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hybridscore/hybridscore/internal/similarity"
+)
+
+// Status says where a lookup's answer came from.
+type Status uint8
+
+// Statuses, as named in results.
+const (
+	NotLooked Status = iota // no lookup was made
+	Miss                    // this lookup loaded it (called the analyzer)
+	Memory                  // tier 1
+	Redis                   // tier 2
+	Shared                  // waited on another caller's in-flight load
+)
+
+var statusNames = [...]string{"", "miss", "memory", "redis", "shared"}
+
+// String returns miss, memory, redis or shared ("" for NotLooked).
+func (s Status) String() string {
+	if int(s) < len(statusNames) {
+		return statusNames[s]
+	}
+	return "unknown"
+}
+
+// Key identifies an analysis: a 128-bit hash of language, context and text.
+type Key [2]uint64
+
+// KeyOf returns the key of one analysis request.
+func KeyOf(language, semContext, text string) Key {
+	var k Key
+	var d xxhash.Digest
+	for i, seed := range [2]uint64{0, 0x9e3779b97f4a7c15} {
+		d.ResetWithSeed(seed)
+		_, _ = d.WriteString(language)
+		_, _ = d.WriteString("\x00")
+		_, _ = d.WriteString(semContext)
+		_, _ = d.WriteString("\x00")
+		_, _ = d.WriteString(text)
+		k[i] = d.Sum64()
+	}
+	return k
+}
+
+// String returns the key as 32 hex digits.
+func (k Key) String() string { return fmt.Sprintf("%016x%016x", k[0], k[1]) }
+
+// Loader produces the features of a text on a miss (langextract behind its
+// breaker, or the built-in analyzer).
+type Loader func(ctx context.Context, text, language, semContext string) (*similarity.Features, error)
+
+// Config configures a Cache. Zero values take the defaults noted.
+type Config struct {
+	MaxSize int           // tier-1 entries; 0 means 1000
+	TTL     time.Duration // both tiers; 0 means 1 h
+	// Redis is tier 2; nil keeps the cache in memory. Build it with
+	// ContextTimeoutEnabled so a slow Redis cannot stall a lookup.
+	Redis        redis.UniversalClient
+	KeyPrefix    string        // Redis key prefix; "" means "hybridscore:sem:"
+	RedisTimeout time.Duration // per Redis command; 0 means 250 ms
+	// LeaseTTL is how long a cross-process load lease lives without
+	// renewal; a dead holder is replaced after at most this long. 0 means 3 s.
+	LeaseTTL time.Duration
+	// WaitTimeout bounds waiting on another process's lease (the request
+	// timeout); after it the waiter loads itself. 0 means 30 s.
+	WaitTimeout time.Duration
+	// LoadTimeout bounds one load, which runs detached from the caller so
+	// that one caller giving up does not fail the others. 0 means 60 s.
+	LoadTimeout time.Duration
+	// ReconnectInterval is the pause between Redis probes. Redis is probed
+	// while up too, so an idle worker notices an outage; 0 means 1 s.
+	ReconnectInterval time.Duration
+	// OnRedisState is called when Redis is found down or back up.
+	OnRedisState func(up bool)
+	// Now is the clock for TTLs; nil means time.Now.
+	Now func() time.Time
+}
+
+// Metrics are the cache's counters as GET /admin/cache reports them
+// (docs/contract.md#http-endpoints), plus per-tier counts.
+type Metrics struct {
+	HitRate       float64 `json:"hit_rate"`
+	Hits          uint64  `json:"hits"`
+	Misses        uint64  `json:"misses"`
+	Evictions     uint64  `json:"evictions"`
+	TotalRequests uint64  `json:"total_requests"`
+	CurrentSize   int     `json:"current_size"`
+	MaxSize       int     `json:"max_size"`
+	TTLSeconds    float64 `json:"ttl_seconds"`
+	MemoryBytes   int64   `json:"memory_bytes"`
+	MemoryHits    uint64  `json:"memory_hits"`
+	RedisHits     uint64  `json:"redis_hits"`
+	SharedHits    uint64  `json:"shared_hits"`
+	Expirations   uint64  `json:"expirations"`
+	RedisEnabled  bool    `json:"redis_enabled"`
+	RedisUp       bool    `json:"redis_up"`
+}
+
+type entry struct {
+	key        Key
+	f          *similarity.Features
+	expires    int64 // unix nanoseconds
+	size       int64
+	prev, next *entry
+}
+
+// entryOverhead approximates what an entry costs beyond its features: the
+// entry struct and its share of the map.
+const entryOverhead = 64 + 48
+
+type redisClient struct {
+	redis.UniversalClient
+	owned bool
+}
+
+func (c *Cache) rdb() redis.UniversalClient { return c.client.Load().UniversalClient }
+
+type call struct {
+	done   chan struct{}
+	f      *similarity.Features
+	status Status
+	err    error
+}
+
+// Cache is the two-tier semantic cache. Safe for concurrent use.
+type Cache struct {
+	cfg    Config
+	loader Loader
+	owner  string
+
+	mu    sync.Mutex
+	items map[Key]*entry
+	lru   entry // sentinel: lru.next is most recent
+	bytes int64
+	calls map[Key]*call
+
+	hits, misses, evictions, expirations atomic.Uint64
+	memHits, redisHits, sharedHits       atomic.Uint64
+
+	redisUp atomic.Bool
+	// client is the Redis client in use: cfg.Redis, or a fresh one built
+	// from its options after an outage (owned, closed by the cache).
+	client atomic.Pointer[redisClient]
+
+	bgCtx  context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New returns a cache that calls load on misses. With Redis configured it
+// pings Redis once within ctx; if Redis is down it starts in memory and
+// reconnects in the background.
+func New(ctx context.Context, cfg Config, load Loader) (*Cache, error) {
+	if load == nil {
+		return nil, errors.New("semcache: nil loader")
+	}
+	if cfg.MaxSize < 0 || cfg.TTL < 0 {
+		return nil, errors.New("semcache: negative size or TTL")
+	}
+	if cfg.MaxSize == 0 {
+		cfg.MaxSize = 1000
+	}
+	if cfg.TTL == 0 {
+		cfg.TTL = time.Hour
+	}
+	if cfg.KeyPrefix == "" {
+		cfg.KeyPrefix = "hybridscore:sem:"
+	}
+	if cfg.RedisTimeout <= 0 {
+		cfg.RedisTimeout = 250 * time.Millisecond
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = 3 * time.Second
+	}
+	if cfg.WaitTimeout <= 0 {
+		cfg.WaitTimeout = 30 * time.Second
+	}
+	if cfg.LoadTimeout <= 0 {
+		cfg.LoadTimeout = 60 * time.Second
+	}
+	if cfg.ReconnectInterval <= 0 {
+		cfg.ReconnectInterval = time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	var id [8]byte
+	_, _ = rand.Read(id[:])
+	c := &Cache{cfg: cfg, loader: load, owner: hex.EncodeToString(id[:]), items: map[Key]*entry{}, calls: map[Key]*call{}}
+	c.lru.next, c.lru.prev = &c.lru, &c.lru
+	c.bgCtx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	if cfg.Redis != nil {
+		c.client.Store(&redisClient{UniversalClient: cfg.Redis})
+		pctx, cancel := context.WithTimeout(ctx, max(cfg.RedisTimeout, time.Second))
+		err := cfg.Redis.Ping(pctx).Err()
+		cancel()
+		c.redisUp.Store(err == nil)
+		if err != nil && cfg.OnRedisState != nil {
+			cfg.OnRedisState(false)
+		}
+		c.wg.Add(1)
+		go c.monitor()
+	}
+	return c, nil
+}
+
+// Close stops background work. The cache still answers from memory.
+func (c *Cache) Close() {
+	c.cancel()
+	c.wg.Wait()
+	if rc := c.client.Load(); rc != nil && rc.owned {
+		_ = rc.Close()
+	}
+}
+
+// RedisEnabled reports whether a second tier is configured.
+func (c *Cache) RedisEnabled() bool { return c.cfg.Redis != nil }
+
+// RedisUp reports whether the second tier is in use now.
+func (c *Cache) RedisUp() bool { return c.redisUp.Load() }
+
+// Get returns the features of text, from tier 1, tier 2, another caller's
+// in-flight load, or a load of its own, and says which. A Redis failure is
+// never an error here; a load failure is returned as the loader gave it.
+func (c *Cache) Get(ctx context.Context, text, language, semContext string) (*similarity.Features, Status, error) {
+	k := KeyOf(language, semContext, text)
+	if f := c.lookup(k); f != nil {
+		c.hits.Add(1)
+		c.memHits.Add(1)
+		return f, Memory, nil
+	}
+	return c.fill(ctx, k, text, language, semContext)
+}
+
+// Cached returns the tier-1 features of text without waiting or loading, and
+// counts a hit when it finds them; nil means Get must be used.
+// Peek is Cached without counting a hit: for a caller that only asks
+// whether both of its texts are there before it takes them.
+func (c *Cache) Peek(text, language, semContext string) *similarity.Features {
+	return c.lookup(KeyOf(language, semContext, text))
+}
+
+func (c *Cache) Cached(text, language, semContext string) *similarity.Features {
+	f := c.lookup(KeyOf(language, semContext, text))
+	if f != nil {
+		c.hits.Add(1)
+		c.memHits.Add(1)
+	}
+	return f
+}
+
+// lookup returns the tier-1 entry for k, or nil.
+func (c *Cache) lookup(k Key) *similarity.Features {
+	now := c.cfg.Now().UnixNano()
+	c.mu.Lock()
+	e := c.items[k]
+	if e == nil {
+		c.mu.Unlock()
+		return nil
+	}
+	if now >= e.expires {
+		c.remove(e)
+		c.mu.Unlock()
+		c.expirations.Add(1)
+		return nil
+	}
+	if c.lru.next != e {
+		unlink(e)
+		c.pushFront(e)
+	}
+	f := e.f
+	c.mu.Unlock()
+	return f
+}
+
+func unlink(e *entry) { e.prev.next, e.next.prev = e.next, e.prev }
+
+func (c *Cache) pushFront(e *entry) {
+	e.prev, e.next = &c.lru, c.lru.next
+	c.lru.next.prev = e
+	c.lru.next = e
+}
+
+func (c *Cache) remove(e *entry) {
+	unlink(e)
+	delete(c.items, e.key)
+	c.bytes -= e.size
+}
+
+// store puts f in tier 1, evicting the least recently used beyond MaxSize.
+func (c *Cache) store(k Key, f *similarity.Features) {
+	e := &entry{key: k, f: f, expires: c.cfg.Now().Add(c.cfg.TTL).UnixNano(), size: int64(entryOverhead + f.SizeBytes())}
+	evicted := 0
+	c.mu.Lock()
+	if old := c.items[k]; old != nil {
+		c.remove(old)
+	}
+	c.items[k] = e
+	c.pushFront(e)
+	c.bytes += e.size
+	for len(c.items) > c.cfg.MaxSize {
+		c.remove(c.lru.prev)
+		evicted++
+	}
+	c.mu.Unlock()
+	if evicted > 0 {
+		c.evictions.Add(uint64(evicted))
+	}
+}
+
+// fill coalesces concurrent misses of one key into one load.
+func (c *Cache) fill(ctx context.Context, k Key, text, language, semContext string) (*similarity.Features, Status, error) {
+	c.mu.Lock()
+	// A load may have finished between the caller's tier-1 miss and now:
+	// it stores before it retires its call, so look again under the lock.
+	if e := c.items[k]; e != nil && c.cfg.Now().UnixNano() < e.expires {
+		f := e.f
+		c.mu.Unlock()
+		c.hits.Add(1)
+		c.memHits.Add(1)
+		return f, Memory, nil
+	}
+	cl, waiting := c.calls[k]
+	if !waiting {
+		cl = &call{done: make(chan struct{})}
+		c.calls[k] = cl
+	}
+	c.mu.Unlock()
+	if !waiting {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			// Detached from the caller (others may wait on it) but not from
+			// the cache: Close cancels every load still running.
+			lctx, cancel := context.WithTimeout(c.bgCtx, c.cfg.LoadTimeout)
+			cl.f, cl.status, cl.err = c.loadThrough(lctx, k, text, language, semContext)
+			cancel()
+			if cl.err == nil {
+				c.store(k, cl.f)
+			}
+			c.mu.Lock()
+			delete(c.calls, k)
+			c.mu.Unlock()
+			close(cl.done)
+		}()
+	}
+	select {
+	case <-cl.done:
+	case <-ctx.Done():
+		return nil, NotLooked, fmt.Errorf("semcache: %w", ctx.Err())
+	}
+	if cl.err != nil {
+		return nil, NotLooked, cl.err
+	}
+	st := cl.status
+	if waiting {
+		st = Shared
+	}
+	switch st {
+	case Miss:
+		c.misses.Add(1)
+	case Redis:
+		c.hits.Add(1)
+		c.redisHits.Add(1)
+	case Shared:
+		c.hits.Add(1)
+		c.sharedHits.Add(1)
+	}
+	return cl.f, st, nil
+}
+
+// loadThrough consults Redis, takes or waits on the cross-process lease, and
+// loads as a last resort.
+func (c *Cache) loadThrough(ctx context.Context, k Key, text, language, semContext string) (*similarity.Features, Status, error) {
+	if c.cfg.Redis != nil && c.redisUp.Load() {
+		if f, ok := c.redisGet(ctx, k); ok {
+			return f, Redis, nil
+		}
+		waitUntil := time.Now().Add(c.cfg.WaitTimeout)
+		for c.redisUp.Load() && time.Now().Before(waitUntil) {
+			acquired, err := c.acquireLease(ctx, k)
+			if err != nil {
+				break
+			}
+			if acquired {
+				// The previous holder may have published and released
+				// between our read and our lease: read once more.
+				if f, ok := c.redisGet(ctx, k); ok {
+					c.releaseLease(ctx, k)
+					return f, Redis, nil
+				}
+				f, err := c.loadHoldingLease(ctx, k, text, language, semContext)
+				return f, Miss, err
+			}
+			f, st := c.waitForPeer(ctx, k, waitUntil)
+			if st == peerDone {
+				return f, Shared, nil
+			}
+			if st != peerGone {
+				break
+			}
+		}
+	}
+	f, err := c.load(ctx, text, language, semContext)
+	if err == nil && c.cfg.Redis != nil && c.redisUp.Load() {
+		c.redisSet(ctx, k, f)
+	}
+	return f, Miss, err
+}
+
+func (c *Cache) valueKey(k Key) string { return c.cfg.KeyPrefix + k.String() }
+func (c *Cache) leaseKey(k Key) string { return c.cfg.KeyPrefix + "lease:" + k.String() }
+
+// redisGet reads tier 2. Absent, garbage and Redis errors are all misses.
+func (c *Cache) redisGet(ctx context.Context, k Key) (*similarity.Features, bool) {
+	rctx, cancel := context.WithTimeout(ctx, c.cfg.RedisTimeout)
+	defer cancel()
+	b, err := c.rdb().Get(rctx, c.valueKey(k)).Bytes()
+	if err != nil {
+		c.redisFailed(err)
+		return nil, false
+	}
+	var f similarity.Features
+	if f.UnmarshalBinary(b) != nil {
+		return nil, false // garbage: load again, and the set overwrites it
+	}
+	return &f, true
+}
+
+func (c *Cache) redisSet(ctx context.Context, k Key, f *similarity.Features) {
+	b, _ := f.MarshalBinary()
+	rctx, cancel := context.WithTimeout(ctx, c.cfg.RedisTimeout)
+	defer cancel()
+	c.redisFailed(c.rdb().Set(rctx, c.valueKey(k), b, c.cfg.TTL).Err())
+}
+
+func (c *Cache) acquireLease(ctx context.Context, k Key) (bool, error) {
+	rctx, cancel := context.WithTimeout(ctx, c.cfg.RedisTimeout)
+	defer cancel()
+	ok, err := c.rdb().SetNX(rctx, c.leaseKey(k), c.owner, c.cfg.LeaseTTL).Result()
+	if err != nil {
+		c.redisFailed(err)
+	}
+	return ok, err
+}
+
+// loadHoldingLease loads while renewing the lease, publishes the answer to
+// Redis, then releases the lease so waiters stop polling at once.
+func (c *Cache) loadHoldingLease(ctx context.Context, k Key, text, language, semContext string) (*similarity.Features, error) {
+	stop := make(chan struct{})
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		t := time.NewTicker(c.cfg.LeaseTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				rctx, cancel := context.WithTimeout(ctx, c.cfg.RedisTimeout)
+				_ = renewLease.Run(rctx, c.rdb(), []string{c.leaseKey(k)}, c.owner, c.cfg.LeaseTTL.Milliseconds()).Err()
+				cancel()
+			}
+		}
+	}()
+	f, err := c.load(ctx, text, language, semContext)
+	close(stop)
+	<-renewed
+	if err == nil {
+		c.redisSet(ctx, k, f)
+	}
+	c.releaseLease(ctx, k)
+	return f, err
+}
+
+// The lease is renewed and released only by its owner: a holder that
+// outlived its lease (a long pause, a slow load) must not extend or delete
+// the lease another process has taken since.
+var (
+	renewLease = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) end return 0`)
+	freeLease  = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
+)
+
+func (c *Cache) releaseLease(ctx context.Context, k Key) {
+	rctx, cancel := context.WithTimeout(ctx, c.cfg.RedisTimeout)
+	defer cancel()
+	c.redisFailed(freeLease.Run(rctx, c.rdb(), []string{c.leaseKey(k)}, c.owner).Err())
+}
+
+type peerState int
+
+const (
+	peerDone    peerState = iota // the value appeared
+	peerGone                     // the lease vanished without a value: take over
+	peerTimeout                  // gave up waiting, or Redis failed
+)
+
+// waitForPeer polls for the value another process is loading, backing off
+// from 2 ms to 25 ms, until it appears, the lease is gone, or until.
+func (c *Cache) waitForPeer(ctx context.Context, k Key, until time.Time) (*similarity.Features, peerState) {
+	delay := 2 * time.Millisecond
+	vk, lk := c.valueKey(k), c.leaseKey(k)
+	for {
+		t := time.NewTimer(min(delay, max(time.Until(until), 0)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, peerTimeout
+		case <-t.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, c.cfg.RedisTimeout)
+		var get *redis.StringCmd
+		var exists *redis.IntCmd
+		_, err := c.rdb().Pipelined(rctx, func(p redis.Pipeliner) error {
+			get = p.Get(rctx, vk)
+			exists = p.Exists(rctx, lk)
+			return nil
+		})
+		cancel()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			c.redisFailed(err)
+			return nil, peerTimeout
+		}
+		if b, err := get.Bytes(); err == nil {
+			var f similarity.Features
+			if f.UnmarshalBinary(b) == nil {
+				return &f, peerDone
+			}
+		}
+		if exists.Val() == 0 {
+			return nil, peerGone
+		}
+		if !time.Now().Before(until) {
+			return nil, peerTimeout
+		}
+		delay = min(delay*2, 25*time.Millisecond)
+	}
+}
+
+func (c *Cache) load(ctx context.Context, text, language, semContext string) (*similarity.Features, error) {
+	f, err := c.load0(ctx, text, language, semContext)
+	if err == nil && f == nil {
+		return nil, errors.New("semcache: loader returned no features")
+	}
+	return f, err
+}
+
+func (c *Cache) load0(ctx context.Context, text, language, semContext string) (f *similarity.Features, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("semcache: loader panicked: %v", r)
+		}
+	}()
+	return c.loader(ctx, text, language, semContext)
+}
+
+// redisFailed classifies a Redis error: nil and "no such key" are fine,
+// LOADING (Redis restarting) is a miss, anything else marks Redis down.
+func (c *Cache) redisFailed(err error) {
+	if err == nil || errors.Is(err, redis.Nil) || strings.HasPrefix(err.Error(), "LOADING") {
+		return
+	}
+	c.markDown()
+}
+
+func (c *Cache) markDown() { c.setRedisUp(false) }
+
+func (c *Cache) setRedisUp(up bool) {
+	if c.redisUp.CompareAndSwap(!up, up) && c.cfg.OnRedisState != nil {
+		c.cfg.OnRedisState(up)
+	}
+}
+
+// monitor pings Redis every ReconnectInterval: it finds an outage even when
+// no lookup is running, and puts tier 2 back in use once Redis answers.
+func (c *Cache) monitor() {
+	defer c.wg.Done()
+	t := time.NewTicker(c.cfg.ReconnectInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.bgCtx.Done():
+			return
+		case <-t.C:
+		}
+		if c.redisUp.Load() {
+			ctx, cancel := context.WithTimeout(c.bgCtx, c.cfg.RedisTimeout)
+			err := c.rdb().Ping(ctx).Err()
+			cancel()
+			if err != nil && c.bgCtx.Err() == nil {
+				c.setRedisUp(false)
+			}
+			continue
+		}
+		c.reconnect()
+	}
+}
+
+// reconnect probes a Redis that is down. Pooled connections may point at a
+// Redis that is gone for good (a container restarted on another address:
+// such connections do not fail, they time out one by one), so the probe
+// uses a fresh client built from the same options, which then replaces the
+// old one, whose connections are closed.
+func (c *Cache) reconnect() {
+	old := c.client.Load()
+	probe := old.UniversalClient
+	fresh := false
+	if rc, ok := old.UniversalClient.(*redis.Client); ok {
+		probe, fresh = redis.NewClient(rc.Options()), true
+	}
+	ctx, cancel := context.WithTimeout(c.bgCtx, max(c.cfg.RedisTimeout, time.Second))
+	err := probe.Ping(ctx).Err()
+	cancel()
+	if err != nil || c.bgCtx.Err() != nil {
+		if fresh {
+			_ = probe.Close()
+		}
+		return
+	}
+	if fresh {
+		c.client.Store(&redisClient{UniversalClient: probe, owned: true})
+		if old.owned {
+			// Let commands already running on it finish first.
+			time.AfterFunc(2*max(c.cfg.RedisTimeout, time.Second), func() { _ = old.Close() })
+		}
+	}
+	c.setRedisUp(true)
+}
+
+// Warm loads texts into the cache, at most eight at a time, and returns how
+// many are now cached. Failures are joined into the error.
+func (c *Cache) Warm(ctx context.Context, texts []string, language, semContext string) (int, error) {
+	var (
+		n    atomic.Int64
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, 8)
+	)
+	for _, t := range texts {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return int(n.Load()), ctx.Err()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if _, _, err := c.Get(ctx, t, language, semContext); err != nil {
+				mu.Lock()
+				if len(errs) < 10 {
+					errs = append(errs, err)
+				}
+				mu.Unlock()
+				return
+			}
+			n.Add(1)
+		}()
+	}
+	wg.Wait()
+	return int(n.Load()), errors.Join(errs...)
+}
+
+// Metrics returns a snapshot of the counters.
+func (c *Cache) Metrics() Metrics {
+	c.mu.Lock()
+	size, bytes := len(c.items), c.bytes
+	c.mu.Unlock()
+	m := Metrics{
+		Hits: c.hits.Load(), Misses: c.misses.Load(), Evictions: c.evictions.Load(), Expirations: c.expirations.Load(),
+		CurrentSize: size, MaxSize: c.cfg.MaxSize, TTLSeconds: c.cfg.TTL.Seconds(), MemoryBytes: bytes,
+		MemoryHits: c.memHits.Load(), RedisHits: c.redisHits.Load(), SharedHits: c.sharedHits.Load(),
+		RedisEnabled: c.cfg.Redis != nil, RedisUp: c.redisUp.Load(),
+	}
+	m.TotalRequests = m.Hits + m.Misses
+	if m.TotalRequests > 0 {
+		m.HitRate = float64(m.Hits) / float64(m.TotalRequests)
+	}
+	return m
+}

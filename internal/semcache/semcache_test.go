@@ -1,0 +1,479 @@
+package semcache_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hybridscore/hybridscore/internal/analyzer"
+	"github.com/hybridscore/hybridscore/internal/redistest"
+	"github.com/hybridscore/hybridscore/internal/semcache"
+	"github.com/hybridscore/hybridscore/internal/similarity"
+)
+
+// countingLoader runs the built-in analyzer after a delay and counts calls.
+type countingLoader struct {
+	delay time.Duration
+	calls atomic.Int64
+	mu    sync.Mutex
+	per   map[string]int
+	fail  atomic.Pointer[error]
+}
+
+func newLoader(delay time.Duration) *countingLoader {
+	return &countingLoader{delay: delay, per: map[string]int{}}
+}
+
+func (l *countingLoader) load(ctx context.Context, text, language, sc string) (*similarity.Features, error) {
+	l.calls.Add(1)
+	l.mu.Lock()
+	l.per[text]++
+	l.mu.Unlock()
+	if l.delay > 0 {
+		select {
+		case <-time.After(l.delay):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if e := l.fail.Load(); e != nil {
+		return nil, *e
+	}
+	return analyzer.Analyze(text, language, sc).Features(), nil
+}
+
+func text(i int) string {
+	return fmt.Sprintf("Pattern %d: implement OAuth2 authentication with JWT tokens for service %d and cache sessions in Redis", i, i)
+}
+
+func TestLRUEvictionTTLAndMetrics(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	var clockMu sync.Mutex
+	clock := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }
+	l := newLoader(0)
+	c, err := semcache.New(context.Background(), semcache.Config{MaxSize: 3, TTL: time.Minute, Now: clock}, l.load)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	get := func(i int) semcache.Status {
+		t.Helper()
+		_, st, err := c.Get(ctx, text(i), "en", "pattern_matching")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	for i := 0; i < 3; i++ {
+		if st := get(i); st != semcache.Miss {
+			t.Fatalf("first lookup of %d: %s", i, st)
+		}
+	}
+	if st := get(0); st != semcache.Memory { // 0 becomes most recent
+		t.Fatalf("second lookup: %s", st)
+	}
+	get(3) // evicts 1, the least recently used
+	if st := get(1); st != semcache.Miss {
+		t.Fatalf("evicted entry answered %s", st)
+	}
+	m := c.Metrics()
+	if m.Evictions != 2 || m.CurrentSize != 3 || m.MaxSize != 3 || m.TTLSeconds != 60 || m.Hits != 1 || m.Misses != 5 || m.TotalRequests != 6 {
+		t.Fatalf("metrics %+v", m)
+	}
+	if m.MemoryBytes <= 0 || m.HitRate != 1.0/6 {
+		t.Fatalf("metrics %+v", m)
+	}
+	clockMu.Lock()
+	now = now.Add(61 * time.Second)
+	clockMu.Unlock()
+	if st := get(0); st != semcache.Miss {
+		t.Fatalf("expired entry answered %s", st)
+	}
+	if c.Metrics().Expirations != 1 {
+		t.Fatalf("expirations %d", c.Metrics().Expirations)
+	}
+}
+
+func TestLoaderErrorsAndPanicsAreReturned(t *testing.T) {
+	boom := errors.New("boom")
+	l := newLoader(0)
+	l.fail.Store(&boom)
+	c, _ := semcache.New(context.Background(), semcache.Config{}, l.load)
+	defer c.Close()
+	if _, _, err := c.Get(context.Background(), "x", "en", "c"); !errors.Is(err, boom) {
+		t.Fatalf("err %v", err)
+	}
+	p, _ := semcache.New(context.Background(), semcache.Config{}, func(context.Context, string, string, string) (*similarity.Features, error) {
+		panic("hostile analyzer")
+	})
+	defer p.Close()
+	if _, _, err := p.Get(context.Background(), "x", "en", "c"); err == nil {
+		t.Fatal("a panicking loader gave no error")
+	}
+}
+
+// hammer has g goroutines look up n texts each, in rotated orders.
+func hammer(t testing.TB, caches []*semcache.Cache, g, n int) map[semcache.Status]int {
+	var mu sync.Mutex
+	statuses := map[semcache.Status]int{}
+	var wg sync.WaitGroup
+	for i := 0; i < g; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := caches[i%len(caches)]
+			for j := 0; j < n; j++ {
+				_, st, err := c.Get(context.Background(), text((i+j)%n), "en", "pattern_matching")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				statuses[st]++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return statuses
+}
+
+func TestCoalescingInProcess(t *testing.T) {
+	l := newLoader(20 * time.Millisecond)
+	c, _ := semcache.New(context.Background(), semcache.Config{}, l.load)
+	defer c.Close()
+	st := hammer(t, []*semcache.Cache{c}, 64, 50)
+	if got := l.calls.Load(); got != 50 {
+		t.Fatalf("64 goroutines × 50 texts made %d loads, want exactly 50", got)
+	}
+	if st[semcache.Miss] != 50 || st[semcache.Shared] == 0 {
+		t.Fatalf("statuses %v", st)
+	}
+}
+
+func newRedisCache(t testing.TB, srv *redistest.Server, l *countingLoader, cfg semcache.Config) *semcache.Cache {
+	t.Helper()
+	cfg.Redis = srv.Client()
+	if cfg.ReconnectInterval == 0 {
+		cfg.ReconnectInterval = 50 * time.Millisecond
+	}
+	c, err := semcache.New(context.Background(), cfg, l.load)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func TestCoalescingAcrossProcesses(t *testing.T) {
+	srv := redistest.Start(t)
+	l := newLoader(20 * time.Millisecond)
+	var caches []*semcache.Cache
+	for i := 0; i < 4; i++ {
+		caches = append(caches, newRedisCache(t, srv, l, semcache.Config{}))
+	}
+	st := hammer(t, caches, 64, 50)
+	got := l.calls.Load()
+	t.Logf("4 caches, 64 goroutines, 50 texts: %d loads, statuses %v", got, st)
+	if got > 55 || got < 50 {
+		t.Fatalf("%d loads, want 50..55", got)
+	}
+	if st[semcache.Shared] == 0 {
+		t.Fatalf("no lookup waited on another's load: %v", st)
+	}
+}
+
+func TestRedisTierSharedAndCompact(t *testing.T) {
+	srv := redistest.Start(t)
+	l := newLoader(0)
+	a := newRedisCache(t, srv, l, semcache.Config{})
+	b := newRedisCache(t, srv, l, semcache.Config{})
+	ctx := context.Background()
+	txt := text(7)
+	if _, st, _ := a.Get(ctx, txt, "en", "c"); st != semcache.Miss {
+		t.Fatalf("a: %s", st)
+	}
+	if _, st, _ := b.Get(ctx, txt, "en", "c"); st != semcache.Redis {
+		t.Fatalf("b: %s, want redis", st)
+	}
+	if _, st, _ := b.Get(ctx, txt, "en", "c"); st != semcache.Memory {
+		t.Fatalf("b again: %s, want memory", st)
+	}
+	if l.calls.Load() != 1 {
+		t.Fatalf("%d loads", l.calls.Load())
+	}
+	key := "hybridscore:sem:" + semcache.KeyOf("en", "c", txt).String()
+	n, err := srv.Client().StrLen(ctx, key).Result()
+	if err != nil || n == 0 || n > 1536 {
+		t.Fatalf("redis value %d bytes (err %v), want 1..1536", n, err)
+	}
+	ttl := srv.Client().TTL(ctx, key).Val()
+	if ttl <= 0 || ttl > time.Hour {
+		t.Fatalf("redis TTL %s", ttl)
+	}
+	// Garbage in Redis is a miss, then overwritten.
+	garbage := text(8)
+	gkey := "hybridscore:sem:" + semcache.KeyOf("en", "c", garbage).String()
+	srv.Client().Set(ctx, gkey, "not features", time.Minute)
+	if _, st, err := a.Get(ctx, garbage, "en", "c"); err != nil || st != semcache.Miss {
+		t.Fatalf("garbage: %s %v", st, err)
+	}
+	if _, st, _ := b.Get(ctx, garbage, "en", "c"); st != semcache.Redis {
+		t.Fatalf("after overwrite: %s", st)
+	}
+	if !a.RedisUp() || !a.Metrics().RedisEnabled {
+		t.Fatal("redis reported down")
+	}
+}
+
+func TestRedisOutageAndRecovery(t *testing.T) {
+	srv := redistest.Start(t)
+	l := newLoader(0)
+	var states []bool
+	var mu sync.Mutex
+	c := newRedisCache(t, srv, l, semcache.Config{OnRedisState: func(up bool) { mu.Lock(); states = append(states, up); mu.Unlock() }})
+	ctx := context.Background()
+	if _, _, err := c.Get(ctx, text(1), "en", "c"); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	for i := 2; i < 20; i++ {
+		if _, _, err := c.Get(ctx, text(i), "en", "c"); err != nil {
+			t.Fatalf("lookup during outage: %v", err)
+		}
+	}
+	if c.RedisUp() {
+		t.Fatal("redis still reported up while stopped")
+	}
+	if _, st, _ := c.Get(ctx, text(1), "en", "c"); st != semcache.Memory {
+		t.Fatalf("memory tier lost during outage: %s", st)
+	}
+	srv.Restart()
+	deadline := time.Now().Add(10 * time.Second)
+	for !c.RedisUp() {
+		if time.Now().After(deadline) {
+			t.Fatal("cache never went back to Redis")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, st, err := c.Get(ctx, text(100), "en", "c"); err != nil || st != semcache.Miss {
+		t.Fatalf("after recovery: %s %v", st, err)
+	}
+	other := newRedisCache(t, srv, newLoader(0), semcache.Config{})
+	if _, st, _ := other.Get(ctx, text(100), "en", "c"); st != semcache.Redis {
+		t.Fatalf("value written after recovery not in Redis: %s", st)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(states) != 2 || states[0] || !states[1] {
+		t.Fatalf("state changes %v, want [false true]", states)
+	}
+}
+
+func TestDeadLeaseHolderIsReplaced(t *testing.T) {
+	srv := redistest.Start(t)
+	l := newLoader(0)
+	c := newRedisCache(t, srv, l, semcache.Config{LeaseTTL: 300 * time.Millisecond})
+	ctx := context.Background()
+	txt := text(42)
+	// A worker that took the lease and died: the lease is there, no value ever comes.
+	lease := "hybridscore:sem:lease:" + semcache.KeyOf("en", "c", txt).String()
+	if err := srv.Client().Set(ctx, lease, "dead-worker", 300*time.Millisecond).Err(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, st, err := c.Get(ctx, txt, "en", "c")
+	if err != nil || st != semcache.Miss || l.calls.Load() != 1 {
+		t.Fatalf("status %s err %v loads %d", st, err, l.calls.Load())
+	}
+	if waited := time.Since(start); waited < 200*time.Millisecond || waited > 5*time.Second {
+		t.Fatalf("took over after %s, want about the lease TTL", waited)
+	}
+}
+
+func TestWarm(t *testing.T) {
+	l := newLoader(0)
+	c, _ := semcache.New(context.Background(), semcache.Config{}, l.load)
+	defer c.Close()
+	texts := []string{text(1), text(2), text(3), text(1)}
+	n, err := c.Warm(context.Background(), texts, "en", "pattern_matching")
+	if err != nil || n != 4 {
+		t.Fatalf("Warm = %d, %v", n, err)
+	}
+	if f := c.Cached(text(2), "en", "pattern_matching"); f == nil {
+		t.Fatal("warmed text not cached")
+	}
+}
+
+// BenchmarkEntryBytes measures the heap held per tier-1 entry for the
+// analysis of a 300-character text, and the size of its Redis value.
+func BenchmarkEntryBytes(b *testing.B) {
+	base := "Implement OAuth2 authentication with JWT tokens for the payments API; the gateway uses Redis to cache sessions, validates signatures and depends on the identity service. 1. Issue tokens 2. Refresh tokens. Document the flow, rotate keys monthly, and measure latency under load for service"
+	const n = 20000
+	texts := make([]string, n)
+	for i := range texts {
+		texts[i] = fmt.Sprintf("%05d %s %s", i, base, base)[:300]
+	}
+	load := func(_ context.Context, text, language, sc string) (*similarity.Features, error) {
+		return analyzer.Analyze(text, language, sc).Features(), nil
+	}
+	enc, _ := analyzer.Analyze(texts[0], "en", "pattern_matching").Features().MarshalBinary()
+	for b.Loop() {
+		c, _ := semcache.New(context.Background(), semcache.Config{MaxSize: n}, load)
+		before := heap()
+		for _, t := range texts {
+			_, _, _ = c.Get(context.Background(), t, "en", "pattern_matching")
+		}
+		after := heap()
+		b.ReportMetric(float64(after-before)/n, "heap-B/entry")
+		b.ReportMetric(float64(c.Metrics().MemoryBytes)/n, "accounted-B/entry")
+		b.ReportMetric(float64(len(enc)), "redis-B/value")
+		c.Close()
+	}
+}
+
+// A Redis that stops answering (DEBUG SLEEP blocks its only thread) costs a
+// lookup at most the Redis timeout: it is answered, Redis is reported down,
+// and the cache goes back to Redis once it answers again.
+func TestSlowRedisNeverFailsALookup(t *testing.T) {
+	srv := redistest.Start(t)
+	l := newLoader(0)
+	c := newRedisCache(t, srv, l, semcache.Config{RedisTimeout: 50 * time.Millisecond})
+	stalled := make(chan error, 1)
+	go func() {
+		slow := redis.NewClient(&redis.Options{Addr: srv.Addr, ReadTimeout: 5 * time.Second})
+		defer slow.Close()
+		stalled <- slow.Do(context.Background(), "DEBUG", "SLEEP", "1").Err()
+	}()
+	time.Sleep(50 * time.Millisecond)
+	start := time.Now()
+	_, st, err := c.Get(context.Background(), text(500), "en", "c")
+	if err != nil || st != semcache.Miss {
+		t.Fatalf("lookup against a stalled Redis: %s %v", st, err)
+	}
+	if took := time.Since(start); took > 500*time.Millisecond {
+		t.Fatalf("lookup took %s with a 50 ms Redis timeout", took)
+	}
+	if c.RedisUp() {
+		t.Fatal("a stalled Redis is still reported up")
+	}
+	if err := <-stalled; err != nil {
+		t.Fatalf("DEBUG SLEEP: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !c.RedisUp() {
+		if time.Now().After(deadline) {
+			t.Fatal("never went back to Redis")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// An idle cache notices an outage too: nothing has to fail first.
+func TestIdleCacheNoticesRedisOutage(t *testing.T) {
+	srv := redistest.Start(t)
+	c := newRedisCache(t, srv, newLoader(0), semcache.Config{})
+	if !c.RedisUp() {
+		t.Fatal("redis down at start")
+	}
+	srv.Stop()
+	deadline := time.Now().Add(5 * time.Second)
+	for c.RedisUp() {
+		if time.Now().After(deadline) {
+			t.Fatal("an idle cache still reports Redis up after it stopped")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	srv.Restart()
+	for !c.RedisUp() {
+		if time.Now().After(deadline.Add(5 * time.Second)) {
+			t.Fatal("never back up")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// After Redis restarts, the client's pool still holds connections to the
+// old process. Lookups must use Redis again at once, not fail on each stale
+// connection and flap the tier down.
+func TestRedisUsedAgainAfterRestartWithoutFlapping(t *testing.T) {
+	srv := redistest.Start(t)
+	var downs atomic.Int64
+	cfg := semcache.Config{OnRedisState: func(up bool) {
+		if !up {
+			downs.Add(1)
+		}
+	}}
+	writer := newRedisCache(t, srv, newLoader(0), semcache.Config{})
+	reader := newRedisCache(t, srv, newLoader(0), cfg)
+	hammer(t, []*semcache.Cache{reader}, 32, 20) // fills the reader's pool with connections
+	srv.Restart()
+	deadline := time.Now().Add(10 * time.Second)
+	for !reader.RedisUp() || !writer.RedisUp() {
+		if time.Now().After(deadline) {
+			t.Fatalf("reader up %v, writer up %v, downs %d", reader.RedisUp(), writer.RedisUp(), downs.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	downs.Store(0)
+	for i := 1000; i < 1040; i++ {
+		if _, _, err := writer.Get(context.Background(), text(i), "en", "c"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	var fromRedis atomic.Int64
+	for i := 1000; i < 1040; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, st, _ := reader.Get(context.Background(), text(i), "en", "c"); st == semcache.Redis {
+				fromRedis.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if fromRedis.Load() != 40 || downs.Load() != 0 {
+		t.Fatalf("after the restart: %d of 40 lookups from Redis, tier marked down %d times", fromRedis.Load(), downs.Load())
+	}
+}
+
+// A holder whose lease was taken over (it paused longer than the lease)
+// neither renews nor deletes the new owner's lease.
+func TestLeaseIsRenewedAndReleasedByItsOwnerOnly(t *testing.T) {
+	srv := redistest.Start(t)
+	l := newLoader(900 * time.Millisecond) // three renewals at TTL/3
+	c := newRedisCache(t, srv, l, semcache.Config{LeaseTTL: 300 * time.Millisecond})
+	ctx := context.Background()
+	txt := text(7)
+	lease := "hybridscore:sem:lease:" + semcache.KeyOf("en", "c", txt).String()
+	done := make(chan error, 1)
+	go func() { _, _, err := c.Get(ctx, txt, "en", "c"); done <- err }()
+	rc := srv.Client()
+	deadline := time.Now().Add(5 * time.Second)
+	for rc.Exists(ctx, lease).Val() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("lease never taken")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := rc.Set(ctx, lease, "another-worker", 10*time.Second).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if v := rc.Get(ctx, lease).Val(); v != "another-worker" {
+		t.Fatalf("lease %q after the old holder finished, want the new owner's", v)
+	}
+	if ttl := rc.PTTL(ctx, lease).Val(); ttl < 5*time.Second {
+		t.Fatalf("the old holder cut the new owner's lease to %s", ttl)
+	}
+}
