@@ -599,7 +599,7 @@ func (b *run) startWorker(ctx context.Context, warm []string) (worker, error) {
 		return nil, err
 	}
 	if len(warm) > 0 {
-		if _, err := s.Cache.Warm(ctx, warm, "en", "pattern_matching"); err != nil {
+		if _, err := s.Cache.Warm(ctx, warm, job.DefaultLanguage, job.DefaultContext); err != nil {
 			return nil, err
 		}
 	}

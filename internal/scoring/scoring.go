@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hybridscore/hybridscore/pkg/job"
 	"time"
 
 	"github.com/hybridscore/hybridscore/internal/analyzer"
@@ -38,8 +39,8 @@ type Request struct {
 	Task, Pattern   string
 	Vector          float64
 	Characteristics *combiner.Characteristics // nil: the job had none
-	Language        string                    // "" means "en"
-	Context         string                    // "" means "pattern_matching"
+	Language        string                    // "" means job.DefaultLanguage
+	Context         string                    // "" means job.DefaultContext
 }
 
 // Status of an outcome.
@@ -146,10 +147,10 @@ func (s *Service) score(ctx context.Context, req *Request, mayLoad bool) (o Outc
 	}
 	lang, sc := req.Language, req.Context
 	if lang == "" {
-		lang = "en"
+		lang = job.DefaultLanguage
 	}
 	if sc == "" {
-		sc = "pattern_matching"
+		sc = job.DefaultContext
 	}
 	o.Vector = req.Vector
 	// Asked not to wait, look first without counting: a hit counted now

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"github.com/hybridscore/hybridscore/pkg/job"
 	"sync"
 
 	"crypto/subtle"
@@ -96,7 +97,7 @@ func (a *Admin) warm(w http.ResponseWriter, r *http.Request) {
 		Texts    []string `json:"texts"`
 		Language string   `json:"language"`
 		Context  string   `json:"context"`
-	}{Language: "en", Context: "pattern_matching"}
+	}{Language: job.DefaultLanguage, Context: job.DefaultContext}
 	trimmed := strings.TrimSpace(string(body))
 	if strings.HasPrefix(trimmed, "[") {
 		err = json.Unmarshal(body, &req.Texts)
@@ -109,10 +110,10 @@ func (a *Admin) warm(w http.ResponseWriter, r *http.Request) {
 	}
 	// Jobs default these too: warm under the keys jobs will look up.
 	if req.Language == "" {
-		req.Language = "en"
+		req.Language = job.DefaultLanguage
 	}
 	if req.Context == "" {
-		req.Context = "pattern_matching"
+		req.Context = job.DefaultContext
 	}
 	if len(req.Texts) == 0 || len(req.Texts) > MaxWarmTexts {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "texts must hold 1 to 10000 strings"})

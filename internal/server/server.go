@@ -353,7 +353,7 @@ func (s *Server) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("SEMANTIC_CACHE_WARM_FILE: %w", err)
 		}
-		n, err := s.Cache.Warm(ctx, texts, "en", "pattern_matching")
+		n, err := s.Cache.Warm(ctx, texts, job.DefaultLanguage, job.DefaultContext)
 		s.log.Info("cache warmed", zap.Int("cached", n), zap.Int("texts", len(texts)), zap.Error(err))
 		s.warming.Store(false)
 	}

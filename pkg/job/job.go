@@ -44,6 +44,12 @@ func invalid(code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
+// The analysis settings a job gets when it names none, passed to langextract.
+const (
+	DefaultLanguage = "en"
+	DefaultContext  = "pattern_matching"
+)
+
 // Fallback policies (on_fallback).
 const (
 	FallbackDegrade = "degrade"
@@ -60,8 +66,8 @@ type Job struct {
 	Characteristics *combiner.Characteristics
 	ReplySubject    string // "" means scoring.results.<lane>
 	CorrelationID   string
-	Language        string // defaulted to "en"
-	Context         string // defaulted to "pattern_matching"
+	Language        string // defaulted to DefaultLanguage
+	Context         string // defaulted to DefaultContext
 	OnFallback      string // defaulted to "degrade"
 	Deadline        time.Time
 	SchemaVersion   int
@@ -156,8 +162,8 @@ func Decode(data []byte, limits Limits) (*Job, Partial, error) {
 		TaskDescription:       s[fTaskDescription],
 		HistoricalPatternText: s[fHistoricalPatternText],
 		VectorSimilarity:      d.vec,
-		Language:              "en",
-		Context:               "pattern_matching",
+		Language:              DefaultLanguage,
+		Context:               DefaultContext,
 		OnFallback:            FallbackDegrade,
 		SchemaVersion:         1,
 	}
