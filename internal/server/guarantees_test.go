@@ -32,15 +32,7 @@ func TestRedeliveryAfterTheWindowStoresOneResult(t *testing.T) {
 			// Every ack and in-progress ack of this user is refused.
 			{Username: "lossy", Password: "l", Permissions: &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{"$JS.ACK.>"}}}},
 		}}
-	ns, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("server not ready")
-	}
-	defer ns.Shutdown()
+	ns := startNATS(t, opts)
 	nc, err := nats.Connect(ns.ClientURL(), nats.UserInfo("admin", "a"))
 	if err != nil {
 		t.Fatal(err)

@@ -32,15 +32,7 @@ func TestLeastPrivilegeUsers(t *testing.T) {
 		t.Fatal(err)
 	}
 	o.Host, o.Port, o.HTTPPort, o.StoreDir, o.NoSigs = "127.0.0.1", -1, 0, t.TempDir(), true
-	ns, err := natsserver.NewServer(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("server not ready")
-	}
-	defer ns.Shutdown()
+	ns := startNATS(t, o)
 	url := ns.ClientURL()
 
 	cfg := config.Defaults()
