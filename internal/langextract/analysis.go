@@ -109,6 +109,7 @@ type wireAnalysis struct {
 type wirePattern struct {
 	PatternID       *string  `json:"pattern_id"`
 	PatternType     *string  `json:"pattern_type"`
+	Type            *string  `json:"type"` // what some langextract versions send instead
 	ConfidenceScore *float64 `json:"confidence_score"`
 }
 
@@ -182,19 +183,26 @@ func Decode(body []byte) (*Analysis, error) {
 			return nil, fmt.Errorf("%w: topic_weights[%q]=%v out of [0, 1]", ErrValidation, k, v)
 		}
 	}
-	a.SemanticPatterns = make([]SemanticPattern, len(*w.SemanticPatterns))
+	a.SemanticPatterns = make([]SemanticPattern, 0, len(*w.SemanticPatterns))
 	for i, p := range *w.SemanticPatterns {
+		// Read as langextract's other consumers read it: pattern_type, else
+		// type; an entry with neither says nothing and is skipped. A field
+		// that is present with a wrong type was refused above.
+		if p.PatternType == nil {
+			p.PatternType = p.Type
+		}
+		if p.PatternType == nil {
+			continue
+		}
 		switch {
 		case p.PatternID == nil:
 			return nil, fmt.Errorf("%w: semantic_patterns[%d].pattern_id missing", ErrValidation, i)
-		case p.PatternType == nil:
-			return nil, fmt.Errorf("%w: semantic_patterns[%d].pattern_type missing", ErrValidation, i)
 		case p.ConfidenceScore == nil:
 			return nil, fmt.Errorf("%w: semantic_patterns[%d].confidence_score missing", ErrValidation, i)
 		case !unit(*p.ConfidenceScore):
 			return nil, fmt.Errorf("%w: semantic_patterns[%d].confidence_score=%v out of [0, 1]", ErrValidation, i, *p.ConfidenceScore)
 		}
-		a.SemanticPatterns[i] = SemanticPattern{PatternID: *p.PatternID, PatternType: *p.PatternType, ConfidenceScore: *p.ConfidenceScore}
+		a.SemanticPatterns = append(a.SemanticPatterns, SemanticPattern{PatternID: *p.PatternID, PatternType: *p.PatternType, ConfidenceScore: *p.ConfidenceScore})
 	}
 	for _, r := range w.SemanticContext.Relationships {
 		rel := Relationship{}

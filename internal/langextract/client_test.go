@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/hybridscore/hybridscore/internal/similarity"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -269,21 +270,55 @@ func TestDecodeStrict(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, body := range map[string]string{
-		"array":           `[]`,
-		"null":            `null`,
-		"truncated":       string(good[:len(good)/2]),
-		"concepts number": strings.Replace(string(good), `"concepts":[`, `"concepts":[1,`, 1),
-		"density string":  strings.Replace(string(good), `"semantic_density":`, `"semantic_density":"0.5","y":`, 1),
-		"null themes":     strings.Replace(string(good), `"themes":[`, `"themes":null,"z":[`, 1),
-		"pattern no type": `{"semantic_patterns":[{"pattern_id":"a","confidence_score":0.5}],"concepts":[],"themes":[],"domain_indicators":[],"primary_topics":[],"semantic_density":0,"conceptual_coherence":0,"thematic_consistency":0,"semantic_context":{},"topic_weights":{}}`,
-		"confidence 2":    `{"semantic_patterns":[{"pattern_id":"a","pattern_type":"T","confidence_score":2}],"concepts":[],"themes":[],"domain_indicators":[],"primary_topics":[],"semantic_density":0,"conceptual_coherence":0,"thematic_consistency":0,"semantic_context":{},"topic_weights":{}}`,
-		"topic weight -1": `{"semantic_patterns":[],"concepts":[],"themes":[],"domain_indicators":[],"primary_topics":[],"semantic_density":0,"conceptual_coherence":0,"thematic_consistency":0,"semantic_context":{},"topic_weights":{"a":-1}}`,
-		"relationships 1": `{"semantic_patterns":[],"concepts":[],"themes":[],"domain_indicators":[],"primary_topics":[],"semantic_density":0,"conceptual_coherence":0,"thematic_consistency":0,"semantic_context":{"relationships":1},"topic_weights":{}}`,
-		"coherence 1e999": strings.Replace(string(good), `"conceptual_coherence":`, `"conceptual_coherence":1e999,"w":`, 1),
+		"array":               `[]`,
+		"null":                `null`,
+		"truncated":           string(good[:len(good)/2]),
+		"concepts number":     strings.Replace(string(good), `"concepts":[`, `"concepts":[1,`, 1),
+		"density string":      strings.Replace(string(good), `"semantic_density":`, `"semantic_density":"0.5","y":`, 1),
+		"null themes":         strings.Replace(string(good), `"themes":[`, `"themes":null,"z":[`, 1),
+		"pattern_type 5":      `{"semantic_patterns":[{"pattern_id":"a","pattern_type":5,"confidence_score":0.5}],"concepts":[],"themes":[],"domain_indicators":[],"primary_topics":[],"semantic_density":0,"conceptual_coherence":0,"thematic_consistency":0,"semantic_context":{},"topic_weights":{}}`,
+		"type true":           `{"semantic_patterns":[{"pattern_id":"a","type":true,"confidence_score":0.5}],"concepts":[],"themes":[],"domain_indicators":[],"primary_topics":[],"semantic_density":0,"conceptual_coherence":0,"thematic_consistency":0,"semantic_context":{},"topic_weights":{}}`,
+		"relationship_type 1": `{"semantic_patterns":[],"concepts":[],"themes":[],"domain_indicators":[],"primary_topics":[],"semantic_density":0,"conceptual_coherence":0,"thematic_consistency":0,"semantic_context":{"relationships":[{"relationship_type":1}]},"topic_weights":{}}`,
+		"confidence 2":        `{"semantic_patterns":[{"pattern_id":"a","pattern_type":"T","confidence_score":2}],"concepts":[],"themes":[],"domain_indicators":[],"primary_topics":[],"semantic_density":0,"conceptual_coherence":0,"thematic_consistency":0,"semantic_context":{},"topic_weights":{}}`,
+		"topic weight -1":     `{"semantic_patterns":[],"concepts":[],"themes":[],"domain_indicators":[],"primary_topics":[],"semantic_density":0,"conceptual_coherence":0,"thematic_consistency":0,"semantic_context":{},"topic_weights":{"a":-1}}`,
+		"relationships 1":     `{"semantic_patterns":[],"concepts":[],"themes":[],"domain_indicators":[],"primary_topics":[],"semantic_density":0,"conceptual_coherence":0,"thematic_consistency":0,"semantic_context":{"relationships":1},"topic_weights":{}}`,
+		"coherence 1e999":     strings.Replace(string(good), `"conceptual_coherence":`, `"conceptual_coherence":1e999,"w":`, 1),
 	} {
 		if _, err := langextract.Decode([]byte(body)); !errors.Is(err, langextract.ErrValidation) {
 			t.Errorf("%s: Decode = %v, want ErrValidation", name, err)
 		}
+	}
+}
+
+// Lenient where langextract's other consumers are: pattern_type, else
+// type; an entry with neither is skipped; a relationship typed by type or
+// relationship_type.
+func TestDecodeLenient(t *testing.T) {
+	const rest = `"concepts":[],"themes":[],"domain_indicators":[],"primary_topics":[],"semantic_density":0,"conceptual_coherence":0,"thematic_consistency":0,"topic_weights":{}`
+	a, err := langextract.Decode([]byte(`{"semantic_patterns":[
+		{"pattern_id":"a","pattern_type":"Auth","confidence_score":0.5},
+		{"pattern_id":"b","type":"Deploy","confidence_score":0.4},
+		{"pattern_id":"c","confidence_score":0.3},
+		{"description":"no type at all"}],
+		"semantic_context":{"relationships":[{"type":"uses"},{"relationship_type":"depends_on"},{}]},` + rest + `}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, p := range a.SemanticPatterns {
+		types = append(types, p.PatternType)
+	}
+	if strings.Join(types, ",") != "Auth,Deploy" {
+		t.Fatalf("pattern types %v", types)
+	}
+	f := a.Features()
+	var b similarity.Builder
+	b.Add(similarity.Structure, "Auth")
+	b.Add(similarity.Structure, "Deploy")
+	b.Add(similarity.Relationship, "uses")
+	b.Add(similarity.Relationship, "depends_on")
+	if c, _ := similarity.Compare(f, b.Build(), &similarity.DefaultWeights); c[3] != 1 || c[4] != 1 {
+		t.Fatalf("structure and relationship components %v, want both 1", c)
 	}
 }
 
