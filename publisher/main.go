@@ -22,7 +22,6 @@ import (
 
 	"github.com/alecthomas/kong"
 	"github.com/nats-io/nats.go"
-	"github.com/schollz/progressbar/v3"
 	"go.uber.org/zap"
 
 	"github.com/hybridscore/hybridscore/internal/bench"
@@ -133,7 +132,8 @@ type batchCmd struct {
 	MaxPending  int           `default:"10000" help:"Jobs published and not yet answered, at most."`
 	Timeout     time.Duration `default:"5m" help:"Wait for results after the last job is published; exit non-zero when some are missing."`
 	RunID       string        `help:"Names the batch's result subject scoring.results.<lane>.<run-id>; default derived from the file's path, so a rerun finds earlier results."`
-	NoProgress  bool          `help:"No progress bar."`
+	Progress    string        `enum:"auto,always,never" default:"auto" help:"auto: a progress bar on a terminal, a plain line every 5 s otherwise; always; never."`
+	NoProgress  bool          `help:"Same as --progress never."`
 }
 
 func (b *batchCmd) Run() error {
@@ -183,31 +183,21 @@ func (b *batchCmd) Run() error {
 	defer c.NC.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	var bar *progressbar.ProgressBar
-	if !b.NoProgress {
-		bar = progressbar.NewOptions64(int64(total), progressbar.OptionSetWriter(os.Stderr), progressbar.OptionSetDescription("results"),
-			progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("results"),
-			progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
-		if len(answered) > 0 {
-			_ = bar.Set(len(answered))
-		}
+	mode := b.Progress
+	if b.NoProgress {
+		mode = "never"
 	}
+	prog := newProgress(mode, os.Stderr, total, len(answered))
 	invalid := 0
 	sum, err := c.Batch(ctx, producer.BatchOptions{Source: src, Lane: b.Lane, Bulk: !b.Interactive, ReplySubject: topology.ResultsPrefix + b.Lane + "." + runID,
 		Rate: b.Rate, MaxPending: b.MaxPending, Timeout: b.Timeout, Out: out, Answered: answered,
-		Progress: func(int) {
-			if bar != nil {
-				_ = bar.Add(1)
-			}
-		},
+		Progress: func(int) { prog.add() },
 		OnInvalid: func(err error) {
 			if invalid++; invalid <= 10 {
 				fmt.Fprintf(os.Stderr, "skipping %s: %v\n", b.File, err)
 			}
 		}})
-	if bar != nil {
-		_ = bar.Finish()
-	}
+	prog.finish()
 	if sum != nil {
 		fmt.Printf("results subject scoring.results.%s.%s, written to %s\n", b.Lane, runID, b.Out)
 		sum.Write(os.Stdout)

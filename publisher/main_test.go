@@ -59,9 +59,14 @@ func TestBatchResumeAndTimeout(t *testing.T) {
 	}
 	_ = os.WriteFile(jobs, []byte(b.String()), 0o644)
 	outFile := filepath.Join(dir, "results.jsonl")
-	out, err := run(t, "batch", jobs, "--nats-url", ns.URL(), "--out", outFile, "--rate", "2000", "--no-progress")
+	// Output to a pipe, not a terminal: plain progress lines, no carriage
+	// returns or escape codes.
+	out, err := run(t, "batch", jobs, "--nats-url", ns.URL(), "--out", outFile, "--rate", "2000")
 	if err != nil || !strings.Contains(out, "results                     100") {
 		t.Fatalf("batch: %v\n%s", err, out)
+	}
+	if strings.ContainsAny(out, "\r\x1b") || !strings.Contains(out, "results: 100 of 100") {
+		t.Fatalf("progress on a pipe:\n%q", out)
 	}
 	out, err = run(t, "batch", jobs, "--nats-url", ns.URL(), "--out", outFile, "--resume", "--no-progress")
 	if err != nil || !strings.Contains(out, "skipped (already answered)  100") {
