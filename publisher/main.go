@@ -59,6 +59,7 @@ type cli struct {
 	Batch  batchCmd  `cmd:"" help:"Publish a JSONL or CSV file of jobs and collect the results."`
 	Bench  benchCmd  `cmd:"" help:"Benchmark a worker (cold, warm, concurrent; --baseline: the raw JetStream loop; --mixed: interactive and bulk jobs)."`
 	Demo   demoCmd   `cmd:"" help:"Start an embedded NATS server and worker, score sample jobs, print the results."`
+	DLQ    dlqCmd    `cmd:"" name:"dlq" help:"List dead letters by reason and lane; replay selected ones after a fix."`
 }
 
 type submitCmd struct {

@@ -1,8 +1,9 @@
 package main_test
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
-	natsserver "github.com/nats-io/nats-server/v2/server"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,7 +11,13 @@ import (
 	"testing"
 	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hybridscore/hybridscore/internal/consumer"
 	"github.com/hybridscore/hybridscore/internal/workertest"
+	"github.com/hybridscore/hybridscore/pkg/job"
 )
 
 var bin string
@@ -154,4 +161,71 @@ func TestPublisherAuthenticatesAndRedacts(t *testing.T) {
 	if err == nil || strings.Contains(out, "Authorization") || strings.Contains(out, "pr0ducerS3cret") {
 		t.Fatalf("with credentials: %v\n%s", err, out)
 	}
+}
+
+// Dead letters are listed by reason and lane, and selected ones replayed:
+// the worker answers them, job ids unchanged.
+func TestDeadLetterListAndReplay(t *testing.T) {
+	ns := workertest.NATS(t)
+	workertest.Worker(t, ns.URL(), nil)
+	nc, err := nats.Connect(ns.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	for i, reason := range []string{"max_deliveries", "max_deliveries", "invalid_json"} {
+		id := fmt.Sprintf("rl-%d", i)
+		data := []byte(fmt.Sprintf(`{"job_id":%q,"task_description":"task %d","historical_pattern_text":"pattern","vector_similarity":0.5}`, id, i))
+		if reason == "invalid_json" {
+			data = []byte(`{"job_id":`)
+		}
+		m := &nats.Msg{Subject: "scoring.dlq.rl", Data: data, Header: nats.Header{}}
+		m.Header.Set(consumer.HeaderReason, reason)
+		m.Header.Set(consumer.HeaderJobID, id)
+		m.Header.Set(consumer.HeaderSubject, "scoring.jobs.rl")
+		if _, err := js.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := run(t, "dlq", "list", "--nats-url", ns.URL(), "--ids")
+	if err != nil || !hasRow(out, "max_deliveries rl 2") || !hasRow(out, "invalid_json rl 1") || !strings.Contains(out, "rl-1") {
+		t.Fatalf("list: %v\n%s", err, out)
+	}
+	if out, err := run(t, "dlq", "replay", "--nats-url", ns.URL()); err == nil {
+		t.Fatalf("replay without a selection ran:\n%s", out)
+	}
+	sub, _ := nc.SubscribeSync("scoring.results.rl")
+	out, err = run(t, "dlq", "replay", "--nats-url", ns.URL(), "--reason", "max_deliveries", "--delete")
+	if err != nil || !strings.Contains(out, "2 dead letters replayed") {
+		t.Fatalf("replay: %v\n%s", err, out)
+	}
+	got := map[string]bool{}
+	for range 2 {
+		m, err := sub.NextMsg(10 * time.Second)
+		if err != nil {
+			t.Fatalf("replayed jobs not answered: %v", err)
+		}
+		var r job.Result
+		_ = json.Unmarshal(m.Data, &r)
+		got[r.JobID] = r.Status == job.StatusScored
+	}
+	if !got["rl-0"] || !got["rl-1"] {
+		t.Fatalf("results %v", got)
+	}
+	out, _ = run(t, "dlq", "list", "--nats-url", ns.URL())
+	if strings.Contains(out, "max_deliveries") || !hasRow(out, "invalid_json rl 1") {
+		t.Fatalf("after replay --delete:\n%s", out)
+	}
+}
+
+// hasRow reports whether a line of a table holds exactly these fields.
+func hasRow(out, fields string) bool {
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Join(strings.Fields(line), " ") == fields {
+			return true
+		}
+	}
+	return false
 }
