@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -48,14 +47,14 @@ func TestMain(m *testing.M) {
 type proc struct {
 	cmd  *exec.Cmd
 	addr string
-	out  *bytes.Buffer
+	out  *workertest.Buffer // safe to read while the child writes
 	done chan error
 }
 
 // startWorker runs the worker binary against natsURL with extra env.
 func startWorker(t *testing.T, natsURL, leURL string, env ...string) *proc {
 	t.Helper()
-	p := &proc{addr: fmt.Sprintf("127.0.0.1:%d", workertest.FreePort(t)), out: &bytes.Buffer{}, done: make(chan error, 1)}
+	p := &proc{addr: fmt.Sprintf("127.0.0.1:%d", workertest.FreePort(t)), out: &workertest.Buffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(workerBin)
 	p.cmd.Env = append(os.Environ(), "NATS_URL="+natsURL, "HTTP_ADDR="+p.addr, "LANGEXTRACT_URL="+leURL, "LOG_LEVEL=warn",
 		"ACK_WAIT=2s", "DUPLICATE_WINDOW=2m", "WORKER_CONCURRENCY=8", "WORKER_DRAIN_TIMEOUT=10s")
