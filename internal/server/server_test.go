@@ -51,9 +51,7 @@ func TestEndToEndScored(t *testing.T) {
 	if r.Cache == nil || r.Cache.Task != "miss" || r.Cache.Pattern != "miss" || r.FallbackReason != nil {
 		t.Fatalf("cache %+v fallback %v", r.Cache, r.FallbackReason)
 	}
-	if got := h.stored("scoring.results.default"); got["e2e-1"] != 1 {
-		t.Fatalf("stored results %v", got)
-	}
+	eventually(t, 5*time.Second, func() bool { return h.stored("scoring.results.default")["e2e-1"] == 1 })
 	// A reply subject outside any stream gets a plain publish.
 	inbox := "_INBOX.e2e"
 	sub, _ := h.client.NC.SubscribeSync(inbox)
@@ -69,9 +67,11 @@ func TestEndToEndScored(t *testing.T) {
 	if r2.JobID != "e2e-2" || r2.Status != job.StatusScored || r2.Cache.Task != "memory" {
 		t.Fatalf("inbox result %s", m.Data)
 	}
-	if info := h.consumerInfo(); info.NumAckPending != 0 || info.NumRedelivered != 0 {
-		t.Fatalf("consumer %+v", info)
-	}
+	// The ack follows the result's claim, a moment after the result is out.
+	eventually(t, 5*time.Second, func() bool {
+		info := h.consumerInfo()
+		return info.NumAckPending == 0 && info.NumRedelivered == 0
+	})
 }
 
 func TestDuplicateJobScoredOnce(t *testing.T) {
