@@ -83,7 +83,8 @@ func TestDuplicateJobScoredOnce(t *testing.T) {
 	}
 	h.publish("default", wire("dup-after", "later job", "later pattern", 0.1))
 	h.wait(10*time.Second, "dup-1", "dup-after")
-	if h.count("dup-1") != 1 || h.stored("scoring.results.default")["dup-1"] != 1 {
+	eventually(t, 5*time.Second, func() bool { return h.stored("scoring.results.default")["dup-1"] == 1 })
+	if h.count("dup-1") != 1 {
 		t.Fatalf("dup-1 answered %d times", h.count("dup-1"))
 	}
 	if h.le.CallsFor("Cache sessions in Redis") != 1 {
