@@ -89,191 +89,263 @@ func (c *Client) Batch(ctx context.Context, o BatchOptions) (*Summary, error) {
 	if !strings.HasPrefix(o.ReplySubject, topology.ResultsPrefix) || !job.ValidSubject(o.ReplySubject) {
 		return nil, fmt.Errorf("reply subject %q must be a subject under %s", o.ReplySubject, topology.ResultsPrefix)
 	}
-	start := time.Now()
-	s := &Summary{ByStatus: map[string]int{}, ByReason: map[string]int{}, CacheTiers: map[string]int{}}
-	var (
-		mu      sync.Mutex
-		cond    = sync.NewCond(&mu)
-		written = map[uint64]struct{}{} // hashes of answered ids: 16 bytes a job, not a job
-		pending = map[uint64]time.Time{}
-		out     = bufio.NewWriterSize(o.Out, 256<<10)
-		werr    error
-	)
-	for _, id := range o.Answered {
-		written[xxhash.Sum64String(id)] = struct{}{}
-	}
-	onResult := func(data []byte, at time.Time) {
-		var r resultView
-		if json.Unmarshal(data, &r) != nil || r.JobID == "" {
-			return
-		}
-		h := xxhash.Sum64String(r.JobID)
-		mu.Lock()
-		defer mu.Unlock()
-		if _, dup := written[h]; dup {
-			return
-		}
-		written[h] = struct{}{}
-		if _, err := out.Write(append(data, '\n')); err != nil && werr == nil {
-			werr = err
-		}
-		s.Results++
-		s.ByStatus[r.Status]++
-		if r.FallbackReason != nil {
-			s.ByReason[*r.FallbackReason]++
-		}
-		if r.Cache != nil {
-			s.CacheTiers[r.Cache.Task]++
-			s.CacheTiers[r.Cache.Pattern]++
-		}
-		if r.Status == job.StatusScored || r.Status == job.StatusDegraded {
-			s.WorkerLatencyMS = append(s.WorkerLatencyMS, r.LatencyMS)
-		}
-		if t, ok := pending[h]; ok {
-			s.EndToEndMS = append(s.EndToEndMS, float64(at.Sub(t).Microseconds())/1000)
-			delete(pending, h)
-		}
-		if o.Progress != nil {
-			o.Progress(s.Results)
-		}
-		cond.Broadcast()
-	}
-
+	b := newBatch(o)
 	cons, err := c.JS.OrderedConsumer(ctx, topology.ResultsStream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{o.ReplySubject}, DeliverPolicy: jetstream.DeliverAllPolicy})
 	if err != nil {
 		return nil, fmt.Errorf("read results: %w", err)
 	}
-	cc, err := cons.Consume(func(m jetstream.Msg) { onResult(m.Data(), time.Now()) })
+	cc, err := cons.Consume(func(m jetstream.Msg) { b.onResult(m.Data(), time.Now()) })
 	if err != nil {
 		return nil, fmt.Errorf("read results: %w", err)
 	}
 	defer cc.Stop()
-
-	// Waits below are woken by results, by the timeout, and by ctx.
-	stop := context.AfterFunc(ctx, func() { mu.Lock(); cond.Broadcast(); mu.Unlock() })
+	// Waits are woken by results, by the timeout, and by ctx.
+	stop := context.AfterFunc(ctx, b.wake)
 	defer stop()
-	unpend := func(h uint64) {
-		mu.Lock()
-		delete(pending, h)
-		cond.Broadcast()
-		mu.Unlock()
+	pubErr := b.publishAll(ctx, c.JS)
+	b.awaitResults(ctx)
+	return b.s, b.outcome(ctx, pubErr)
+}
+
+// batch is one Batch run: the jobs published and not yet answered, the
+// results written, and the summary. mu guards everything below it; cond is
+// signalled whenever a job is answered or given up, and on timeouts.
+type batch struct {
+	o     BatchOptions
+	start time.Time
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	s       *Summary
+	written map[uint64]struct{}  // hashes of answered ids: 16 bytes a job, not a job
+	pending map[uint64]time.Time // published, unanswered: when published
+	out     *bufio.Writer
+	werr    error
+}
+
+func newBatch(o BatchOptions) *batch {
+	b := &batch{o: o, start: time.Now(), s: &Summary{ByStatus: map[string]int{}, ByReason: map[string]int{}, CacheTiers: map[string]int{}},
+		written: map[uint64]struct{}{}, pending: map[uint64]time.Time{}, out: bufio.NewWriterSize(o.Out, 256<<10)}
+	b.cond = sync.NewCond(&b.mu)
+	for _, id := range o.Answered {
+		b.written[xxhash.Sum64String(id)] = struct{}{}
 	}
+	return b
+}
+
+func (b *batch) wake() {
+	b.mu.Lock()
+	b.cond.Broadcast()
+	b.mu.Unlock()
+}
+
+// onResult writes a result that arrived, once per job, and counts it.
+func (b *batch) onResult(data []byte, at time.Time) {
+	var r resultView
+	if json.Unmarshal(data, &r) != nil || r.JobID == "" {
+		return
+	}
+	h := xxhash.Sum64String(r.JobID)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, dup := b.written[h]; dup {
+		return
+	}
+	b.written[h] = struct{}{}
+	if _, err := b.out.Write(append(data, '\n')); err != nil && b.werr == nil {
+		b.werr = err
+	}
+	b.s.count(&r)
+	if t, ok := b.pending[h]; ok {
+		b.s.EndToEndMS = append(b.s.EndToEndMS, float64(at.Sub(t).Microseconds())/1000)
+		delete(b.pending, h)
+	}
+	if b.o.Progress != nil {
+		b.o.Progress(b.s.Results)
+	}
+	b.cond.Broadcast()
+}
+
+// count adds one result to the summary.
+func (s *Summary) count(r *resultView) {
+	s.Results++
+	s.ByStatus[r.Status]++
+	if r.FallbackReason != nil {
+		s.ByReason[*r.FallbackReason]++
+	}
+	if r.Cache != nil {
+		s.CacheTiers[r.Cache.Task]++
+		s.CacheTiers[r.Cache.Pattern]++
+	}
+	if r.Status == job.StatusScored || r.Status == job.StatusDegraded {
+		s.WorkerLatencyMS = append(s.WorkerLatencyMS, r.LatencyMS)
+	}
+}
+
+// unpend gives up waiting for a job that was not stored.
+func (b *batch) unpend(h uint64) {
+	b.mu.Lock()
+	delete(b.pending, h)
+	b.cond.Broadcast()
+	b.mu.Unlock()
+}
+
+type inflight struct {
+	fut jetstream.PubAckFuture
+	h   uint64
+}
+
+// watchAcks reads the PubAcks of the published jobs in order, counting
+// duplicates and giving up jobs that were not stored; it returns the first
+// error.
+func (b *batch) watchAcks(acks <-chan inflight) error {
+	var first error
+	for f := range acks {
+		select {
+		case a := <-f.fut.Ok():
+			if a.Duplicate {
+				b.mu.Lock()
+				b.s.Duplicates++
+				b.mu.Unlock()
+			}
+		case err := <-f.fut.Err():
+			if first == nil {
+				first = err
+			}
+			b.unpend(f.h)
+		}
+	}
+	return first
+}
+
+// publishAll publishes every job of the source not already answered,
+// keeping at most MaxPending unanswered and to the rate; it returns why it
+// stopped early, or the first job the stream did not store.
+func (b *batch) publishAll(ctx context.Context, js jetstream.JetStream) error {
 	var limiter *rate.Limiter
-	if o.Rate > 0 {
-		limiter = rate.NewLimiter(rate.Limit(o.Rate), max(1, int(o.Rate/100)))
-	}
-	type inflight struct {
-		fut jetstream.PubAckFuture
-		h   uint64
+	if b.o.Rate > 0 {
+		limiter = rate.NewLimiter(rate.Limit(b.o.Rate), max(1, int(b.o.Rate/100)))
 	}
 	acks := make(chan inflight, 4096)
 	ackDone := make(chan error, 1)
-	go func() {
-		var first error
-		for f := range acks {
-			select {
-			case a := <-f.fut.Ok():
-				if a.Duplicate {
-					mu.Lock()
-					s.Duplicates++
-					mu.Unlock()
-				}
-			case err := <-f.fut.Err():
-				if first == nil {
-					first = err
-				}
-				unpend(f.h)
-			}
-		}
-		ackDone <- first
-	}()
-
-	var pubErr error
-	subject := topology.JobsPrefix + o.Lane
-	if o.Bulk {
-		subject = topology.BulkPrefix + o.Lane
+	go func() { ackDone <- b.watchAcks(acks) }()
+	subject := topology.JobsPrefix + b.o.Lane
+	if b.o.Bulk {
+		subject = topology.BulkPrefix + b.o.Lane
 	}
-	for {
-		w, err := o.Source.Next()
-		if errors.Is(err, io.EOF) {
+	var pubErr error
+	for pubErr == nil {
+		w, ok := b.next()
+		if !ok {
 			break
 		}
-		s.Read++
-		if err != nil {
-			s.Invalid++
-			if o.OnInvalid != nil {
-				o.OnInvalid(err)
-			}
-			continue
+		if w == nil {
+			continue // invalid or answered already
 		}
-		if w.JobID == "" {
-			w.JobID = DeriveJobID(w)
-		}
-		w.ReplySubject = o.ReplySubject
 		h := xxhash.Sum64String(w.JobID)
-		mu.Lock()
-		_, done := written[h]
-		_, already := pending[h]
-		if done || already {
-			s.Skipped++
-			mu.Unlock()
-			continue
-		}
-		for len(pending) >= o.MaxPending && ctx.Err() == nil {
-			cond.Wait()
-		}
-		if err := ctx.Err(); err != nil {
-			mu.Unlock()
-			pubErr = err
+		if pubErr = b.reserve(ctx, h); pubErr != nil {
 			break
 		}
-		pending[h] = time.Now()
-		mu.Unlock()
 		if limiter != nil {
-			if err := limiter.Wait(ctx); err != nil {
-				unpend(h)
-				pubErr = err
+			if pubErr = limiter.Wait(ctx); pubErr != nil {
+				b.unpend(h)
 				break
 			}
 		}
 		data, _ := json.Marshal(w)
-		fut, err := c.JS.PublishMsgAsync(&nats.Msg{Subject: subject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{w.JobID}}})
+		fut, err := js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{w.JobID}}})
 		if err != nil {
-			unpend(h)
+			b.unpend(h)
 			pubErr = fmt.Errorf("publish job %s: %w", w.JobID, err)
 			break
 		}
-		s.Published++
+		b.s.Published++
 		acks <- inflight{fut: fut, h: h}
 	}
 	close(acks)
 	if err := <-ackDone; err != nil && pubErr == nil {
 		pubErr = fmt.Errorf("a job was not stored: %w", err)
 	}
+	return pubErr
+}
 
-	deadline := time.Now().Add(o.Timeout)
-	timer := time.AfterFunc(o.Timeout, func() { mu.Lock(); cond.Broadcast(); mu.Unlock() })
-	defer timer.Stop()
-	mu.Lock()
-	for len(pending) > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
-		cond.Wait()
+// next reads the source's next job: ok is false at its end; a nil job is
+// one to skip (invalid, or answered or published already).
+func (b *batch) next() (w *job.Wire, ok bool) {
+	v, err := b.o.Source.Next()
+	if errors.Is(err, io.EOF) {
+		return nil, false
 	}
-	s.Missing = len(pending)
-	ferr := out.Flush()
-	mu.Unlock()
-	s.Elapsed = time.Since(start)
+	b.s.Read++
+	if err != nil {
+		b.s.Invalid++
+		if b.o.OnInvalid != nil {
+			b.o.OnInvalid(err)
+		}
+		return nil, true
+	}
+	if v.JobID == "" {
+		v.JobID = DeriveJobID(v)
+	}
+	v.ReplySubject = b.o.ReplySubject
+	h := xxhash.Sum64String(v.JobID)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, done := b.written[h]
+	_, already := b.pending[h]
+	if done || already {
+		b.s.Skipped++
+		return nil, true
+	}
+	return &v, true
+}
+
+// reserve waits until fewer than MaxPending jobs are unanswered, then
+// counts job h as pending.
+func (b *batch) reserve(ctx context.Context, h uint64) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for len(b.pending) >= b.o.MaxPending && ctx.Err() == nil {
+		b.cond.Wait()
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b.pending[h] = time.Now()
+	return nil
+}
+
+// awaitResults waits for the pending jobs' results until the timeout.
+func (b *batch) awaitResults(ctx context.Context) {
+	deadline := time.Now().Add(b.o.Timeout)
+	timer := time.AfterFunc(b.o.Timeout, b.wake)
+	defer timer.Stop()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for len(b.pending) > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+		b.cond.Wait()
+	}
+	b.s.Missing = len(b.pending)
+}
+
+// outcome flushes the results file and says how the run ended.
+func (b *batch) outcome(ctx context.Context, pubErr error) error {
+	b.mu.Lock()
+	ferr := b.out.Flush()
+	b.mu.Unlock()
+	b.s.Elapsed = time.Since(b.start)
 	switch {
 	case pubErr != nil:
-		return s, pubErr
-	case werr != nil:
-		return s, fmt.Errorf("write results: %w", werr)
+		return pubErr
+	case b.werr != nil:
+		return fmt.Errorf("write results: %w", b.werr)
 	case ferr != nil:
-		return s, fmt.Errorf("write results: %w", ferr)
-	case s.Missing > 0:
-		return s, fmt.Errorf("%w: %d of %d jobs unanswered", ErrNoResult, s.Missing, s.Published)
+		return fmt.Errorf("write results: %w", ferr)
+	case b.s.Missing > 0:
+		return fmt.Errorf("%w: %d of %d jobs unanswered", ErrNoResult, b.s.Missing, b.s.Published)
 	}
-	return s, ctx.Err()
+	return ctx.Err()
 }
 
 // Percentile returns the q-quantile (0..1) of v, nearest rank; NaN when empty.
