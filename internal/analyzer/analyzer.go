@@ -71,16 +71,39 @@ func Analyze(text, language, semContext string) *langextract.Analysis {
 		PrimaryTopics:    []string{},
 		TopicWeights:     map[string]float64{},
 	}
-
-	// Concepts, ranked by frequency then first occurrence.
-	type count struct {
-		word  string
-		n     int
-		first int
+	order, contentTotal := concepts(toks)
+	for _, c := range order[:min(len(order), maxConcepts)] {
+		a.Concepts = append(a.Concepts, c.word)
 	}
+	a.Themes = append(a.Themes, themes(toks)...)
+	a.DomainIndicators = append(a.DomainIndicators, domains(toks)...)
+	measure(a, toks, order, contentTotal)
+	relate(a, toks)
+	a.SemanticPatterns = structures(text, toks, a, language, semContext)
+	return a
+}
+
+// count is a word or phrase with its occurrences and first position.
+type count struct {
+	word  string
+	n     int
+	first int
+}
+
+// rank orders by frequency, then first occurrence.
+func rank(cs []*count) {
+	slices.SortStableFunc(cs, func(x, y *count) int {
+		if d := cmp.Compare(y.n, x.n); d != 0 {
+			return d
+		}
+		return cmp.Compare(x.first, y.first)
+	})
+}
+
+// concepts returns the content words ranked, and how many content tokens
+// there are.
+func concepts(toks []token) (order []*count, contentTotal int) {
 	counts := map[string]*count{}
-	var order []*count
-	contentTotal := 0
 	for i, t := range toks {
 		if !t.content {
 			continue
@@ -94,22 +117,14 @@ func Analyze(text, language, semContext string) *langextract.Analysis {
 		}
 		c.n++
 	}
-	rank := func(cs []*count) {
-		slices.SortStableFunc(cs, func(x, y *count) int {
-			if d := cmp.Compare(y.n, x.n); d != 0 {
-				return d
-			}
-			return cmp.Compare(x.first, y.first)
-		})
-	}
 	rank(order)
-	for _, c := range order[:min(len(order), maxConcepts)] {
-		a.Concepts = append(a.Concepts, c.word)
-	}
+	return order, contentTotal
+}
 
-	// Themes: adjacent concept pairs within a sentence.
+// themes are adjacent concept pairs within a sentence, ranked.
+func themes(toks []token) []string {
 	phrases := map[string]*count{}
-	var porder []*count
+	var order []*count
 	for i := 1; i < len(toks); i++ {
 		p, q := toks[i-1], toks[i]
 		if !p.content || !q.content || p.sentence != q.sentence {
@@ -120,30 +135,36 @@ func Analyze(text, language, semContext string) *langextract.Analysis {
 		if c == nil {
 			c = &count{word: key, first: i}
 			phrases[key] = c
-			porder = append(porder, c)
+			order = append(order, c)
 		}
 		c.n++
 	}
-	rank(porder)
-	for _, c := range porder[:min(len(porder), maxThemes)] {
-		a.Themes = append(a.Themes, c.word)
+	rank(order)
+	out := make([]string, 0, min(len(order), maxThemes))
+	for _, c := range order[:min(len(order), maxThemes)] {
+		out = append(out, c.word)
 	}
+	return out
+}
 
-	// Domains.
-	domains := map[string]bool{}
+// domains are the lexicon's domains of the words, sorted.
+func domains(toks []token) []string {
+	set := map[string]bool{}
 	for _, t := range toks {
-		if d, ok := lexicon[t.word]; ok {
-			for _, name := range d {
-				domains[name] = true
-			}
+		for _, name := range lexicon[t.word] {
+			set[name] = true
 		}
 	}
-	for d := range domains {
-		a.DomainIndicators = append(a.DomainIndicators, d)
+	out := make([]string, 0, len(set))
+	for d := range set {
+		out = append(out, d)
 	}
-	slices.Sort(a.DomainIndicators)
+	slices.Sort(out)
+	return out
+}
 
-	// Primary topics and metrics.
+// measure sets the primary topics, their weights and the three metrics.
+func measure(a *langextract.Analysis, toks []token, order []*count, contentTotal int) {
 	sentences := 0
 	if len(toks) > 0 {
 		sentences = toks[len(toks)-1].sentence + 1
@@ -173,33 +194,23 @@ func Analyze(text, language, semContext string) *langextract.Analysis {
 		}
 		a.ThematicConsistency = float64(hit) / float64(sentences)
 	}
+}
 
-	// Relationships: a linking verb followed, in its sentence, by a concept.
+// relate finds relationships — a linking verb followed, in its sentence,
+// by a concept — and chains of two or more in one sentence.
+func relate(a *langextract.Analysis, toks []token) {
 	chains := map[int][]string{}
 	var chainOrder []int
 	for i, t := range toks {
 		if t.verb == "" {
 			continue
 		}
-		target := ""
-		for j := i + 1; j < len(toks) && toks[j].sentence == t.sentence; j++ {
-			if toks[j].content {
-				target = toks[j].word
-				break
-			}
-		}
+		target := neighbour(toks, i, +1)
 		if target == "" {
 			continue
 		}
-		source := ""
-		for j := i - 1; j >= 0 && toks[j].sentence == t.sentence; j-- {
-			if toks[j].content {
-				source = toks[j].word
-				break
-			}
-		}
 		a.SemanticContext.Relationships = append(a.SemanticContext.Relationships,
-			langextract.Relationship{Type: t.verb, Source: source, Target: target})
+			langextract.Relationship{Type: t.verb, Source: neighbour(toks, i, -1), Target: target})
 		if _, ok := chains[t.sentence]; !ok {
 			chainOrder = append(chainOrder, t.sentence)
 		}
@@ -211,9 +222,17 @@ func Analyze(text, language, semContext string) *langextract.Analysis {
 				langextract.RelationshipChain{Types: chains[s]})
 		}
 	}
+}
 
-	a.SemanticPatterns = structures(text, toks, a, language, semContext)
-	return a
+// neighbour is the nearest content word from toks[i] in direction step
+// (+1 or -1) within its sentence, or "".
+func neighbour(toks []token, i, step int) string {
+	for j := i + step; j >= 0 && j < len(toks) && toks[j].sentence == toks[i].sentence; j += step {
+		if toks[j].content {
+			return toks[j].word
+		}
+	}
+	return ""
 }
 
 func structures(text string, toks []token, a *langextract.Analysis, language, semContext string) []langextract.SemanticPattern {
