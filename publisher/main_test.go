@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hybridscore/hybridscore/internal/config"
 	"github.com/hybridscore/hybridscore/internal/consumer"
 	"github.com/hybridscore/hybridscore/internal/workertest"
 	"github.com/hybridscore/hybridscore/pkg/job"
@@ -228,4 +229,40 @@ func hasRow(out, fields string) bool {
 		}
 	}
 	return false
+}
+
+// The publisher works as deployments/nats/nats.conf's producer user, with
+// a worker running as its worker user: submit and batch.
+func TestPublisherUnderLeastPrivilege(t *testing.T) {
+	t.Setenv("HYBRIDSCORE_WORKER_PASSWORD", "w-pw")
+	t.Setenv("HYBRIDSCORE_PRODUCER_PASSWORD", "p-pw")
+	t.Setenv("HYBRIDSCORE_OPERATOR_PASSWORD", "o-pw")
+	o, err := natsserver.ProcessConfigFile("../deployments/nats/nats.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Host, o.Port, o.HTTPPort, o.StoreDir, o.NoSigs = "127.0.0.1", -1, 0, t.TempDir(), true
+	ns, err := natsserver.NewServer(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	defer ns.Shutdown()
+	workertest.Worker(t, ns.ClientURL(), func(c *config.Config) { c.NATSUser, c.NATSPassword = "worker", "w-pw" })
+	auth := []string{"--nats-url", ns.ClientURL(), "--nats-user", "producer", "--nats-password", "p-pw"}
+	out, err := run(t, append([]string{"submit", "--task", "Implement OAuth2 login", "--pattern", "Build OAuth2 authentication", "--vector", "0.8"}, auth...)...)
+	if err != nil || !strings.Contains(out, `"status": "scored"`) {
+		t.Fatalf("submit as producer: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	jobs := filepath.Join(dir, "jobs.jsonl")
+	_ = os.WriteFile(jobs, []byte(`{"task_description":"a","historical_pattern_text":"b","vector_similarity":0.5}`+"\n"+
+		`{"task_description":"c","historical_pattern_text":"d","vector_similarity":0.5}`+"\n"), 0o644)
+	out, err = run(t, append([]string{"batch", jobs, "--out", filepath.Join(dir, "out.jsonl"), "--timeout", "20s"}, auth...)...)
+	if err != nil || !hasRow(out, "results 2") {
+		t.Fatalf("batch as producer: %v\n%s", err, out)
+	}
 }
