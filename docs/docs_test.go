@@ -332,23 +332,31 @@ var (
 	fence      = regexp.MustCompile("^ {0,3}(```|~~~)")
 )
 
+// fences follows a document's fenced code blocks line by line.
+type fences struct{ open string }
+
+// skip reports whether line is a fence or inside a fenced block.
+func (f *fences) skip(line string) bool {
+	if m := fence.FindStringSubmatch(line); m != nil {
+		switch {
+		case f.open == "":
+			f.open = m[1]
+		case f.open == m[1]:
+			f.open = ""
+		}
+		return true
+	}
+	return f.open != ""
+}
+
 // markdownLinks returns the targets of a Markdown document's inline links,
 // images and reference definitions, outside code blocks and code spans.
 // A "#anchor" target refers to the document itself and is returned as is.
 func markdownLinks(doc []byte) []link {
 	var links []link
-	inFence := ""
+	var f fences
 	for i, line := range strings.Split(string(doc), "\n") {
-		if m := fence.FindStringSubmatch(line); m != nil {
-			switch {
-			case inFence == "":
-				inFence = m[1]
-			case inFence == m[1]:
-				inFence = ""
-			}
-			continue
-		}
-		if inFence != "" {
+		if f.skip(line) {
 			continue
 		}
 		if m := refLink.FindStringSubmatch(line); m != nil {
@@ -375,18 +383,9 @@ var (
 func headingAnchors(doc []byte) map[string]bool {
 	anchors := map[string]bool{}
 	seen := map[string]int{}
-	inFence := ""
+	var f fences
 	for _, line := range strings.Split(string(doc), "\n") {
-		if m := fence.FindStringSubmatch(line); m != nil {
-			switch {
-			case inFence == "":
-				inFence = m[1]
-			case inFence == m[1]:
-				inFence = ""
-			}
-			continue
-		}
-		if inFence != "" {
+		if f.skip(line) {
 			continue
 		}
 		for _, m := range htmlID.FindAllStringSubmatch(line, -1) {

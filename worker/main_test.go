@@ -252,43 +252,33 @@ func TestTwoWorkersShareBothClasses(t *testing.T) {
 	}
 }
 
-// kill -9 in the middle of a bulk batch: every bulk job still ends with
-// exactly one stored result.
-func TestKill9MidBulkBatchLosesNothing(t *testing.T) {
-	c := newCluster(t)
-	victim := startWorker(t, c.ns.URL(), c.leURL)
-	startWorker(t, c.ns.URL(), c.leURL)
-	c.le.SetFaults(langextractd.Faults{Latency: 15 * time.Millisecond})
-	ids := c.publishBulk("bulkkill", 400)
-	c.waitSome("bulkkill", 60)
-	if err := victim.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-victim.done
-	victim.done <- nil // for cleanup
-	c.waitAll("bulkkill", ids, 90*time.Second)
-}
-
+// kill -9 in the middle of a batch, interactive or bulk: every job still
+// ends with exactly one stored result.
 func TestKill9MidBatchLosesNothing(t *testing.T) {
-	c := newCluster(t)
-	victim := startWorker(t, c.ns.URL(), c.leURL)
-	startWorker(t, c.ns.URL(), c.leURL)
-	c.le.SetFaults(langextractd.Faults{Latency: 15 * time.Millisecond})
-	ids := c.publishBatch("kill", 400)
-	c.waitSome("kill", 60)
-	if err := victim.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
+	for _, class := range []struct{ name, prefix string }{{"interactive", topology.JobsPrefix}, {"bulk", topology.BulkPrefix}} {
+		t.Run(class.name, func(t *testing.T) {
+			c := newCluster(t)
+			victim := startWorker(t, c.ns.URL(), c.leURL)
+			startWorker(t, c.ns.URL(), c.leURL)
+			c.le.SetFaults(langextractd.Faults{Latency: 15 * time.Millisecond})
+			lane := "kill-" + class.name
+			ids := c.publish(class.prefix, lane, 400)
+			c.waitSome(lane, 60)
+			if err := victim.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			<-victim.done
+			victim.done <- nil // for cleanup
+			got := c.waitAll(lane, ids, 90*time.Second)
+			redelivered := 0
+			for _, rs := range got {
+				if rs[0].DeliveryAttempt > 1 {
+					redelivered++
+				}
+			}
+			t.Logf("after kill -9: %d jobs, each with one stored result; %d answered on a redelivery", len(got), redelivered)
+		})
 	}
-	<-victim.done
-	victim.done <- nil // for cleanup
-	got := c.waitAll("kill", ids, 90*time.Second)
-	redelivered := 0
-	for _, rs := range got {
-		if rs[0].DeliveryAttempt > 1 {
-			redelivered++
-		}
-	}
-	t.Logf("after kill -9: %d jobs, each with one stored result; %d answered on a redelivery", len(got), redelivered)
 }
 
 func TestSIGTERMMidBatchLosesNothing(t *testing.T) {
