@@ -1,0 +1,60 @@
+// Package eventually waits in tests for a condition that real services reach
+// in their own time (a message stored, a consumer drained, a port open), so
+// that no test asserts after a fixed sleep.
+package eventually
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// Interval is how often a condition is tried.
+const Interval = 20 * time.Millisecond
+
+// True waits until cond returns true and fails the test (t.Fatalf) when it
+// has not within timeout. what names the condition in the failure message
+// and may carry fmt arguments.
+func True(t testing.TB, timeout time.Duration, cond func() bool, what string, args ...any) {
+	t.Helper()
+	if err := Wait(timeout, func() error {
+		if cond() {
+			return nil
+		}
+		return errNotYet
+	}); err != nil {
+		t.Fatalf("not within %s: %s", timeout, fmt.Sprintf(what, args...))
+	}
+}
+
+// NoError waits until try returns nil and fails the test with try's last
+// error when it has not within timeout.
+func NoError(t testing.TB, timeout time.Duration, try func() error, what string, args ...any) {
+	t.Helper()
+	if err := Wait(timeout, try); err != nil {
+		t.Fatalf("not within %s: %s: %v", timeout, fmt.Sprintf(what, args...), err)
+	}
+}
+
+// Wait calls try every Interval until it returns nil, and returns nil, or
+// until timeout has passed, and returns try's last error. It suits helpers
+// that report an error rather than fail a test.
+func Wait(timeout time.Duration, try func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := try()
+		if err == nil {
+			return nil
+		}
+		if !time.Now().Before(deadline) {
+			return err
+		}
+		time.Sleep(Interval)
+	}
+}
+
+type notYet struct{}
+
+func (notYet) Error() string { return "condition not met" }
+
+var errNotYet error = notYet{}
