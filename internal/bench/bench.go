@@ -38,6 +38,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/hybridscore/hybridscore/internal/analysis"
 	"github.com/hybridscore/hybridscore/internal/config"
 	"github.com/hybridscore/hybridscore/internal/natsembed"
 	"github.com/hybridscore/hybridscore/internal/server"
@@ -599,7 +600,7 @@ func (b *run) startWorker(ctx context.Context, warm []string) (worker, error) {
 		return nil, err
 	}
 	if len(warm) > 0 {
-		if _, err := s.Cache.Warm(ctx, warm, job.DefaultLanguage, job.DefaultContext); err != nil {
+		if _, err := s.Cache.Warm(ctx, analysis.Texts(warm, analysis.Query{})); err != nil {
 			return nil, err
 		}
 	}

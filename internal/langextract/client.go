@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/hybridscore/hybridscore/internal/analysis"
 )
 
 // Endpoint labels, as used in metrics.
@@ -109,14 +111,14 @@ func New(cfg Config) (*Client, error) {
 	}, nil
 }
 
-// Analyze asks langextract for the semantic analysis of content. Errors wrap
+// Analyze asks langextract for the semantic analysis of q. Errors wrap
 // one of ErrTimeout, ErrUnavailable, ErrRateLimited, ErrValidation or
 // ErrRequest or ErrUnknown, or the caller's context error when ctx ends
 // first. Only 503s
 // and timeouts are retried, with exponential backoff and full jitter.
-func (c *Client) Analyze(ctx context.Context, content, language, semContext string) (*Analysis, error) {
-	q := url.Values{"content": {content}, "context": {semContext}, "language": {language}}
-	target := c.analyzeURL + "?" + q.Encode()
+func (c *Client) Analyze(ctx context.Context, q analysis.Query) (*Analysis, error) {
+	v := url.Values{"content": {q.Text}, "context": {q.Context}, "language": {q.Language}}
+	target := c.analyzeURL + "?" + v.Encode()
 	if len(target) > c.cfg.MaxURLBytes {
 		return nil, fmt.Errorf("%w: the request would be %d bytes, more than the %d allowed (LANGEXTRACT_MAX_URL_BYTES)", ErrRequest, len(target), c.cfg.MaxURLBytes)
 	}

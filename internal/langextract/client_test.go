@@ -13,11 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hybridscore/hybridscore/internal/analysis"
 	"github.com/hybridscore/hybridscore/internal/analyzer"
 	"github.com/hybridscore/hybridscore/internal/breaker"
 	"github.com/hybridscore/hybridscore/internal/fake/langextractd"
 	"github.com/hybridscore/hybridscore/internal/langextract"
-	"github.com/hybridscore/hybridscore/internal/scoring"
+	"github.com/hybridscore/hybridscore/internal/source"
 )
 
 func newClient(t *testing.T, url string, timeout time.Duration, obs langextract.Observer) *langextract.Client {
@@ -103,8 +104,8 @@ func TestFailureModes(t *testing.T) {
 			var statuses []string
 			obs := func(endpoint, status string, _ time.Duration) { statuses = append(statuses, status) }
 			c := newClient(t, url, 100*time.Millisecond, obs)
-			br := scoring.NewBreaker(1, time.Minute, nil)
-			a, err := scoring.Guard(br, c.Analyze)(context.Background(), "Implement OAuth2 authentication with JWT tokens", "en", "pattern_matching")
+			br := source.NewBreaker(1, time.Minute, nil)
+			a, err := source.Guard(br, c).Analyze(context.Background(), analysis.Of("Implement OAuth2 authentication with JWT tokens"))
 			if got := langextract.FallbackReason(err); got != tt.reason {
 				t.Fatalf("reason %q (err %v), want %q", got, err, tt.reason)
 			}
@@ -144,10 +145,10 @@ func TestLongRequestIsNotSent(t *testing.T) {
 	srv := httptest.NewServer(fs)
 	t.Cleanup(srv.Close)
 	c := newClient(t, srv.URL, time.Second, nil)
-	br := scoring.NewBreaker(1, time.Minute, nil)
+	br := source.NewBreaker(1, time.Minute, nil)
 	long := strings.Repeat("é", 3000) // 6 KB of UTF-8, 18 KB escaped in a query string
 	for range 5 {
-		_, err := scoring.Guard(br, c.Analyze)(context.Background(), long, "en", "pattern_matching")
+		_, err := source.Guard(br, c).Analyze(context.Background(), analysis.Of(long))
 		if !errors.Is(err, langextract.ErrRequest) || langextract.FallbackReason(err) != "validation_error" {
 			t.Fatalf("err %v", err)
 		}
@@ -167,11 +168,11 @@ func TestBreakerOpensHalfOpensAndResets(t *testing.T) {
 	defer srv.Close()
 	c := newClient(t, srv.URL, time.Second, nil)
 	var transitions atomic.Int32
-	br := scoring.NewBreaker(3, 200*time.Millisecond, func(from, to breaker.State) { transitions.Add(1) })
-	analyze := scoring.Guard(br, c.Analyze)
+	br := source.NewBreaker(3, 200*time.Millisecond, func(from, to breaker.State) { transitions.Add(1) })
+	analyze := source.Guard(br, c).Analyze
 	ctx := context.Background()
 	for i := 0; i < 3; i++ {
-		if _, err := analyze(ctx, "x", "en", "c"); langextract.FallbackReason(err) != "unknown" {
+		if _, err := analyze(ctx, analysis.Query{Text: "x", Language: "en", Context: "c"}); langextract.FallbackReason(err) != "unknown" {
 			t.Fatalf("call %d: %v", i, err)
 		}
 		if i < 2 && br.State() != breaker.Closed {
@@ -182,7 +183,7 @@ func TestBreakerOpensHalfOpensAndResets(t *testing.T) {
 		t.Fatalf("state %s after 3 failures, want open", br.State())
 	}
 	before := fs.Calls()
-	if _, err := analyze(ctx, "x", "en", "c"); !errors.Is(err, langextract.ErrCircuitOpen) || langextract.FallbackReason(err) != "circuit_breaker" {
+	if _, err := analyze(ctx, analysis.Query{Text: "x", Language: "en", Context: "c"}); !errors.Is(err, langextract.ErrCircuitOpen) || langextract.FallbackReason(err) != "circuit_breaker" {
 		t.Fatalf("open breaker answered %v", err)
 	}
 	if fs.Calls() != before {
@@ -195,12 +196,12 @@ func TestBreakerOpensHalfOpensAndResets(t *testing.T) {
 	}
 	fs.SetFaults(langextractd.Faults{Rate429: 1})
 	for i := 0; i < 5; i++ {
-		_, _ = analyze(ctx, "x", "en", "c")
+		_, _ = analyze(ctx, analysis.Query{Text: "x", Language: "en", Context: "c"})
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	for i := 0; i < 5; i++ {
-		_, _ = analyze(cctx, "x", "en", "c")
+		_, _ = analyze(cctx, analysis.Query{Text: "x", Language: "en", Context: "c"})
 	}
 	if br.State() != breaker.Closed || br.ConsecutiveFailures() != 0 {
 		t.Fatalf("excluded errors counted: state %s, failures %d", br.State(), br.ConsecutiveFailures())
@@ -208,7 +209,7 @@ func TestBreakerOpensHalfOpensAndResets(t *testing.T) {
 	// Open it again, wait out the timeout, and let the half-open probe succeed.
 	fs.SetFaults(langextractd.Faults{Rate503: 1})
 	for br.State() != breaker.Open {
-		_, _ = analyze(ctx, "x", "en", "c")
+		_, _ = analyze(ctx, analysis.Query{Text: "x", Language: "en", Context: "c"})
 	}
 	fs.SetFaults(langextractd.Faults{})
 	deadline := time.Now().Add(5 * time.Second)
@@ -218,7 +219,7 @@ func TestBreakerOpensHalfOpensAndResets(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if _, err := analyze(ctx, "x", "en", "c"); err != nil {
+	if _, err := analyze(ctx, analysis.Query{Text: "x", Language: "en", Context: "c"}); err != nil {
 		t.Fatalf("half-open probe: %v", err)
 	}
 	if br.State() != breaker.Closed {
@@ -238,7 +239,7 @@ func TestContextCancellationHonoured(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err := c.Analyze(ctx, "x", "en", "c")
+	_, err := c.Analyze(ctx, analysis.Query{Text: "x", Language: "en", Context: "c"})
 	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
 		t.Fatalf("err %v after %s", err, time.Since(start))
 	}

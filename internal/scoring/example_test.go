@@ -7,10 +7,11 @@ import (
 	"github.com/hybridscore/hybridscore/internal/combiner"
 	"github.com/hybridscore/hybridscore/internal/scoring"
 	"github.com/hybridscore/hybridscore/internal/semcache"
+	"github.com/hybridscore/hybridscore/internal/source"
 )
 
 func ExampleService_Score() {
-	cache, _ := semcache.New(context.Background(), semcache.Config{}, scoring.Loader(scoring.Builtin))
+	cache, _ := semcache.New(context.Background(), semcache.Config{}, source.Loader{Source: source.Builtin})
 	defer cache.Close()
 	svc, _ := scoring.New(cache, scoring.DefaultConfig(), nil)
 	o, _ := svc.Score(context.Background(), &scoring.Request{

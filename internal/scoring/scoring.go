@@ -1,32 +1,34 @@
-// Package scoring turns one job's texts and vector similarity into one
-// outcome: both analyses fetched concurrently through the cache (and behind
-// it the breaker and langextract), the five-part pattern similarity, and the
-// adaptive combination, or a degraded vector-only outcome that says why.
+// Package scoring is the engine: it turns one job's texts and vector
+// similarity into one outcome. Both texts' features are fetched concurrently
+// from a FeatureSource (in the worker, the cache in front of the analysis
+// source), compared in five parts, and combined with the vector similarity
+// under adaptive weights; when a text cannot be analysed, the outcome is the
+// degraded vector-only fallback and says why. The engine knows nothing of
+// langextract, the breaker or Redis: the worker wires those in.
 package scoring
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/hybridscore/hybridscore/pkg/job"
 	"time"
 
-	"github.com/hybridscore/hybridscore/internal/analyzer"
-	"github.com/hybridscore/hybridscore/internal/breaker"
+	"github.com/hybridscore/hybridscore/internal/analysis"
 	"github.com/hybridscore/hybridscore/internal/combiner"
 	"github.com/hybridscore/hybridscore/internal/langextract"
 	"github.com/hybridscore/hybridscore/internal/semcache"
 	"github.com/hybridscore/hybridscore/internal/similarity"
 )
 
-// Cache is what the service needs of the semantic cache.
-type Cache interface {
-	// Cached returns tier-1 features at once, or nil, and counts a hit.
-	Cached(text, language, semContext string) *similarity.Features
+// FeatureSource is where the engine gets the features of a text:
+// *semcache.Cache in the worker.
+type FeatureSource interface {
+	// Cached returns features held in memory at once, or nil, and counts a hit.
+	Cached(q analysis.Query) *similarity.Features
 	// Peek is Cached without counting.
-	Peek(text, language, semContext string) *similarity.Features
+	Peek(q analysis.Query) *similarity.Features
 	// Get returns features from any tier or a load, and where they came from.
-	Get(ctx context.Context, text, language, semContext string) (*similarity.Features, semcache.Status, error)
+	Get(ctx context.Context, q analysis.Query) (*similarity.Features, semcache.Status, error)
 }
 
 // Observer is told about every outcome (metrics); it must not retain o.
@@ -39,8 +41,8 @@ type Request struct {
 	Task, Pattern   string
 	Vector          float64
 	Characteristics *combiner.Characteristics // nil: the job had none
-	Language        string                    // "" means job.DefaultLanguage
-	Context         string                    // "" means job.DefaultContext
+	Language        string                    // "" means the job default (analysis.Query.WithDefaults)
+	Context         string                    // "" means the job default
 }
 
 // Status of an outcome.
@@ -104,13 +106,13 @@ func DefaultConfig() Config {
 
 // Service scores requests. Safe for concurrent use.
 type Service struct {
-	cache Cache
+	cache FeatureSource
 	cfg   Config
 	obs   Observer
 }
 
-// New returns a Service over cache. obs may be nil.
-func New(cache Cache, cfg Config, obs Observer) (*Service, error) {
+// New returns a Service over the features of cache. obs may be nil.
+func New(cache FeatureSource, cfg Config, obs Observer) (*Service, error) {
 	if err := cfg.Combiner.Validate(); err != nil {
 		return nil, err
 	}
@@ -145,21 +147,16 @@ func (s *Service) score(ctx context.Context, req *Request, mayLoad bool) (o Outc
 	if !(req.Vector >= 0 && req.Vector <= 1) {
 		return Outcome{}, true, fmt.Errorf("%w: vector similarity %v not in [0, 1]", ErrInvalidInput, req.Vector)
 	}
-	lang, sc := req.Language, req.Context
-	if lang == "" {
-		lang = job.DefaultLanguage
-	}
-	if sc == "" {
-		sc = job.DefaultContext
-	}
+	qt := analysis.Query{Text: req.Task, Language: req.Language, Context: req.Context}.WithDefaults()
+	qp := analysis.Query{Text: req.Pattern, Language: qt.Language, Context: qt.Context}
 	o.Vector = req.Vector
 	// Asked not to wait, look first without counting: a hit counted now
 	// would be counted again by the Score that follows a miss.
-	if !mayLoad && (s.cache.Peek(req.Task, lang, sc) == nil || s.cache.Peek(req.Pattern, lang, sc) == nil) {
+	if !mayLoad && (s.cache.Peek(qt) == nil || s.cache.Peek(qp) == nil) {
 		return Outcome{}, false, nil
 	}
-	ft := s.cache.Cached(req.Task, lang, sc)
-	fp := s.cache.Cached(req.Pattern, lang, sc)
+	ft := s.cache.Cached(qt)
+	fp := s.cache.Cached(qp)
 	if !mayLoad && (ft == nil || fp == nil) { // evicted in between: rare
 		return Outcome{}, false, nil
 	}
@@ -167,11 +164,11 @@ func (s *Service) score(ctx context.Context, req *Request, mayLoad bool) (o Outc
 	var errT, errP error
 	switch {
 	case ft == nil && fp == nil:
-		ft, fp, o.CacheTask, o.CachePattern, errT, errP = s.fetchBoth(ctx, req, lang, sc)
+		ft, fp, o.CacheTask, o.CachePattern, errT, errP = s.fetchBoth(ctx, qt, qp)
 	case ft == nil:
-		ft, o.CacheTask, errT = s.cache.Get(ctx, req.Task, lang, sc)
+		ft, o.CacheTask, errT = s.cache.Get(ctx, qt)
 	case fp == nil:
-		fp, o.CachePattern, errP = s.cache.Get(ctx, req.Pattern, lang, sc)
+		fp, o.CachePattern, errP = s.cache.Get(ctx, qp)
 	}
 	if errT != nil || errP != nil {
 		o.degrade(errors.Join(errT, errP))
@@ -198,13 +195,13 @@ func (s *Service) score(ctx context.Context, req *Request, mayLoad bool) (o Outc
 
 // fetchBoth looks both texts up at the same time. It is apart from Score so
 // that only this slow path pays for the goroutine's captured variables.
-func (s *Service) fetchBoth(ctx context.Context, req *Request, lang, sc string) (ft, fp *similarity.Features, st, sp semcache.Status, errT, errP error) {
+func (s *Service) fetchBoth(ctx context.Context, qt, qp analysis.Query) (ft, fp *similarity.Features, st, sp semcache.Status, errT, errP error) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		ft, st, errT = s.cache.Get(ctx, req.Task, lang, sc)
+		ft, st, errT = s.cache.Get(ctx, qt)
 	}()
-	fp, sp, errP = s.cache.Get(ctx, req.Pattern, lang, sc)
+	fp, sp, errP = s.cache.Get(ctx, qp)
 	<-done
 	return
 }
@@ -218,44 +215,4 @@ func (o *Outcome) degrade(err error) {
 	o.Pattern, o.Confidence, o.Agreement, o.Components = 0, 0, 0, similarity.Components{}
 	o.Err = err
 	o.FallbackReason = langextract.FallbackReason(err)
-}
-
-// AnalyzeFunc is one semantic analysis: langextract, the built-in analyzer,
-// or either behind a breaker.
-type AnalyzeFunc func(ctx context.Context, text, language, semContext string) (*langextract.Analysis, error)
-
-// Builtin analyses in-process with the built-in analyzer.
-func Builtin(ctx context.Context, text, language, semContext string) (*langextract.Analysis, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return analyzer.Analyze(text, language, semContext), nil
-}
-
-// Guard puts fn behind b. The breaker counts the failures langextract
-// says count (CountsAsFailure) and, when open, answers
-// langextract.ErrCircuitOpen.
-func Guard(b *breaker.Breaker[*langextract.Analysis], fn AnalyzeFunc) AnalyzeFunc {
-	return func(ctx context.Context, text, language, semContext string) (*langextract.Analysis, error) {
-		return b.Do(func() (*langextract.Analysis, error) { return fn(ctx, text, language, semContext) })
-	}
-}
-
-// NewBreaker returns the per-process langextract breaker.
-func NewBreaker(threshold uint32, timeout time.Duration, onState func(from, to breaker.State)) *breaker.Breaker[*langextract.Analysis] {
-	return breaker.New[*langextract.Analysis](breaker.Config{
-		Name: "langextract", Threshold: threshold, Timeout: timeout,
-		Counts: langextract.CountsAsFailure, OnStateChange: onState, OpenError: langextract.ErrCircuitOpen,
-	})
-}
-
-// Loader adapts fn to the cache: it reduces each analysis to features.
-func Loader(fn AnalyzeFunc) semcache.Loader {
-	return func(ctx context.Context, text, language, semContext string) (*similarity.Features, error) {
-		a, err := fn(ctx, text, language, semContext)
-		if err != nil {
-			return nil, err
-		}
-		return a.Features(), nil
-	}
 }

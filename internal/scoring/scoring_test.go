@@ -15,7 +15,7 @@ import (
 	"github.com/hybridscore/hybridscore/internal/redistest"
 	"github.com/hybridscore/hybridscore/internal/scoring"
 	"github.com/hybridscore/hybridscore/internal/semcache"
-	"github.com/hybridscore/hybridscore/internal/similarity"
+	"github.com/hybridscore/hybridscore/internal/source"
 )
 
 // engine is the production chain: cache → breaker → HTTP client → a real
@@ -34,8 +34,8 @@ func newEngine(t testing.TB, faults langextractd.Faults, cacheCfg semcache.Confi
 	if err != nil {
 		t.Fatal(err)
 	}
-	br := scoring.NewBreaker(5, time.Minute, nil)
-	cache, err := semcache.New(context.Background(), cacheCfg, scoring.Loader(scoring.Guard(br, client.Analyze)))
+	br := source.NewBreaker(5, time.Minute, nil)
+	cache, err := semcache.New(context.Background(), cacheCfg, source.Loader{Source: source.Guard(br, client)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,22 +162,12 @@ func TestCoalescingThroughLangextract(t *testing.T) {
 	})
 }
 
-type staticCache map[string]*similarity.Features
-
-func (c staticCache) Cached(text, _, _ string) *similarity.Features { return c[text] }
-func (c staticCache) Get(_ context.Context, text, _, _ string) (*similarity.Features, semcache.Status, error) {
-	if f := c[text]; f != nil {
-		return f, semcache.Memory, nil
-	}
-	return nil, semcache.Miss, langextract.ErrUnavailable
-}
-
 func FuzzScoreNeverPanics(f *testing.F) {
 	f.Add("Implement OAuth2", "Build OAuth2", 0.5, "complex", "x")
 	f.Add("", "\xff", -1.0, "", "")
 	f.Add("a", "a", math.NaN(), "VERY_COMPLEX", "")
 	f.Fuzz(func(t *testing.T, task, pattern string, vector float64, complexity, label string) {
-		cache, err := semcache.New(context.Background(), semcache.Config{MaxSize: 10}, scoring.Loader(scoring.Builtin))
+		cache, err := semcache.New(context.Background(), semcache.Config{MaxSize: 10}, source.Loader{Source: source.Builtin})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -200,7 +190,7 @@ func FuzzScoreNeverPanics(f *testing.F) {
 
 // BenchmarkScoreTier1 scores a job whose two analyses are in tier 1.
 func BenchmarkScoreTier1(b *testing.B) {
-	cache, _ := semcache.New(context.Background(), semcache.Config{}, scoring.Loader(scoring.Builtin))
+	cache, _ := semcache.New(context.Background(), semcache.Config{}, source.Loader{Source: source.Builtin})
 	defer cache.Close()
 	svc, _ := scoring.New(cache, scoring.DefaultConfig(), nil)
 	req := &scoring.Request{

@@ -4,20 +4,23 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/hybridscore/hybridscore/internal/analysis"
 	"github.com/hybridscore/hybridscore/internal/analyzer"
 	"github.com/hybridscore/hybridscore/internal/semcache"
 	"github.com/hybridscore/hybridscore/internal/similarity"
 )
 
 func ExampleCache_Get() {
-	load := func(_ context.Context, text, language, sc string) (*similarity.Features, error) {
-		return analyzer.Analyze(text, language, sc).Features(), nil
-	}
+	// The worker loads through the analysis source (internal/source); any
+	// function of a query will do.
+	load := semcache.LoaderFunc(func(_ context.Context, q analysis.Query) (*similarity.Features, error) {
+		return analyzer.Analyze(q.Text, q.Language, q.Context).Features(), nil
+	})
 	// Memory only; set Config.Redis to share analyses between workers.
 	c, _ := semcache.New(context.Background(), semcache.Config{MaxSize: 100}, load)
 	defer c.Close()
 	for range 2 {
-		_, status, _ := c.Get(context.Background(), "Implement OAuth2 login", "en", "pattern_matching")
+		_, status, _ := c.Get(context.Background(), analysis.Of("Implement OAuth2 login"))
 		fmt.Println(status)
 	}
 	m := c.Metrics()

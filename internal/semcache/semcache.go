@@ -21,6 +21,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hybridscore/hybridscore/internal/analysis"
 	"github.com/hybridscore/hybridscore/internal/similarity"
 )
 
@@ -49,17 +50,18 @@ func (s Status) String() string {
 // Key identifies an analysis: a 128-bit hash of language, context and text.
 type Key [2]uint64
 
-// KeyOf returns the key of one analysis request.
-func KeyOf(language, semContext, text string) Key {
+// KeyOf returns the key of q, as it was before queries had a type: language,
+// context and text, so that Redis entries written by earlier versions still hit.
+func KeyOf(q analysis.Query) Key {
 	var k Key
 	var d xxhash.Digest
 	for i, seed := range [2]uint64{0, 0x9e3779b97f4a7c15} {
 		d.ResetWithSeed(seed)
-		_, _ = d.WriteString(language)
+		_, _ = d.WriteString(q.Language)
 		_, _ = d.WriteString("\x00")
-		_, _ = d.WriteString(semContext)
+		_, _ = d.WriteString(q.Context)
 		_, _ = d.WriteString("\x00")
-		_, _ = d.WriteString(text)
+		_, _ = d.WriteString(q.Text)
 		k[i] = d.Sum64()
 	}
 	return k
@@ -68,9 +70,20 @@ func KeyOf(language, semContext, text string) Key {
 // String returns the key as 32 hex digits.
 func (k Key) String() string { return fmt.Sprintf("%016x%016x", k[0], k[1]) }
 
-// Loader produces the features of a text on a miss (langextract behind its
-// breaker, or the built-in analyzer).
-type Loader func(ctx context.Context, text, language, semContext string) (*similarity.Features, error)
+// Loader produces the features of a query on a miss. The cache knows nothing
+// of what is behind it (langextract behind its breaker, or the built-in
+// analyzer); the worker wires that in.
+type Loader interface {
+	Load(ctx context.Context, q analysis.Query) (*similarity.Features, error)
+}
+
+// LoaderFunc is a function that is a Loader.
+type LoaderFunc func(ctx context.Context, q analysis.Query) (*similarity.Features, error)
+
+// Load calls f.
+func (f LoaderFunc) Load(ctx context.Context, q analysis.Query) (*similarity.Features, error) {
+	return f(ctx, q)
+}
 
 // Config configures a Cache. Zero values take the defaults noted.
 type Config struct {
@@ -242,29 +255,29 @@ func (c *Cache) RedisEnabled() bool { return c.cfg.Redis != nil }
 // RedisUp reports whether the second tier is in use now.
 func (c *Cache) RedisUp() bool { return c.redisUp.Load() }
 
-// Get returns the features of text, from tier 1, tier 2, another caller's
+// Get returns the features of q, from tier 1, tier 2, another caller's
 // in-flight load, or a load of its own, and says which. A Redis failure is
 // never an error here; a load failure is returned as the loader gave it.
-func (c *Cache) Get(ctx context.Context, text, language, semContext string) (*similarity.Features, Status, error) {
-	k := KeyOf(language, semContext, text)
+func (c *Cache) Get(ctx context.Context, q analysis.Query) (*similarity.Features, Status, error) {
+	k := KeyOf(q)
 	if f := c.lookup(k); f != nil {
 		c.hits.Add(1)
 		c.memHits.Add(1)
 		return f, Memory, nil
 	}
-	return c.fill(ctx, k, text, language, semContext)
+	return c.fill(ctx, k, q)
 }
 
-// Cached returns the tier-1 features of text without waiting or loading, and
-// counts a hit when it finds them; nil means Get must be used.
 // Peek is Cached without counting a hit: for a caller that only asks
 // whether both of its texts are there before it takes them.
-func (c *Cache) Peek(text, language, semContext string) *similarity.Features {
-	return c.lookup(KeyOf(language, semContext, text))
+func (c *Cache) Peek(q analysis.Query) *similarity.Features {
+	return c.lookup(KeyOf(q))
 }
 
-func (c *Cache) Cached(text, language, semContext string) *similarity.Features {
-	f := c.lookup(KeyOf(language, semContext, text))
+// Cached returns the tier-1 features of q without waiting or loading, and
+// counts a hit when it finds them; nil means Get must be used.
+func (c *Cache) Cached(q analysis.Query) *similarity.Features {
+	f := c.lookup(KeyOf(q))
 	if f != nil {
 		c.hits.Add(1)
 		c.memHits.Add(1)
@@ -332,7 +345,7 @@ func (c *Cache) store(k Key, f *similarity.Features) {
 }
 
 // fill coalesces concurrent misses of one key into one load.
-func (c *Cache) fill(ctx context.Context, k Key, text, language, semContext string) (*similarity.Features, Status, error) {
+func (c *Cache) fill(ctx context.Context, k Key, q analysis.Query) (*similarity.Features, Status, error) {
 	c.mu.Lock()
 	// A load may have finished between the caller's tier-1 miss and now:
 	// it stores before it retires its call, so look again under the lock.
@@ -356,7 +369,7 @@ func (c *Cache) fill(ctx context.Context, k Key, text, language, semContext stri
 			// Detached from the caller (others may wait on it) but not from
 			// the cache: Close cancels every load still running.
 			lctx, cancel := context.WithTimeout(c.bgCtx, c.cfg.LoadTimeout)
-			cl.f, cl.status, cl.err = c.loadThrough(lctx, k, text, language, semContext)
+			cl.f, cl.status, cl.err = c.loadThrough(lctx, k, q)
 			cancel()
 			if cl.err == nil {
 				c.store(k, cl.f)
@@ -394,7 +407,7 @@ func (c *Cache) fill(ctx context.Context, k Key, text, language, semContext stri
 
 // loadThrough consults Redis, takes or waits on the cross-process lease, and
 // loads as a last resort.
-func (c *Cache) loadThrough(ctx context.Context, k Key, text, language, semContext string) (*similarity.Features, Status, error) {
+func (c *Cache) loadThrough(ctx context.Context, k Key, q analysis.Query) (*similarity.Features, Status, error) {
 	if c.cfg.Redis != nil && c.redisUp.Load() {
 		if f, ok := c.redisGet(ctx, k); ok {
 			return f, Redis, nil
@@ -412,7 +425,7 @@ func (c *Cache) loadThrough(ctx context.Context, k Key, text, language, semConte
 					c.releaseLease(ctx, k)
 					return f, Redis, nil
 				}
-				f, err := c.loadHoldingLease(ctx, k, text, language, semContext)
+				f, err := c.loadHoldingLease(ctx, k, q)
 				return f, Miss, err
 			}
 			f, st := c.waitForPeer(ctx, k, waitUntil)
@@ -424,7 +437,7 @@ func (c *Cache) loadThrough(ctx context.Context, k Key, text, language, semConte
 			}
 		}
 	}
-	f, err := c.load(ctx, text, language, semContext)
+	f, err := c.load(ctx, q)
 	if err == nil && c.cfg.Redis != nil && c.redisUp.Load() {
 		c.redisSet(ctx, k, f)
 	}
@@ -469,7 +482,7 @@ func (c *Cache) acquireLease(ctx context.Context, k Key) (bool, error) {
 
 // loadHoldingLease loads while renewing the lease, publishes the answer to
 // Redis, then releases the lease so waiters stop polling at once.
-func (c *Cache) loadHoldingLease(ctx context.Context, k Key, text, language, semContext string) (*similarity.Features, error) {
+func (c *Cache) loadHoldingLease(ctx context.Context, k Key, q analysis.Query) (*similarity.Features, error) {
 	stop := make(chan struct{})
 	renewed := make(chan struct{})
 	go func() {
@@ -489,7 +502,7 @@ func (c *Cache) loadHoldingLease(ctx context.Context, k Key, text, language, sem
 			}
 		}
 	}()
-	f, err := c.load(ctx, text, language, semContext)
+	f, err := c.load(ctx, q)
 	close(stop)
 	<-renewed
 	if err == nil {
@@ -563,21 +576,21 @@ func (c *Cache) waitForPeer(ctx context.Context, k Key, until time.Time) (*simil
 	}
 }
 
-func (c *Cache) load(ctx context.Context, text, language, semContext string) (*similarity.Features, error) {
-	f, err := c.load0(ctx, text, language, semContext)
+func (c *Cache) load(ctx context.Context, q analysis.Query) (*similarity.Features, error) {
+	f, err := c.load0(ctx, q)
 	if err == nil && f == nil {
 		return nil, errors.New("semcache: loader returned no features")
 	}
 	return f, err
 }
 
-func (c *Cache) load0(ctx context.Context, text, language, semContext string) (f *similarity.Features, err error) {
+func (c *Cache) load0(ctx context.Context, q analysis.Query) (f *similarity.Features, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("semcache: loader panicked: %v", r)
 		}
 	}()
-	return c.loader(ctx, text, language, semContext)
+	return c.loader.Load(ctx, q)
 }
 
 // redisFailed classifies a Redis error: nil and "no such key" are fine,
@@ -653,9 +666,9 @@ func (c *Cache) reconnect() {
 	c.setRedisUp(true)
 }
 
-// Warm loads texts into the cache, at most eight at a time, and returns how
-// many are now cached. Failures are joined into the error.
-func (c *Cache) Warm(ctx context.Context, texts []string, language, semContext string) (int, error) {
+// Warm loads queries into the cache, at most eight at a time, and returns
+// how many are now cached. Failures are joined into the error.
+func (c *Cache) Warm(ctx context.Context, qs []analysis.Query) (int, error) {
 	var (
 		n    atomic.Int64
 		mu   sync.Mutex
@@ -663,7 +676,7 @@ func (c *Cache) Warm(ctx context.Context, texts []string, language, semContext s
 		wg   sync.WaitGroup
 		sem  = make(chan struct{}, 8)
 	)
-	for _, t := range texts {
+	for _, q := range qs {
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
@@ -674,7 +687,7 @@ func (c *Cache) Warm(ctx context.Context, texts []string, language, semContext s
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if _, _, err := c.Get(ctx, t, language, semContext); err != nil {
+			if _, _, err := c.Get(ctx, q); err != nil {
 				mu.Lock()
 				if len(errs) < 10 {
 					errs = append(errs, err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hybridscore/hybridscore/internal/analysis"
 	"github.com/hybridscore/hybridscore/internal/analyzer"
 	"github.com/hybridscore/hybridscore/internal/redistest"
 	"github.com/hybridscore/hybridscore/internal/semcache"
@@ -30,10 +31,10 @@ func newLoader(delay time.Duration) *countingLoader {
 	return &countingLoader{delay: delay, per: map[string]int{}}
 }
 
-func (l *countingLoader) load(ctx context.Context, text, language, sc string) (*similarity.Features, error) {
+func (l *countingLoader) Load(ctx context.Context, q analysis.Query) (*similarity.Features, error) {
 	l.calls.Add(1)
 	l.mu.Lock()
-	l.per[text]++
+	l.per[q.Text]++
 	l.mu.Unlock()
 	if l.delay > 0 {
 		select {
@@ -45,8 +46,11 @@ func (l *countingLoader) load(ctx context.Context, text, language, sc string) (*
 	if e := l.fail.Load(); e != nil {
 		return nil, *e
 	}
-	return analyzer.Analyze(text, language, sc).Features(), nil
+	return analyzer.Analyze(q.Text, q.Language, q.Context).Features(), nil
 }
+
+// q is the query of txt in the test context "c".
+func q(txt string) analysis.Query { return analysis.Query{Text: txt, Language: "en", Context: "c"} }
 
 func text(i int) string {
 	return fmt.Sprintf("Pattern %d: implement OAuth2 authentication with JWT tokens for service %d and cache sessions in Redis", i, i)
@@ -57,7 +61,7 @@ func TestLRUEvictionTTLAndMetrics(t *testing.T) {
 	var clockMu sync.Mutex
 	clock := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }
 	l := newLoader(0)
-	c, err := semcache.New(context.Background(), semcache.Config{MaxSize: 3, TTL: time.Minute, Now: clock}, l.load)
+	c, err := semcache.New(context.Background(), semcache.Config{MaxSize: 3, TTL: time.Minute, Now: clock}, l)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +69,7 @@ func TestLRUEvictionTTLAndMetrics(t *testing.T) {
 	ctx := context.Background()
 	get := func(i int) semcache.Status {
 		t.Helper()
-		_, st, err := c.Get(ctx, text(i), "en", "pattern_matching")
+		_, st, err := c.Get(ctx, analysis.Of(text(i)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,16 +109,16 @@ func TestLoaderErrorsAndPanicsAreReturned(t *testing.T) {
 	boom := errors.New("boom")
 	l := newLoader(0)
 	l.fail.Store(&boom)
-	c, _ := semcache.New(context.Background(), semcache.Config{}, l.load)
+	c, _ := semcache.New(context.Background(), semcache.Config{}, l)
 	defer c.Close()
-	if _, _, err := c.Get(context.Background(), "x", "en", "c"); !errors.Is(err, boom) {
+	if _, _, err := c.Get(context.Background(), q("x")); !errors.Is(err, boom) {
 		t.Fatalf("err %v", err)
 	}
-	p, _ := semcache.New(context.Background(), semcache.Config{}, func(context.Context, string, string, string) (*similarity.Features, error) {
+	p, _ := semcache.New(context.Background(), semcache.Config{}, semcache.LoaderFunc(func(context.Context, analysis.Query) (*similarity.Features, error) {
 		panic("hostile analyzer")
-	})
+	}))
 	defer p.Close()
-	if _, _, err := p.Get(context.Background(), "x", "en", "c"); err == nil {
+	if _, _, err := p.Get(context.Background(), q("x")); err == nil {
 		t.Fatal("a panicking loader gave no error")
 	}
 }
@@ -130,7 +134,7 @@ func hammer(t testing.TB, caches []*semcache.Cache, g, n int) map[semcache.Statu
 			defer wg.Done()
 			c := caches[i%len(caches)]
 			for j := 0; j < n; j++ {
-				_, st, err := c.Get(context.Background(), text((i+j)%n), "en", "pattern_matching")
+				_, st, err := c.Get(context.Background(), analysis.Of(text((i+j)%n)))
 				if err != nil {
 					t.Error(err)
 					return
@@ -147,7 +151,7 @@ func hammer(t testing.TB, caches []*semcache.Cache, g, n int) map[semcache.Statu
 
 func TestCoalescingInProcess(t *testing.T) {
 	l := newLoader(20 * time.Millisecond)
-	c, _ := semcache.New(context.Background(), semcache.Config{}, l.load)
+	c, _ := semcache.New(context.Background(), semcache.Config{}, l)
 	defer c.Close()
 	st := hammer(t, []*semcache.Cache{c}, 64, 50)
 	if got := l.calls.Load(); got != 50 {
@@ -164,7 +168,7 @@ func newRedisCache(t testing.TB, srv *redistest.Server, l *countingLoader, cfg s
 	if cfg.ReconnectInterval == 0 {
 		cfg.ReconnectInterval = 50 * time.Millisecond
 	}
-	c, err := semcache.New(context.Background(), cfg, l.load)
+	c, err := semcache.New(context.Background(), cfg, l)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,19 +201,19 @@ func TestRedisTierSharedAndCompact(t *testing.T) {
 	b := newRedisCache(t, srv, l, semcache.Config{})
 	ctx := context.Background()
 	txt := text(7)
-	if _, st, _ := a.Get(ctx, txt, "en", "c"); st != semcache.Miss {
+	if _, st, _ := a.Get(ctx, q(txt)); st != semcache.Miss {
 		t.Fatalf("a: %s", st)
 	}
-	if _, st, _ := b.Get(ctx, txt, "en", "c"); st != semcache.Redis {
+	if _, st, _ := b.Get(ctx, q(txt)); st != semcache.Redis {
 		t.Fatalf("b: %s, want redis", st)
 	}
-	if _, st, _ := b.Get(ctx, txt, "en", "c"); st != semcache.Memory {
+	if _, st, _ := b.Get(ctx, q(txt)); st != semcache.Memory {
 		t.Fatalf("b again: %s, want memory", st)
 	}
 	if l.calls.Load() != 1 {
 		t.Fatalf("%d loads", l.calls.Load())
 	}
-	key := "hybridscore:sem:" + semcache.KeyOf("en", "c", txt).String()
+	key := "hybridscore:sem:" + semcache.KeyOf(q(txt)).String()
 	n, err := srv.Client().StrLen(ctx, key).Result()
 	if err != nil || n == 0 || n > 1536 {
 		t.Fatalf("redis value %d bytes (err %v), want 1..1536", n, err)
@@ -220,12 +224,12 @@ func TestRedisTierSharedAndCompact(t *testing.T) {
 	}
 	// Garbage in Redis is a miss, then overwritten.
 	garbage := text(8)
-	gkey := "hybridscore:sem:" + semcache.KeyOf("en", "c", garbage).String()
+	gkey := "hybridscore:sem:" + semcache.KeyOf(q(garbage)).String()
 	srv.Client().Set(ctx, gkey, "not features", time.Minute)
-	if _, st, err := a.Get(ctx, garbage, "en", "c"); err != nil || st != semcache.Miss {
+	if _, st, err := a.Get(ctx, q(garbage)); err != nil || st != semcache.Miss {
 		t.Fatalf("garbage: %s %v", st, err)
 	}
-	if _, st, _ := b.Get(ctx, garbage, "en", "c"); st != semcache.Redis {
+	if _, st, _ := b.Get(ctx, q(garbage)); st != semcache.Redis {
 		t.Fatalf("after overwrite: %s", st)
 	}
 	if !a.RedisUp() || !a.Metrics().RedisEnabled {
@@ -240,19 +244,19 @@ func TestRedisOutageAndRecovery(t *testing.T) {
 	var mu sync.Mutex
 	c := newRedisCache(t, srv, l, semcache.Config{OnRedisState: func(up bool) { mu.Lock(); states = append(states, up); mu.Unlock() }})
 	ctx := context.Background()
-	if _, _, err := c.Get(ctx, text(1), "en", "c"); err != nil {
+	if _, _, err := c.Get(ctx, q(text(1))); err != nil {
 		t.Fatal(err)
 	}
 	srv.Stop()
 	for i := 2; i < 20; i++ {
-		if _, _, err := c.Get(ctx, text(i), "en", "c"); err != nil {
+		if _, _, err := c.Get(ctx, q(text(i))); err != nil {
 			t.Fatalf("lookup during outage: %v", err)
 		}
 	}
 	if c.RedisUp() {
 		t.Fatal("redis still reported up while stopped")
 	}
-	if _, st, _ := c.Get(ctx, text(1), "en", "c"); st != semcache.Memory {
+	if _, st, _ := c.Get(ctx, q(text(1))); st != semcache.Memory {
 		t.Fatalf("memory tier lost during outage: %s", st)
 	}
 	srv.Restart()
@@ -263,11 +267,11 @@ func TestRedisOutageAndRecovery(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if _, st, err := c.Get(ctx, text(100), "en", "c"); err != nil || st != semcache.Miss {
+	if _, st, err := c.Get(ctx, q(text(100))); err != nil || st != semcache.Miss {
 		t.Fatalf("after recovery: %s %v", st, err)
 	}
 	other := newRedisCache(t, srv, newLoader(0), semcache.Config{})
-	if _, st, _ := other.Get(ctx, text(100), "en", "c"); st != semcache.Redis {
+	if _, st, _ := other.Get(ctx, q(text(100))); st != semcache.Redis {
 		t.Fatalf("value written after recovery not in Redis: %s", st)
 	}
 	mu.Lock()
@@ -284,12 +288,12 @@ func TestDeadLeaseHolderIsReplaced(t *testing.T) {
 	ctx := context.Background()
 	txt := text(42)
 	// A worker that took the lease and died: the lease is there, no value ever comes.
-	lease := "hybridscore:sem:lease:" + semcache.KeyOf("en", "c", txt).String()
+	lease := "hybridscore:sem:lease:" + semcache.KeyOf(q(txt)).String()
 	if err := srv.Client().Set(ctx, lease, "dead-worker", 300*time.Millisecond).Err(); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	_, st, err := c.Get(ctx, txt, "en", "c")
+	_, st, err := c.Get(ctx, q(txt))
 	if err != nil || st != semcache.Miss || l.calls.Load() != 1 {
 		t.Fatalf("status %s err %v loads %d", st, err, l.calls.Load())
 	}
@@ -300,14 +304,14 @@ func TestDeadLeaseHolderIsReplaced(t *testing.T) {
 
 func TestWarm(t *testing.T) {
 	l := newLoader(0)
-	c, _ := semcache.New(context.Background(), semcache.Config{}, l.load)
+	c, _ := semcache.New(context.Background(), semcache.Config{}, l)
 	defer c.Close()
 	texts := []string{text(1), text(2), text(3), text(1)}
-	n, err := c.Warm(context.Background(), texts, "en", "pattern_matching")
+	n, err := c.Warm(context.Background(), analysis.Texts(texts, analysis.Query{}))
 	if err != nil || n != 4 {
 		t.Fatalf("Warm = %d, %v", n, err)
 	}
-	if f := c.Cached(text(2), "en", "pattern_matching"); f == nil {
+	if f := c.Cached(analysis.Of(text(2))); f == nil {
 		t.Fatal("warmed text not cached")
 	}
 }
@@ -321,15 +325,15 @@ func BenchmarkEntryBytes(b *testing.B) {
 	for i := range texts {
 		texts[i] = fmt.Sprintf("%05d %s %s", i, base, base)[:300]
 	}
-	load := func(_ context.Context, text, language, sc string) (*similarity.Features, error) {
-		return analyzer.Analyze(text, language, sc).Features(), nil
-	}
+	load := semcache.LoaderFunc(func(_ context.Context, q analysis.Query) (*similarity.Features, error) {
+		return analyzer.Analyze(q.Text, q.Language, q.Context).Features(), nil
+	})
 	enc, _ := analyzer.Analyze(texts[0], "en", "pattern_matching").Features().MarshalBinary()
 	for b.Loop() {
 		c, _ := semcache.New(context.Background(), semcache.Config{MaxSize: n}, load)
 		before := heap()
 		for _, t := range texts {
-			_, _, _ = c.Get(context.Background(), t, "en", "pattern_matching")
+			_, _, _ = c.Get(context.Background(), analysis.Of(t))
 		}
 		after := heap()
 		b.ReportMetric(float64(after-before)/n, "heap-B/entry")
@@ -354,7 +358,7 @@ func TestSlowRedisNeverFailsALookup(t *testing.T) {
 	}()
 	time.Sleep(50 * time.Millisecond)
 	start := time.Now()
-	_, st, err := c.Get(context.Background(), text(500), "en", "c")
+	_, st, err := c.Get(context.Background(), q(text(500)))
 	if err != nil || st != semcache.Miss {
 		t.Fatalf("lookup against a stalled Redis: %s %v", st, err)
 	}
@@ -424,7 +428,7 @@ func TestRedisUsedAgainAfterRestartWithoutFlapping(t *testing.T) {
 	}
 	downs.Store(0)
 	for i := 1000; i < 1040; i++ {
-		if _, _, err := writer.Get(context.Background(), text(i), "en", "c"); err != nil {
+		if _, _, err := writer.Get(context.Background(), q(text(i))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -434,7 +438,7 @@ func TestRedisUsedAgainAfterRestartWithoutFlapping(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, st, _ := reader.Get(context.Background(), text(i), "en", "c"); st == semcache.Redis {
+			if _, st, _ := reader.Get(context.Background(), q(text(i))); st == semcache.Redis {
 				fromRedis.Add(1)
 			}
 		}()
@@ -453,9 +457,9 @@ func TestLeaseIsRenewedAndReleasedByItsOwnerOnly(t *testing.T) {
 	c := newRedisCache(t, srv, l, semcache.Config{LeaseTTL: 300 * time.Millisecond})
 	ctx := context.Background()
 	txt := text(7)
-	lease := "hybridscore:sem:lease:" + semcache.KeyOf("en", "c", txt).String()
+	lease := "hybridscore:sem:lease:" + semcache.KeyOf(q(txt)).String()
 	done := make(chan error, 1)
-	go func() { _, _, err := c.Get(ctx, txt, "en", "c"); done <- err }()
+	go func() { _, _, err := c.Get(ctx, q(txt)); done <- err }()
 	rc := srv.Client()
 	deadline := time.Now().Add(5 * time.Second)
 	for rc.Exists(ctx, lease).Val() == 0 {

@@ -1,7 +1,7 @@
 package server
 
 import (
-	"github.com/hybridscore/hybridscore/pkg/job"
+	"github.com/hybridscore/hybridscore/internal/analysis"
 	"sync"
 
 	"crypto/subtle"
@@ -97,7 +97,7 @@ func (a *Admin) warm(w http.ResponseWriter, r *http.Request) {
 		Texts    []string `json:"texts"`
 		Language string   `json:"language"`
 		Context  string   `json:"context"`
-	}{Language: job.DefaultLanguage, Context: job.DefaultContext}
+	}{}
 	trimmed := strings.TrimSpace(string(body))
 	if strings.HasPrefix(trimmed, "[") {
 		err = json.Unmarshal(body, &req.Texts)
@@ -108,18 +108,13 @@ func (a *Admin) warm(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "want {\"texts\": [...]} or a JSON array of strings: " + err.Error()})
 		return
 	}
-	// Jobs default these too: warm under the keys jobs will look up.
-	if req.Language == "" {
-		req.Language = job.DefaultLanguage
-	}
-	if req.Context == "" {
-		req.Context = job.DefaultContext
-	}
 	if len(req.Texts) == 0 || len(req.Texts) > MaxWarmTexts {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "texts must hold 1 to 10000 strings"})
 		return
 	}
-	n, err := a.Cache.Warm(r.Context(), req.Texts, req.Language, req.Context)
+	// Jobs default language and context the same way: warm under the keys
+	// jobs will look up.
+	n, err := a.Cache.Warm(r.Context(), analysis.Texts(req.Texts, analysis.Query{Language: req.Language, Context: req.Context}))
 	resp := map[string]any{"requested": len(req.Texts), "cached": n}
 	if err != nil {
 		resp["errors"] = err.Error()

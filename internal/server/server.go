@@ -29,6 +29,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/hybridscore/hybridscore/internal/analysis"
 	"github.com/hybridscore/hybridscore/internal/breaker"
 	"github.com/hybridscore/hybridscore/internal/config"
 	"github.com/hybridscore/hybridscore/internal/consumer"
@@ -38,6 +39,7 @@ import (
 	"github.com/hybridscore/hybridscore/internal/natsembed"
 	"github.com/hybridscore/hybridscore/internal/scoring"
 	"github.com/hybridscore/hybridscore/internal/semcache"
+	"github.com/hybridscore/hybridscore/internal/source"
 	"github.com/hybridscore/hybridscore/internal/topology"
 	"github.com/hybridscore/hybridscore/pkg/job"
 )
@@ -212,7 +214,7 @@ func (s *Server) connectNATS() error {
 
 func (s *Server) buildEngine(ctx context.Context) error {
 	cfg := s.cfg
-	analyze := scoring.AnalyzeFunc(scoring.Builtin)
+	src := source.Builtin
 	if cfg.LangextractURL != "" {
 		client, err := langextract.New(langextract.Config{BaseURL: cfg.LangextractURL, Timeout: config.Seconds(cfg.LangextractTimeout),
 			MaxAttempts: cfg.LangextractMaxRetries, MaxURLBytes: cfg.LangextractMaxURLBytes, Observer: s.Metrics.ObserveLangextract})
@@ -220,11 +222,11 @@ func (s *Server) buildEngine(ctx context.Context) error {
 			return fmt.Errorf("LANGEXTRACT_URL: %w", err)
 		}
 		s.client = client
-		s.breaker = scoring.NewBreaker(uint32(cfg.CircuitBreakerThreshold), config.Seconds(cfg.CircuitBreakerTimeout), func(from, to breaker.State) {
+		s.breaker = source.NewBreaker(uint32(cfg.CircuitBreakerThreshold), config.Seconds(cfg.CircuitBreakerTimeout), func(from, to breaker.State) {
 			s.Metrics.BreakerChanged(from, to)
 			s.log.Warn("circuit breaker", zap.String("from", from.String()), zap.String("to", to.String()))
 		})
-		analyze = scoring.Guard(s.breaker, client.Analyze)
+		src = source.Guard(s.breaker, client)
 	}
 	// A load must outlive every attempt the client may make (and its
 	// backoff): cut short, the client would report the caller giving up,
@@ -268,7 +270,7 @@ func (s *Server) buildEngine(ctx context.Context) error {
 		cc.Redis = s.redis
 	}
 	var err error
-	if s.Cache, err = semcache.New(ctx, cc, scoring.Loader(analyze)); err != nil {
+	if s.Cache, err = semcache.New(ctx, cc, source.Loader{Source: src}); err != nil {
 		return err
 	}
 	s.Metrics.RegisterCache(s.Cache)
@@ -353,7 +355,7 @@ func (s *Server) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("SEMANTIC_CACHE_WARM_FILE: %w", err)
 		}
-		n, err := s.Cache.Warm(ctx, texts, job.DefaultLanguage, job.DefaultContext)
+		n, err := s.Cache.Warm(ctx, analysis.Texts(texts, analysis.Query{}))
 		s.log.Info("cache warmed", zap.Int("cached", n), zap.Int("texts", len(texts)), zap.Error(err))
 		s.warming.Store(false)
 	}
