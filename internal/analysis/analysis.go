@@ -10,9 +10,9 @@ import "github.com/hybridscore/hybridscore/pkg/job"
 // Language and Context mean job.DefaultLanguage and job.DefaultContext once
 // WithDefaults has been applied.
 type Query struct {
-	Text     string
-	Language string
-	Context  string
+	Text     string `json:"text"`
+	Language string `json:"language,omitempty"`
+	Context  string `json:"context,omitempty"`
 }
 
 // Of returns the query for text with the defaults of a job: the language

@@ -135,7 +135,10 @@ type Metrics struct {
 type entry struct {
 	key        Key
 	f          *similarity.Features
-	expires    int64 // unix nanoseconds
+	q          analysis.Query // kept for Export: the texts to warm another cache with
+	created    int64          // unix nanoseconds
+	expires    int64          // unix nanoseconds
+	hits       uint32         // tier-1 hits since stored
 	size       int64
 	prev, next *entry
 }
@@ -169,6 +172,7 @@ type Cache struct {
 	lru   entry // sentinel: lru.next is most recent
 	bytes int64
 	calls map[Key]*call
+	life  lifeStats // under mu
 
 	hits, misses, evictions, expirations atomic.Uint64
 	memHits, redisHits, sharedHits       atomic.Uint64
@@ -223,6 +227,7 @@ func New(ctx context.Context, cfg Config, load Loader) (*Cache, error) {
 	var id [8]byte
 	_, _ = rand.Read(id[:])
 	c := &Cache{cfg: cfg, loader: load, owner: hex.EncodeToString(id[:]), items: map[Key]*entry{}, calls: map[Key]*call{}}
+	c.life.ttl = int64(cfg.TTL)
 	c.lru.next, c.lru.prev = &c.lru, &c.lru
 	c.bgCtx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	if cfg.Redis != nil {
@@ -260,7 +265,7 @@ func (c *Cache) RedisUp() bool { return c.redisUp.Load() }
 // never an error here; a load failure is returned as the loader gave it.
 func (c *Cache) Get(ctx context.Context, q analysis.Query) (*similarity.Features, Status, error) {
 	k := KeyOf(q)
-	if f := c.lookup(k); f != nil {
+	if f := c.lookup(k, true); f != nil {
 		c.hits.Add(1)
 		c.memHits.Add(1)
 		return f, Memory, nil
@@ -271,13 +276,13 @@ func (c *Cache) Get(ctx context.Context, q analysis.Query) (*similarity.Features
 // Peek is Cached without counting a hit: for a caller that only asks
 // whether both of its texts are there before it takes them.
 func (c *Cache) Peek(q analysis.Query) *similarity.Features {
-	return c.lookup(KeyOf(q))
+	return c.lookup(KeyOf(q), false)
 }
 
 // Cached returns the tier-1 features of q without waiting or loading, and
 // counts a hit when it finds them; nil means Get must be used.
 func (c *Cache) Cached(q analysis.Query) *similarity.Features {
-	f := c.lookup(KeyOf(q))
+	f := c.lookup(KeyOf(q), true)
 	if f != nil {
 		c.hits.Add(1)
 		c.memHits.Add(1)
@@ -285,8 +290,9 @@ func (c *Cache) Cached(q analysis.Query) *similarity.Features {
 	return f
 }
 
-// lookup returns the tier-1 entry for k, or nil.
-func (c *Cache) lookup(k Key) *similarity.Features {
+// lookup returns the tier-1 entry for k, or nil; hit says to count a hit in
+// the entry's life (Peek does not).
+func (c *Cache) lookup(k Key, hit bool) *similarity.Features {
 	now := c.cfg.Now().UnixNano()
 	c.mu.Lock()
 	e := c.items[k]
@@ -295,10 +301,15 @@ func (c *Cache) lookup(k Key) *similarity.Features {
 		return nil
 	}
 	if now >= e.expires {
+		c.life.ended(e, now, true)
 		c.remove(e)
 		c.mu.Unlock()
 		c.expirations.Add(1)
 		return nil
+	}
+	if hit {
+		e.hits++
+		c.life.hit(now - e.created)
 	}
 	if c.lru.next != e {
 		unlink(e)
@@ -324,8 +335,10 @@ func (c *Cache) remove(e *entry) {
 }
 
 // store puts f in tier 1, evicting the least recently used beyond MaxSize.
-func (c *Cache) store(k Key, f *similarity.Features) {
-	e := &entry{key: k, f: f, expires: c.cfg.Now().Add(c.cfg.TTL).UnixNano(), size: int64(entryOverhead + f.SizeBytes())}
+func (c *Cache) store(k Key, q analysis.Query, f *similarity.Features) {
+	now := c.cfg.Now()
+	e := &entry{key: k, f: f, q: q, created: now.UnixNano(), expires: now.Add(c.cfg.TTL).UnixNano(),
+		size: int64(entryOverhead + f.SizeBytes() + len(q.Text) + len(q.Language) + len(q.Context))}
 	evicted := 0
 	c.mu.Lock()
 	if old := c.items[k]; old != nil {
@@ -335,7 +348,9 @@ func (c *Cache) store(k Key, f *similarity.Features) {
 	c.pushFront(e)
 	c.bytes += e.size
 	for len(c.items) > c.cfg.MaxSize {
-		c.remove(c.lru.prev)
+		old := c.lru.prev
+		c.life.ended(old, e.created, false)
+		c.remove(old)
 		evicted++
 	}
 	c.mu.Unlock()
@@ -351,6 +366,8 @@ func (c *Cache) fill(ctx context.Context, k Key, q analysis.Query) (*similarity.
 	// it stores before it retires its call, so look again under the lock.
 	if e := c.items[k]; e != nil && c.cfg.Now().UnixNano() < e.expires {
 		f := e.f
+		e.hits++
+		c.life.hit(c.cfg.Now().UnixNano() - e.created)
 		c.mu.Unlock()
 		c.hits.Add(1)
 		c.memHits.Add(1)
@@ -372,7 +389,7 @@ func (c *Cache) fill(ctx context.Context, k Key, q analysis.Query) (*similarity.
 			cl.f, cl.status, cl.err = c.loadThrough(lctx, k, q)
 			cancel()
 			if cl.err == nil {
-				c.store(k, cl.f)
+				c.store(k, q, cl.f)
 			}
 			c.mu.Lock()
 			delete(c.calls, k)

@@ -1,17 +1,19 @@
 package server
 
 import (
-	"github.com/hybridscore/hybridscore/internal/analysis"
-	"sync"
-
+	"bytes"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
-	"golang.org/x/time/rate"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 
+	"golang.org/x/time/rate"
+
+	"github.com/hybridscore/hybridscore/internal/analysis"
 	"github.com/hybridscore/hybridscore/internal/semcache"
 )
 
@@ -52,6 +54,20 @@ func (a *Admin) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin/cache", a.guard(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, a.Cache.Metrics())
 	}))
+	mux.HandleFunc("GET /admin/cache/report", a.guard(func(w http.ResponseWriter, r *http.Request) {
+		rep := a.Cache.Report()
+		if r.URL.Query().Get("format") == "text" {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			_ = rep.WriteText(w)
+			return
+		}
+		writeJSON(w, http.StatusOK, rep)
+	}))
+	// The export is a warm file: POST it back to /admin/cache/warm, or give
+	// it to a worker as SEMANTIC_CACHE_WARM_FILE.
+	mux.HandleFunc("GET /admin/cache/export", a.guard(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, a.Cache.Export())
+	}))
 	mux.HandleFunc("POST /admin/cache/warm", a.guard(a.warm))
 }
 
@@ -80,8 +96,7 @@ func (a *Admin) guard(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// warm accepts {"texts": [...], "language": "en", "context": "..."} or a
-// bare JSON array of texts.
+// warm accepts what ParseWarm reads.
 func (a *Admin) warm(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxWarmBody))
 	if err != nil {
@@ -93,31 +108,59 @@ func (a *Admin) warm(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
-	req := struct {
-		Texts    []string `json:"texts"`
-		Language string   `json:"language"`
-		Context  string   `json:"context"`
-	}{}
-	trimmed := strings.TrimSpace(string(body))
-	if strings.HasPrefix(trimmed, "[") {
-		err = json.Unmarshal(body, &req.Texts)
-	} else {
-		err = json.Unmarshal(body, &req)
-	}
+	qs, err := ParseWarm(body)
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "want {\"texts\": [...]} or a JSON array of strings: " + err.Error()})
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
-	if len(req.Texts) == 0 || len(req.Texts) > MaxWarmTexts {
+	if len(qs) == 0 || len(qs) > MaxWarmTexts {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "texts must hold 1 to 10000 strings"})
 		return
 	}
-	// Jobs default language and context the same way: warm under the keys
-	// jobs will look up.
-	n, err := a.Cache.Warm(r.Context(), analysis.Texts(req.Texts, analysis.Query{Language: req.Language, Context: req.Context}))
-	resp := map[string]any{"requested": len(req.Texts), "cached": n}
+	n, err := a.Cache.Warm(r.Context(), qs)
+	resp := map[string]any{"requested": len(qs), "cached": n}
 	if err != nil {
 		resp["errors"] = err.Error()
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// errWarmShape names the shapes ParseWarm reads.
+var errWarmShape = errors.New(`want {"texts": [...], "language": ..., "context": ...}, a JSON array of strings, or a JSON array of {"text", "language", "context"} (GET /admin/cache/export)`)
+
+// ParseWarm reads texts to warm the cache with: {"texts": [...],
+// "language": ..., "context": ...}, a JSON array of strings, or the JSON
+// array of queries GET /admin/cache/export writes. Language and context
+// default as a job's do, so texts are warmed under the keys jobs look up.
+func ParseWarm(body []byte) ([]analysis.Query, error) {
+	body = bytes.TrimSpace(body)
+	if bytes.HasPrefix(body, []byte("{")) {
+		var req struct {
+			Texts    []string `json:"texts"`
+			Language string   `json:"language"`
+			Context  string   `json:"context"`
+		}
+		if err := json.Unmarshal(body, &req); err != nil {
+			return nil, fmt.Errorf("%w: %v", errWarmShape, err)
+		}
+		return analysis.Texts(req.Texts, analysis.Query{Language: req.Language, Context: req.Context}), nil
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(body, &items); err != nil {
+		return nil, fmt.Errorf("%w: %v", errWarmShape, err)
+	}
+	qs := make([]analysis.Query, len(items))
+	for i, it := range items {
+		var err error
+		if bytes.HasPrefix(it, []byte(`"`)) {
+			err = json.Unmarshal(it, &qs[i].Text)
+		} else {
+			err = json.Unmarshal(it, &qs[i])
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: item %d: %v", errWarmShape, i, err)
+		}
+		qs[i] = qs[i].WithDefaults()
+	}
+	return qs, nil
 }

@@ -7,6 +7,7 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -351,12 +352,12 @@ func (s *Server) Run(ctx context.Context) error {
 
 	if f := s.cfg.SemanticCacheWarmFile; f != "" {
 		s.warming.Store(true)
-		texts, err := ReadTexts(f)
+		qs, err := ReadWarmFile(f)
 		if err != nil {
 			return fmt.Errorf("SEMANTIC_CACHE_WARM_FILE: %w", err)
 		}
-		n, err := s.Cache.Warm(ctx, analysis.Texts(texts, analysis.Query{}))
-		s.log.Info("cache warmed", zap.Int("cached", n), zap.Int("texts", len(texts)), zap.Error(err))
+		n, err := s.Cache.Warm(ctx, qs)
+		s.log.Info("cache warmed", zap.Int("cached", n), zap.Int("texts", len(qs)), zap.Error(err))
 		s.warming.Store(false)
 	}
 	err := s.worker.Run(ctx)
@@ -393,29 +394,30 @@ func (s *Server) close() {
 	}
 }
 
-// ReadTexts reads a warm-up file: a JSON array of strings, or one text per
-// non-empty line.
-func ReadTexts(path string) ([]string, error) {
+// ReadWarmFile reads SEMANTIC_CACHE_WARM_FILE: JSON as ParseWarm reads it
+// (an export of another worker's cache among them), or else one text per
+// line.
+func ReadWarmFile(path string) ([]analysis.Query, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	if t := strings.TrimSpace(string(b)); strings.HasPrefix(t, "[") {
-		var texts []string
-		if err := json.Unmarshal(b, &texts); err != nil {
-			return nil, fmt.Errorf("%s: not a JSON array of strings: %w", path, err)
+	if t := bytes.TrimSpace(b); bytes.HasPrefix(t, []byte("[")) || bytes.HasPrefix(t, []byte("{")) {
+		qs, err := ParseWarm(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		return texts, nil
+		return qs, nil
 	}
 	var texts []string
-	sc := bufio.NewScanner(strings.NewReader(string(b)))
+	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		if line := strings.TrimSpace(sc.Text()); line != "" {
 			texts = append(texts, line)
 		}
 	}
-	return texts, sc.Err()
+	return analysis.Texts(texts, analysis.Query{}), sc.Err()
 }
 
 // Ready reports whether the worker consumes (bound, warmed, not draining).
