@@ -17,15 +17,15 @@ import (
 // row is a pair as written in a file; the job's own field names are
 // accepted too, so a file of jobs with a label added can be evaluated.
 type row struct {
-	Task          string   `json:"task"`
-	Pattern       string   `json:"pattern"`
-	JobTask       string   `json:"task_description"`
-	JobPattern    string   `json:"historical_pattern_text"`
-	Vector        *float64 `json:"vector_similarity"`
-	Label         *float64 `json:"label"`
-	Relevance     *float64 `json:"relevance"`
-	Complexity    string   `json:"complexity"`
-	FeatureLabel  string   `json:"feature_label"`
+	Task            string   `json:"task"`
+	Pattern         string   `json:"pattern"`
+	JobTask         string   `json:"task_description"`
+	JobPattern      string   `json:"historical_pattern_text"`
+	Vector          *float64 `json:"vector_similarity"`
+	Label           *float64 `json:"label"`
+	Relevance       *float64 `json:"relevance"`
+	Complexity      string   `json:"complexity"`
+	FeatureLabel    string   `json:"feature_label"`
 	Characteristics *struct {
 		Complexity   string `json:"complexity"`
 		FeatureLabel string `json:"feature_label"`
