@@ -112,50 +112,15 @@ type Partial struct {
 func Decode(data []byte, limits Limits) (*Job, Partial, error) {
 	limits = limits.Defaults()
 	var p Partial
-	if !utf8.Valid(data) {
-		return nil, p, invalid(CodeInvalidUTF8, "message is not valid UTF-8")
-	}
-	if len(data) > limits.MaxJobBytes {
-		return nil, p, invalid(CodeTooLarge, "message is %d bytes, limit %d", len(data), limits.MaxJobBytes)
-	}
-	start := skipWS(data, 0)
-	if start == len(data) || data[start] != '{' {
-		return nil, p, invalid(CodeInvalidJSON, "message is not a JSON object")
-	}
-	d := decoder{data: data, i: start}
-	if !d.parseObject(false) {
-		return nil, p, &Error{Code: CodeInvalidJSON, Message: d.syntaxErr}
-	}
-	if d.i = skipWS(data, d.i); d.i < len(data) {
-		d.errAt("after top-level value")
-		return nil, p, &Error{Code: CodeInvalidJSON, Message: d.syntaxErr}
+	var d decoder
+	if err := d.parse(data, limits); err != nil {
+		return nil, p, err
 	}
 	s := d.materialize() // "" where absent or null
-	set := func(k int) bool { return d.str[k].set }
-
 	// Identify before judging, so even a rejected job is answered by id.
-	jobIDOK := set(fJobID) && validJobID(s[fJobID])
-	replyOK := set(fReplySubject) && ValidReplySubject(s[fReplySubject])
-	correlationOK := set(fCorrelationID) && utf8.RuneCountInString(s[fCorrelationID]) <= 128
-	if jobIDOK {
-		p.JobID = s[fJobID]
-	}
-	if replyOK {
-		p.ReplySubject = s[fReplySubject]
-	}
-	if correlationOK {
-		p.CorrelationID = s[fCorrelationID]
-	}
-	if d.typeErr {
-		return nil, p, &Error{Code: CodeInvalidField, Message: d.typeErrorMessage()}
-	}
-	for _, k := range [...]int{fJobID, fTaskDescription, fHistoricalPatternText} {
-		if s[k] == "" {
-			return nil, p, invalid(CodeMissingField, "field %q is required", fieldPath[k])
-		}
-	}
-	if !d.vecSet {
-		return nil, p, invalid(CodeMissingField, "field %q is required", "vector_similarity")
+	p = identify(&d, &s)
+	if err := required(&d, &s); err != nil {
+		return nil, p, err
 	}
 	j := Job{
 		JobID:                 s[fJobID],
@@ -167,61 +132,8 @@ func Decode(data []byte, limits Limits) (*Job, Partial, error) {
 		OnFallback:            FallbackDegrade,
 		SchemaVersion:         1,
 	}
-	if !jobIDOK {
-		return nil, p, invalid(CodeInvalidField, "job_id must be 1-128 characters of [A-Za-z0-9._:-]")
-	}
-	if v := j.VectorSimilarity; math.IsNaN(v) || v < 0 || v > 1 {
-		return nil, p, invalid(CodeInvalidField, "vector_similarity %v is not in [0, 1]", v)
-	}
-	if set(fReplySubject) {
-		if !replyOK {
-			return nil, p, invalid(CodeInvalidField, "reply_subject %q is not a NATS subject without wildcards outside $, scoring.jobs. and scoring.dlq.", s[fReplySubject])
-		}
-		j.ReplySubject = s[fReplySubject]
-	}
-	if set(fCorrelationID) {
-		if !correlationOK {
-			return nil, p, invalid(CodeInvalidField, "correlation_id longer than 128 characters")
-		}
-		j.CorrelationID = s[fCorrelationID]
-	}
-	for _, f := range [...]struct {
-		k   int
-		dst *string
-	}{{fLanguage, &j.Language}, {fContext, &j.Context}} {
-		if s[f.k] == "" {
-			continue
-		}
-		if len(s[f.k]) > 256 {
-			return nil, p, invalid(CodeInvalidField, "%s longer than 256 bytes", fieldPath[f.k])
-		}
-		*f.dst = s[f.k]
-	}
-	if set(fOnFallback) {
-		switch s[fOnFallback] {
-		case FallbackDegrade:
-			j.OnFallback = FallbackDegrade
-		case FallbackRetry:
-			j.OnFallback = FallbackRetry
-		default:
-			return nil, p, invalid(CodeInvalidField, "on_fallback %q: want degrade or retry", s[fOnFallback])
-		}
-	}
-	if set(fDeadline) {
-		t, err := time.Parse(time.RFC3339Nano, s[fDeadline])
-		if err != nil {
-			return nil, p, invalid(CodeInvalidField, "deadline %q is not an RFC 3339 time", s[fDeadline])
-		}
-		j.Deadline = t
-	}
-	if d.schemaSet && string(d.schema) != "null" && string(d.schema) != "1" {
-		return nil, p, invalid(CodeInvalidField, "schema_version %s: only 1 is known", d.schema)
-	}
-	if n := len(j.TaskDescription); n > limits.MaxTextBytes {
-		return nil, p, invalid(CodeTooLarge, "task_description is %d bytes, limit %d", n, limits.MaxTextBytes)
-	}
-	if n := len(j.HistoricalPatternText); n > limits.MaxTextBytes {
-		return nil, p, invalid(CodeTooLarge, "historical_pattern_text is %d bytes, limit %d", n, limits.MaxTextBytes)
+	if err := j.validate(&d, &s, p, limits); err != nil {
+		return nil, p, err
 	}
 	if !d.traitsSet {
 		jp := new(Job)
@@ -235,6 +147,123 @@ func Decode(data []byte, limits Limits) (*Job, Partial, error) {
 	}{j: j, c: combiner.Characteristics{Complexity: s[fComplexity], FeatureLabel: s[fFeatureLabel], TaskType: s[fTaskType]}}
 	both.j.Characteristics = &both.c
 	return &both.j, p, nil
+}
+
+// parse checks the message as a whole (UTF-8, size, one JSON object) and
+// scans its fields.
+func (d *decoder) parse(data []byte, limits Limits) error {
+	if !utf8.Valid(data) {
+		return invalid(CodeInvalidUTF8, "message is not valid UTF-8")
+	}
+	if len(data) > limits.MaxJobBytes {
+		return invalid(CodeTooLarge, "message is %d bytes, limit %d", len(data), limits.MaxJobBytes)
+	}
+	start := skipWS(data, 0)
+	if start == len(data) || data[start] != '{' {
+		return invalid(CodeInvalidJSON, "message is not a JSON object")
+	}
+	d.data, d.i = data, start
+	if !d.parseObject(false) {
+		return &Error{Code: CodeInvalidJSON, Message: d.syntaxErr}
+	}
+	if d.i = skipWS(data, d.i); d.i < len(data) {
+		d.errAt("after top-level value")
+		return &Error{Code: CodeInvalidJSON, Message: d.syntaxErr}
+	}
+	return nil
+}
+
+// identify returns the fields that address a result, each only when valid.
+func identify(d *decoder, s *[nStrFields]string) (p Partial) {
+	if d.str[fJobID].set && validJobID(s[fJobID]) {
+		p.JobID = s[fJobID]
+	}
+	if d.str[fReplySubject].set && ValidReplySubject(s[fReplySubject]) {
+		p.ReplySubject = s[fReplySubject]
+	}
+	if d.str[fCorrelationID].set && utf8.RuneCountInString(s[fCorrelationID]) <= 128 {
+		p.CorrelationID = s[fCorrelationID]
+	}
+	return p
+}
+
+// required reports a field of the wrong type first, then a missing one.
+func required(d *decoder, s *[nStrFields]string) error {
+	if d.typeErr {
+		return &Error{Code: CodeInvalidField, Message: d.typeErrorMessage()}
+	}
+	for _, k := range [...]int{fJobID, fTaskDescription, fHistoricalPatternText} {
+		if s[k] == "" {
+			return invalid(CodeMissingField, "field %q is required", fieldPath[k])
+		}
+	}
+	if !d.vecSet {
+		return invalid(CodeMissingField, "field %q is required", "vector_similarity")
+	}
+	return nil
+}
+
+// validate checks j's values and fills its optional fields; p says which
+// identifying fields were valid.
+func (j *Job) validate(d *decoder, s *[nStrFields]string, p Partial, limits Limits) error {
+	set := func(k int) bool { return d.str[k].set }
+	if p.JobID == "" {
+		return invalid(CodeInvalidField, "job_id must be 1-128 characters of [A-Za-z0-9._:-]")
+	}
+	if v := j.VectorSimilarity; math.IsNaN(v) || v < 0 || v > 1 {
+		return invalid(CodeInvalidField, "vector_similarity %v is not in [0, 1]", v)
+	}
+	if set(fReplySubject) {
+		if p.ReplySubject == "" {
+			return invalid(CodeInvalidField, "reply_subject %q is not a NATS subject without wildcards outside $, scoring.jobs. and scoring.dlq.", s[fReplySubject])
+		}
+		j.ReplySubject = s[fReplySubject]
+	}
+	if set(fCorrelationID) {
+		if p.CorrelationID == "" && s[fCorrelationID] != "" {
+			return invalid(CodeInvalidField, "correlation_id longer than 128 characters")
+		}
+		j.CorrelationID = s[fCorrelationID]
+	}
+	for _, f := range [...]struct {
+		k   int
+		dst *string
+	}{{fLanguage, &j.Language}, {fContext, &j.Context}} {
+		if s[f.k] == "" {
+			continue
+		}
+		if len(s[f.k]) > 256 {
+			return invalid(CodeInvalidField, "%s longer than 256 bytes", fieldPath[f.k])
+		}
+		*f.dst = s[f.k]
+	}
+	if set(fOnFallback) {
+		switch s[fOnFallback] {
+		case FallbackDegrade:
+			j.OnFallback = FallbackDegrade
+		case FallbackRetry:
+			j.OnFallback = FallbackRetry
+		default:
+			return invalid(CodeInvalidField, "on_fallback %q: want degrade or retry", s[fOnFallback])
+		}
+	}
+	if set(fDeadline) {
+		t, err := time.Parse(time.RFC3339Nano, s[fDeadline])
+		if err != nil {
+			return invalid(CodeInvalidField, "deadline %q is not an RFC 3339 time", s[fDeadline])
+		}
+		j.Deadline = t
+	}
+	if d.schemaSet && string(d.schema) != "null" && string(d.schema) != "1" {
+		return invalid(CodeInvalidField, "schema_version %s: only 1 is known", d.schema)
+	}
+	if n := len(j.TaskDescription); n > limits.MaxTextBytes {
+		return invalid(CodeTooLarge, "task_description is %d bytes, limit %d", n, limits.MaxTextBytes)
+	}
+	if n := len(j.HistoricalPatternText); n > limits.MaxTextBytes {
+		return invalid(CodeTooLarge, "historical_pattern_text is %d bytes, limit %d", n, limits.MaxTextBytes)
+	}
+	return nil
 }
 
 func validJobID(s string) bool {
