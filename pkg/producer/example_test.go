@@ -36,6 +36,7 @@ func ExampleClient_Submit() {
 	ctx, stopWorker := context.WithCancel(context.Background())
 	worker, err := server.New(ctx, cfg, zap.NewNop())
 	if err != nil {
+		stopWorker()
 		fmt.Println(err)
 		return
 	}
