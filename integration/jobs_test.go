@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hybridscore/hybridscore/internal/eventually"
 	"github.com/hybridscore/hybridscore/internal/topology"
 	"github.com/hybridscore/hybridscore/pkg/job"
 	"github.com/hybridscore/hybridscore/pkg/producer"
@@ -37,18 +38,11 @@ func connect(t *testing.T, url string, opts ...nats.Option) *client {
 	opts = append([]nats.Option{nats.Name("hybridscore-integration"), nats.MaxReconnects(-1),
 		nats.ReconnectWait(200 * time.Millisecond), nats.Timeout(5 * time.Second)}, opts...)
 	var nc *nats.Conn
-	var err error
 	// The server logs "ready" a moment before a mapped port forwards.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if nc, err = nats.Connect(url, opts...); err == nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatalf("connect to NATS at %s: %v", url, err)
-	}
+	eventually.NoError(t, 20*time.Second, func() (err error) {
+		nc, err = nats.Connect(url, opts...)
+		return err
+	}, "connect to NATS at %s", url)
 	t.Cleanup(nc.Close)
 	p, err := producer.NewClient(nc)
 	if err != nil {
@@ -139,37 +133,19 @@ func (c *client) stored(ctx context.Context, lane string) (uint64, error) {
 	return info.State.Subjects[subj], nil
 }
 
-// waitFor polls cond every 200 ms until it holds, failing the test with
-// cond's last explanation after timeout.
-func waitFor(t *testing.T, ctx context.Context, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for {
-		ok, detail := cond()
-		if ok {
-			return
-		}
-		if detail != "" {
-			last = detail
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			t.Fatalf("timed out after %s waiting for %s (last: %s)", timeout, what, last)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 // waitStored waits until at least n results of lane are stored.
 func (c *client) waitStored(ctx context.Context, lane string, n int, timeout time.Duration) {
 	c.t.Helper()
-	waitFor(c.t, ctx, timeout, fmt.Sprintf("%d stored results", n), func() (bool, string) {
+	eventually.NoError(c.t, timeout, func() error {
 		got, err := c.stored(ctx, lane)
 		if err != nil {
-			return false, err.Error()
+			return err
 		}
-		return got >= uint64(n), fmt.Sprintf("%d stored", got)
-	})
+		if got < uint64(n) {
+			return fmt.Errorf("%d stored", got)
+		}
+		return nil
+	}, "%d stored results", n)
 }
 
 // waitDone waits until n results of lane are stored and the consumer has
@@ -178,24 +154,26 @@ func (c *client) waitStored(ctx context.Context, lane string, n int, timeout tim
 func (c *client) waitDone(ctx context.Context, lane string, n int, timeout time.Duration) time.Duration {
 	c.t.Helper()
 	start := time.Now()
-	waitFor(c.t, ctx, timeout, fmt.Sprintf("all %d jobs answered and acknowledged", n), func() (bool, string) {
+	eventually.NoError(c.t, timeout, func() error {
 		got, err := c.stored(ctx, lane)
 		if err != nil {
-			return false, err.Error()
+			return err
 		}
 		ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		cons, err := c.js.Consumer(ictx, topology.JobsStream, topology.Consumer)
 		if err != nil {
-			return false, fmt.Sprintf("%d stored; consumer: %v", got, err)
+			return fmt.Errorf("%d stored; consumer: %w", got, err)
 		}
 		ci, err := cons.Info(ictx)
 		if err != nil {
-			return false, fmt.Sprintf("%d stored; consumer info: %v", got, err)
+			return fmt.Errorf("%d stored; consumer info: %w", got, err)
 		}
-		detail := fmt.Sprintf("%d stored, %d pending, %d ack pending, %d redelivered", got, ci.NumPending, ci.NumAckPending, ci.NumRedelivered)
-		return got >= uint64(n) && ci.NumPending == 0 && ci.NumAckPending == 0, detail
-	})
+		if got < uint64(n) || ci.NumPending != 0 || ci.NumAckPending != 0 {
+			return fmt.Errorf("%d stored, %d pending, %d ack pending, %d redelivered", got, ci.NumPending, ci.NumAckPending, ci.NumRedelivered)
+		}
+		return nil
+	}, "all %d jobs answered and acknowledged", n)
 	return time.Since(start)
 }
 

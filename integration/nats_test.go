@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/testcontainers/testcontainers-go"
 
+	"github.com/hybridscore/hybridscore/internal/eventually"
 	"github.com/hybridscore/hybridscore/internal/topology"
 )
 
@@ -46,19 +47,21 @@ func TestNATSRestartMidBatch(t *testing.T) {
 	}
 	t.Logf("NATS stopped after %d of %d results (in %s)", before, len(jobs), time.Since(stopped).Round(time.Millisecond))
 	for _, w := range workers {
-		waitFor(t, ctx, 15*time.Second, w.ID+" unhealthy and not ready without NATS", func() (bool, string) {
+		eventually.NoError(t, 15*time.Second, func() error {
 			rep, code, err := w.health()
 			if err != nil {
-				return false, err.Error()
+				return err
 			}
 			ready, _, err := w.get("/readyz")
 			if err != nil {
-				return false, err.Error()
+				return err
 			}
-			return code == http.StatusServiceUnavailable && rep.Status == "unhealthy" && rep.Components["nats"] == "unhealthy" &&
-					ready == http.StatusServiceUnavailable,
-				fmt.Sprintf("/health %d %s %v, /readyz %d", code, rep.Status, rep.Components, ready)
-		})
+			if code != http.StatusServiceUnavailable || rep.Status != "unhealthy" || rep.Components["nats"] != "unhealthy" ||
+				ready != http.StatusServiceUnavailable {
+				return fmt.Errorf("/health %d %s %v, /readyz %d", code, rep.Status, rep.Components, ready)
+			}
+			return nil
+		}, "%s unhealthy and not ready without NATS", w.ID)
 	}
 	if err := n.Start(ctx); err != nil {
 		t.Fatalf("start nats again: %v", err)
@@ -68,13 +71,16 @@ func TestNATSRestartMidBatch(t *testing.T) {
 	c.nc.Close()
 	c = connect(t, s.endpoint(n, "4222/tcp", "nats"))
 	for _, w := range workers {
-		waitFor(t, ctx, 30*time.Second, w.ID+" ready again", func() (bool, string) {
+		eventually.NoError(t, 30*time.Second, func() error {
 			code, body, err := w.get("/readyz")
 			if err != nil {
-				return false, err.Error()
+				return err
 			}
-			return code == http.StatusOK, fmt.Sprintf("%d %s", code, body)
-		})
+			if code != http.StatusOK {
+				return fmt.Errorf("%d %s", code, body)
+			}
+			return nil
+		}, "%s ready again", w.ID)
 	}
 	took := c.waitDone(ctx, lane, len(jobs), 2*time.Minute)
 	rs := exactlyOnce(t, jobs, c.results(ctx, lane))
@@ -145,12 +151,12 @@ func TestNATSClusterNodeLoss(t *testing.T) {
 	}
 	c := connect(t, strings.Join(urls, ","))
 	ctx := s.ctx
-	waitFor(t, ctx, 60*time.Second, "a JetStream meta leader", func() (bool, string) {
+	eventually.NoError(t, 60*time.Second, func() error {
 		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		_, err := c.js.AccountInfo(actx)
-		return err == nil, fmt.Sprint(err)
-	})
+		return err
+	}, "a JetStream meta leader")
 
 	s.startLangextract(100 * time.Millisecond)
 	env := map[string]string{"LANGEXTRACT_URL": "http://langextract:8156", "STREAM_REPLICAS": "3",
@@ -158,16 +164,16 @@ func TestNATSClusterNodeLoss(t *testing.T) {
 	w1 := s.startWorker("w1", env) // provisions the R3 streams
 	w2 := s.startWorker("w2", env)
 	for _, name := range []string{topology.JobsStream, topology.ResultsStream, topology.DLQStream} {
-		waitFor(t, ctx, 15*time.Second, name+" with 3 current replicas", func() (bool, string) {
+		eventually.NoError(t, 15*time.Second, func() error {
 			sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 			defer cancel()
 			st, err := c.js.Stream(sctx, name)
 			if err != nil {
-				return false, err.Error()
+				return err
 			}
 			info := st.CachedInfo()
 			if info.Config.Replicas != 3 || info.Cluster == nil || info.Cluster.Leader == "" {
-				return false, fmt.Sprintf("%d replicas configured, cluster %+v", info.Config.Replicas, info.Cluster)
+				return fmt.Errorf("%d replicas configured, cluster %+v", info.Config.Replicas, info.Cluster)
 			}
 			current := 0
 			for _, p := range info.Cluster.Replicas {
@@ -175,8 +181,11 @@ func TestNATSClusterNodeLoss(t *testing.T) {
 					current++
 				}
 			}
-			return current == 2, fmt.Sprintf("leader %s, %d current peers of %d", info.Cluster.Leader, current, len(info.Cluster.Replicas))
-		})
+			if current != 2 {
+				return fmt.Errorf("leader %s, %d current peers of %d", info.Cluster.Leader, current, len(info.Cluster.Replicas))
+			}
+			return nil
+		}, "%s with 3 current replicas", name)
 	}
 
 	const lane = "cluster"
@@ -195,10 +204,12 @@ func TestNATSClusterNodeLoss(t *testing.T) {
 	}
 	stopped := time.Now()
 	t.Logf("stopped %s (leader of %s) after %d of %d results", leader, topology.JobsStream, before, len(jobs))
-	waitFor(t, ctx, 30*time.Second, "a new "+topology.JobsStream+" leader", func() (bool, string) {
-		l := streamLeader(ctx, c.js, topology.JobsStream)
-		return l != "" && l != leader, "leader " + l
-	})
+	eventually.NoError(t, 30*time.Second, func() error {
+		if l := streamLeader(ctx, c.js, topology.JobsStream); l == "" || l == leader {
+			return fmt.Errorf("leader %q", l)
+		}
+		return nil
+	}, "a new %s leader", topology.JobsStream)
 	t.Logf("new %s leader %s after %s", topology.JobsStream, streamLeader(ctx, c.js, topology.JobsStream), time.Since(stopped).Round(time.Millisecond))
 	took := c.waitDone(ctx, lane, len(jobs), 2*time.Minute)
 	rs := exactlyOnce(t, jobs, c.results(ctx, lane))

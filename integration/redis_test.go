@@ -13,6 +13,7 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 	"github.com/testcontainers/testcontainers-go/wait"
 
+	"github.com/hybridscore/hybridscore/internal/eventually"
 	"github.com/hybridscore/hybridscore/pkg/job"
 )
 
@@ -37,7 +38,7 @@ func TestRedisOutageMidBatch(t *testing.T) {
 	ctx := s.ctx
 
 	for _, w := range workers {
-		waitFor(t, ctx, 15*time.Second, w.ID+" healthy with Redis up", healthIs(w, "healthy", "healthy", 1))
+		eventually.NoError(t, 15*time.Second, healthIs(w, "healthy", "healthy", 1), "%s healthy with Redis up", w.ID)
 	}
 
 	// Batch 1: 500 jobs with texts of their own; Redis goes away after a
@@ -54,7 +55,7 @@ func TestRedisOutageMidBatch(t *testing.T) {
 	}
 	t.Logf("redis stopped after %d of %d results", before, len(batch1))
 	for _, w := range workers {
-		waitFor(t, ctx, 20*time.Second, w.ID+" degraded with Redis unhealthy and redis_up 0", healthIs(w, "degraded", "unhealthy", 0))
+		eventually.NoError(t, 20*time.Second, healthIs(w, "degraded", "unhealthy", 0), "%s degraded with Redis unhealthy and redis_up 0", w.ID)
 	}
 	rep, _, _ := w1.health()
 	if !slices.Contains(rep.Warnings, "Redis unavailable - using in-memory cache only") {
@@ -80,7 +81,7 @@ func TestRedisOutageMidBatch(t *testing.T) {
 	ipAfter, _ := redis.ContainerIP(ctx)
 	t.Logf("redis address %s before the outage, %s after", ipBefore, ipAfter)
 	for _, w := range workers {
-		waitFor(t, ctx, 45*time.Second, w.ID+" healthy with Redis up again", healthIs(w, "healthy", "healthy", 1))
+		eventually.NoError(t, 45*time.Second, healthIs(w, "healthy", "healthy", 1), "%s healthy with Redis up again", w.ID)
 	}
 	hitsBefore := redisHits(t, workers)
 
@@ -111,21 +112,22 @@ func TestRedisOutageMidBatch(t *testing.T) {
 	}
 }
 
-// healthIs is a waitFor condition: /health has the status and redis
-// component given, and /metrics has redis_up == up.
-func healthIs(w *workerProc, status, redis string, up float64) func() (bool, string) {
-	return func() (bool, string) {
+// healthIs is a condition for eventually.NoError: /health has the status
+// and redis component given, and /metrics has redis_up == up.
+func healthIs(w *workerProc, status, redis string, up float64) func() error {
+	return func() error {
 		rep, code, err := w.health()
 		if err != nil {
-			return false, err.Error()
+			return err
 		}
 		v, ok, err := w.metric("redis_up", "")
 		if err != nil {
-			return false, err.Error()
+			return err
 		}
-		wantCode := http.StatusOK
-		return code == wantCode && rep.Status == status && rep.Components["redis"] == redis && ok && v == up,
-			fmt.Sprintf("HTTP %d, status %s, components %v, redis_up %v (present %v)", code, rep.Status, rep.Components, v, ok)
+		if code != http.StatusOK || rep.Status != status || rep.Components["redis"] != redis || !ok || v != up {
+			return fmt.Errorf("HTTP %d, status %s, components %v, redis_up %v (present %v)", code, rep.Status, rep.Components, v, ok)
+		}
+		return nil
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hybridscore/hybridscore/internal/eventually"
 	"github.com/hybridscore/hybridscore/internal/topology"
 	"github.com/hybridscore/hybridscore/pkg/job"
 )
@@ -50,14 +51,16 @@ func TestWorkerContainer(t *testing.T) {
 	}
 
 	// HTTP endpoints.
-	waitFor(t, ctx, 10*time.Second, "/health 200 healthy with nats and redis healthy", func() (bool, string) {
+	eventually.NoError(t, 10*time.Second, func() error {
 		rep, code, err := w.health()
 		if err != nil {
-			return false, err.Error()
+			return err
 		}
-		return code == http.StatusOK && rep.Status == "healthy" && rep.Components["nats"] == "healthy" && rep.Components["redis"] == "healthy",
-			fmt.Sprintf("%d %+v", code, rep)
-	})
+		if code != http.StatusOK || rep.Status != "healthy" || rep.Components["nats"] != "healthy" || rep.Components["redis"] != "healthy" {
+			return fmt.Errorf("%d %+v", code, rep)
+		}
+		return nil
+	}, "/health 200 healthy with nats and redis healthy")
 	for _, p := range []string{"/livez", "/readyz"} {
 		if code, _, err := w.get(p); err != nil || code != http.StatusOK {
 			t.Errorf("%s: %d %v", p, code, err)

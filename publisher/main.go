@@ -55,11 +55,14 @@ func (n natsFlags) connect() (*producer.Client, error) {
 }
 
 type cli struct {
-	Submit submitCmd `cmd:"" help:"Publish one job and print its result."`
-	Batch  batchCmd  `cmd:"" help:"Publish a JSONL or CSV file of jobs and collect the results."`
-	Bench  benchCmd  `cmd:"" help:"Benchmark a worker (cold, warm, concurrent; --baseline: the raw JetStream loop; --mixed: interactive and bulk jobs)."`
-	Demo   demoCmd   `cmd:"" help:"Start an embedded NATS server and worker, score sample jobs, print the results."`
-	DLQ    dlqCmd    `cmd:"" name:"dlq" help:"List dead letters by reason and lane; replay selected ones after a fix."`
+	Submit   submitCmd   `cmd:"" help:"Publish one job and print its result."`
+	Batch    batchCmd    `cmd:"" help:"Publish a JSONL or CSV file of jobs and collect the results."`
+	Bench    benchCmd    `cmd:"" help:"Benchmark a worker (cold, warm, concurrent; --baseline: the raw JetStream loop; --mixed: interactive and bulk jobs)."`
+	Demo     demoCmd     `cmd:"" help:"Start an embedded NATS server and worker, score sample jobs, print the results."`
+	DLQ      dlqCmd      `cmd:"" name:"dlq" help:"List dead letters by reason and lane; replay selected ones after a fix."`
+	Evaluate evaluateCmd `cmd:"" help:"Score a labelled set of task/pattern pairs under many weight configurations; report ROC AUC, AP, P@k, best threshold."`
+	Cache    cacheCmd    `cmd:"" help:"A worker's cache: report (effectiveness and the size/TTL recommendation), export (a warm file), warm."`
+	Capacity capacityCmd `cmd:"" help:"Monthly capacity report from Prometheus: jobs/s per class, p95, fallback and cache hit rates, backlog trend, workers needed for --target-rate."`
 }
 
 type submitCmd struct {

@@ -16,6 +16,7 @@ import (
 // returns or escape codes), nothing with "never".
 type progress struct {
 	bar   *progressbar.ProgressBar
+	what  string    // what is counted
 	plain io.Writer // nil unless plain lines
 	every time.Duration
 
@@ -27,13 +28,18 @@ type progress struct {
 // newProgress chooses by mode: auto (a bar only when w is a terminal),
 // always or never.
 func newProgress(mode string, w *os.File, total, done int) *progress {
-	p := &progress{n: done, total: total, start: time.Now(), every: 5 * time.Second}
+	return newLabelledProgress("results", mode, w, total, done)
+}
+
+// newLabelledProgress is newProgress counting something other than results.
+func newLabelledProgress(what, mode string, w *os.File, total, done int) *progress {
+	p := &progress{what: what, n: done, total: total, start: time.Now(), every: 5 * time.Second}
 	tty := term.IsTerminal(int(w.Fd()))
 	switch {
 	case mode == "never":
 	case mode == "always" || (mode == "auto" && tty):
-		p.bar = progressbar.NewOptions64(int64(total), progressbar.OptionSetWriter(w), progressbar.OptionSetDescription("results"),
-			progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("results"),
+		p.bar = progressbar.NewOptions64(int64(total), progressbar.OptionSetWriter(w), progressbar.OptionSetDescription(what),
+			progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString(what),
 			progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
 		if done > 0 {
 			_ = p.bar.Set(done)
@@ -65,7 +71,7 @@ func (p *progress) add() {
 
 func (p *progress) line() {
 	el := time.Since(p.start)
-	fmt.Fprintf(p.plain, "results: %d of %d (%.0f/s, %s)\n", p.n, p.total, float64(p.n)/max(el.Seconds(), 1e-3), el.Round(time.Second))
+	fmt.Fprintf(p.plain, "%s: %d of %d (%.0f/s, %s)\n", p.what, p.n, p.total, float64(p.n)/max(el.Seconds(), 1e-3), el.Round(time.Second))
 }
 
 // finish ends the bar, or prints the last plain line.

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hybridscore/hybridscore/internal/eventually"
 	"github.com/hybridscore/hybridscore/internal/fake/langextractd"
 	"github.com/hybridscore/hybridscore/internal/natsembed"
 	"github.com/hybridscore/hybridscore/internal/topology"
@@ -46,24 +46,34 @@ func TestMain(m *testing.M) {
 
 type proc struct {
 	cmd  *exec.Cmd
-	addr string
-	out  *workertest.Buffer // safe to read while the child writes
-	done chan error
+	addr string             // the HTTP address the worker bound
+	out  *workertest.Output // its stdout and stderr, read as it writes them
+	done chan error         // the exit, once the output has ended too
 }
 
-// startWorker runs the worker binary against natsURL with extra env.
+// startWorker runs the worker binary against natsURL with extra env (a
+// later setting of a variable wins) and waits until it is ready. Its HTTP
+// port is its own choice (HTTP_ADDR=127.0.0.1:0), read from the "HTTP
+// listening" line it logs at info: env must not raise LOG_LEVEL above info.
 func startWorker(t *testing.T, natsURL, leURL string, env ...string) *proc {
 	t.Helper()
-	p := &proc{addr: fmt.Sprintf("127.0.0.1:%d", workertest.FreePort(t)), out: &workertest.Buffer{}, done: make(chan error, 1)}
+	const startTimeout = 15 * time.Second
+	start := time.Now()
+	p := &proc{done: make(chan error, 1)}
 	p.cmd = exec.Command(workerBin)
-	p.cmd.Env = append(os.Environ(), "NATS_URL="+natsURL, "HTTP_ADDR="+p.addr, "LANGEXTRACT_URL="+leURL, "LOG_LEVEL=warn",
+	p.cmd.Env = append(os.Environ(), "NATS_URL="+natsURL, "HTTP_ADDR=127.0.0.1:0", "LANGEXTRACT_URL="+leURL, "LOG_LEVEL=info",
 		"ACK_WAIT=2s", "DUPLICATE_WINDOW=2m", "WORKER_CONCURRENCY=8", "WORKER_DRAIN_TIMEOUT=10s")
 	p.cmd.Env = append(p.cmd.Env, env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
+	out, err := workertest.StartProcess(p.cmd)
+	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { p.done <- p.cmd.Wait() }()
+	p.out = out
+	go func() {
+		err := p.cmd.Wait()
+		<-out.Done()
+		p.done <- err
+	}()
 	t.Cleanup(func() {
 		_ = p.cmd.Process.Kill()
 		<-p.done
@@ -71,19 +81,26 @@ func startWorker(t *testing.T, natsURL, leURL string, env ...string) *proc {
 			t.Logf("worker %s output:\n%s", p.addr, p.out.String())
 		}
 	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if resp, err := http.Get("http://" + p.addr + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return p
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("worker not ready:\n%s", p.out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	line := out.WaitLine(t, startTimeout, `"msg":"HTTP listening"`)
+	var listening struct {
+		Addr string `json:"addr"`
 	}
+	if err := json.Unmarshal([]byte(line), &listening); err != nil || listening.Addr == "" {
+		t.Fatalf("no address in the worker's line %q: %v", line, err)
+	}
+	p.addr = listening.Addr
+	eventually.NoError(t, startTimeout-time.Since(start), func() error {
+		resp, err := http.Get("http://" + p.addr + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/readyz %d", resp.StatusCode)
+		}
+		return nil
+	}, "worker at %s ready", p.addr)
+	return p
 }
 
 type cluster struct {
@@ -137,6 +154,23 @@ func (c *cluster) publish(prefix, lane string, n int) []string {
 	return ids
 }
 
+// storedCount is the number of results of a lane in SCORING_RESULTS, one
+// cheap request: what waiting polls.
+func (c *cluster) storedCount(lane string) int {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := c.client.JS.Stream(ctx, topology.ResultsStream)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(topology.ResultsPrefix+lane))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return int(info.State.Subjects[topology.ResultsPrefix+lane])
+}
+
 // storedResults reads every stored result of a lane: job id → results.
 func (c *cluster) storedResults(lane string) map[string][]job.Result {
 	c.t.Helper()
@@ -168,46 +202,33 @@ func (c *cluster) storedResults(lane string) map[string][]job.Result {
 	}
 }
 
-// waitAll waits until every id has a stored result, then checks each has
-// exactly one.
+// waitAll waits until the lane holds as many results as ids, then checks
+// that each id has exactly one. Fewer would never pass: with as many
+// stored, a missing result means another was stored twice.
 func (c *cluster) waitAll(lane string, ids []string, timeout time.Duration) map[string][]job.Result {
 	c.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		got := c.storedResults(lane)
-		missing := 0
-		for _, id := range ids {
-			if len(got[id]) == 0 {
-				missing++
-			}
+	eventually.NoError(c.t, timeout, func() error {
+		if n := c.storedCount(lane); n < len(ids) {
+			return fmt.Errorf("%d results stored for %d jobs", n, len(ids))
 		}
-		if missing == 0 {
-			for _, id := range ids {
-				if len(got[id]) != 1 {
-					c.t.Fatalf("%s has %d stored results", id, len(got[id]))
-				}
-			}
-			if len(got) != len(ids) {
-				c.t.Fatalf("%d stored results for %d jobs", len(got), len(ids))
-			}
-			return got
+		return nil
+	}, "a result for every job of lane %s", lane)
+	got := c.storedResults(lane)
+	for _, id := range ids {
+		if len(got[id]) != 1 {
+			c.t.Fatalf("%s has %d stored results", id, len(got[id]))
 		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("%d of %d jobs without a result after %s", missing, len(ids), timeout)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
+	if len(got) != len(ids) {
+		c.t.Fatalf("%d stored results for %d jobs", len(got), len(ids))
+	}
+	return got
 }
 
+// waitSome waits until the lane holds at least n results.
 func (c *cluster) waitSome(lane string, n int) {
 	c.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for len(c.storedResults(lane)) < n {
-		if time.Now().After(deadline) {
-			c.t.Fatalf("fewer than %d results", n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	eventually.True(c.t, 30*time.Second, func() bool { return c.storedCount(lane) >= n }, "%d results stored on lane %s", n, lane)
 }
 
 func TestThreeWorkersShareABatch(t *testing.T) {
@@ -329,13 +350,12 @@ func TestSIGTERMWithHeldJobsRequeuesThemAtOnce(t *testing.T) {
 		}
 		return info.NumAckPending, info.NumPending
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for n, _ := ackPending(); n < 500; n, _ = ackPending() {
-		if time.Now().After(deadline) {
-			t.Fatalf("worker holds %d jobs, want 500", n)
+	eventually.NoError(t, 15*time.Second, func() error {
+		if n, _ := ackPending(); n < 500 {
+			return fmt.Errorf("worker holds %d jobs", n)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	}, "the worker holding all 500 jobs")
 	start := time.Now()
 	if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -405,20 +425,13 @@ func TestHealthCommand(t *testing.T) {
 		t.Fatalf("health: %v\n%s", err, out)
 	}
 	c.ns.Stop()
-	var mu sync.Mutex
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		mu.Lock()
-		out, err = exec.Command(workerBin, "health", "--url", "http://"+w.addr).CombinedOutput()
-		mu.Unlock()
-		if err != nil && strings.Contains(string(out), "UNHEALTHY") {
-			break
+	eventually.NoError(t, 10*time.Second, func() error {
+		out, err := exec.Command(workerBin, "health", "--url", "http://"+w.addr).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "UNHEALTHY") {
+			return fmt.Errorf("exit %v:\n%s", err, out)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("health with NATS down: %v\n%s", err, out)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	}, "worker health failing UNHEALTHY with NATS down")
 	if _, err := exec.Command(workerBin, "health", "--url", "http://127.0.0.1:1").CombinedOutput(); err == nil {
 		t.Fatal("health of an unreachable worker exited 0")
 	}
@@ -433,10 +446,7 @@ func TestExhaustedByACrashIsDeadLettered(t *testing.T) {
 	env := []string{"MAX_DELIVER=1", "ACK_WAIT=1s", "LANGEXTRACT_TIMEOUT=20"}
 	victim := startWorker(t, c.ns.URL(), c.leURL, env...)
 	ids := c.publishBatch("crash", 1)
-	deadline := time.Now().Add(10 * time.Second)
-	for c.le.Calls() == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	eventually.True(t, 10*time.Second, func() bool { return c.le.Calls() > 0 }, "the first worker asking langextract")
 	_ = victim.cmd.Process.Signal(syscall.SIGKILL)
 	<-victim.done
 	victim.done <- nil

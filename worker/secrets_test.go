@@ -1,8 +1,10 @@
 package main_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -12,7 +14,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
-	"github.com/hybridscore/hybridscore/internal/workertest"
+	"github.com/hybridscore/hybridscore/internal/eventually"
+	"github.com/hybridscore/hybridscore/internal/health"
 )
 
 // No secret given to the worker — in NATS_URL, NATS_PASSWORD, NATS_TOKEN,
@@ -22,7 +25,7 @@ import (
 func TestSecretsNeverAppearInOutput(t *testing.T) {
 	const natsPass, redisPass, adminToken, natsToken = "natsS3cret", "redisS3cret", "adminS3cret", "tokenS3cret"
 	secrets := []string{natsPass, redisPass, adminToken, natsToken}
-	port := workertest.FreePort(t)
+	port := server.RANDOM_PORT
 	start := func() *server.Server {
 		ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: t.TempDir(), NoSigs: true,
 			Users: []*server.User{{Username: "worker", Password: natsPass}}})
@@ -36,9 +39,20 @@ func TestSecretsNeverAppearInOutput(t *testing.T) {
 		return ns
 	}
 	ns := start()
+	// The restart below must come back on the port the first start bound:
+	// the worker reconnects to its URL. (Between the two, another process
+	// could take it; the restart would then fail, not hang.)
+	port = ns.Addr().(*net.TCPAddr).Port
 	url := fmt.Sprintf("nats://worker:%s@127.0.0.1:%d", natsPass, port)
-	w := startWorker(t, url, "http://127.0.0.1:1", "LOG_LEVEL=debug", "REDIS_HOST=127.0.0.1", fmt.Sprintf("REDIS_PORT=%d", workertest.FreePort(t)),
-		"REDIS_PASSWORD="+redisPass, "ADMIN_TOKEN="+adminToken)
+	// An unreachable Redis: a listener that never accepts, so the port stays
+	// ours and every command of the worker's times out.
+	blackHole, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blackHole.Close()
+	w := startWorker(t, url, "http://127.0.0.1:1", "LOG_LEVEL=debug", "REDIS_HOST=127.0.0.1",
+		fmt.Sprintf("REDIS_PORT=%d", blackHole.Addr().(*net.TCPAddr).Port), "REDIS_PASSWORD="+redisPass, "ADMIN_TOKEN="+adminToken)
 	var seen strings.Builder
 	for _, path := range []string{"/health", "/metrics", "/readyz"} {
 		resp, err := http.Get("http://" + w.addr + path)
@@ -51,16 +65,29 @@ func TestSecretsNeverAppearInOutput(t *testing.T) {
 	}
 	ns.Shutdown()
 	ns.WaitForShutdown()
-	time.Sleep(time.Second) // disconnected, reconnect attempts logged
+	// NATS comes back only once the worker has seen it gone: the disconnect
+	// logged, and /health (read into seen) reporting it.
+	w.out.WaitLine(t, 10*time.Second, "NATS disconnected")
+	eventually.NoError(t, 10*time.Second, func() error {
+		resp, err := http.Get("http://" + w.addr + "/health")
+		if err != nil {
+			return err
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var rep health.Report
+		if err := json.Unmarshal(b, &rep); err != nil {
+			return err
+		}
+		if rep.Components["nats"] != health.Unhealthy {
+			return fmt.Errorf("nats %s", rep.Components["nats"])
+		}
+		seen.Write(b)
+		return nil
+	}, "/health reporting NATS unhealthy")
 	ns = start()
 	defer ns.Shutdown()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(w.out.String(), "NATS reconnected") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no reconnect logged:\n%s", w.out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	w.out.WaitLine(t, 10*time.Second, "NATS reconnected")
 	// A start that fails: wrong password, and a token the server refuses.
 	for _, env := range [][]string{
 		{"NATS_URL=" + fmt.Sprintf("nats://worker:%s-wrong@127.0.0.1:%d", natsPass, port)},

@@ -58,6 +58,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/hybridscore/hybridscore/internal/config"
+	"github.com/hybridscore/hybridscore/internal/eventually"
 	"github.com/hybridscore/hybridscore/internal/fake/langextractd"
 	"github.com/hybridscore/hybridscore/internal/natsembed"
 	"github.com/hybridscore/hybridscore/internal/redistest"
@@ -207,13 +208,19 @@ scrape_configs:
 	// (1) and (3): poll until the target is up and every query has data.
 	sels := uniqueSelectors(exprs)
 	var pending, failures []string
-	for {
-		pending, failures = checkQueries(prom, exprs, sels)
-		if len(failures) > 0 || len(pending) == 0 || time.Now().After(deadline) {
-			break
+	var checked time.Time
+	_ = eventually.Wait(time.Until(deadline), func() error {
+		// Prometheus scrapes and evaluates once a second: running every
+		// query more often than pollEvery would only load the machine.
+		if time.Since(checked) < pollEvery {
+			return errNotYet
 		}
-		time.Sleep(pollEvery)
-	}
+		checked = time.Now()
+		if pending, failures = checkQueries(prom, exprs, sels); len(failures) > 0 || len(pending) == 0 {
+			return nil
+		}
+		return errNotYet
+	})
 	dataReady := time.Now()
 
 	// (4) runs whatever happened above: it explains a metric that never gets
@@ -230,6 +237,7 @@ scrape_configs:
 
 	// (2): every rule evaluated after the data above existed.
 	checkRules(t, prom, rules, dataReady, deadline)
+	checkCapacity(t, prom, started)
 	t.Logf("%d expressions and %d selectors checked; %d rules evaluated", len(exprs), len(sels), countRules(rules))
 }
 
@@ -473,61 +481,59 @@ type promAPI struct {
 	hc   *http.Client
 }
 
-// startPrometheus starts prometheus with config file cfg and waits for
-// /-/ready. A port taken between choosing and binding it is retried.
+// startPrometheus starts prometheus with config file cfg on a port of its
+// own choosing, read from the "Listening on" line it logs with the bound
+// address, and waits for /-/ready.
 func startPrometheus(t *testing.T, bin, cfg string) *promAPI {
 	t.Helper()
-	hc := &http.Client{Timeout: 5 * time.Second}
-attempts:
-	for attempt := 1; ; attempt++ {
-		addr := "127.0.0.1:" + strconv.Itoa(workertest.FreePort(t))
-		data := t.TempDir()
-		stderr := &workertest.Buffer{}
-		cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+data,
-			"--web.listen-address="+addr, "--log.level=warn")
-		cmd.Dir = data
-		cmd.Stdout, cmd.Stderr = stderr, stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start prometheus: %v", err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		stop := func() {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		p := &promAPI{base: "http://" + addr, hc: hc}
-		ready := time.Now().Add(30 * time.Second)
-		for {
-			select {
-			case err := <-exited:
-				if attempt < 3 && strings.Contains(stderr.String(), "address already in use") {
-					continue attempts
-				}
-				t.Fatalf("prometheus exited before it was ready (%v):\n%s", err, stderr.String())
-			default:
-			}
-			if resp, err := hc.Get(p.base + "/-/ready"); err == nil {
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					t.Cleanup(func() {
-						stop()
-						if t.Failed() {
-							t.Logf("prometheus log:\n%s", stderr.String())
-						}
-					})
-					return p
-				}
-			}
-			if time.Now().After(ready) {
-				stop()
-				t.Fatalf("prometheus not ready within 30s:\n%s", stderr.String())
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+	data := t.TempDir()
+	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+data,
+		"--web.listen-address=127.0.0.1:0", "--log.level=info")
+	cmd.Dir = data
+	out, err := workertest.StartProcess(cmd)
+	if err != nil {
+		t.Fatalf("start prometheus: %v", err)
 	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		<-out.Done()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("prometheus log:\n%s", out)
+		}
+	})
+	line := out.WaitLine(t, 30*time.Second, `msg="Listening on"`)
+	m := listeningOn.FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("no address in prometheus's line %q", line)
+	}
+	p := &promAPI{base: "http://" + m[1], hc: &http.Client{Timeout: 5 * time.Second}}
+	eventually.NoError(t, 30*time.Second, func() error {
+		resp, err := p.hc.Get(p.base + "/-/ready")
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/-/ready %d", resp.StatusCode)
+		}
+		return nil
+	}, "prometheus ready at %s", p.base)
+	return p
 }
+
+// listeningOn finds the bound address in prometheus's "Listening on" line
+// (logfmt, 2.x and 3.x alike).
+var listeningOn = regexp.MustCompile(`\baddress=([^\s"]+)`)
+
+// errNotYet is a condition not met yet.
+var errNotYet = errors.New("not yet")
 
 // apiError is an answer with status "error": a bad expression or a failed
 // evaluation, never transient.
@@ -747,41 +753,33 @@ type apiGroup struct {
 func checkRules(t *testing.T, p *promAPI, want ruleFile, since, deadline time.Time) {
 	t.Helper()
 	var groups []apiGroup
-	for {
-		waiting := "any rule"
+	eventually.NoError(t, time.Until(deadline), func() error {
 		data, err := p.call("/api/v1/rules", nil)
 		if _, ok := errors.AsType[*apiError](err); ok {
 			t.Fatalf("GET /api/v1/rules: %v", err)
 		}
-		if err == nil {
-			var d struct {
-				Groups []apiGroup `json:"groups"`
-			}
-			if err := json.Unmarshal(data, &d); err != nil {
-				t.Fatalf("GET /api/v1/rules: %v", err)
-			}
-			groups = d.Groups
-			if len(groups) > 0 {
-				waiting = ""
-			}
-			for _, g := range groups {
-				for _, r := range g.Rules {
-					if at, err := time.Parse(time.RFC3339Nano, r.LastEvaluation); err != nil || !at.After(since) {
-						waiting = r.Name
-					}
+		if err != nil {
+			return fmt.Errorf("any rule (%w)", err)
+		}
+		var d struct {
+			Groups []apiGroup `json:"groups"`
+		}
+		if err := json.Unmarshal(data, &d); err != nil {
+			t.Fatalf("GET /api/v1/rules: %v", err)
+		}
+		groups = d.Groups
+		if len(groups) == 0 {
+			return errors.New("any rule")
+		}
+		for _, g := range groups {
+			for _, r := range g.Rules {
+				if at, err := time.Parse(time.RFC3339Nano, r.LastEvaluation); err != nil || !at.After(since) {
+					return errors.New(r.Name)
 				}
 			}
-			if waiting == "" {
-				break
-			}
-		} else {
-			waiting += " (" + err.Error() + ")"
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("rule %s not evaluated since %s", waiting, since.Format(time.RFC3339Nano))
-		}
-		time.Sleep(pollEvery)
-	}
+		return nil
+	}, "every rule evaluated since %s", since.Format(time.RFC3339Nano))
 
 	// Every group and rule of the file is loaded, and nothing else.
 	byName := map[string]apiRule{}

@@ -3,12 +3,14 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hybridscore/hybridscore/internal/eventually"
 	"github.com/hybridscore/hybridscore/internal/natsembed"
 	"github.com/hybridscore/hybridscore/internal/topology"
 )
@@ -99,18 +101,14 @@ func TestRawLoop(t *testing.T) {
 		t.Errorf("%d results stored, want 5000", n)
 	}
 	// The acks of the last jobs may still be on their way.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	eventually.NoError(t, 10*time.Second, func() error {
 		s, err := b.js.Stream(ctx, rawStream)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
-		if s.CachedInfo().State.Msgs == 0 {
-			break
+		if n := s.CachedInfo().State.Msgs; n != 0 {
+			return fmt.Errorf("%d jobs left unacked", n)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d jobs left unacked", s.CachedInfo().State.Msgs)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	}, "every job of the raw loop acked")
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hybridscore/hybridscore/internal/eventually"
 	"github.com/hybridscore/hybridscore/internal/natsembed"
 	"github.com/hybridscore/hybridscore/internal/scoring"
 	"github.com/hybridscore/hybridscore/internal/topology"
@@ -119,9 +120,7 @@ func newPump(t *testing.T, h Handler, mutate func(*Config)) *pumpEnv {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = w.Run(rctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	for !w.Ready() {
-		time.Sleep(time.Millisecond)
-	}
+	eventually.True(t, 10*time.Second, w.Ready, "worker ready")
 	return &pumpEnv{t: t, nc: nc, js: js, w: w, obs: obs}
 }
 
@@ -203,7 +202,24 @@ func TestSameJobLaterIsAckedWithoutASecondResult(t *testing.T) {
 	first := newFake("unit", []byte("job-2"), 1)
 	e.w.admit(e.w.src[Interactive], first)
 	first.outcome(t)
-	time.Sleep(1500 * time.Millisecond) // past the results stream's 1 s duplicate window
+	// The results stream's 1 s duplicate window must pass. A probe id
+	// stored after the result is forgotten no sooner than the job's: once
+	// it is no longer a duplicate, neither is the job.
+	ctx := context.Background()
+	probe := &nats.Msg{Subject: "scoring.results.probe", Header: nats.Header{jetstream.MsgIDHeader: []string{"window-probe"}}}
+	if _, err := e.js.PublishMsg(ctx, probe); err != nil {
+		t.Fatal(err)
+	}
+	eventually.NoError(t, 10*time.Second, func() error {
+		ack, err := e.js.PublishMsg(ctx, probe)
+		if err != nil {
+			return err
+		}
+		if ack.Duplicate {
+			return fmt.Errorf("the probe is still a duplicate")
+		}
+		return nil
+	}, "the results stream's duplicate window over")
 	again := newFake("unit", []byte("job-2"), 2)
 	e.w.admit(e.w.src[Interactive], again)
 	if got := again.outcome(t); got != "ack" {
@@ -316,13 +332,7 @@ func TestDispositions(t *testing.T) {
 			if got != tc.want {
 				t.Fatalf("disposition %q, want %q", got, tc.want)
 			}
-			deadline := time.Now().Add(2 * time.Second)
-			for !e.obs.has(tc.event) && time.Now().Before(deadline) {
-				time.Sleep(5 * time.Millisecond)
-			}
-			if !e.obs.has(tc.event) {
-				t.Fatalf("events %v, want %q", e.obs.events, tc.event)
-			}
+			eventually.True(t, 2*time.Second, func() bool { return e.obs.has(tc.event) }, "event %q", tc.event)
 		})
 	}
 }
@@ -339,13 +349,19 @@ func TestHandlerThatBlocksKeepsItsMessageAlive(t *testing.T) {
 	running, waiting := newFake("l", []byte("a"), 1), newFake("l", []byte("b"), 1)
 	e.w.admit(e.w.src[Interactive], running)
 	e.w.admit(e.w.src[Interactive], waiting) // waits for the one I/O slot
-	time.Sleep(time.Second)
+	// In-progress acks go every AckWait/3: four span more than an AckWait.
+	eventually.True(t, 5*time.Second, func() bool { return running.inProgress.Load() >= 4 && waiting.inProgress.Load() >= 4 },
+		"four in-progress acks for each message")
+	select {
+	case s := <-running.settled:
+		t.Fatalf("the blocked message was settled: %s", s)
+	case s := <-waiting.settled:
+		t.Fatalf("the waiting message was settled: %s", s)
+	default:
+	}
 	close(release)
 	running.outcome(t)
 	waiting.outcome(t)
-	if running.inProgress.Load() < 2 || waiting.inProgress.Load() < 2 {
-		t.Fatalf("in-progress acks: running %d, waiting %d", running.inProgress.Load(), waiting.inProgress.Load())
-	}
 }
 
 func TestResultsStreamFullIsRetriedInProcess(t *testing.T) {
@@ -361,9 +377,18 @@ func TestResultsStreamFullIsRetriedInProcess(t *testing.T) {
 	if _, err := e.js.Publish(ctx, "scoring.results.filler", []byte("x")); err != nil {
 		t.Fatal(err)
 	}
+	// Every publish reaches core subscribers, stored or refused: a count of
+	// the worker's attempts.
+	attempts, err := e.nc.SubscribeSync("scoring.results.full")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	m := newFake("full", []byte("job-6"), 3) // the last delivery: must not be dead-lettered
 	e.w.admit(e.w.src[Interactive], m)
-	time.Sleep(1500 * time.Millisecond)
+	eventually.True(t, 10*time.Second, func() bool { n, _, _ := attempts.Pending(); return n >= 3 }, "three attempts to store the result")
 	select {
 	case s := <-m.settled:
 		t.Fatalf("settled while the stream was full: %s", s)
@@ -394,10 +419,12 @@ func TestShutdownNaksWhatHasNotStarted(t *testing.T) {
 		t.Fatal(err)
 	}
 	cons, _ := js.Consumer(ctx, topology.JobsStream, topology.Consumer)
+	var running atomic.Int32
 	w, err := New(nc, js, cons, HandlerFunc(func(ctx context.Context, d *Delivery) Reply {
 		if !d.MayBlock {
 			return Reply{Disposition: NeedsIO}
 		}
+		running.Add(1)
 		select {
 		case <-release:
 		case <-ctx.Done():
@@ -410,15 +437,13 @@ func TestShutdownNaksWhatHasNotStarted(t *testing.T) {
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = w.Run(rctx) }()
-	for !w.Ready() {
-		time.Sleep(time.Millisecond)
-	}
+	eventually.True(t, 10*time.Second, w.Ready, "worker ready")
 	msgs := make([]*fakeMsg, 20)
 	for i := range msgs {
 		msgs[i] = newFake("l", []byte("x"), 1)
 		w.admit(w.src[Interactive], msgs[i])
 	}
-	time.Sleep(100 * time.Millisecond)
+	eventually.True(t, 5*time.Second, func() bool { return running.Load() == 1 }, "one message running")
 	start := time.Now()
 	cancel()
 	// All but the one running are naked as soon as the last pull request
@@ -499,9 +524,26 @@ func TestLargeJobsAreHeldWithinTheByteBound(t *testing.T) {
 		}
 	}
 	limit := 2 * int(e.nc.MaxPayload())
-	time.Sleep(time.Second)
-	n, b := e.w.Held()
-	if n == 0 || b > limit {
+	// The puller has done all it may once the server has delivered only what
+	// the worker holds and no pull request of its waits: more room is needed
+	// for another.
+	cons, err := e.js.Consumer(ctx, topology.JobsStream, topology.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n, b int
+	eventually.NoError(t, 10*time.Second, func() error {
+		n, b = e.w.Held()
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if n == 0 || info.NumAckPending != n || info.NumWaiting != 0 {
+			return fmt.Errorf("holding %d, %d delivered, %d pull requests waiting", n, info.NumAckPending, info.NumWaiting)
+		}
+		return nil
+	}, "the puller stopped by the byte bound")
+	if b > limit {
 		t.Fatalf("holding %d jobs, %d bytes; the bound is %d bytes", n, b, limit)
 	}
 	t.Logf("holding %d of 20 jobs of 3 MiB: %d bytes, bound %d", n, b, limit)
@@ -520,13 +562,19 @@ func TestDeadLettersSurviveARecreatedStream(t *testing.T) {
 	e.w.admit(e.w.src[Interactive], first)
 	first.outcome(t)
 	s, _ := e.js.Stream(ctx, topology.JobsStream)
-	cfg := s.CachedInfo().Config
+	cfg, created := s.CachedInfo().Config, s.CachedInfo().Created
 	if err := e.js.DeleteStream(ctx, topology.JobsStream); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(10 * time.Millisecond) // creation times apart
-	if _, err := e.js.CreateStream(ctx, cfg); err != nil {
+	// Not an assertion: the new stream must have another creation time,
+	// which tells its sequences from the old one's.
+	time.Sleep(10 * time.Millisecond)
+	recreated, err := e.js.CreateStream(ctx, cfg)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if recreated.CachedInfo().Created.Equal(created) {
+		t.Fatal("the recreated stream has the old one's creation time")
 	}
 	second := newFake("dl", []byte("new-job"), 1)
 	second.md.Sequence.Stream = 7

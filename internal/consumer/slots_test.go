@@ -3,6 +3,8 @@ package consumer
 import (
 	"testing"
 	"time"
+
+	"github.com/hybridscore/hybridscore/internal/eventually"
 )
 
 func TestSlotsServeInteractiveFirstAndBulkItsShare(t *testing.T) {
@@ -21,19 +23,7 @@ func TestSlotsServeInteractiveFirstAndBulkItsShare(t *testing.T) {
 			}
 		}()
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		s.mu.Lock()
-		n := len(s.waiting[Interactive]) + len(s.waiting[Bulk])
-		s.mu.Unlock()
-		if n == 80 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d waiters queued", n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	eventually.True(t, 5*time.Second, func() bool { return s.queued() == 80 }, "80 waiters queued")
 	s.granted = [2]float64{}
 	s.release()
 	var firstHalf [2]int
@@ -55,13 +45,23 @@ func TestSlotsCancelledWaiterLeavesTheQueue(t *testing.T) {
 	cancel := make(chan struct{})
 	done := make(chan bool)
 	go func() { done <- s.acquire(Bulk, cancel) }()
-	time.Sleep(10 * time.Millisecond)
+	eventually.True(t, 5*time.Second, func() bool { return s.queued() == 1 }, "the bulk waiter queued")
 	close(cancel)
 	if <-done {
 		t.Fatal("cancelled acquire succeeded")
+	}
+	if n := s.queued(); n != 0 {
+		t.Fatalf("%d waiters queued after the cancel", n)
 	}
 	s.release()
 	if !s.acquire(Interactive, nil) {
 		t.Fatal("slot lost")
 	}
+}
+
+// queued counts the waiters of both classes.
+func (s *slots) queued() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.waiting[Interactive]) + len(s.waiting[Bulk])
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/hybridscore/hybridscore/internal/analysis"
 	"github.com/hybridscore/hybridscore/internal/analyzer"
 	"github.com/hybridscore/hybridscore/internal/breaker"
+	"github.com/hybridscore/hybridscore/internal/eventually"
 	"github.com/hybridscore/hybridscore/internal/fake/langextractd"
 	"github.com/hybridscore/hybridscore/internal/langextract"
 	"github.com/hybridscore/hybridscore/internal/source"
@@ -212,13 +213,7 @@ func TestBreakerOpensHalfOpensAndResets(t *testing.T) {
 		_, _ = analyze(ctx, analysis.Query{Text: "x", Language: "en", Context: "c"})
 	}
 	fs.SetFaults(langextractd.Faults{})
-	deadline := time.Now().Add(5 * time.Second)
-	for br.State() != breaker.HalfOpen {
-		if time.Now().After(deadline) {
-			t.Fatal("breaker never half-opened")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	eventually.True(t, 5*time.Second, func() bool { return br.State() == breaker.HalfOpen }, "breaker half-open")
 	if _, err := analyze(ctx, analysis.Query{Text: "x", Language: "en", Context: "c"}); err != nil {
 		t.Fatalf("half-open probe: %v", err)
 	}

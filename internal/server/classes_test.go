@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hybridscore/hybridscore/internal/config"
+	"github.com/hybridscore/hybridscore/internal/eventually"
 	"github.com/hybridscore/hybridscore/internal/fake/langextractd"
 	"github.com/hybridscore/hybridscore/internal/topology"
 )
@@ -52,7 +53,7 @@ func TestInteractiveJobsOvertakeABulkBacklog(t *testing.T) {
 	h := newHarness(t, func(c *config.Config) { c.WorkerConcurrency = 4 })
 	h.le.SetFaults(langextractd.Faults{Latency: 5 * time.Millisecond})
 	bulk := h.publishN(topology.BulkPrefix, "backlog", 3000)
-	eventually(t, 30*time.Second, func() bool { return h.resultsOn(bulk) >= 50 })
+	eventually.True(t, 30*time.Second, func() bool { return h.resultsOn(bulk) >= 50 }, "50 bulk results")
 	live := h.publishN(topology.JobsPrefix, "live", 20)
 	h.wait(30*time.Second, live...)
 	done := h.resultsOn(bulk)
@@ -70,7 +71,7 @@ func TestBulkKeepsItsShareWhileInteractiveSaturates(t *testing.T) {
 	h.le.SetFaults(langextractd.Faults{Latency: 5 * time.Millisecond})
 	live := h.publishN(topology.JobsPrefix, "busy", 2000)
 	bulk := h.publishN(topology.BulkPrefix, "share", 1000)
-	eventually(t, 60*time.Second, func() bool { return h.resultsOn(live) >= 1000 })
+	eventually.True(t, 60*time.Second, func() bool { return h.resultsOn(live) >= 1000 }, "1000 interactive results")
 	b, l := h.resultsOn(bulk), h.resultsOn(live)
 	frac := float64(b) / float64(b+l)
 	t.Logf("with interactive saturating: %d interactive, %d bulk results (bulk %.2f, share 0.20)", l, b, frac)
@@ -78,10 +79,10 @@ func TestBulkKeepsItsShareWhileInteractiveSaturates(t *testing.T) {
 		t.Fatalf("bulk got %.2f of the work, want about 0.20", frac)
 	}
 	h.wait(120*time.Second, append(live, bulk...)...)
-	eventually(t, 10*time.Second, func() bool {
+	eventually.True(t, 10*time.Second, func() bool {
 		c := h.consumerInfoOf(topology.BulkStream, topology.BulkConsumer)
 		return c.NumPending == 0 && c.NumAckPending == 0
-	})
+	}, "the bulk consumer drained")
 }
 
 func (h *harness) consumerInfoOf(stream, name string) *jetstream.ConsumerInfo {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hybridscore/hybridscore/internal/config"
+	"github.com/hybridscore/hybridscore/internal/eventually"
 	"github.com/hybridscore/hybridscore/internal/fake/langextractd"
 	"github.com/hybridscore/hybridscore/internal/natsembed"
 	"github.com/hybridscore/hybridscore/internal/server"
@@ -38,7 +40,6 @@ type harness struct {
 	mu      sync.Mutex
 	results map[string][]job.Result
 	raw     map[string][]byte
-	arrived chan struct{}
 }
 
 func newHarness(t *testing.T, mutate func(*config.Config)) *harness {
@@ -53,7 +54,7 @@ func newHarnessLog(t *testing.T, mutate func(*config.Config), log *zap.Logger) *
 		t.Fatal(err)
 	}
 	t.Cleanup(ns.Stop)
-	h := &harness{t: t, nats: ns, log: log, results: map[string][]job.Result{}, raw: map[string][]byte{}, arrived: make(chan struct{}, 1)}
+	h := &harness{t: t, nats: ns, log: log, results: map[string][]job.Result{}, raw: map[string][]byte{}}
 	h.le = langextractd.New(langextractd.Faults{})
 	hs := httptest.NewServer(h.le)
 	t.Cleanup(hs.Close)
@@ -83,10 +84,6 @@ func newHarnessLog(t *testing.T, mutate func(*config.Config), log *zap.Logger) *
 		h.results[r.JobID] = append(h.results[r.JobID], r)
 		h.raw[r.JobID] = append([]byte(nil), m.Data...)
 		h.mu.Unlock()
-		select {
-		case h.arrived <- struct{}{}:
-		default:
-		}
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -133,13 +130,7 @@ func (h *harness) start(mutate func(*config.Config)) {
 		})
 	}
 	h.t.Cleanup(h.stop)
-	deadline := time.Now().Add(10 * time.Second)
-	for !s.Ready() {
-		if time.Now().After(deadline) {
-			h.t.Fatal("worker never became ready")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually.True(h.t, 10*time.Second, s.Ready, "worker ready")
 }
 
 func (h *harness) publish(lane string, w job.Wire) {
@@ -163,26 +154,22 @@ func (h *harness) publishRaw(lane, msgID string, data []byte) {
 // wait returns the results of ids once each has at least one.
 func (h *harness) wait(timeout time.Duration, ids ...string) map[string]job.Result {
 	h.t.Helper()
-	deadline := time.After(timeout)
-	for {
+	var out map[string]job.Result
+	eventually.NoError(h.t, timeout, func() error {
 		h.mu.Lock()
-		out := map[string]job.Result{}
+		defer h.mu.Unlock()
+		out = map[string]job.Result{}
 		for _, id := range ids {
 			if rs := h.results[id]; len(rs) > 0 {
 				out[id] = rs[len(rs)-1]
 			}
 		}
-		h.mu.Unlock()
-		if len(out) == len(ids) {
-			return out
+		if len(out) != len(ids) {
+			return fmt.Errorf("%d of %d results", len(out), len(ids))
 		}
-		select {
-		case <-h.arrived:
-		case <-time.After(20 * time.Millisecond):
-		case <-deadline:
-			h.t.Fatalf("%d of %d results after %s", len(out), len(ids), timeout)
-		}
-	}
+		return nil
+	}, "a result for each job")
+	return out
 }
 
 func (h *harness) count(id string) int {

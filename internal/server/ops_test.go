@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/hybridscore/hybridscore/internal/config"
+	"github.com/hybridscore/hybridscore/internal/eventually"
 	"github.com/hybridscore/hybridscore/internal/fake/langextractd"
 	"github.com/hybridscore/hybridscore/pkg/job"
 )
@@ -47,25 +49,28 @@ func TestJobLogs(t *testing.T) {
 	h.publish("default", wire("log-2", "another text", "another pattern", 0.5))
 	h.publishRaw("default", "log-3", []byte("{"))
 	h.wait(10*time.Second, "log-1", "log-2", "log-3")
-	time.Sleep(50 * time.Millisecond)
-	var done, degraded, rejected bool
-	for _, e := range logs.All() {
-		f := e.ContextMap()
-		for _, v := range f {
-			if s, ok := v.(string); ok && strings.Contains(s, "SECRET") {
-				t.Fatalf("job text logged: %v", e)
+	// A job's line may follow its result by a moment.
+	eventually.NoError(t, 5*time.Second, func() error {
+		var done, degraded, rejected bool
+		for _, e := range logs.All() {
+			f := e.ContextMap()
+			for _, v := range f {
+				if s, ok := v.(string); ok && strings.Contains(s, "SECRET") {
+					t.Fatalf("job text logged: %v", e)
+				}
+			}
+			switch {
+			case e.Message == "job done" && f["job_id"] == "log-1":
+				done = e.Level == zapcore.DebugLevel && f["correlation_id"] == "corr-log" && f["lane"] == "default" && f["status"] == job.StatusScored && f["latency_ms"] != nil
+			case e.Message == "degraded" && f["job_id"] == "log-2":
+				degraded = e.Level == zapcore.WarnLevel && f["fallback_reason"] == "unavailable"
+			case e.Message == "rejected" && f["job_id"] == "log-3":
+				rejected = e.Level == zapcore.WarnLevel && f["code"] == job.CodeInvalidJSON
 			}
 		}
-		switch {
-		case e.Message == "job done" && f["job_id"] == "log-1":
-			done = e.Level == zapcore.DebugLevel && f["correlation_id"] == "corr-log" && f["lane"] == "default" && f["status"] == job.StatusScored && f["latency_ms"] != nil
-		case e.Message == "degraded" && f["job_id"] == "log-2":
-			degraded = e.Level == zapcore.WarnLevel && f["fallback_reason"] == "unavailable"
-		case e.Message == "rejected" && f["job_id"] == "log-3":
-			rejected = e.Level == zapcore.WarnLevel && f["code"] == job.CodeInvalidJSON
+		if !done || !degraded || !rejected {
+			return fmt.Errorf("done %v degraded %v rejected %v", done, degraded, rejected)
 		}
-	}
-	if !done || !degraded || !rejected {
-		t.Fatalf("job logs: done %v degraded %v rejected %v", done, degraded, rejected)
-	}
+		return nil
+	}, "the three jobs' log lines")
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/hybridscore/hybridscore/internal/config"
 	"github.com/hybridscore/hybridscore/internal/consumer"
+	"github.com/hybridscore/hybridscore/internal/eventually"
 	"github.com/hybridscore/hybridscore/internal/fake/langextractd"
 	"github.com/hybridscore/hybridscore/internal/health"
 	"github.com/hybridscore/hybridscore/internal/redistest"
@@ -51,7 +52,7 @@ func TestEndToEndScored(t *testing.T) {
 	if r.Cache == nil || r.Cache.Task != "miss" || r.Cache.Pattern != "miss" || r.FallbackReason != nil {
 		t.Fatalf("cache %+v fallback %v", r.Cache, r.FallbackReason)
 	}
-	eventually(t, 5*time.Second, func() bool { return h.stored("scoring.results.default")["e2e-1"] == 1 })
+	eventually.True(t, 5*time.Second, func() bool { return h.stored("scoring.results.default")["e2e-1"] == 1 }, "e2e-1 stored once")
 	// A reply subject outside any stream gets a plain publish.
 	inbox := "_INBOX.e2e"
 	sub, _ := h.client.NC.SubscribeSync(inbox)
@@ -68,10 +69,10 @@ func TestEndToEndScored(t *testing.T) {
 		t.Fatalf("inbox result %s", m.Data)
 	}
 	// The ack follows the result's claim, a moment after the result is out.
-	eventually(t, 5*time.Second, func() bool {
+	eventually.True(t, 5*time.Second, func() bool {
 		info := h.consumerInfo()
 		return info.NumAckPending == 0 && info.NumRedelivered == 0
-	})
+	}, "both jobs acked, none redelivered")
 }
 
 func TestDuplicateJobScoredOnce(t *testing.T) {
@@ -83,7 +84,7 @@ func TestDuplicateJobScoredOnce(t *testing.T) {
 	}
 	h.publish("default", wire("dup-after", "later job", "later pattern", 0.1))
 	h.wait(10*time.Second, "dup-1", "dup-after")
-	eventually(t, 5*time.Second, func() bool { return h.stored("scoring.results.default")["dup-1"] == 1 })
+	eventually.True(t, 5*time.Second, func() bool { return h.stored("scoring.results.default")["dup-1"] == 1 }, "dup-1 stored once")
 	if h.count("dup-1") != 1 {
 		t.Fatalf("dup-1 answered %d times", h.count("dup-1"))
 	}
@@ -112,18 +113,16 @@ func TestBadJobsRejectedDeadLetteredNotRedelivered(t *testing.T) {
 	h.wait(10*time.Second, "good-after")
 	// The job without a job_id is answered under its stream sequence.
 	var seqID string
-	for deadline := time.Now().Add(10 * time.Second); seqID == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	eventually.True(t, 10*time.Second, func() bool {
 		h.mu.Lock()
+		defer h.mu.Unlock()
 		for id := range h.results {
 			if strings.HasPrefix(id, "seq-") {
 				seqID = id
 			}
 		}
-		h.mu.Unlock()
-	}
-	if seqID == "" {
-		t.Fatal("no result named after the stream sequence")
-	}
+		return seqID != ""
+	}, "a result named after the stream sequence")
 	for _, b := range bad {
 		id := b.wantID
 		if id == "seq-" {
@@ -159,9 +158,12 @@ func TestBadJobsRejectedDeadLetteredNotRedelivered(t *testing.T) {
 			t.Errorf("payload of %s not in the dead-letter stream unchanged", b.msgID)
 		}
 	}
-	time.Sleep(300 * time.Millisecond) // a redelivery, if any, would come now
-	if info := h.consumerInfo(); info.NumRedelivered != 0 || info.NumAckPending != 0 {
-		t.Errorf("bad jobs redelivered: %+v", info)
+	// Once the server holds no bad job unacknowledged, none can come back:
+	// only then is "not redelivered" worth checking.
+	eventually.True(t, 10*time.Second, func() bool { return h.consumerInfo().NumAckPending == 0 }, "every bad job terminated")
+	// One delivery per message: the consumer's sequence counts redeliveries.
+	if info := h.consumerInfo(); info.NumRedelivered != 0 || info.Delivered.Consumer != uint64(len(bad)+1) {
+		t.Errorf("bad jobs redelivered: %d deliveries of %d jobs, %+v", info.Delivered.Consumer, len(bad)+1, info)
 	}
 	for _, b := range bad {
 		id := b.wantID
@@ -212,10 +214,7 @@ func TestRetryEndsScoredWhenLangextractReturns(t *testing.T) {
 	w := wire("retry-1", "retry task", "retry pattern", 0.6)
 	w.OnFallback = job.FallbackRetry
 	h.publish("default", w)
-	deadline := time.Now().Add(5 * time.Second)
-	for h.le.Calls() == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually.True(t, 5*time.Second, func() bool { return h.le.Calls() > 0 }, "the first attempt reaching langextract")
 	h.le.SetFaults(langextractd.Faults{})
 	r := h.wait(10*time.Second, "retry-1")["retry-1"]
 	if r.Status != job.StatusScored || r.DeliveryAttempt < 2 || h.count("retry-1") != 1 {
@@ -282,18 +281,20 @@ func TestMaxDeliverExhaustedGoesToDeadLetters(t *testing.T) {
 	if got == nil || got.Headers().Get(consumer.HeaderReason) != consumer.ReasonMaxDeliveries || got.Headers().Get(consumer.HeaderJobID) != "doomed-1" {
 		t.Fatalf("dead letter %v", got)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		s, _ := h.client.JS.Stream(ctx, topology.JobsStream)
-		info, _ := s.Info(ctx)
-		if info.State.Msgs == 0 {
-			break
+	eventually.NoError(t, 5*time.Second, func() error {
+		s, err := h.client.JS.Stream(ctx, topology.JobsStream)
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("exhausted job still in the work queue: %+v", info.State)
+		info, err := s.Info(ctx)
+		if err != nil {
+			return err
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		if info.State.Msgs != 0 {
+			return fmt.Errorf("work queue %+v", info.State)
+		}
+		return nil
+	}, "the exhausted job gone from the work queue")
 }
 
 func TestDrainMidBatchLosesNothing(t *testing.T) {
@@ -305,9 +306,7 @@ func TestDrainMidBatchLosesNothing(t *testing.T) {
 		ids[i] = fmt.Sprintf("drain-%03d", i)
 		h.publish("drain", wire(ids[i], fmt.Sprintf("task %d", i), fmt.Sprintf("pattern %d", i%7), 0.5))
 	}
-	for h.count(ids[20]) == 0 && h.count(ids[40]) == 0 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually.True(t, 30*time.Second, func() bool { return h.count(ids[20]) > 0 || h.count(ids[40]) > 0 }, "%s or %s answered", ids[20], ids[40])
 	h.stop() // mid-batch: drains in-flight jobs, leaves the rest queued
 	h.start(func(c *config.Config) { c.WorkerConcurrency = 8 })
 	h.wait(60*time.Second, ids...)
@@ -357,26 +356,21 @@ func TestHealthReadinessMetricsAndAdmin(t *testing.T) {
 	post(t, base+"/admin/cache/warm", "s3cret", `[`+strings.Repeat(`"x",`, 3<<20)+`"x"]`, 413)
 	// Redis down: degraded with the Redis warning, redis_up 0.
 	rs.Stop()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	// A job with new texts makes the cache try Redis.
+	eventually.NoError(t, 10*time.Second, func() error {
 		h.publish("default", wire(fmt.Sprintf("r-%d", time.Now().UnixNano()), fmt.Sprintf("t %d", time.Now().UnixNano()), "p", 0.5))
-		rep = getHealth(t, h)
-		if rep.Status == health.Degraded {
-			break
+		if rep = getHealth(t, h); rep.Status != health.Degraded {
+			return fmt.Errorf("health %+v", rep)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("health with Redis stopped: %+v", rep)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	}, "health degraded with Redis stopped")
 	if rep.Components["redis"] != health.Unhealthy || !contains(rep.Warnings, health.WarnRedis) {
 		t.Fatalf("health %+v", rep)
 	}
 	waitMetrics(t, h, "redis_up 0")
 	// NATS gone: unhealthy, 503, not ready.
 	h.nats.Stop()
-	deadline = time.Now().Add(10 * time.Second)
-	for {
+	eventually.NoError(t, 10*time.Second, func() error {
 		resp, err := http.Get(base + "/health")
 		if err != nil {
 			t.Fatal(err)
@@ -384,14 +378,11 @@ func TestHealthReadinessMetricsAndAdmin(t *testing.T) {
 		var r health.Report
 		_ = json.NewDecoder(resp.Body).Decode(&r)
 		resp.Body.Close()
-		if resp.StatusCode == 503 && r.Status == health.Unhealthy && r.Components["nats"] == health.Unhealthy {
-			break
+		if resp.StatusCode != 503 || r.Status != health.Unhealthy || r.Components["nats"] != health.Unhealthy {
+			return fmt.Errorf("%d %+v", resp.StatusCode, r)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("health with NATS stopped: %d %+v", resp.StatusCode, r)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	}, "health unhealthy with NATS stopped")
 	get(t, base+"/readyz", "", 503)
 }
 
@@ -403,24 +394,15 @@ func TestAdminRefusedWithoutToken(t *testing.T) {
 
 func waitMetrics(t *testing.T, h *harness, want ...string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	eventually.NoError(t, 5*time.Second, func() error {
 		m := get(t, "http://"+h.srv.HTTPAddr()+"/metrics", "", 200)
-		missing := ""
 		for _, w := range want {
 			if !strings.Contains(m, w) {
-				missing = w
-				break
+				return fmt.Errorf("metrics lack %q", w)
 			}
 		}
-		if missing == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("metrics lack %q", missing)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	}, "every wanted metric")
 }
 
 func getHealth(t *testing.T, h *harness) health.Report {
@@ -543,6 +525,7 @@ func TestLangextractHealthProbesAreCoalesced(t *testing.T) {
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/health" {
 			probes.Add(1)
+			// A slow probe: the 50 requests overlap it.
 			time.Sleep(100 * time.Millisecond)
 		}
 		le.ServeHTTP(w, r)

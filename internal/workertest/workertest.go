@@ -1,11 +1,11 @@
 // Package workertest starts the real pieces tests need: an embedded NATS
-// server with JetStream and an in-process worker, both stopped at cleanup.
+// server with JetStream and an in-process worker, both stopped at cleanup,
+// and reads a child process's output while it runs (Output).
 package workertest
 
 import (
 	"bytes"
 	"context"
-	"net"
 	"sync"
 	"testing"
 
@@ -63,19 +63,8 @@ func Worker(t testing.TB, natsURL string, mutate func(*config.Config)) (s *serve
 	return s, stop
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// Buffer is a bytes.Buffer safe for concurrent writers (a child process's
-// output, a logger); it is also a zapcore.WriteSyncer.
+// Buffer is a bytes.Buffer safe for concurrent writers (a logger); it is
+// also a zapcore.WriteSyncer. A child process's output goes through Output.
 type Buffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
