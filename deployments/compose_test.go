@@ -1,6 +1,13 @@
 package deployments_test
 
 import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -8,8 +15,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/hybridscore/hybridscore/internal/eventually"
+	"github.com/hybridscore/hybridscore/internal/smoke"
 )
 
 const (
@@ -345,5 +356,157 @@ func toString(v any) string {
 		return strconv.Itoa(v)
 	default:
 		return ""
+	}
+}
+
+// TestComposeStackSmoke brings up the offline stack (local images only) with
+// three workers, as docs/operations.md describes, and runs `publisher smoke`
+// from the publisher image on the stack's network, as the producer user,
+// against it: every check must pass, the degraded one included, since the
+// stack's workers call langextract. It needs Docker, docker-compose, the
+// images of `make images` and the stack's host ports; without them it skips,
+// or fails under CI=true or REQUIRE_DOCKER=1.
+func TestComposeStackSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: no compose stack")
+	}
+	up := composeStack(t)
+	up("up", "-d", "--scale", "worker=3")
+
+	workers := strings.Fields(up("ps", "-q", "worker"))
+	if len(workers) != 3 {
+		t.Fatalf("%d worker containers, want 3", len(workers))
+	}
+	eventually.NoError(t, 2*time.Minute, func() error {
+		out, err := exec.Command("docker", append([]string{"inspect", "-f", "{{.State.Health.Status}}"}, workers...)...).Output()
+		if err != nil {
+			return fmt.Errorf("docker inspect: %w", err)
+		}
+		if st := strings.Fields(string(out)); slices.ContainsFunc(st, func(s string) bool { return s != "healthy" }) {
+			return fmt.Errorf("worker health %v", st)
+		}
+		return nil
+	}, "three healthy workers")
+
+	cmd := exec.Command("docker", "run", "--rm", "--network", composeProject(t)+"_default", "hybridscore/publisher:local",
+		"smoke", "--nats-url", "nats://nats:4222", "--nats-user", "producer", "--nats-password", composePasswords["HYBRIDSCORE_PRODUCER_PASSWORD"],
+		"--health-url", "http://worker:8053", "--metrics-url", "http://worker:8053", "--json")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	runErr := cmd.Run()
+	var rep smoke.Report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("publisher smoke (%v) printed no JSON report: %v\n%s%s", runErr, err, stdout.String(), stderr.String())
+	}
+	var table bytes.Buffer
+	_ = rep.WriteText(&table)
+	t.Logf("publisher smoke against the compose stack:\n%s", table.String())
+	if runErr != nil || !rep.OK {
+		t.Fatalf("publisher smoke failed (%v): %v\n%s", runErr, rep.Err(), stderr.String())
+	}
+	for _, c := range rep.Checks {
+		if c.Result != smoke.Pass {
+			t.Errorf("check %s: %s (%s); every check must pass on the compose stack", c.Name, c.Result, c.Detail)
+		}
+	}
+}
+
+// composePasswords replace the laptop defaults of the NATS users for the
+// test's stack.
+var composePasswords = map[string]string{
+	"HYBRIDSCORE_WORKER_PASSWORD":   "compose-test-worker",
+	"HYBRIDSCORE_PRODUCER_PASSWORD": "compose-test-producer",
+	"HYBRIDSCORE_OPERATOR_PASSWORD": "compose-test-operator",
+}
+
+var projectName string
+
+// composeProject is this test run's compose project name, so the stack's
+// containers, network and volumes are its own.
+func composeProject(t *testing.T) string {
+	t.Helper()
+	if projectName == "" {
+		b := make([]byte, 4)
+		_, _ = rand.Read(b)
+		projectName = "hstest" + hex.EncodeToString(b)
+	}
+	return projectName
+}
+
+// composeStack skips (or fails, under CI=true or REQUIRE_DOCKER=1) unless
+// docker-compose, Docker, the local images and the stack's host ports are
+// there. It returns a function running docker-compose on the offline stack
+// of this test's project and returning its output; the stack is removed,
+// volumes included, when the test ends, after its logs are printed if the
+// test failed.
+func composeStack(t *testing.T) func(args ...string) string {
+	t.Helper()
+	strict := false
+	for _, v := range []string{"CI", "REQUIRE_DOCKER"} {
+		if b, err := strconv.ParseBool(os.Getenv(v)); err == nil && b {
+			strict = true
+		}
+	}
+	unavailable := func(format string, args ...any) {
+		t.Helper()
+		if strict {
+			t.Fatalf(format+" (CI=true or REQUIRE_DOCKER=1: the compose stack must run)", args...)
+		}
+		t.Skipf(format, args...)
+	}
+	bin, err := exec.LookPath("docker-compose")
+	if err != nil {
+		unavailable("docker-compose is not installed")
+	}
+	if out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
+		unavailable("Docker is not usable: %v %s", err, bytes.TrimSpace(out))
+	}
+	for _, img := range []string{"hybridscore/worker:local", "hybridscore/nats:local", "hybridscore/redis:local", "hybridscore/publisher:local"} {
+		if exec.Command("docker", "image", "inspect", img).Run() != nil {
+			unavailable("image %s missing: run make images", img)
+		}
+	}
+	for _, port := range []int{4222, 8222, 6379, 8156} {
+		l, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
+		if err != nil {
+			unavailable("host port %d, which the stack publishes, is in use: %v", port, err)
+		}
+		l.Close()
+	}
+	env := os.Environ()
+	for k, v := range composePasswords {
+		env = append(env, k+"="+v)
+	}
+	project := composeProject(t)
+	run := func(ctx context.Context, args ...string) (string, error) {
+		cmd := exec.CommandContext(ctx, bin, append([]string{"-p", project, "-f", baseFile, "-f", offlineFile}, args...)...)
+		cmd.Env = env
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		if err := cmd.Run(); err != nil {
+			return out.String(), fmt.Errorf("docker-compose %s: %w\n%s", strings.Join(args, " "), err, errOut.String())
+		}
+		return out.String(), nil
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if t.Failed() {
+			logs, _ := run(ctx, "logs", "--no-color", "--tail=30")
+			t.Logf("--- compose logs ---\n%s", logs)
+		}
+		if _, err := run(ctx, "down", "-v", "--remove-orphans", "-t", "10"); err != nil {
+			t.Errorf("remove the compose stack: %v", err)
+		}
+	})
+	return func(args ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		out, err := run(ctx, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
 	}
 }

@@ -7,6 +7,8 @@
 #   make image-nats image-redis      one image at a time (image-worker, image-publisher too)
 #   make images IMAGE_TAG=dev        another tag; IMAGE_PREFIX=... another repository prefix
 #   make images-list                 the images and their sizes
+#   make images-upgrade              worker:upgrade-a and worker:upgrade-b, two
+#                                    versions for the rolling-upgrade rehearsal
 #
 # Every image is FROM scratch. Worker, publisher and nats copy static Go
 # binaries (CGO_ENABLED=0, -trimpath, -ldflags "-s -w"); redis copies the
@@ -39,7 +41,7 @@ IMAGE_NAMES := worker publisher nats redis
 .PHONY: images image-binaries image-worker image-publisher image-nats image-redis \
 	image-bin-worker image-bin-publisher image-bin-nats image-bin-httpprobe images-list images-rm
 
-images: image-binaries image-worker image-publisher image-nats image-redis
+images: image-binaries image-worker image-publisher image-nats image-redis images-upgrade
 
 image-binaries: image-bin-worker image-bin-publisher image-bin-nats image-bin-httpprobe
 
@@ -89,6 +91,30 @@ image-redis:
 	cp $(IMAGE_DOCKER_DIR)/redis.Dockerfile "$$ctx/Dockerfile" && \
 	sh $(IMAGE_DOCKER_DIR)/redis-rootfs.sh "$$ctx" && \
 	$(IMAGE_DOCKER_BUILD) -t $(IMAGE_PREFIX)/redis:$(IMAGE_TAG) "$$ctx"
+
+# The rolling-upgrade rehearsal (integration/upgrade_test.go) replaces
+# workers of one version by another and back. worker:upgrade-a and
+# worker:upgrade-b are the same code stamped with two versions,
+# $(IMAGE_VERSION)-upgrade-a and $(IMAGE_VERSION)-upgrade-b, which /health
+# reports and the label org.opencontainers.image.version carries (the test
+# reads it). Their binaries go to bin/upgrade-*/, so bin/worker stays as it is.
+IMAGE_UPGRADE_TAGS := upgrade-a upgrade-b
+
+.PHONY: images-upgrade $(addprefix image-,$(IMAGE_UPGRADE_TAGS))
+
+images-upgrade: $(addprefix image-,$(IMAGE_UPGRADE_TAGS))
+
+$(addprefix image-,$(IMAGE_UPGRADE_TAGS)): image-%: image-bin-httpprobe
+	CGO_ENABLED=0 $(IMAGE_GO) build -trimpath \
+		-ldflags "-s -w -X github.com/hybridscore/hybridscore/internal/server.Version=$(IMAGE_VERSION)-$*" \
+		-o $(IMAGE_BIN_DIR)/$*/worker ./worker
+	@set -e; $(call image_context,worker.Dockerfile) && \
+	cp $(IMAGE_BIN_DIR)/$*/worker $(IMAGE_BIN_DIR)/httpprobe "$$ctx/" && \
+	cp $(IMAGE_CA_BUNDLE) "$$ctx/ca-certificates.crt" && \
+	DOCKER_BUILDKIT=0 $(IMAGE_DOCKER) build --force-rm \
+		--label org.opencontainers.image.source=github.com/hybridscore/hybridscore \
+		--label org.opencontainers.image.version=$(IMAGE_VERSION)-$* \
+		-t $(IMAGE_PREFIX)/worker:$* "$$ctx"
 
 images-list:
 	@$(IMAGE_DOCKER) images --format 'table {{.Repository}}:{{.Tag}}\t{{.Size}}\t{{.CreatedSince}}' \

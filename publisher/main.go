@@ -62,6 +62,7 @@ type cli struct {
 	DLQ      dlqCmd      `cmd:"" name:"dlq" help:"List dead letters by reason and lane; replay selected ones after a fix."`
 	Evaluate evaluateCmd `cmd:"" help:"Score a labelled set of task/pattern pairs under many weight configurations; report ROC AUC, AP, P@k, best threshold."`
 	Cache    cacheCmd    `cmd:"" help:"A worker's cache: report (effectiveness and the size/TTL recommendation), export (a warm file), warm."`
+	Smoke    smokeCmd    `cmd:"" help:"Check a running deployment: one job per outcome (scored, degraded, rejected, expired), /health and /metrics; non-zero exit on any failure."`
 	Capacity capacityCmd `cmd:"" help:"Monthly capacity report from Prometheus: jobs/s per class, p95, fallback and cache hit rates, backlog trend, workers needed for --target-rate."`
 }
 
