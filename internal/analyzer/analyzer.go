@@ -4,17 +4,28 @@
 // LANGEXTRACT_URL is empty, and the langextract-compatible test server serves
 // it over HTTP.
 //
+// Words are lower-cased, split at punctuation, hyphens and slashes, and
+// reduced to their Snowball (Porter2) English stem. A lexicon of software
+// work (lexicon.go) maps synonyms, abbreviations and multi-word phrases to
+// canonical concepts ("login", "sign in", "OAuth2", "SSO" and "JWT" are all
+// authentication), each concept to a kind of work (a theme: access control,
+// software testing, release management, …) and each kind of work to a broad
+// domain, so that the same work in other words shares concepts, themes and
+// domains while a shared incidental word adds little. The labelled set in
+// testdata/relevance at the repository root is its benchmark
+// (TestRelevanceSet).
+//
 // What it extracts, for a given text (language and context only salt the
 // pattern ids, so the same text always gives the same analysis):
 //
-//   - concepts: content words (stop words and linking verbs removed,
-//     lower-cased, plural and -ing/-ed endings stripped), most frequent
-//     first, at most 12;
-//   - themes: phrases of two adjacent concepts, most frequent first, at
-//     most 8;
-//   - domain_indicators: the domains of a small lexicon (technology,
-//     security, data, business, science, academic, medical, legal, culinary)
-//     whose terms occur, sorted;
+//   - concepts: the lexicon's concepts and the other content words' stems
+//     (stop words, linking verbs and words all kinds of work use removed),
+//     most frequent first, at most 12;
+//   - themes: the kinds of work of the concepts that head their noun
+//     compound, most frequent first, at most 8;
+//   - domain_indicators: the domains of the concepts, technology for any
+//     software term, and those of a small lexicon outside software
+//     (business, science, academic, medical, legal, culinary), sorted;
 //   - semantic_patterns: one entry per structure the text really shows:
 //     NUMBERED_LIST, BULLET_LIST, DEFINITION, QUESTION, CODE, INSTRUCTION
 //     (starts with an imperative such as implement, build, fix), THEME (a
@@ -50,7 +61,9 @@ const (
 )
 
 type token struct {
-	word     string // normalised
+	raw      string   // lower-cased, as written
+	word     string   // the lexicon's concept, else the stem
+	concept  *concept // the lexicon's concept, or nil
 	sentence int
 	content  bool   // a concept candidate
 	verb     string // relationship type when the word is a linking verb
@@ -62,7 +75,7 @@ func Analyze(text, language, semContext string) *langextract.Analysis {
 	if len(text) > MaxInput {
 		text = text[:MaxInput]
 	}
-	toks := tokenize(text)
+	toks := classify(tokenize(text))
 	a := &langextract.Analysis{
 		SemanticPatterns: []langextract.SemanticPattern{},
 		Concepts:         []string{},
@@ -121,23 +134,25 @@ func concepts(toks []token) (order []*count, contentTotal int) {
 	return order, contentTotal
 }
 
-// themes are adjacent concept pairs within a sentence, ranked.
+// themes are the kinds of work of the lexicon's concepts that head their
+// noun compound, ranked by how often each occurs: in "database credentials"
+// the work is about credentials, and the database only says which. A text
+// whose concepts are all modifiers takes their kinds of work instead.
 func themes(toks []token) []string {
-	phrases := map[string]*count{}
-	var order []*count
-	for i := 1; i < len(toks); i++ {
-		p, q := toks[i-1], toks[i]
-		if !p.content || !q.content || p.sentence != q.sentence {
+	var heads, modifiers []*count
+	for i, t := range toks {
+		if t.concept == nil {
 			continue
 		}
-		key := p.word + " " + q.word
-		c := phrases[key]
-		if c == nil {
-			c = &count{word: key, first: i}
-			phrases[key] = c
-			order = append(order, c)
+		if isHead(toks, i) {
+			heads = tally(heads, t.concept.theme, i)
+		} else {
+			modifiers = tally(modifiers, t.concept.theme, i)
 		}
-		c.n++
+	}
+	order := heads
+	if len(order) == 0 {
+		order = modifiers
 	}
 	rank(order)
 	out := make([]string, 0, min(len(order), maxThemes))
@@ -147,17 +162,54 @@ func themes(toks []token) []string {
 	return out
 }
 
-// domains are the lexicon's domains of the words, sorted.
-func domains(toks []token) []string {
-	set := map[string]bool{}
-	for _, t := range toks {
-		for _, name := range lexicon[t.word] {
-			set[name] = true
+// isHead reports whether toks[i] ends its run of adjacent content words in
+// its sentence (English noun compounds put the head last), or opens its
+// sentence as an imperative, which starts no compound.
+func isHead(toks []token, i int) bool {
+	if opensSentence(toks, i) && imperatives[toks[i].raw] {
+		return true
+	}
+	j := i + 1
+	return j >= len(toks) || !toks[j].content || toks[j].sentence != toks[i].sentence ||
+		opensSentence(toks, j)
+}
+
+func opensSentence(toks []token, i int) bool {
+	return i == 0 || toks[i-1].sentence != toks[i].sentence
+}
+
+// tally counts one occurrence of word at position i.
+func tally(cs []*count, word string, i int) []*count {
+	for _, c := range cs {
+		if c.word == word {
+			c.n++
+			return cs
 		}
 	}
-	out := make([]string, 0, len(set))
-	for d := range set {
-		out = append(out, d)
+	return append(cs, &count{word: word, n: 1, first: i})
+}
+
+// domains are the broad domains of the text's concepts and words, sorted:
+// each kind of work's domain and technology for software, and the
+// lexicon's domains outside software.
+func domains(toks []token) []string {
+	var out []string
+	add := func(d string) {
+		if !slices.Contains(out, d) {
+			out = append(out, d)
+		}
+	}
+	for _, t := range toks {
+		switch {
+		case t.concept != nil:
+			add(t.concept.domain)
+			add("technology")
+		case techWords[t.word]:
+			add("technology")
+		}
+		for _, d := range domainWords[t.word] {
+			add(d)
+		}
 	}
 	slices.Sort(out)
 	return out
@@ -273,13 +325,13 @@ func structures(text string, toks []token, a *langextract.Analysis, language, se
 	if definitions > 0 {
 		add("DEFINITION", "definition", definitions, 0.8)
 	}
-	if q := strings.Count(text, "?"); q > 0 || (len(toks) > 0 && interrogatives[toks[0].word]) {
+	if q := strings.Count(text, "?"); q > 0 || (len(toks) > 0 && interrogatives[toks[0].raw]) {
 		add("QUESTION", "question", max(q, 1), 0.85)
 	}
 	if c := codeMarks(text); c > 0 {
 		add("CODE", "code", c, min(1, 0.5+0.1*float64(c)))
 	}
-	if len(toks) > 0 && imperatives[toks[0].word] {
+	if len(toks) > 0 && imperatives[toks[0].raw] {
 		add("INSTRUCTION", "instruction", 1, 0.8)
 	}
 	if len(a.Themes) > 0 {
@@ -308,8 +360,10 @@ func codeMarks(text string) int {
 	return n
 }
 
-// tokenize splits text into words, folding case and stripping common
-// inflections; sentence boundaries are '.', '!', '?', ';' and newlines.
+// tokenize splits text into lower-cased words and numbers its sentences;
+// sentence boundaries are '.', '!', '?', ';' and newlines. Hyphens and
+// slashes separate words ("sign-in" is "sign in"), so phrases match however
+// they are written.
 func tokenize(text string) []token {
 	var toks []token
 	sentence := 0
@@ -319,9 +373,8 @@ func tokenize(text string) []token {
 		if start < 0 {
 			return
 		}
-		raw := strings.ToLower(text[start:end])
+		raw := strings.Trim(strings.ToLower(text[start:end]), "_'.")
 		start = -1
-		raw = strings.Trim(raw, "-_'.")
 		if raw == "" {
 			return
 		}
@@ -329,7 +382,7 @@ func tokenize(text string) []token {
 			sentence++
 		}
 		pendingBreak = false
-		toks = append(toks, classify(raw, sentence))
+		toks = append(toks, token{raw: raw, sentence: sentence})
 	}
 	for i, r := range text {
 		if r == utf8.RuneError {
@@ -337,7 +390,7 @@ func tokenize(text string) []token {
 			continue
 		}
 		if unicode.IsLetter(r) || unicode.IsDigit(r) || r == '_' || r == '+' || r == '#' ||
-			((r == '-' || r == '\'' || r == '.') && start >= 0 && i+1 < len(text) && isWordByte(text[i+1])) {
+			((r == '\'' || r == '.') && start >= 0 && i+1 < len(text) && isWordByte(text[i+1])) {
 			if start < 0 {
 				start = i
 			}
@@ -350,15 +403,6 @@ func tokenize(text string) []token {
 		}
 	}
 	flush(len(text))
-	// Two-word linking verbs ("depends on", "relies on", "based on").
-	for i := 0; i+1 < len(toks); i++ {
-		if toks[i+1].word == "on" && dependVerbs[toks[i].word] {
-			toks[i].verb, toks[i].content = "depends_on", false
-		}
-		if toks[i].word == "based" && toks[i+1].word == "on" {
-			toks[i].verb, toks[i].content = "extends", false
-		}
-	}
 	return toks
 }
 
@@ -366,39 +410,72 @@ func isWordByte(b byte) bool {
 	return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b >= 0x80
 }
 
-func classify(w string, sentence int) token {
-	t := token{word: w, sentence: sentence}
-	if v, ok := verbs[w]; ok {
+// classify stems the words, joins the lexicon's phrases into one token each,
+// and marks concepts and linking verbs. It reuses toks.
+func classify(toks []token) []token {
+	for i := range toks {
+		toks[i].word = stemWord(toks[i].raw)
+	}
+	out := toks[:0]
+	for i := 0; i < len(toks); {
+		if n, c := matchPhrase(toks, i); n > 1 {
+			t := toks[i]
+			t.word, t.concept, t.content = c.name, c, true
+			out = append(out, t)
+			i += n
+			continue
+		}
+		out = append(out, classifyWord(toks[i]))
+		i++
+	}
+	// Two-word linking verbs ("depends on", "relies on", "based on").
+	for i := 0; i+1 < len(out); i++ {
+		if out[i+1].raw == "on" && dependVerbs[out[i].raw] {
+			out[i].verb, out[i].content = "depends_on", false
+		}
+		if out[i].raw == "based" && out[i+1].raw == "on" {
+			out[i].verb, out[i].content = "extends", false
+		}
+	}
+	return out
+}
+
+// matchPhrase returns the length and concept of the longest phrase of the
+// lexicon starting at toks[i] within its sentence, or 0.
+func matchPhrase(toks []token, i int) (int, *concept) {
+next:
+	for _, p := range lex.phrases[toks[i].word] {
+		if i+len(p.stems) > len(toks) {
+			continue
+		}
+		for k, s := range p.stems[1:] {
+			if t := toks[i+1+k]; t.word != s || t.sentence != toks[i].sentence {
+				continue next
+			}
+		}
+		return len(p.stems), p.concept
+	}
+	return 0, nil
+}
+
+// classifyWord marks a word as a linking verb, a concept of the lexicon, a
+// stop word, or a concept candidate of its own.
+func classifyWord(t token) token {
+	if v, ok := verbs[t.raw]; ok {
 		t.verb = v
 		return t
 	}
-	if stopWords[w] || imperatives[w] || dependVerbs[w] {
+	c := lex.exact[t.raw]
+	if c == nil {
+		c = lex.words[t.word]
+	}
+	if c != nil {
+		t.word, t.concept, t.content = c.name, c, true
 		return t
 	}
-	t.word = stem(w)
-	if stopWords[t.word] {
+	if stopWords[t.raw] || imperatives[t.raw] || dependVerbs[t.raw] || stopWords[t.word] || incidental[t.word] {
 		return t
 	}
-	hasDigit := strings.ContainsFunc(t.word, unicode.IsDigit)
-	t.content = utf8.RuneCountInString(t.word) >= 3 || hasDigit
+	t.content = utf8.RuneCountInString(t.word) >= 3 || strings.ContainsFunc(t.word, unicode.IsDigit)
 	return t
-}
-
-// stem strips the most common English inflections, conservatively: a wrong
-// merge costs more than a missed one.
-func stem(w string) string {
-	n := len(w)
-	switch {
-	case n > 4 && strings.HasSuffix(w, "ies"):
-		return w[:n-3] + "y"
-	case n > 4 && strings.HasSuffix(w, "sses"):
-		return w[:n-2]
-	case n > 3 && strings.HasSuffix(w, "s") && !strings.HasSuffix(w, "ss") && !strings.HasSuffix(w, "us") && !strings.HasSuffix(w, "is"):
-		return w[:n-1]
-	case n > 6 && strings.HasSuffix(w, "ing"):
-		return w[:n-3]
-	case n > 5 && strings.HasSuffix(w, "ed") && !strings.HasSuffix(w, "eed"):
-		return w[:n-2]
-	}
-	return w
 }

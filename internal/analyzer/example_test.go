@@ -9,5 +9,5 @@ import (
 func ExampleAnalyze() {
 	a := analyzer.Analyze("Implement OAuth2 authentication with JWT tokens", "en", "pattern_matching")
 	fmt.Println(a.Concepts, a.DomainIndicators)
-	// Output: [oauth2 authentication jwt token] [security technology]
+	// Output: [authentication token] [security technology]
 }

@@ -21,5 +21,5 @@ func ExampleService_Score() {
 		Characteristics: &combiner.Characteristics{Complexity: "complex"},
 	})
 	fmt.Printf("%s: hybrid %.3f = 0.85×%.1f + %.3f×%.1f\n", o.Status, o.Hybrid, o.Weights.Vector, o.Pattern, o.Weights.Pattern)
-	// Output: scored: hybrid 0.690 = 0.85×0.6 + 0.450×0.4
+	// Output: scored: hybrid 0.770 = 0.85×0.6 + 0.650×0.4
 }
