@@ -60,6 +60,8 @@ type cli struct {
 	Bench    benchCmd    `cmd:"" help:"Benchmark a worker (cold, warm, concurrent; --baseline: the raw JetStream loop; --mixed: interactive and bulk jobs)."`
 	Demo     demoCmd     `cmd:"" help:"Start an embedded NATS server and worker, score sample jobs, print the results."`
 	DLQ      dlqCmd      `cmd:"" name:"dlq" help:"List dead letters by reason and lane; replay selected ones after a fix."`
+	Backup   backupCmd   `cmd:"" help:"Save the streams (jobs, results, dead letters, claims): configurations, consumers and every message, with a checksummed manifest."`
+	Restore  restoreCmd  `cmd:"" help:"Recreate streams from a backup: checksums first, messages in order, counts checked; --replace to overwrite streams holding messages."`
 	Evaluate evaluateCmd `cmd:"" help:"Score a labelled set of task/pattern pairs under many weight configurations; report ROC AUC, AP, P@k, best threshold."`
 	Cache    cacheCmd    `cmd:"" help:"A worker's cache: report (effectiveness and the size/TTL recommendation), export (a warm file), warm."`
 	Smoke    smokeCmd    `cmd:"" help:"Check a running deployment: one job per outcome (scored, degraded, rejected, expired), /health and /metrics; non-zero exit on any failure."`

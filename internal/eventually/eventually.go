@@ -4,6 +4,7 @@
 package eventually
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -38,7 +39,8 @@ func NoError(t testing.TB, timeout time.Duration, try func() error, what string,
 
 // Wait calls try every Interval until it returns nil, and returns nil, or
 // until timeout has passed, and returns try's last error. It suits helpers
-// that report an error rather than fail a test.
+// that report an error rather than fail a test. An error from Stop ends the
+// wait at once (a child process that exited will not come up by waiting).
 func Wait(timeout time.Duration, try func() error) error {
 	deadline := time.Now().Add(timeout)
 	for {
@@ -46,12 +48,24 @@ func Wait(timeout time.Duration, try func() error) error {
 		if err == nil {
 			return nil
 		}
+		var s stop
+		if errors.As(err, &s) {
+			return s.err
+		}
 		if !time.Now().Before(deadline) {
 			return err
 		}
 		time.Sleep(Interval)
 	}
 }
+
+// Stop wraps err so that Wait gives up at once and returns err.
+func Stop(err error) error { return stop{err} }
+
+type stop struct{ err error }
+
+func (s stop) Error() string { return s.err.Error() }
+func (s stop) Unwrap() error { return s.err }
 
 type notYet struct{}
 

@@ -34,6 +34,17 @@ func TestWaitGivesLastError(t *testing.T) {
 	}
 }
 
+func TestStopEndsTheWait(t *testing.T) {
+	exited := errors.New("child exited")
+	start := time.Now()
+	if err := eventually.Wait(10*time.Second, func() error { return eventually.Stop(exited) }); err != exited {
+		t.Fatalf("err %v, want %v", err, exited)
+	}
+	if time.Since(start) > time.Second {
+		t.Fatal("Stop did not end the wait")
+	}
+}
+
 func TestTrueFailsTheTest(t *testing.T) {
 	ft := &fakeT{TB: t}
 	func() {

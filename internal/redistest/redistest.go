@@ -1,6 +1,10 @@
 // Package redistest runs a real redis-server process for tests, one per
 // test, on a free loopback port, and can stop and restart it on the same
 // port to simulate an outage.
+//
+// redis-server cannot report a port it chose itself, so a port is picked
+// free and, should another process take it before redis-server binds it,
+// the start is tried again on another.
 package redistest
 
 import (
@@ -16,15 +20,18 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/hybridscore/hybridscore/internal/eventually"
 )
 
 // Server is a redis-server child process.
 type Server struct {
-	t    testing.TB
-	Addr string
-	opts Options
-	port int
-	cmd  *exec.Cmd
+	t      testing.TB
+	Addr   string
+	opts   Options
+	port   int
+	cmd    *exec.Cmd
+	exited chan error // cmd.Wait's answer
 }
 
 // Required reports whether tests must fail, not skip, without Redis (CI
@@ -52,16 +59,22 @@ func StartWith(t testing.TB, o Options) *Server {
 		}
 		t.Skip("redis-server not installed (apt-get install redis-server); set REQUIRE_REDIS=1 to fail instead")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	var err error
+	for range 5 {
+		l, lerr := net.Listen("tcp", "127.0.0.1:0")
+		if lerr != nil {
+			t.Fatal(lerr)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		_ = l.Close()
+		s := &Server{t: t, port: port, Addr: "127.0.0.1:" + strconv.Itoa(port), opts: o}
+		if err = s.start(); err == nil {
+			t.Cleanup(s.Stop)
+			return s
+		}
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	s := &Server{t: t, port: port, Addr: "127.0.0.1:" + strconv.Itoa(port), opts: o}
-	s.Restart()
-	t.Cleanup(s.Stop)
-	return s
+	t.Fatal(err)
+	return nil
 }
 
 // Stop kills the server (an abrupt outage). Safe to call twice.
@@ -70,7 +83,7 @@ func (s *Server) Stop() {
 		return
 	}
 	_ = s.cmd.Process.Kill()
-	_ = s.cmd.Wait()
+	<-s.exited
 	s.cmd = nil
 }
 
@@ -79,6 +92,14 @@ func (s *Server) Stop() {
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Stop()
+	if err := s.start(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// start runs redis-server on s.port and waits until it answers PING, or
+// returns why it did not (it exited: the port was taken, say).
+func (s *Server) start() error {
 	args := []string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--protected-mode", "no", "--enable-debug-command", "yes", "--dir", s.t.TempDir()}
 	ro := &redis.Options{Addr: s.Addr, Password: s.opts.Password}
@@ -92,30 +113,37 @@ func (s *Server) Restart() {
 		pool := x509.NewCertPool()
 		ca, err := os.ReadFile(s.opts.TLSCA)
 		if err != nil {
-			s.t.Fatal(err)
+			return err
 		}
 		pool.AppendCertsFromPEM(ca)
 		ro.TLSConfig = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
 	}
-	s.cmd = exec.Command("redis-server", args...)
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("start redis-server: %v", err)
+	cmd := exec.Command("redis-server", args...)
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start redis-server: %w", err)
 	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
 	c := redis.NewClient(ro)
 	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	err := eventually.Wait(10*time.Second, func() error {
+		select {
+		case err := <-exited:
+			exited <- err
+			return eventually.Stop(fmt.Errorf("redis-server on port %d exited (%v): the port may have been taken", s.port, err))
+		default:
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("redis-server on %s did not answer: %v", s.Addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+		defer cancel()
+		return c.Ping(ctx).Err()
+	})
+	if err != nil {
+		_ = cmd.Process.Kill()
+		<-exited
+		return fmt.Errorf("redis-server on %s did not answer: %w", s.Addr, err)
 	}
+	s.cmd, s.exited = cmd, exited
+	return nil
 }
 
 // Client returns a client configured the way the worker configures its own
