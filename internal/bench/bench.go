@@ -192,25 +192,86 @@ type run struct {
 func (b *run) printf(format string, args ...any) { fmt.Fprintf(b.o.Out, format, args...) }
 
 func (b *run) run(ctx context.Context) error {
-	b.embedded = b.o.NATSURL == ""
-	b.url = b.o.NATSURL
 	var err error
 	if b.tmp, err = os.MkdirTemp("", "hybridscore-bench-"); err != nil {
 		return err
 	}
 	defer os.RemoveAll(b.tmp)
+	closeAll, err := b.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	tasks, patterns := texts("task", taskTexts), texts("pattern", patternTexts)
+	warm := slices.Concat(tasks, patterns)
+	if b.o.Soak > 0 {
+		return b.soak(ctx, tasks, patterns, warm)
+	}
+	if err := b.rounds(ctx, tasks, patterns, warm); err != nil {
+		return err
+	}
+	// Cold cache: every text new.
+	coldTasks, coldPatterns := texts("cold-task-"+nonce(), b.o.ColdJobs), texts("cold-pattern-"+nonce(), b.o.ColdJobs)
+	t, peak, err := b.scenario(ctx, topology.JobsPrefix, "bench-cold-"+nonce(), b.o.ColdJobs, coldTasks, coldPatterns, nil, false)
+	if err != nil {
+		return fmt.Errorf("cold: %w", err)
+	}
+	b.rep.Cold = t
+	b.printf("cold cache:           %s%s\n", t, peakNote(peak))
+	t, peak, err = b.scenario(ctx, topology.JobsPrefix, "bench-conc-"+nonce(), b.o.Jobs, tasks, patterns, warm, true)
+	if err != nil {
+		return fmt.Errorf("concurrent: %w", err)
+	}
+	b.rep.Concurrent = t
+	b.printf("concurrent (10 pub):  %s%s\n", t, peakNote(peak))
+	if b.o.Rate > 0 {
+		peak, err := b.steady(ctx, tasks, patterns, warm)
+		if err != nil {
+			return fmt.Errorf("steady rate: %w", err)
+		}
+		b.printf("steady %.0f jobs/s:  publish→result p50 %.3f ms, p99 %.3f ms over %d jobs%s\n", b.o.Rate, b.rep.LatencyP50, b.rep.LatencyP99, b.rep.LatencyJobs, peakNote(peak))
+	}
+	if b.o.Mixed {
+		if err := b.mixed(ctx, tasks, patterns, warm); err != nil {
+			return fmt.Errorf("mixed: %w", err)
+		}
+	}
+	b.rep.RSSMB = rssMB()
+	if b.embedded {
+		b.printf("resident memory:      %.1f MB (this process, workers and NATS server included)\n", b.rep.RSSMB)
+	} else {
+		b.printf("resident memory:      worker peak %.1f MB (largest VmHWM of its processes); this bench process %.1f MB\n", b.rep.WorkerPeakRSSMB, b.rep.RSSMB)
+	}
+	return nil
+}
+
+// connect starts the embedded server (or checks the external one), connects
+// and provisions the streams; closeAll undoes it.
+func (b *run) connect(ctx context.Context) (closeAll func(), err error) {
+	b.embedded, b.url = b.o.NATSURL == "", b.o.NATSURL
+	var undo []func()
+	closeAll = func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			closeAll()
+		}
+	}()
 	if b.embedded {
 		srv, err := natsembed.Start(natsembed.Options{Port: -1, StoreDir: filepath.Join(b.tmp, "nats"), SyncAlways: b.o.SyncAlways})
 		if err != nil {
-			return err
+			return nil, err
 		}
-		defer srv.Stop()
+		undo = append(undo, srv.Stop)
 		b.url = srv.URL()
 		b.printf("embedded NATS %s (sync_always=%v), file storage; in-process workers\n", b.url, b.o.SyncAlways)
 	} else {
 		if b.o.WorkerBin == "" {
 			if b.o.WorkerBin, err = DefaultWorkerBin(); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		b.printf("NATS %s (external server); worker %s, a child process per scenario\n", b.url, b.o.WorkerBin)
@@ -219,24 +280,25 @@ func (b *run) run(ctx context.Context) error {
 		}
 	}
 	if b.nc, err = nats.Connect(b.url, nats.Name("hybridscore-bench"), nats.MaxReconnects(-1)); err != nil {
-		return err
+		return nil, err
 	}
-	defer b.nc.Close()
+	undo = append(undo, b.nc.Close)
 	if b.js, err = jetstream.New(b.nc, jetstream.WithPublishAsyncMaxPending(4096)); err != nil {
-		return err
+		return nil, err
 	}
 	if err := b.ensureStreams(ctx); err != nil {
-		return err
+		return nil, err
 	}
-	defer b.purge(context.WithoutCancel(ctx))
+	undo = append(undo, func() { b.purge(context.WithoutCancel(ctx)) })
 	if !b.embedded {
 		b.checkIdle(ctx)
 	}
-	tasks, patterns := texts("task", taskTexts), texts("pattern", patternTexts)
-	warm := slices.Concat(tasks, patterns)
-	if b.o.Soak > 0 {
-		return b.soak(ctx, tasks, patterns, warm)
-	}
+	return closeAll, nil
+}
+
+// rounds alternates the raw loop (with --baseline) and the worker on a warm
+// cache, Rounds times, and reports the medians and their ratio.
+func (b *run) rounds(ctx context.Context, tasks, patterns, warm []string) error {
 	if b.o.Baseline {
 		cleanup, err := b.rawSetup(ctx)
 		if err != nil {
@@ -277,38 +339,6 @@ func (b *run) run(ctx context.Context) error {
 		if w, r := float64(b.rep.Warm.ResultBytes), float64(b.rep.Raw.ResultBytes); w > 1.2*r || w < r/1.2 {
 			b.printf("note: the worker's results are %.0f bytes, the raw loop's %.0f (sized to match: about %d)\n", w, r, rawResultBytes)
 		}
-	}
-	// Cold cache: every text new.
-	coldTasks, coldPatterns := texts("cold-task-"+nonce(), b.o.ColdJobs), texts("cold-pattern-"+nonce(), b.o.ColdJobs)
-	t, peak, err := b.scenario(ctx, topology.JobsPrefix, "bench-cold-"+nonce(), b.o.ColdJobs, coldTasks, coldPatterns, nil, false)
-	if err != nil {
-		return fmt.Errorf("cold: %w", err)
-	}
-	b.rep.Cold = t
-	b.printf("cold cache:           %s%s\n", t, peakNote(peak))
-	t, peak, err = b.scenario(ctx, topology.JobsPrefix, "bench-conc-"+nonce(), b.o.Jobs, tasks, patterns, warm, true)
-	if err != nil {
-		return fmt.Errorf("concurrent: %w", err)
-	}
-	b.rep.Concurrent = t
-	b.printf("concurrent (10 pub):  %s%s\n", t, peakNote(peak))
-	if b.o.Rate > 0 {
-		peak, err := b.steady(ctx, tasks, patterns, warm)
-		if err != nil {
-			return fmt.Errorf("steady rate: %w", err)
-		}
-		b.printf("steady %.0f jobs/s:  publish→result p50 %.3f ms, p99 %.3f ms over %d jobs%s\n", b.o.Rate, b.rep.LatencyP50, b.rep.LatencyP99, b.rep.LatencyJobs, peakNote(peak))
-	}
-	if b.o.Mixed {
-		if err := b.mixed(ctx, tasks, patterns, warm); err != nil {
-			return fmt.Errorf("mixed: %w", err)
-		}
-	}
-	b.rep.RSSMB = rssMB()
-	if b.embedded {
-		b.printf("resident memory:      %.1f MB (this process, workers and NATS server included)\n", b.rep.RSSMB)
-	} else {
-		b.printf("resident memory:      worker peak %.1f MB (largest VmHWM of its processes); this bench process %.1f MB\n", b.rep.WorkerPeakRSSMB, b.rep.RSSMB)
 	}
 	return nil
 }
