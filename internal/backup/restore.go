@@ -405,58 +405,17 @@ func createEmpty(ctx context.Context, js jetstream.JetStream, cfg jetstream.Stre
 // publishAll republishes a stream's messages in order with at most
 // MaxPending PubAcks outstanding, checking each PubAck in order.
 func publishAll(ctx context.Context, js jetstream.JetStream, dir string, v verified, seed maphash.Seed, o RestoreOptions, rep *StreamReport, next uint64) error {
-	name, maxAge := v.entry.Name, v.cf.Config.MaxAge
-	maxPending := o.MaxPending
-	if maxPending <= 0 {
-		maxPending = 512
-	}
 	f, err := os.Open(filepath.Join(dir, v.entry.MessagesFile))
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
 	defer f.Close()
-	report := func() {
-		if o.Progress != nil {
-			o.Progress(Progress{Stream: name, Done: rep.Restored, Total: v.entry.Messages})
-		}
+	p := &republisher{ctx: ctx, js: js, v: v, seed: seed, o: o, rep: rep, next: next,
+		name: v.entry.Name, now: time.Now(), seen: map[string]bool{}, maxPending: o.MaxPending}
+	if p.maxPending <= 0 {
+		p.maxPending = 512
 	}
-	report()
-	type pending struct {
-		fut jetstream.PubAckFuture
-		seq uint64 // the original sequence
-	}
-	var queue []pending
-	check := func(ack *jetstream.PubAck, seq uint64, msgID string) error {
-		switch {
-		case ack.Stream != name:
-			return fmt.Errorf("backup: message %d of %s was stored in stream %s", seq, name, ack.Stream)
-		case ack.Duplicate:
-			return fmt.Errorf("backup: message %d of %s was dropped as a duplicate of %d (Nats-Msg-Id %q)", seq, name, ack.Sequence, msgID)
-		case ack.Sequence != next:
-			return fmt.Errorf("backup: message %d of %s stored at %d, expected %d: something else publishes to the stream (stop workers and producers during a restore)", seq, name, ack.Sequence, next)
-		}
-		if ack.Sequence != seq {
-			rep.SequencesKept = false
-		}
-		next++
-		rep.Restored++
-		report()
-		return nil
-	}
-	await := func() error {
-		p := queue[0]
-		queue = queue[1:]
-		select {
-		case ack := <-p.fut.Ok():
-			return check(ack, p.seq, p.fut.Msg().Header.Get(jetstream.MsgIDHeader))
-		case err := <-p.fut.Err():
-			return fmt.Errorf("backup: republish message %d of %s: %w", p.seq, name, err)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	now := time.Now()
-	seen := map[string]bool{} // ids of v.repeats already published
+	p.report()
 	r := bufio.NewReaderSize(f, 1<<20)
 	for {
 		line, err := r.ReadBytes('\n')
@@ -465,46 +424,9 @@ func publishAll(ctx context.Context, js jetstream.JetStream, dir string, v verif
 			if err := json.Unmarshal(line, &m); err != nil {
 				return fmt.Errorf("%w: %s: %v", ErrChecksum, v.entry.MessagesFile, err)
 			}
-			if maxAge > 0 && now.Sub(m.Time) > maxAge {
-				rep.Expired++
-				if o.SkipExpired {
-					rep.SkippedExpired++
-					rep.SequencesKept = false
-					continue
-				}
-			}
-			msg := &nats.Msg{Subject: m.Subject, Data: m.Data, Header: republishHeader(m.Header)}
-			if id := msg.Header.Get(jetstream.MsgIDHeader); id != "" && v.repeats[maphash.String(seed, id)] {
-				if seen[id] {
-					msg.Header.Del(jetstream.MsgIDHeader)
-					msg.Header.Set(RestoredMsgIDHeader, id)
-					rep.MovedMsgIDs++
-				}
-				seen[id] = true
-			}
-			if rep.Restored == 0 && len(queue) == 0 {
-				// The first one synchronously: a stream just created may
-				// answer "no responders" for a moment, and a retried
-				// asynchronous publish would land after later ones.
-				ack, perr := js.PublishMsg(ctx, msg)
-				if perr != nil {
-					return fmt.Errorf("backup: republish message %d of %s: %w", m.Seq, name, perr)
-				}
-				if err := check(ack, m.Seq, msg.Header.Get(jetstream.MsgIDHeader)); err != nil {
+			if msg := p.prepare(&m); msg != nil {
+				if err := p.send(msg, m.Seq); err != nil {
 					return err
-				}
-			} else {
-				// No retries: a retried publish would break the order; a
-				// failure stops the restore instead.
-				fut, perr := js.PublishMsgAsync(msg, jetstream.WithRetryAttempts(0))
-				if perr != nil {
-					return fmt.Errorf("backup: republish message %d of %s: %w", m.Seq, name, perr)
-				}
-				queue = append(queue, pending{fut, m.Seq})
-				if len(queue) >= maxPending {
-					if err := await(); err != nil {
-						return err
-					}
 				}
 			}
 		}
@@ -515,11 +437,123 @@ func publishAll(ctx context.Context, js jetstream.JetStream, dir string, v verif
 			return fmt.Errorf("backup: %s: %w", v.entry.MessagesFile, err)
 		}
 	}
-	for len(queue) > 0 {
-		if err := await(); err != nil {
+	for len(p.queue) > 0 {
+		if err := p.await(); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// republisher republishes one stream's messages and checks their PubAcks.
+type republisher struct {
+	ctx        context.Context
+	js         jetstream.JetStream
+	v          verified
+	seed       maphash.Seed
+	o          RestoreOptions
+	rep        *StreamReport
+	name       string
+	now        time.Time
+	next       uint64          // the sequence the next PubAck must name
+	seen       map[string]bool // ids of v.repeats already published
+	queue      []pendingAck
+	maxPending int
+}
+
+type pendingAck struct {
+	fut jetstream.PubAckFuture
+	seq uint64 // the original sequence
+}
+
+func (p *republisher) report() {
+	if p.o.Progress != nil {
+		p.o.Progress(Progress{Stream: p.name, Done: p.rep.Restored, Total: p.v.entry.Messages})
+	}
+}
+
+// prepare returns the message to publish for m, or nil when m is skipped
+// (past the stream's max age, with SkipExpired). A Nats-Msg-Id seen before
+// in this stream moves to RestoredMsgIDHeader, so the new stream's
+// duplicate window does not drop the copy.
+func (p *republisher) prepare(m *Message) *nats.Msg {
+	if maxAge := p.v.cf.Config.MaxAge; maxAge > 0 && p.now.Sub(m.Time) > maxAge {
+		p.rep.Expired++
+		if p.o.SkipExpired {
+			p.rep.SkippedExpired++
+			p.rep.SequencesKept = false
+			return nil
+		}
+	}
+	msg := &nats.Msg{Subject: m.Subject, Data: m.Data, Header: republishHeader(m.Header)}
+	if id := msg.Header.Get(jetstream.MsgIDHeader); id != "" && p.v.repeats[maphash.String(p.seed, id)] {
+		if p.seen[id] {
+			msg.Header.Del(jetstream.MsgIDHeader)
+			msg.Header.Set(RestoredMsgIDHeader, id)
+			p.rep.MovedMsgIDs++
+		}
+		p.seen[id] = true
+	}
+	return msg
+}
+
+// send publishes msg (original sequence seq): the first synchronously, the
+// rest asynchronously with at most maxPending PubAcks outstanding.
+func (p *republisher) send(msg *nats.Msg, seq uint64) error {
+	if p.rep.Restored == 0 && len(p.queue) == 0 {
+		// The first one synchronously: a stream just created may answer
+		// "no responders" for a moment, and a retried asynchronous publish
+		// would land after later ones.
+		ack, err := p.js.PublishMsg(p.ctx, msg)
+		if err != nil {
+			return fmt.Errorf("backup: republish message %d of %s: %w", seq, p.name, err)
+		}
+		return p.check(ack, seq, msg.Header.Get(jetstream.MsgIDHeader))
+	}
+	// No retries: a retried publish would break the order; a failure stops
+	// the restore instead.
+	fut, err := p.js.PublishMsgAsync(msg, jetstream.WithRetryAttempts(0))
+	if err != nil {
+		return fmt.Errorf("backup: republish message %d of %s: %w", seq, p.name, err)
+	}
+	p.queue = append(p.queue, pendingAck{fut, seq})
+	if len(p.queue) >= p.maxPending {
+		return p.await()
+	}
+	return nil
+}
+
+// await checks the oldest outstanding PubAck.
+func (p *republisher) await() error {
+	a := p.queue[0]
+	p.queue = p.queue[1:]
+	select {
+	case ack := <-a.fut.Ok():
+		return p.check(ack, a.seq, a.fut.Msg().Header.Get(jetstream.MsgIDHeader))
+	case err := <-a.fut.Err():
+		return fmt.Errorf("backup: republish message %d of %s: %w", a.seq, p.name, err)
+	case <-p.ctx.Done():
+		return p.ctx.Err()
+	}
+}
+
+// check holds a PubAck to the stream, no duplicate drop, and the next
+// sequence in order.
+func (p *republisher) check(ack *jetstream.PubAck, seq uint64, msgID string) error {
+	switch {
+	case ack.Stream != p.name:
+		return fmt.Errorf("backup: message %d of %s was stored in stream %s", seq, p.name, ack.Stream)
+	case ack.Duplicate:
+		return fmt.Errorf("backup: message %d of %s was dropped as a duplicate of %d (Nats-Msg-Id %q)", seq, p.name, ack.Sequence, msgID)
+	case ack.Sequence != p.next:
+		return fmt.Errorf("backup: message %d of %s stored at %d, expected %d: something else publishes to the stream (stop workers and producers during a restore)", seq, p.name, ack.Sequence, p.next)
+	}
+	if ack.Sequence != seq {
+		p.rep.SequencesKept = false
+	}
+	p.next++
+	p.rep.Restored++
+	p.report()
 	return nil
 }
 
