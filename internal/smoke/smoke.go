@@ -244,25 +244,8 @@ func runJobs(ctx context.Context, o Options) []Check {
 	if err != nil {
 		return failAll("JetStream: %v", err)
 	}
-
-	var (
-		mu      sync.Mutex
-		answers = map[string][]answer{}
-		arrived = make(chan struct{}, 1)
-	)
-	sub, err := nc.Subscribe(resultsSubject(o), func(m *nats.Msg) {
-		var id struct {
-			JobID string `json:"job_id"`
-		}
-		_ = json.Unmarshal(m.Data, &id)
-		mu.Lock()
-		answers[id.JobID] = append(answers[id.JobID], answer{data: m.Data, msgID: m.Header.Get(jetstream.MsgIDHeader), at: time.Now()})
-		mu.Unlock()
-		select {
-		case arrived <- struct{}{}:
-		default:
-		}
-	})
+	col := &collector{answers: map[string][]answer{}, arrived: make(chan struct{}, 1)}
+	sub, err := nc.Subscribe(resultsSubject(o), col.receive)
 	if err != nil {
 		return failAll("subscribe to %s: %v", resultsSubject(o), err)
 	}
@@ -274,40 +257,24 @@ func runJobs(ctx context.Context, o Options) []Check {
 	}
 
 	sent := make([]time.Time, len(cs))
-	waiting := 0
+	var ids []string
 	for i, c := range cs {
 		sent[i] = time.Now()
 		if _, err := pc.Publish(ctx, o.Lane, c.wire); err != nil {
 			checks[i].Result, checks[i].Detail = Fail, fmt.Sprintf("publish to %s%s: %v", topology.JobsPrefix, o.Lane, err)
 			continue
 		}
-		waiting++
+		ids = append(ids, c.wire.JobID)
 	}
-	answered := func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		n := 0
-		for i, c := range cs {
-			if checks[i].Result == "" && len(answers[c.wire.JobID]) > 0 {
-				n++
-			}
-		}
-		return n
-	}
-	for answered() < waiting && ctx.Err() == nil {
-		select {
-		case <-arrived:
-		case <-ctx.Done():
-		}
-	}
+	col.wait(ctx, ids)
 
-	mu.Lock()
-	defer mu.Unlock()
+	col.mu.Lock()
+	defer col.mu.Unlock()
 	for i, c := range cs {
 		if checks[i].Result != "" {
 			continue // publishing failed
 		}
-		got := answers[c.wire.JobID]
+		got := col.answers[c.wire.JobID]
 		if len(got) == 0 {
 			checks[i].Result = Fail
 			checks[i].Detail = fmt.Sprintf("no result within %s on %s: is a worker consuming %s%s?", o.Timeout, resultsSubject(o), topology.JobsPrefix, o.Lane)
@@ -319,6 +286,49 @@ func runJobs(ctx context.Context, o Options) []Check {
 		checks[i].Result, checks[i].Detail = judge(c, a, len(got))
 	}
 	return checks
+}
+
+// collector keeps the results that arrive on the run's subject, by job id.
+type collector struct {
+	mu      sync.Mutex
+	answers map[string][]answer
+	arrived chan struct{} // a result arrived since the last look
+}
+
+func (c *collector) receive(m *nats.Msg) {
+	var id struct {
+		JobID string `json:"job_id"`
+	}
+	_ = json.Unmarshal(m.Data, &id)
+	c.mu.Lock()
+	c.answers[id.JobID] = append(c.answers[id.JobID], answer{data: m.Data, msgID: m.Header.Get(jetstream.MsgIDHeader), at: time.Now()})
+	c.mu.Unlock()
+	select {
+	case c.arrived <- struct{}{}:
+	default:
+	}
+}
+
+// wait returns once every job of ids has a result, or ctx ends.
+func (c *collector) wait(ctx context.Context, ids []string) {
+	for {
+		c.mu.Lock()
+		n := 0
+		for _, id := range ids {
+			if len(c.answers[id]) > 0 {
+				n++
+			}
+		}
+		c.mu.Unlock()
+		if n == len(ids) {
+			return
+		}
+		select {
+		case <-c.arrived:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // judge checks what every result must show, then the case's own fields.
