@@ -390,108 +390,147 @@ func (d *decoder) skipValue() bool {
 // skipContainer scans the object or array opening at d.i, without
 // recursion: a bit stack says which of the open containers are objects.
 func (d *decoder) skipContainer() bool {
-	const (
-		stOpen  = iota // data[i] opens a container
-		stKey          // data[i] should open a key
-		stValue        // data[i] should start a value
-		stAfter        // a value just ended
-		stClose        // a container just closed
-	)
-	data := d.data
-	i := d.i
 	var stackArr [4]uint64
-	stack := stackArr[:0]
-	n := 0 // containers open in this call
+	sk := skipper{d: d, i: d.i, stack: stackArr[:0]}
 	st := stOpen
-	for {
+	for st != stDone {
 		switch st {
 		case stOpen:
-			d.depth++
-			if d.depth > maxNestingDepth {
-				d.i = i
-				return d.errAt("exceeded max depth")
+			// Grown here, not in open: an append through the pointer would
+			// move the decoder to the heap.
+			if sk.n>>6 == len(sk.stack) {
+				sk.stack = append(sk.stack, 0)
 			}
-			obj := data[i] == '{'
-			if n>>6 == len(stack) {
-				stack = append(stack, 0)
-			}
-			if obj {
-				stack[n>>6] |= 1 << (n & 63)
-			} else {
-				stack[n>>6] &^= 1 << (n & 63)
-			}
-			n++
-			i = skipWS(data, i+1)
-			switch {
-			case obj && i < len(data) && data[i] == '}', !obj && i < len(data) && data[i] == ']':
-				i++
-				st = stClose
-			case obj:
-				st = stKey
-			default:
-				st = stValue
-			}
+			st = sk.open()
 		case stKey:
-			if i >= len(data) || data[i] != '"' {
-				d.i = i
-				return d.errAt("looking for beginning of object key string")
-			}
-			d.i = i
-			if _, _, _, ok := d.scanString(); !ok {
-				return false
-			}
-			i = skipWS(data, d.i)
-			if i >= len(data) || data[i] != ':' {
-				d.i = i
-				return d.errAt("after object key")
-			}
-			i = skipWS(data, i+1)
-			st = stValue
+			st = sk.key()
 		case stValue:
-			if i < len(data) && (data[i] == '{' || data[i] == '[') {
-				st = stOpen
-				continue
-			}
-			d.i = i
-			if !d.skipScalar() {
-				return false
-			}
-			i = d.i
-			st = stAfter
+			st = sk.value()
 		case stAfter:
-			i = skipWS(data, i)
-			obj := stack[(n-1)>>6]>>((n-1)&63)&1 == 1
-			if i < len(data) {
-				switch c := data[i]; {
-				case c == ',':
-					i = skipWS(data, i+1)
-					if obj {
-						st = stKey
-					} else {
-						st = stValue
-					}
-					continue
-				case c == '}' && obj, c == ']' && !obj:
-					i++
-					st = stClose
-					continue
-				}
-			}
-			d.i = i
-			if obj {
-				return d.errAt("after object key:value pair")
-			}
-			return d.errAt("after array element")
+			st = sk.after()
 		case stClose:
-			n--
-			d.depth--
-			if n == 0 {
-				d.i = i
-				return true
-			}
-			st = stAfter
+			st = sk.close()
+		}
+		if st == stFailed {
+			return false
 		}
 	}
+	return true
+}
+
+// The states of skipContainer.
+const (
+	stOpen   = iota // data[i] opens a container
+	stKey           // data[i] should open a key
+	stValue         // data[i] should start a value
+	stAfter         // a value just ended
+	stClose         // a container just closed
+	stDone          // the outermost container closed
+	stFailed        // a syntax error, in d.syntaxErr
+)
+
+// skipper is skipContainer's position: i in d.data, and the n containers
+// open, objects marked in the bit stack.
+type skipper struct {
+	d     *decoder
+	i     int
+	stack []uint64
+	n     int
+}
+
+func (s *skipper) fail(context string) int {
+	s.d.i = s.i
+	s.d.errAt(context)
+	return stFailed
+}
+
+func (s *skipper) isObject() bool { return s.stack[(s.n-1)>>6]>>((s.n-1)&63)&1 == 1 }
+
+func (s *skipper) open() int {
+	d, data := s.d, s.d.data
+	d.depth++
+	if d.depth > maxNestingDepth {
+		return s.fail("exceeded max depth")
+	}
+	obj := data[s.i] == '{'
+	if obj {
+		s.stack[s.n>>6] |= 1 << (s.n & 63)
+	} else {
+		s.stack[s.n>>6] &^= 1 << (s.n & 63)
+	}
+	s.n++
+	s.i = skipWS(data, s.i+1)
+	switch {
+	case obj && s.i < len(data) && data[s.i] == '}', !obj && s.i < len(data) && data[s.i] == ']':
+		s.i++
+		return stClose
+	case obj:
+		return stKey
+	}
+	return stValue
+}
+
+func (s *skipper) key() int {
+	d, data := s.d, s.d.data
+	if s.i >= len(data) || data[s.i] != '"' {
+		return s.fail("looking for beginning of object key string")
+	}
+	d.i = s.i
+	if _, _, _, ok := d.scanString(); !ok {
+		return stFailed
+	}
+	s.i = skipWS(data, d.i)
+	if s.i >= len(data) || data[s.i] != ':' {
+		return s.fail("after object key")
+	}
+	s.i = skipWS(data, s.i+1)
+	return stValue
+}
+
+func (s *skipper) value() int {
+	data := s.d.data
+	if s.i < len(data) && (data[s.i] == '{' || data[s.i] == '[') {
+		return stOpen
+	}
+	s.d.i = s.i
+	if !s.d.skipScalar() {
+		return stFailed
+	}
+	s.i = s.d.i
+	return stAfter
+}
+
+func (s *skipper) after() int {
+	data := s.d.data
+	s.i = skipWS(data, s.i)
+	obj := s.isObject()
+	if s.i < len(data) {
+		switch c := data[s.i]; {
+		case c == ',':
+			s.i = skipWS(data, s.i+1)
+			if obj {
+				return stKey
+			}
+			return stValue
+		case c == '}' && obj, c == ']' && !obj:
+			s.i++
+			return stClose
+		}
+	}
+	if obj {
+		return s.fail("after object key:value pair")
+	}
+	return s.fail("after array element")
+}
+
+func (s *skipper) close() int {
+	s.n--
+	s.d.depth--
+	if s.n == 0 {
+		s.d.i = s.i
+		return stDone
+	}
+	return stAfter
 }
 
 // parseObject scans the object opening at d.i, the job (traits false) or
