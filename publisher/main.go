@@ -28,6 +28,7 @@ import (
 	"github.com/hybridscore/hybridscore/internal/config"
 	"github.com/hybridscore/hybridscore/internal/server"
 	"github.com/hybridscore/hybridscore/internal/topology"
+	"github.com/hybridscore/hybridscore/internal/tracing"
 	"github.com/hybridscore/hybridscore/pkg/job"
 	"github.com/hybridscore/hybridscore/pkg/producer"
 )
@@ -55,6 +56,9 @@ func (n natsFlags) connect() (*producer.Client, error) {
 }
 
 type cli struct {
+	// Tracing (OpenTelemetry), as the worker's: off unless configured.
+	config.Tracing `embed:""`
+
 	Submit   submitCmd   `cmd:"" help:"Publish one job and print its result."`
 	Batch    batchCmd    `cmd:"" help:"Publish a JSONL or CSV file of jobs and collect the results."`
 	Bench    benchCmd    `cmd:"" help:"Benchmark a worker (cold, warm, concurrent; --baseline: the raw JetStream loop; --mixed: interactive and bulk jobs)."`
@@ -65,6 +69,7 @@ type cli struct {
 	Evaluate evaluateCmd `cmd:"" help:"Score a labelled set of task/pattern pairs under many weight configurations; report ROC AUC, AP, P@k, best threshold."`
 	Cache    cacheCmd    `cmd:"" help:"A worker's cache: report (effectiveness and the size/TTL recommendation), export (a warm file), warm."`
 	Smoke    smokeCmd    `cmd:"" help:"Check a running deployment: one job per outcome (scored, degraded, rejected, expired), /health and /metrics; non-zero exit on any failure."`
+
 	Capacity capacityCmd `cmd:"" help:"Monthly capacity report from Prometheus: jobs/s per class, p95, fallback and cache hit rates, backlog trend, workers needed for --target-rate."`
 }
 
@@ -360,7 +365,16 @@ func (d *demoCmd) Run() error {
 func main() {
 	var c cli
 	ctx := kong.Parse(&c, kong.Name("publisher"), kong.Description("hybridscore publisher: submit jobs, run batches, benchmark workers."), kong.UsageOnError())
-	if err := ctx.Run(); err != nil {
+	traces, err := tracing.Setup(context.Background(), c.Tracing.TracingConfig("hybridscore-publisher", server.Version))
+	if err == nil {
+		err = ctx.Run()
+		tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if terr := traces(tctx); terr != nil {
+			fmt.Fprintln(os.Stderr, "publisher: flushing traces:", terr)
+		}
+		cancel()
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "publisher:", err)
 		os.Exit(1)
 	}

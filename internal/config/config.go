@@ -78,6 +78,8 @@ type Config struct {
 	AdminToken      string        `name:"admin-token" env:"ADMIN_TOKEN" help:"Bearer token of the admin endpoints; empty refuses them."`
 	LogLevel        string        `name:"log-level" env:"LOG_LEVEL" default:"info" enum:"debug,info,warn,error" help:"debug, info, warn or error."`
 	LogFormat       string        `name:"log-format" env:"LOG_FORMAT" default:"json" enum:"json,console" help:"json or console."`
+	// Tracing (OpenTelemetry), shared with the publisher.
+	Tracing `embed:""`
 
 	// Scoring.
 	HybridVectorWeight       float64 `name:"hybrid-vector-weight" env:"HYBRID_VECTOR_WEIGHT" default:"0.7" help:"Default vector weight."`
@@ -160,6 +162,9 @@ func (c *Config) Validate() error {
 	}
 	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
 		errs = append(errs, bad("NATS_TLS_CERT", "NATS_TLS_CERT and NATS_TLS_KEY go together"))
+	}
+	if err := c.Tracing.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if _, err := c.Combiner(); err != nil {
 		errs = append(errs, err)

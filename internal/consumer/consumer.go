@@ -42,10 +42,12 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/hybridscore/hybridscore/internal/config"
 	"github.com/hybridscore/hybridscore/internal/topology"
+	"github.com/hybridscore/hybridscore/internal/tracing"
 	"github.com/hybridscore/hybridscore/pkg/job"
 )
 
@@ -355,6 +357,11 @@ type item struct {
 	// claimSeq is the sequence of a deleted claim's marker: the claim is
 	// written expecting it instead of none.
 	claimSeq string
+	// Tracing (nil while it is off): the job's span, the context the
+	// Handler runs in, and the span of the Reply's publish.
+	span trace.Span
+	tctx context.Context
+	pub  trace.Span
 }
 
 // Run consumes until ctx ends, then shuts down: it stops pulling, naks the
@@ -723,6 +730,9 @@ func (w *Worker) finish(it *item, _ error, status string) {
 	src.heldBytes -= it.size
 	w.mu.Unlock()
 	w.signal()
+	if it.span != nil {
+		endJob(it, status)
+	}
 	w.pace.finished.Add(1)
 	w.obs.InFlight(-1)
 	w.obs.JobDone(it.class, it.d.Lane, status, time.Since(it.d.Received))
@@ -764,7 +774,11 @@ func (w *Worker) step(ctx context.Context, it *item) {
 			return
 		}
 		it.d.MayBlock = false
-		rep := w.h.Handle(ctx, &it.d)
+		hctx := ctx
+		if tracing.Enabled() {
+			hctx = w.startJob(ctx, it)
+		}
+		rep := w.h.Handle(hctx, &it.d)
 		if rep.Disposition == NeedsIO {
 			w.ioWG.Add(1)
 			go w.blocking(ctx, it)
@@ -802,6 +816,9 @@ func (w *Worker) blocking(ctx context.Context, it *item) {
 		return
 	}
 	it.d.MayBlock = true
+	if it.tctx != nil {
+		ctx = it.tctx
+	}
 	rep := w.h.Handle(ctx, &it.d)
 	w.io.release()
 	if it.abandoned.Load() {
@@ -818,6 +835,9 @@ func (w *Worker) dispose(ctx context.Context, it *item, rep Reply) {
 	it.rep = rep
 	switch rep.Disposition {
 	case Publish:
+		if it.span != nil {
+			w.startPublish(it)
+		}
 		w.lookup(it)
 	case Retry:
 		if ce := w.log.Check(zap.DebugLevel, "retry later"); ce != nil {
@@ -914,6 +934,9 @@ func (w *Worker) onReply(m *nats.Msg) {
 }
 
 func (w *Worker) afterLookup(ctx context.Context, it *item) {
+	if it.pub != nil {
+		event(it.pub, "claim looked up", it)
+	}
 	switch {
 	case it.err != nil:
 		w.infra(it, "claim lookup", it.err)
@@ -947,6 +970,10 @@ func (w *Worker) publishResult(ctx context.Context, it *item) {
 	}
 	it.out = nats.Msg{Subject: it.rep.Subject, Data: it.rep.Result,
 		Header: nats.Header{jetstream.MsgIDHeader: []string{it.rep.JobID}, HeaderDigest: []string{it.rep.Digest}}}
+	if it.pub != nil {
+		// A consumer of results continues the job's trace from here.
+		tracing.Inject(trace.ContextWithSpan(it.tctx, it.pub), it.out.Header)
+	}
 	if core {
 		if err := w.nc.PublishMsg(&it.out); err != nil {
 			w.infra(it, "result", err)
@@ -988,6 +1015,9 @@ func (w *Worker) allowed(subject string) bool {
 }
 
 func (w *Worker) afterPublish(ctx context.Context, it *item) {
+	if it.pub != nil {
+		event(it.pub, "result PubAck", it)
+	}
 	switch {
 	case it.err != nil && permanent(it.err):
 		w.jobFailure(ctx, it, "result not storable: "+it.err.Error())

@@ -12,9 +12,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/hybridscore/hybridscore/internal/topology"
+	"github.com/hybridscore/hybridscore/internal/tracing"
 )
 
 // ClaimKey is the key of a job's claim in the claims bucket: the job id in
@@ -29,7 +31,7 @@ func (w *Worker) reject(ctx context.Context, it *item) {
 		return
 	}
 	if !w.retrying(ctx, it, "rejection", func(ctx context.Context) error {
-		err := w.publishSync(ctx, it.rep.Subject, it.rep.JobID, it.rep.Result)
+		err := w.publishSync(ctx, it.rep.Subject, it.rep.JobID, it.rep.Result, it.span)
 		if err != nil && permanent(err) {
 			// Already dead-lettered: answering is what is left, and it
 			// cannot be done.
@@ -91,13 +93,17 @@ func (w *Worker) retrying(ctx context.Context, it *item, what string, fn func(co
 }
 
 // publishSync stores data on subject and waits for the PubAck (a plain
-// publish when no stream covers subject).
-func (w *Worker) publishSync(ctx context.Context, subject, msgID string, data []byte) error {
+// publish when no stream covers subject). The message carries the trace
+// context of span, when tracing.
+func (w *Worker) publishSync(ctx context.Context, subject, msgID string, data []byte, span trace.Span) error {
 	core, err := w.coreOnly(ctx, subject)
 	if err != nil {
 		return err
 	}
 	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{msgID}}}
+	if span != nil {
+		tracing.Inject(trace.ContextWithSpan(ctx, span), msg.Header)
+	}
 	if core {
 		return w.nc.PublishMsg(msg)
 	}

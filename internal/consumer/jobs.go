@@ -11,9 +11,11 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hybridscore/hybridscore/internal/scoring"
 	"github.com/hybridscore/hybridscore/internal/topology"
+	"github.com/hybridscore/hybridscore/internal/tracing"
 	"github.com/hybridscore/hybridscore/pkg/job"
 )
 
@@ -60,7 +62,17 @@ func (h *Jobs) Handle(ctx context.Context, d *Delivery) (rep Reply) {
 			rep = Reply{Disposition: Fail, JobID: id, Reason: ReasonInternal, Message: fmt.Sprintf("panic: %v", r)}
 		}
 	}()
+	// Traced, the job span is in ctx (tracing.Enabled is checked first:
+	// with tracing off this costs one atomic load).
+	traced := tracing.Enabled() && trace.SpanFromContext(ctx).IsRecording()
+	var t0 time.Time
+	if traced {
+		t0 = time.Now()
+	}
 	j, partial, err := job.Decode(d.Data, h.Limits)
+	if traced {
+		decoded(ctx, t0, len(d.Data), err)
+	}
 	if err != nil {
 		return h.reject(d, partial, err)
 	}
@@ -83,8 +95,16 @@ func (h *Jobs) Handle(ctx context.Context, d *Delivery) (rep Reply) {
 	var o scoring.Outcome
 	if !d.MayBlock {
 		var ok bool
+		if traced {
+			t0 = time.Now()
+		}
 		if o, ok, err = h.Scorer.ScoreCached(&req); !ok {
 			return Reply{Disposition: NeedsIO}
+		}
+		if traced && err == nil {
+			// Scored from memory, where the engine has no context: its
+			// similarity span is recorded here, after the fact.
+			scoredCached(ctx, t0, &o)
 		}
 	} else {
 		sctx := ctx

@@ -13,7 +13,12 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/hybridscore/hybridscore/internal/analysis"
+	"github.com/hybridscore/hybridscore/internal/tracing"
 )
 
 // Endpoint labels, as used in metrics.
@@ -60,8 +65,17 @@ type Config struct {
 type Client struct {
 	analyzeURL string
 	healthURL  string
+	host       string // in spans
 	cfg        Config
 	http       *http.Client
+}
+
+// path is endpoint's URL path, in spans.
+func (c *Client) path(endpoint string) string {
+	if endpoint == EndpointHealth {
+		return "/health"
+	}
+	return "/analyze/semantic"
 }
 
 // New returns a Client for cfg.
@@ -106,6 +120,7 @@ func New(cfg Config) (*Client, error) {
 	return &Client{
 		analyzeURL: base + "/analyze/semantic",
 		healthURL:  base + "/health",
+		host:       u.Host,
 		cfg:        cfg,
 		http:       &http.Client{Transport: rt},
 	}, nil
@@ -167,11 +182,25 @@ func (c *Client) do(ctx context.Context, method, target, endpoint string) ([]byt
 	start := time.Now()
 	actx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
+	var span trace.Span
+	if tracing.Enabled() && trace.SpanContextFromContext(ctx).IsValid() {
+		// Within a traced job only: health probes and cache warming start
+		// no trace of their own.
+		actx, span = tracing.Tracer().Start(actx, tracing.SpanLangextract, trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(semconv.HTTPRequestMethodKey.String(method), semconv.ServerAddress(c.host), semconv.URLPath(c.path(endpoint))))
+	}
 	body, err := c.roundTrip(actx, method, target)
 	if err != nil && ctx.Err() != nil {
 		err = fmt.Errorf("langextract: %w", ctx.Err()) // the caller gave up: not the service's failure
 	} else if err != nil && actx.Err() != nil {
 		err = fmt.Errorf("%w: no answer within %s", ErrTimeout, c.cfg.Timeout)
+	}
+	if span != nil {
+		if err != nil {
+			span.SetAttributes(semconv.ErrorTypeKey.String(FallbackReason(err)))
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
 	}
 	if obs := c.cfg.Observer; obs != nil {
 		status := StatusSuccess
@@ -191,6 +220,12 @@ func (c *Client) roundTrip(ctx context.Context, method, target string) ([]byte, 
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnknown, err)
 	}
+	traced := tracing.Enabled()
+	if traced {
+		// langextract continues the trace from the request's span (none
+		// outside a traced job).
+		tracing.Inject(ctx, req.Header)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -203,6 +238,11 @@ func (c *Client) roundTrip(ctx context.Context, method, target string) ([]byte, 
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	defer resp.Body.Close()
+	if traced {
+		if span := trace.SpanFromContext(ctx); span.IsRecording() {
+			span.SetAttributes(semconv.HTTPResponseStatusCode(resp.StatusCode))
+		}
+	}
 	switch {
 	case resp.StatusCode == http.StatusServiceUnavailable:
 		drain(resp.Body)

@@ -13,11 +13,15 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/hybridscore/hybridscore/internal/analysis"
 	"github.com/hybridscore/hybridscore/internal/combiner"
 	"github.com/hybridscore/hybridscore/internal/langextract"
 	"github.com/hybridscore/hybridscore/internal/semcache"
 	"github.com/hybridscore/hybridscore/internal/similarity"
+	"github.com/hybridscore/hybridscore/internal/tracing"
 )
 
 // FeatureSource is where the engine gets the features of a text:
@@ -166,9 +170,9 @@ func (s *Service) score(ctx context.Context, req *Request, mayLoad bool) (o Outc
 	case ft == nil && fp == nil:
 		ft, fp, o.CacheTask, o.CachePattern, errT, errP = s.fetchBoth(ctx, qt, qp)
 	case ft == nil:
-		ft, o.CacheTask, errT = s.cache.Get(ctx, qt)
+		ft, o.CacheTask, errT = s.get(ctx, qt, "task")
 	case fp == nil:
-		fp, o.CachePattern, errP = s.cache.Get(ctx, qp)
+		fp, o.CachePattern, errP = s.get(ctx, qp, "pattern")
 	}
 	if errT != nil || errP != nil {
 		o.degrade(errors.Join(errT, errP))
@@ -179,12 +183,18 @@ func (s *Service) score(ctx context.Context, req *Request, mayLoad bool) (o Outc
 			o.CachePattern = semcache.Miss
 		}
 	} else {
+		span := startSimilarity(ctx)
 		o.Components, o.Pattern = similarity.Compare(ft, fp, &s.cfg.Weights)
 		r, err := s.cfg.Combiner.Combine(req.Vector, o.Pattern, req.Characteristics)
 		if err != nil {
+			endSpan(span, err)
 			return Outcome{}, true, fmt.Errorf("%w: %w", ErrInvalidInput, err)
 		}
 		o.Status, o.Hybrid, o.Weights, o.Confidence, o.Agreement = Scored, r.Hybrid, r.Weights, r.Confidence, r.Agreement
+		if span != nil {
+			span.SetAttributes(tracing.AttrPatternScore.Float64(o.Pattern), tracing.AttrHybridScore.Float64(o.Hybrid))
+			endSpan(span, nil)
+		}
 	}
 	o.Duration = time.Since(start)
 	if s.obs != nil {
@@ -199,11 +209,44 @@ func (s *Service) fetchBoth(ctx context.Context, qt, qp analysis.Query) (ft, fp 
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		ft, st, errT = s.cache.Get(ctx, qt)
+		ft, st, errT = s.get(ctx, qt, "task")
 	}()
-	fp, sp, errP = s.cache.Get(ctx, qp)
+	fp, sp, errP = s.get(ctx, qp, "pattern")
 	<-done
 	return
+}
+
+// get is cache.Get, inside a span when the job is traced (the caller's
+// context carries a recording span; the cached path's never does).
+func (s *Service) get(ctx context.Context, q analysis.Query, text string) (*similarity.Features, semcache.Status, error) {
+	if !trace.SpanFromContext(ctx).IsRecording() {
+		return s.cache.Get(ctx, q)
+	}
+	ctx, span := tracing.Tracer().Start(ctx, tracing.SpanCache, trace.WithAttributes(tracing.AttrText.String(text)))
+	f, st, err := s.cache.Get(ctx, q)
+	span.SetAttributes(tracing.AttrCache.String(st.String()))
+	endSpan(span, err)
+	return f, st, err
+}
+
+// startSimilarity starts the similarity span of a traced job; nil
+// otherwise.
+func startSimilarity(ctx context.Context) trace.Span {
+	if !trace.SpanFromContext(ctx).IsRecording() {
+		return nil
+	}
+	_, span := tracing.Tracer().Start(ctx, tracing.SpanSimilarity)
+	return span
+}
+
+func endSpan(span trace.Span, err error) {
+	if span == nil {
+		return
+	}
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
 }
 
 // degrade fills o as the vector-only fallback for err

@@ -273,10 +273,15 @@ func (r *Report) WriteText(w io.Writer) error {
 }
 
 func ageLabel(le float64) string {
-	if math.IsInf(le, 1) {
+	switch {
+	case math.IsInf(le, 1):
 		return "longer"
+	case le >= 3600 && math.Mod(le, 3600) == 0:
+		return fmt.Sprintf("%gh", le/3600)
+	case le >= 60 && math.Mod(le, 60) == 0:
+		return fmt.Sprintf("%gm", le/60)
 	}
-	return time.Duration(le * float64(time.Second)).String()
+	return fmt.Sprintf("%gs", le)
 }
 
 // Export returns the queries of the live tier-1 entries, most recently used

@@ -20,6 +20,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hybridscore/hybridscore/internal/analysis"
 	"github.com/hybridscore/hybridscore/internal/similarity"
@@ -384,8 +385,9 @@ func (c *Cache) fill(ctx context.Context, k Key, q analysis.Query) (*similarity.
 		go func() {
 			defer c.wg.Done()
 			// Detached from the caller (others may wait on it) but not from
-			// the cache: Close cancels every load still running.
-			lctx, cancel := context.WithTimeout(c.bgCtx, c.cfg.LoadTimeout)
+			// the cache: Close cancels every load still running. It stays
+			// in the caller's trace, when traced.
+			lctx, cancel := context.WithTimeout(trace.ContextWithSpan(c.bgCtx, trace.SpanFromContext(ctx)), c.cfg.LoadTimeout)
 			cl.f, cl.status, cl.err = c.loadThrough(lctx, k, q)
 			cancel()
 			if cl.err == nil {

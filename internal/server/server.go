@@ -8,6 +8,7 @@ package server
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -42,6 +43,7 @@ import (
 	"github.com/hybridscore/hybridscore/internal/semcache"
 	"github.com/hybridscore/hybridscore/internal/source"
 	"github.com/hybridscore/hybridscore/internal/topology"
+	"github.com/hybridscore/hybridscore/internal/tracing"
 	"github.com/hybridscore/hybridscore/pkg/job"
 )
 
@@ -73,6 +75,9 @@ type Server struct {
 	leHealth  atomic.Pointer[leProbe]
 	workerRef atomic.Pointer[consumer.Worker] // for the connection's error handler
 	leProbes  singleflight.Group
+	// traces flushes and removes the tracer provider (a no-op while
+	// tracing is off).
+	traces func(context.Context) error
 }
 
 type leProbe struct {
@@ -98,6 +103,14 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Server, erro
 		}
 	}()
 	var err error
+	tc := cfg.Tracing.TracingConfig("hybridscore-worker", Version)
+	if s.traces, err = tracing.Setup(ctx, tc); err != nil {
+		return nil, err
+	}
+	if tc.On() {
+		log.Info("tracing on", zap.String("exporter", cmp.Or(tc.Exporter, tracing.ExporterOTLP)), zap.String("service", tc.ServiceName),
+			zap.String("endpoint", config.RedactURL(cmp.Or(tc.TracesEndpoint, tc.Endpoint))))
+	}
 	if s.listener, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
 	}
@@ -391,6 +404,15 @@ func (s *Server) close() {
 	}
 	if s.listener != nil {
 		_ = s.listener.Close()
+	}
+	if s.traces != nil {
+		// Last: the spans of the jobs finished while draining go too.
+		tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := s.traces(tctx); err != nil {
+			s.log.Warn("flushing traces at shutdown", zap.Error(err))
+		}
+		cancel()
+		s.traces = nil
 	}
 }
 

@@ -18,6 +18,8 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 
 	"github.com/hybridscore/hybridscore/internal/topology"
@@ -192,8 +194,9 @@ func (b *batch) unpend(h uint64) {
 }
 
 type inflight struct {
-	fut jetstream.PubAckFuture
-	h   uint64
+	fut  jetstream.PubAckFuture
+	h    uint64
+	span trace.Span // the job message's, ended at its PubAck
 }
 
 // watchAcks reads the PubAcks of the published jobs in order, counting
@@ -214,7 +217,9 @@ func (b *batch) watchAcks(acks <-chan inflight) error {
 				first = err
 			}
 			b.unpend(f.h)
+			f.span.SetStatus(codes.Error, err.Error())
 		}
+		f.span.End()
 	}
 	return first
 }
@@ -254,14 +259,20 @@ func (b *batch) publishAll(ctx context.Context, js jetstream.JetStream) error {
 			}
 		}
 		data, _ := json.Marshal(w)
-		fut, err := js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{w.JobID}}})
+		msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{w.JobID}}}
+		// Each job's span is a child of ctx's: a caller that passes no
+		// span gets one trace per job.
+		_, span := startProduce(ctx, msg)
+		fut, err := js.PublishMsgAsync(msg)
 		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+			span.End()
 			b.unpend(h)
 			pubErr = fmt.Errorf("publish job %s: %w", w.JobID, err)
 			break
 		}
 		b.s.Published++
-		acks <- inflight{fut: fut, h: h}
+		acks <- inflight{fut: fut, h: h, span: span}
 	}
 	close(acks)
 	if err := <-ackDone; err != nil && pubErr == nil {

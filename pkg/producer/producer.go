@@ -12,8 +12,14 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hybridscore/hybridscore/internal/topology"
+	"github.com/hybridscore/hybridscore/internal/tracing"
 	"github.com/hybridscore/hybridscore/pkg/job"
 )
 
@@ -34,17 +40,42 @@ func NewClient(nc *nats.Conn) (*Client, error) {
 
 // Publish sends one job to scoring.jobs.<lane> with Nats-Msg-Id: job_id and
 // waits for the stream's PubAck. dup reports a duplicate inside the window.
+// The message carries the trace context (traceparent, tracestate) of its
+// span, a child of ctx's, when the process traces
+// (docs/operations.md#tracing).
 func (c *Client) Publish(ctx context.Context, lane string, w job.Wire) (dup bool, err error) {
 	data, err := json.Marshal(w)
 	if err != nil {
 		return false, err
 	}
-	ack, err := c.JS.PublishMsg(ctx, &nats.Msg{Subject: topology.JobsPrefix + lane, Data: data,
-		Header: nats.Header{jetstream.MsgIDHeader: []string{w.JobID}}})
+	msg := &nats.Msg{Subject: topology.JobsPrefix + lane, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{w.JobID}}}
+	ctx, span := startProduce(ctx, msg)
+	defer span.End()
+	ack, err := c.JS.PublishMsg(ctx, msg)
 	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
 		return false, fmt.Errorf("publish job %s: %w", w.JobID, err)
 	}
+	span.SetAttributes(attribute.Bool("duplicate", ack.Duplicate))
 	return ack.Duplicate, nil
+}
+
+// tracer is the tracer of OpenTelemetry's global provider, looked up at
+// each use: a program that traces installs its provider there
+// (tracing.Setup does), and with none it records nothing.
+func tracer() trace.Tracer { return otel.GetTracerProvider().Tracer(tracing.ScopeName) }
+
+// startProduce starts the span of one job message, a child of ctx's, and
+// puts its trace context in the message's headers.
+func startProduce(ctx context.Context, m *nats.Msg) (context.Context, trace.Span) {
+	ctx, span := tracer().Start(ctx, tracing.SpanProduce, trace.WithSpanKind(trace.SpanKindProducer))
+	if span.IsRecording() {
+		id := m.Header.Get(jetstream.MsgIDHeader)
+		span.SetAttributes(tracing.MessagingNATS, semconv.MessagingOperationTypeSend, semconv.MessagingDestinationName(m.Subject),
+			semconv.MessagingMessageID(id), tracing.AttrJobID.String(id))
+	}
+	tracing.Inject(ctx, m.Header)
+	return ctx, span
 }
 
 // ErrNoResult is returned when no result arrived in time.
@@ -61,6 +92,9 @@ func (c *Client) Submit(ctx context.Context, lane string, w job.Wire, timeout ti
 	if subject == "" {
 		subject = topology.ResultsPrefix + lane
 	}
+	ctx, span := tracer().Start(ctx, tracing.SpanSubmit, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(tracing.AttrJobID.String(w.JobID), tracing.AttrLane.String(lane)))
+	defer span.End()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	found := make(chan json.RawMessage, 1)
@@ -85,6 +119,7 @@ func (c *Client) Submit(ctx context.Context, lane string, w job.Wire, timeout ti
 	}
 	dup, err := c.Publish(ctx, lane, w)
 	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
 		return nil, err
 	}
 	if dup {
@@ -93,8 +128,16 @@ func (c *Client) Submit(ctx context.Context, lane string, w job.Wire, timeout ti
 	}
 	select {
 	case r := <-found:
+		if span.IsRecording() {
+			var v struct {
+				Status string `json:"status"`
+			}
+			_ = json.Unmarshal(r, &v)
+			span.SetAttributes(tracing.AttrStatus.String(v.Status))
+		}
 		return r, nil
 	case <-ctx.Done():
+		span.SetStatus(codes.Error, ErrNoResult.Error())
 		return nil, fmt.Errorf("%w (job %s)", ErrNoResult, w.JobID)
 	}
 }

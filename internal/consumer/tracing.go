@@ -1,0 +1,118 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hybridscore/hybridscore/internal/scoring"
+	"github.com/hybridscore/hybridscore/internal/semcache"
+	"github.com/hybridscore/hybridscore/internal/tracing"
+	"github.com/hybridscore/hybridscore/pkg/job"
+)
+
+// Tracing, when on (docs/operations.md#tracing): a delivery's span
+// continues the trace its message's headers carry and lasts from receipt
+// to ack, nak or term; the Handler runs in its context, and the Reply's
+// publish has a span of its own whose context the result's headers carry.
+// None of this runs while tracing is off.
+
+// startJob starts the span of it's delivery, as a child of the producer's
+// span when the message carries one, and returns the Handler's context.
+func (w *Worker) startJob(ctx context.Context, it *item) context.Context {
+	d := &it.d
+	it.tctx, it.span = tracing.Tracer().Start(tracing.Extract(ctx, d.Header), tracing.SpanJob,
+		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(d.Received),
+		trace.WithAttributes(tracing.MessagingNATS, semconv.MessagingOperationTypeProcess,
+			semconv.MessagingDestinationName(d.Subject), semconv.MessagingMessageID(d.Header.Get(jetstream.MsgIDHeader)),
+			tracing.AttrLane.String(d.Lane), tracing.AttrClass.String(d.Class.String()), tracing.AttrAttempt.Int(d.Attempt)))
+	return it.tctx
+}
+
+// startPublish starts the span of the Reply's claim lookup, result publish
+// and claim write.
+func (w *Worker) startPublish(it *item) {
+	_, it.pub = tracing.Tracer().Start(it.tctx, tracing.SpanPublish, trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(tracing.MessagingNATS, semconv.MessagingOperationTypeSend,
+			semconv.MessagingDestinationName(it.rep.Subject), semconv.MessagingMessageID(it.rep.JobID)))
+}
+
+// event marks a step of the publish: its answer arrived.
+func event(span trace.Span, name string, it *item) {
+	var attrs []attribute.KeyValue
+	switch {
+	case it.err != nil:
+		attrs = append(attrs, attribute.String("error", it.err.Error()))
+	case it.op == opLookup:
+		attrs = append(attrs, attribute.Bool("found", it.found))
+	case it.op == opPublish:
+		attrs = append(attrs, attribute.Bool("duplicate", it.pa.Duplicate), attribute.String("stream", it.pa.Stream),
+			attribute.String("seq", strconv.FormatUint(it.pa.Seq, 10)))
+	}
+	span.AddEvent(name, trace.WithAttributes(attrs...))
+}
+
+// endJob ends the delivery's spans with its outcome. A job that was not
+// answered this time (naked, dead-lettered) or was rejected is an error of
+// the trace, so that a search for failed traces finds it.
+func endJob(it *item, status string) {
+	attrs := []attribute.KeyValue{tracing.AttrStatus.String(status)}
+	if it.rep.JobID != "" {
+		attrs = append(attrs, tracing.AttrJobID.String(it.rep.JobID))
+	}
+	if it.rep.CorrelationID != "" {
+		attrs = append(attrs, tracing.AttrCorrelationID.String(it.rep.CorrelationID))
+	}
+	if it.rep.FallbackReason != "" {
+		attrs = append(attrs, tracing.AttrFallbackReason.String(it.rep.FallbackReason))
+	}
+	if it.rep.Disposition == Reject || it.rep.Disposition == Fail {
+		attrs = append(attrs, tracing.AttrErrorCode.String(it.rep.Reason))
+	}
+	if it.pub != nil {
+		if status != it.rep.Status && status != StatusDuplicate {
+			it.pub.SetStatus(codes.Error, status)
+		}
+		it.pub.End()
+	}
+	it.span.SetAttributes(attrs...)
+	switch status {
+	case StatusNaked, StatusDeadLettered:
+		it.span.SetStatus(codes.Error, status+": "+it.rep.Message)
+	case job.StatusRejected:
+		it.span.SetStatus(codes.Error, "rejected: "+it.rep.Reason)
+	}
+	it.span.End()
+}
+
+// decoded records the decode span, which began at start.
+func decoded(ctx context.Context, start time.Time, size int, err error) {
+	_, span := tracing.Tracer().Start(ctx, tracing.SpanDecode, trace.WithTimestamp(start),
+		trace.WithAttributes(semconv.MessagingMessageBodySize(size)))
+	if err != nil {
+		var je *job.Error
+		if errors.As(err, &je) {
+			span.SetAttributes(tracing.AttrErrorCode.String(je.Code))
+		}
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
+
+// scoredCached records the similarity span of a job scored from memory,
+// which began at start.
+func scoredCached(ctx context.Context, start time.Time, o *scoring.Outcome) {
+	_, span := tracing.Tracer().Start(ctx, tracing.SpanSimilarity, trace.WithTimestamp(start),
+		trace.WithAttributes(tracing.AttrCache.String(semcache.Memory.String())))
+	if o.Status == scoring.Scored {
+		span.SetAttributes(tracing.AttrPatternScore.Float64(o.Pattern), tracing.AttrHybridScore.Float64(o.Hybrid))
+	}
+	span.End()
+}
