@@ -1,6 +1,43 @@
-// Package producer publishes jobs and collects their results: one job
-// (Submit) or a streamed file of them (Batch), with deduplicating job ids,
-// rate limiting, resumable output and a summary.
+// Package producer publishes hybridscore jobs and collects their results.
+//
+// # Connecting
+//
+// Connect to NATS with nats.go as usual (the least-privilege "producer" user
+// of deployments/nats/nats.conf is enough) and wrap the connection:
+//
+//	nc, _ := nats.Connect(url, nats.UserInfo("producer", password))
+//	client, _ := producer.NewClient(nc)
+//
+// # One job
+//
+// Publish sends a job to scoring.jobs.<lane> and returns once the stream has
+// stored it; the result arrives later on the job's reply_subject, or on
+// scoring.results.<lane>. Submit publishes and waits for that result, and
+// also finds a result stored before it started waiting (a job answered in
+// an earlier attempt).
+//
+// Every job carries its job_id as Nats-Msg-Id: publishing the same job_id
+// again within the stream's duplicate window is reported as a duplicate, and
+// beyond it the worker's claims still give at most one result per job_id
+// (docs/contract.md#guarantees). Leave JobID empty and Submit derives it
+// from the content (DeriveJobID), so a retried submission is the same job.
+//
+// # Many jobs
+//
+// Batch streams a Source (NewSource reads JSONL or CSV, one job at a time)
+// with a rate limit and a bound on jobs awaiting their result, writes each
+// result to Out as a JSON line, skips jobs whose results are already there
+// (Answered, for resuming), and returns a Summary. With Bulk the jobs go to
+// scoring.bulk.<lane>, the bulk class, which workers serve after interactive
+// jobs without starving it.
+//
+// # Errors and tracing
+//
+// Publishing errors wrap the NATS error; a result that does not come within
+// Submit's timeout is ErrNoResult. When the program installs an
+// OpenTelemetry provider (internal/tracing does it from OTEL_* variables in
+// the publisher), every job carries its span's trace context in its headers
+// and the worker continues the trace.
 package producer
 
 import (
