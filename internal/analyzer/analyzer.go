@@ -22,7 +22,10 @@
 //     (stop words, linking verbs and words all kinds of work use removed),
 //     most frequent first, at most 12;
 //   - themes: the kinds of work of the concepts that head their noun
-//     compound, most frequent first, at most 8;
+//     compound, most frequent first, then the kind of work the head verb
+//     names when it is not plain new work (bug fixing, optimisation,
+//     migration and upgrade, removal, refactoring: "fix" and "add" on the
+//     same object are different work), at most 8 in all;
 //   - domain_indicators: the domains of the concepts, technology for any
 //     software term, and those of a small lexicon outside software
 //     (business, science, academic, medical, legal, culinary), sorted;
@@ -75,7 +78,9 @@ func Analyze(text, language, semContext string) *langextract.Analysis {
 	if len(text) > MaxInput {
 		text = text[:MaxInput]
 	}
-	toks := classify(tokenize(text))
+	toks := tokenize(text)
+	kind := workKind(toks)
+	toks = classify(toks)
 	a := &langextract.Analysis{
 		SemanticPatterns: []langextract.SemanticPattern{},
 		Concepts:         []string{},
@@ -88,7 +93,7 @@ func Analyze(text, language, semContext string) *langextract.Analysis {
 	for _, c := range order[:min(len(order), maxConcepts)] {
 		a.Concepts = append(a.Concepts, c.word)
 	}
-	a.Themes = append(a.Themes, themes(toks)...)
+	a.Themes = append(a.Themes, themes(toks, kind)...)
 	a.DomainIndicators = append(a.DomainIndicators, domains(toks)...)
 	measure(a, toks, order, contentTotal)
 	relate(a, toks)
@@ -138,7 +143,7 @@ func concepts(toks []token) (order []*count, contentTotal int) {
 // noun compound, ranked by how often each occurs: in "database credentials"
 // the work is about credentials, and the database only says which. A text
 // whose concepts are all modifiers takes their kinds of work instead.
-func themes(toks []token) []string {
+func themes(toks []token, kind string) []string {
 	var heads, modifiers []*count
 	for i, t := range toks {
 		if t.concept == nil {
@@ -155,11 +160,46 @@ func themes(toks []token) []string {
 		order = modifiers
 	}
 	rank(order)
-	out := make([]string, 0, min(len(order), maxThemes))
-	for _, c := range order[:min(len(order), maxThemes)] {
+	n := min(len(order), maxThemes)
+	if kind != "" {
+		n = min(n, maxThemes-1)
+	}
+	out := make([]string, 0, n+1)
+	for _, c := range order[:n] {
 		out = append(out, c.word)
 	}
+	if kind != "" {
+		out = append(out, kind)
+	}
 	return out
+}
+
+// workKind is the kind of work named by the text's head verb: the first
+// sentence that opens, after fillers such as "we need to", with a verb of
+// workKinds. Only the head counts: "add an index to fix the slow query" is
+// new work that happens to fix something.
+func workKind(toks []token) string {
+	for i := range toks {
+		if !opensSentence(toks, i) {
+			continue
+		}
+		j := i
+		for j < len(toks) && j-i < 4 && toks[j].sentence == toks[i].sentence && fillers[toks[j].raw] {
+			j++
+		}
+		if j >= len(toks) || toks[j].sentence != toks[i].sentence {
+			continue
+		}
+		if j+1 < len(toks) && toks[j+1].sentence == toks[j].sentence {
+			if k, ok := workKinds[toks[j].raw+" "+toks[j+1].raw]; ok {
+				return k
+			}
+		}
+		if k, ok := workKinds[toks[j].raw]; ok {
+			return k
+		}
+	}
+	return ""
 }
 
 // isHead reports whether toks[i] ends its run of adjacent content words in

@@ -13,7 +13,13 @@ import (
 
 // relevancePairs is the labelled set the analyzer is measured on
 // (testdata/relevance/README.md at the repository root).
-const relevancePairs = "../../testdata/relevance/pairs.jsonl"
+const (
+	relevancePairs = "../../testdata/relevance/pairs.jsonl"
+	// holdoutPairs was written without seeing the analyzer and is never
+	// used to tune it: its floor only catches a change that makes the
+	// analyzer generalise worse than it does now.
+	holdoutPairs = "../../testdata/relevance/holdout.jsonl"
+)
 
 type labelledPair struct {
 	Task    string  `json:"task"`
@@ -23,9 +29,9 @@ type labelledPair struct {
 	Kind    string  `json:"kind"`
 }
 
-func readPairs(t *testing.T) []labelledPair {
+func readPairs(t *testing.T, path string) []labelledPair {
 	t.Helper()
-	f, err := os.Open(relevancePairs)
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,9 +96,24 @@ func TestROCAUC(t *testing.T) {
 // TestRelevanceSet measures how well the pattern similarity alone ranks
 // relevant patterns above irrelevant ones on the labelled set.
 func TestRelevanceSet(t *testing.T) {
-	pairs := readPairs(t)
-	if len(pairs) < 320 {
-		t.Fatalf("%d pairs, want at least 320", len(pairs))
+	for _, set := range []struct {
+		path               string
+		minPairs           int
+		minPattern, minHyb float64
+	}{
+		{relevancePairs, 320, 0.85, 0.90},
+		{holdoutPairs, 120, 0.65, 0.75}, // measured 0.669 and 0.765 when the floor was set
+	} {
+		t.Run(set.path[len("../../testdata/relevance/"):], func(t *testing.T) {
+			testRelevance(t, set.path, set.minPairs, set.minPattern, set.minHyb)
+		})
+	}
+}
+
+func testRelevance(t *testing.T, path string, minPairs int, minPattern, minHybrid float64) {
+	pairs := readPairs(t, path)
+	if len(pairs) < minPairs {
+		t.Fatalf("%d pairs, want at least %d", len(pairs), minPairs)
 	}
 	features := map[string]*similarity.Features{}
 	feat := func(text string) *similarity.Features {
@@ -117,10 +138,13 @@ func TestRelevanceSet(t *testing.T) {
 	for _, k := range []string{"related", "paraphrase", "near_miss", "unrelated"} {
 		t.Logf("%-10s n=%3d mean pattern score %.3f", k, len(byKind[k]), mean(byKind[k]))
 	}
-	auc := rocAUC(scores, labels)
-	t.Logf("ROC AUC: pattern %.4f, vector %.4f, hybrid 0.7/0.3 %.4f", auc, rocAUC(vector, labels), rocAUC(hybrid, labels))
-	if auc < 0.85 {
-		t.Errorf("pattern-only ROC AUC %.4f, want at least 0.85", auc)
+	auc, hyb := rocAUC(scores, labels), rocAUC(hybrid, labels)
+	t.Logf("ROC AUC: pattern %.4f, vector %.4f, hybrid 0.7/0.3 %.4f", auc, rocAUC(vector, labels), hyb)
+	if auc < minPattern {
+		t.Errorf("pattern-only ROC AUC %.4f, want at least %.2f", auc, minPattern)
+	}
+	if hyb < minHybrid {
+		t.Errorf("hybrid 0.7/0.3 ROC AUC %.4f, want at least %.2f", hyb, minHybrid)
 	}
 }
 
