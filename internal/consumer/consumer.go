@@ -251,11 +251,12 @@ type Worker struct {
 func New(nc *nats.Conn, js jetstream.JetStream, cons jetstream.Consumer, h Handler, cfg Config) (*Worker, error) {
 	cfg = cfg.withDefaults()
 	w := &Worker{cfg: cfg, nc: nc, js: js, h: h, log: cfg.Logger, obs: cfg.Observer,
-		io: newSlots(cfg.Concurrency, cfg.BulkShare), pace: newPace(cfg.BulkShare),
+		io:   newSlots(cfg.Concurrency, cfg.BulkShare),
 		held: map[*item]struct{}{}, room: make(chan struct{}, 1), pending: map[string]*item{},
 		claimGet: "$JS.API.DIRECT.GET.KV_" + cfg.Claims + ".$KV." + cfg.Claims + ".", claimPut: "$KV." + cfg.Claims + ".",
 		inbox: nc.NewRespInbox() + ".", drainCh: make(chan struct{})}
 	w.src[Interactive] = newSource(Interactive, cons, cfg.Bind, topology.JobsStream, topology.Consumer, cfg.Prefetch)
+	w.pace = newPace(cfg.BulkShare, runtime.GOMAXPROCS(0))
 	if cfg.Bulk != nil {
 		w.src[Bulk] = newSource(Bulk, cfg.Bulk, cfg.BindBulk, topology.BulkStream, topology.BulkConsumer, cfg.Prefetch)
 	}
@@ -402,7 +403,9 @@ func (w *Worker) Run(ctx context.Context) error {
 				if it == nil {
 					return
 				}
+				start := time.Now()
 				w.step(jobCtx, it)
+				w.pace.ran(time.Since(start))
 			}
 		}()
 	}

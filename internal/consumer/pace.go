@@ -14,19 +14,40 @@ import (
 // interactive jobs first inside the worker, but the broker and the cores
 // are shared: a bulk backlog drained at full speed would queue interactive
 // jobs behind its own publishes there. So while an interactive job arrived
-// in the last second, bulk jobs are pulled at BulkShare × the highest rate
-// of finished jobs seen lately; with no interactive job, at full speed.
+// in the last second, bulk jobs are pulled at BulkShare × the worker's
+// capacity; with no interactive job, at full speed.
+//
+// The capacity is the highest rate of finished jobs seen lately, or, while
+// that is low, what the pool's busy time says the worker could do (up to
+// bootstrapCapacity): a worker that has only seen a trickle of interactive
+// jobs has not shown its rate, and would otherwise hold a bulk backlog to a
+// share of the trickle. The pool's time is not all a job costs (publishing
+// and the broker are not in it), so beyond a trickle only the rate seen
+// counts.
 type pace struct {
 	share       float64
+	workers     int          // pool goroutines
 	interactive atomic.Int64 // unix ns of the last interactive arrival
 	finished    atomic.Int64 // jobs finished, both classes
+	busyNanos   atomic.Int64 // pool time spent handling jobs
 	capacity    float64      // jobs/s, highest lately (pace's goroutine only)
 	bulk        *rate.Limiter
 }
 
-func newPace(share float64) *pace {
-	return &pace{share: share, bulk: rate.NewLimiter(rate.Inf, 1)}
+// minBusy bounds how far the pool's busy time extrapolates: at most a
+// hundred times the rate seen.
+const minBusy = 0.01
+
+// bootstrapCapacity caps the busy-time estimate, jobs/s: about a tenth of
+// what one worker does on two cores with a warm cache.
+const bootstrapCapacity = 3000
+
+func newPace(share float64, workers int) *pace {
+	return &pace{share: share, workers: max(1, workers), bulk: rate.NewLimiter(rate.Inf, 1)}
 }
+
+// ran records d of pool time spent on one job step.
+func (p *pace) ran(d time.Duration) { p.busyNanos.Add(int64(d)) }
 
 // busy reports whether interactive jobs are arriving.
 func (p *pace) busy() bool {
@@ -46,14 +67,23 @@ func (p *pace) measure(quit <-chan struct{}) {
 		case <-t.C:
 		}
 		n := p.finished.Load()
-		r := float64(n-last) / tick.Seconds()
+		p.tick(float64(n-last)/tick.Seconds(), float64(p.busyNanos.Swap(0))/(float64(p.workers)*float64(tick)))
 		last = n
-		// The highest rate lately, forgotten slowly (half-life ~35 s).
-		p.capacity = math.Max(r, p.capacity*0.995)
-		limit := math.Max(p.share*p.capacity, 10)
-		p.bulk.SetLimit(rate.Limit(limit))
-		p.bulk.SetBurst(max(1, int(limit/10))) // a tenth of a second's worth
 	}
+}
+
+// tick updates the capacity from the last tick's rate of finished jobs and
+// the share of the pool's time they took, and sets the bulk pace.
+func (p *pace) tick(r, busy float64) {
+	est := r
+	if r > 0 {
+		est = math.Max(r, math.Min(r/math.Min(1, math.Max(busy, minBusy)), bootstrapCapacity))
+	}
+	// The highest lately, forgotten slowly (half-life ~35 s).
+	p.capacity = math.Max(est, p.capacity*0.995)
+	limit := math.Max(p.share*p.capacity, 10)
+	p.bulk.SetLimit(rate.Limit(limit))
+	p.bulk.SetBurst(max(1, int(limit/10))) // a tenth of a second's worth
 }
 
 // admit returns how many of n bulk jobs may be pulled now, waiting for the

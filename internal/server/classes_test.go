@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -83,6 +84,54 @@ func TestBulkKeepsItsShareWhileInteractiveSaturates(t *testing.T) {
 		c := h.consumerInfoOf(topology.BulkStream, topology.BulkConsumer)
 		return c.NumPending == 0 && c.NumAckPending == 0
 	}, "the bulk consumer drained")
+}
+
+// A light interactive trickle does not hold bulk jobs to a share of the
+// trickle: the worker is far from saturated, its pool says how much more it
+// could do, and a bulk backlog drains while interactive jobs keep arriving
+// (and keep being answered).
+func TestBulkDrainsUnderALightInteractiveTrickle(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.WorkerBulkShare = 0.1 })
+	stop := make(chan struct{})
+	var once sync.Once
+	halt := func() { once.Do(func() { close(stop) }) }
+	t.Cleanup(halt) // also when the test fails early
+	sent := make(chan int, 1)
+	go func() {
+		// About 20 interactive jobs a second, for as long as the test waits.
+		n := 0
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		defer func() { sent <- n }()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			id := fmt.Sprintf("trickle-%05d", n)
+			data, _ := json.Marshal(wire(id, "trickle task", "trickle pattern", 0.5))
+			if _, err := h.client.JS.PublishMsg(context.Background(), &nats.Msg{Subject: topology.JobsPrefix + "trickle", Data: data,
+				Header: nats.Header{jetstream.MsgIDHeader: []string{id}}}); err != nil {
+				return // the test is over
+			}
+			n++
+		}
+	}()
+	// The trickle first, so all the worker has seen is about 20 jobs a
+	// second: a share of that (with the floor of 10/s) would take five
+	// minutes over 3000 bulk jobs. They drain while the trickle goes on.
+	eventually.True(t, 30*time.Second, func() bool { return h.count("trickle-00060") > 0 }, "60 trickle jobs answered")
+	bulk := h.publishN(topology.BulkPrefix, "drain", 3000)
+	eventually.True(t, 60*time.Second, func() bool { return h.resultsOn(bulk) == len(bulk) }, "all 3000 bulk jobs answered during the trickle")
+	halt()
+	n := <-sent
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("trickle-%05d", i)
+	}
+	h.wait(30*time.Second, ids...)
+	t.Logf("3000 bulk jobs drained while %d interactive jobs trickled in", n)
 }
 
 func (h *harness) consumerInfoOf(stream, name string) *jetstream.ConsumerInfo {
