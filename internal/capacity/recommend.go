@@ -9,6 +9,18 @@ import (
 	"time"
 )
 
+// saturated reports whether a class's backlog was still there at the end
+// of the window: only then was the rate seen limited by the workers rather
+// than by the jobs that came.
+func saturated(r *Report) bool {
+	for _, c := range r.Classes {
+		if c.Backlog != nil && c.Backlog.Last > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // recommend turns the figures into the lines an operator acts on: how many
 // workers, and what to investigate. Each line starts with its verb.
 func recommend(r *Report, th Thresholds) []string {
@@ -29,6 +41,9 @@ func recommend(r *Report, th Thresholds) []string {
 		switch {
 		case need > now:
 			out = append(out, fmt.Sprintf("scale out: %d → %d workers %s", now, need, what))
+			if !saturated(r) {
+				out = append(out, "check before scaling out: no consumer backlog lasted through the window, so the workers did what was asked, not all they can; the figure per worker is a floor (`publisher bench` measures one worker's ceiling)")
+			}
 		case need < now:
 			line := fmt.Sprintf("scale in: %d → %d workers suffice %s", now, need, what)
 			if need < 2 {
