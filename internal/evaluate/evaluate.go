@@ -301,13 +301,26 @@ func AveragePrecision(scores []float64, rel []bool) float64 {
 // BestThreshold returns the threshold (scores >= it are called relevant)
 // with the best F1, and the accuracy and F1 there.
 func BestThreshold(scores []float64, rel []bool) (threshold, accuracy, f1 float64) {
-	idx := order(scores)
-	total, pos := len(scores), 0
-	for _, r := range rel {
-		if r {
-			pos++
+	pos, total := positives(rel), len(rel)
+	sweep(scores, rel, func(t float64, tp, fp int) {
+		prec, recall := float64(tp)/float64(tp+fp), float64(tp)/float64(pos)
+		var f float64
+		if tp > 0 {
+			f = 2 * prec * recall / (prec + recall)
 		}
-	}
+		if f > f1 {
+			tn := total - pos - fp
+			threshold, f1, accuracy = t, f, float64(tp+tn)/float64(total)
+		}
+	})
+	return threshold, accuracy, f1
+}
+
+// sweep lowers the threshold through every distinct score, highest first,
+// and tells visit how many relevant (tp) and irrelevant (fp) pairs score at
+// or above it.
+func sweep(scores []float64, rel []bool, visit func(threshold float64, tp, fp int)) {
+	idx := order(scores)
 	tp, fp := 0, 0
 	for i := 0; i < len(idx); {
 		j := i
@@ -319,18 +332,19 @@ func BestThreshold(scores []float64, rel []bool) (threshold, accuracy, f1 float6
 			}
 			j++
 		}
-		prec, recall := float64(tp)/float64(tp+fp), float64(tp)/float64(pos)
-		var f float64
-		if tp > 0 {
-			f = 2 * prec * recall / (prec + recall)
-		}
-		if f > f1 {
-			tn := total - pos - fp
-			threshold, f1, accuracy = scores[idx[i]], f, float64(tp+tn)/float64(total)
-		}
+		visit(scores[idx[i]], tp, fp)
 		i = j
 	}
-	return threshold, accuracy, f1
+}
+
+func positives(rel []bool) int {
+	n := 0
+	for _, r := range rel {
+		if r {
+			n++
+		}
+	}
+	return n
 }
 
 func meanPrecisionAtK(scores []float64, rel []bool, groups [][]int, k int) float64 {
@@ -363,29 +377,12 @@ func meanPrecisionAtK(scores []float64, rel []bool, groups [][]int, k int) float
 
 // rocCurve returns the ROC curve's corners, from (0,0) to (1,1).
 func rocCurve(scores []float64, rel []bool) []Point {
-	idx := order(scores)
-	pos := 0
-	for _, r := range rel {
-		if r {
-			pos++
-		}
-	}
+	pos := positives(rel)
 	neg := len(rel) - pos
 	pts := []Point{{0, 0}}
-	tp, fp := 0, 0
-	for i := 0; i < len(idx); {
-		j := i
-		for j < len(idx) && scores[idx[j]] == scores[idx[i]] {
-			if rel[idx[j]] {
-				tp++
-			} else {
-				fp++
-			}
-			j++
-		}
+	sweep(scores, rel, func(_ float64, tp, fp int) {
 		pts = append(pts, Point{FPR: float64(fp) / float64(neg), TPR: float64(tp) / float64(pos)})
-		i = j
-	}
+	})
 	return pts
 }
 

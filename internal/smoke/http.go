@@ -57,24 +57,34 @@ func get(ctx context.Context, o Options, target string) (int, []byte, error) {
 	return resp.StatusCode, b, err
 }
 
+// fetch names c and GETs path of base; done means c is settled already
+// (skipped without a base, failed without an answer).
+func fetch(ctx context.Context, o Options, c *Check, name, base, flag, path string) (target string, code int, body []byte, done bool) {
+	c.Name = name
+	if base == "" {
+		c.Result, c.Detail = Skip, "no "+flag
+		return "", 0, nil, true
+	}
+	target, err := endpoint(base, path)
+	if err != nil {
+		c.Result, c.Detail = Fail, err.Error()
+		return "", 0, nil, true
+	}
+	code, body, err = get(ctx, o, target)
+	if err != nil {
+		c.Result, c.Detail = Fail, fmt.Sprintf("GET %s: %v", target, err)
+		return target, 0, nil, true
+	}
+	return target, code, body, false
+}
+
 // checkHealth asks /health for a healthy report (or degraded, with
 // DegradedOK) and, when Options.Version is set, that version.
 func checkHealth(ctx context.Context, o Options) (c Check) {
-	c.Name = CheckHealth
-	if o.HealthURL == "" {
-		c.Result, c.Detail = Skip, "no --health-url"
-		return c
-	}
 	start := time.Now()
 	defer func() { c.Elapsed = time.Since(start) }()
-	target, err := endpoint(o.HealthURL, "/health")
-	if err != nil {
-		c.Result, c.Detail = Fail, err.Error()
-		return c
-	}
-	code, body, err := get(ctx, o, target)
-	if err != nil {
-		c.Result, c.Detail = Fail, fmt.Sprintf("GET %s: %v", target, err)
+	target, code, body, done := fetch(ctx, o, &c, CheckHealth, o.HealthURL, "--health-url", "/health")
+	if done {
 		return c
 	}
 	var rep health.Report
@@ -110,21 +120,10 @@ func checkHealth(ctx context.Context, o Options) (c Check) {
 // checkMetrics asks /metrics for a Prometheus exposition holding every
 // RequiredMetrics family.
 func checkMetrics(ctx context.Context, o Options) (c Check) {
-	c.Name = CheckMetrics
-	if o.MetricsURL == "" {
-		c.Result, c.Detail = Skip, "no --metrics-url"
-		return c
-	}
 	start := time.Now()
 	defer func() { c.Elapsed = time.Since(start) }()
-	target, err := endpoint(o.MetricsURL, "/metrics")
-	if err != nil {
-		c.Result, c.Detail = Fail, err.Error()
-		return c
-	}
-	code, body, err := get(ctx, o, target)
-	if err != nil {
-		c.Result, c.Detail = Fail, fmt.Sprintf("GET %s: %v", target, err)
+	target, code, body, done := fetch(ctx, o, &c, CheckMetrics, o.MetricsURL, "--metrics-url", "/metrics")
+	if done {
 		return c
 	}
 	if code != http.StatusOK {
