@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 
 	"github.com/hybridscore/hybridscore/internal/backup"
@@ -22,14 +20,12 @@ type backupCmd struct {
 	Progress string   `enum:"auto,always,never" default:"auto" help:"auto: a progress bar on a terminal, a plain line every 5 s otherwise; always; never."`
 }
 
-func (b *backupCmd) Run() error {
+func (b *backupCmd) Run(ctx context.Context) error {
 	c, err := b.connect()
 	if err != nil {
 		return err
 	}
 	defer c.NC.Close()
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	prog := streamProgress{mode: b.Progress, what: "messages saved"}
 	res, err := backup.Backup(ctx, c.JS, b.Out, backup.BackupOptions{Streams: b.Streams, Progress: prog.update})
 	prog.finish()
@@ -60,7 +56,7 @@ type restoreCmd struct {
 	Progress    string   `enum:"auto,always,never" default:"auto" help:"auto: a progress bar on a terminal, a plain line every 5 s otherwise; always; never."`
 }
 
-func (r *restoreCmd) Run() error {
+func (r *restoreCmd) Run(ctx context.Context) error {
 	if r.VerifyOnly {
 		m, err := backup.Verify(r.From, r.Streams)
 		if err != nil {
@@ -76,8 +72,6 @@ func (r *restoreCmd) Run() error {
 		return err
 	}
 	defer c.NC.Close()
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	prog := streamProgress{mode: r.Progress, what: "messages restored"}
 	res, err := backup.Restore(ctx, c.JS, r.From, backup.RestoreOptions{Streams: r.Streams, Replace: r.Replace, SkipExpired: r.SkipExpired, Progress: prog.update})
 	prog.finish()

@@ -20,8 +20,8 @@ type adminFlags struct {
 	Token string `name:"token" env:"ADMIN_TOKEN" help:"The worker's ADMIN_TOKEN (bearer token)."`
 }
 
-func (a adminFlags) do(method, path string, body io.Reader) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+func (a adminFlags) do(ctx context.Context, method, path string, body io.Reader) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(a.URL, "/")+path, body)
 	if err != nil {
@@ -60,12 +60,12 @@ type cacheReportCmd struct {
 	JSON bool `name:"json" help:"Print the report as JSON."`
 }
 
-func (c *cacheReportCmd) Run() error {
+func (c *cacheReportCmd) Run(ctx context.Context) error {
 	path := "/admin/cache/report?format=text"
 	if c.JSON {
 		path = "/admin/cache/report"
 	}
-	b, err := c.do(http.MethodGet, path, nil)
+	b, err := c.do(ctx, http.MethodGet, path, nil)
 	if err != nil {
 		return err
 	}
@@ -78,8 +78,8 @@ type cacheExportCmd struct {
 	Out string `short:"o" required:"" help:"The warm file to write."`
 }
 
-func (c *cacheExportCmd) Run() error {
-	b, err := c.do(http.MethodGet, "/admin/cache/export", nil)
+func (c *cacheExportCmd) Run(ctx context.Context) error {
+	b, err := c.do(ctx, http.MethodGet, "/admin/cache/export", nil)
 	if err != nil {
 		return err
 	}
@@ -95,7 +95,7 @@ type cacheWarmCmd struct {
 	File string `arg:"" type:"existingfile" help:"An export, a JSON array of texts, or one text per line."`
 }
 
-func (c *cacheWarmCmd) Run() error {
+func (c *cacheWarmCmd) Run(ctx context.Context) error {
 	qs, err := server.ReadWarmFile(c.File)
 	if err != nil {
 		return err
@@ -105,7 +105,7 @@ func (c *cacheWarmCmd) Run() error {
 	for len(qs) > 0 {
 		n := min(len(qs), server.MaxWarmTexts/2)
 		body, _ := json.Marshal(qs[:n])
-		out, err := c.do(http.MethodPost, "/admin/cache/warm", bytes.NewReader(body))
+		out, err := c.do(ctx, http.MethodPost, "/admin/cache/warm", bytes.NewReader(body))
 		if err != nil {
 			return err
 		}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -28,7 +26,7 @@ type capacityCmd struct {
 	Timeout       time.Duration `default:"2m" help:"Give up on Prometheus after this long."`
 }
 
-func (c *capacityCmd) Run() error {
+func (c *capacityCmd) Run(ctx context.Context) error {
 	o := capacity.Options{Job: c.Job, TargetRate: c.TargetRate, Headroom: c.Headroom}
 	var err error
 	if o.Window, err = promDuration("--window", c.Window); err != nil {
@@ -49,8 +47,6 @@ func (c *capacityCmd) Run() error {
 		return fmt.Errorf("--target-rate must be at least 0 and --headroom above 0")
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 	r, err := capacity.Collect(ctx, c.PrometheusURL, o)

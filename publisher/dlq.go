@@ -68,13 +68,13 @@ type dlqListCmd struct {
 	IDs bool `name:"ids" help:"Also list each dead letter: sequence, reason, job id, lane, message."`
 }
 
-func (l *dlqListCmd) Run() error {
+func (l *dlqListCmd) Run(ctx context.Context) error {
 	c, err := l.connect()
 	if err != nil {
 		return err
 	}
 	defer c.NC.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	counts := map[[2]string]int{}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
@@ -117,7 +117,7 @@ type dlqReplayCmd struct {
 // subject it came from. It gets a new Nats-Msg-Id (replay-<dead letter
 // sequence>) so the jobs stream's duplicate window does not drop it, and
 // arrives as a new message: a fresh delivery budget, the same job_id.
-func (r *dlqReplayCmd) Run() error {
+func (r *dlqReplayCmd) Run(ctx context.Context) error {
 	if len(r.Reason)+len(r.Lane)+len(r.JobID) == 0 {
 		return errors.New("choose what to replay: --reason, --lane or --job-id (see publisher dlq list)")
 	}
@@ -126,7 +126,7 @@ func (r *dlqReplayCmd) Run() error {
 		return err
 	}
 	defer c.NC.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	dlq, err := c.JS.Stream(ctx, topology.DLQStream)
 	if err != nil {

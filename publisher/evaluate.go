@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/hybridscore/hybridscore/internal/config"
@@ -28,7 +26,7 @@ type evaluateCmd struct {
 	Progress       string        `enum:"auto,always,never" default:"auto" help:"auto: a progress bar on a terminal, a plain line every 5 s otherwise; always; never."`
 }
 
-func (e *evaluateCmd) Run() error {
+func (e *evaluateCmd) Run(ctx context.Context) error {
 	f, err := os.Open(e.File)
 	if err != nil {
 		return err
@@ -38,8 +36,6 @@ func (e *evaluateCmd) Run() error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", e.File, err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 
 	src, name := source.Builtin, "built-in analyzer"
 	if e.LangextractURL != "" {

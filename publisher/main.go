@@ -88,7 +88,7 @@ type submitCmd struct {
 	Timeout      time.Duration `default:"30s" help:"How long to wait for the result."`
 }
 
-func (s *submitCmd) Run() error {
+func (s *submitCmd) Run(ctx context.Context) error {
 	var w job.Wire
 	if s.File != "" {
 		b, err := os.ReadFile(s.File)
@@ -113,8 +113,6 @@ func (s *submitCmd) Run() error {
 		return err
 	}
 	defer c.NC.Close()
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	r, err := c.Submit(ctx, s.Lane, w, s.Timeout)
 	if err != nil {
 		return err
@@ -148,7 +146,7 @@ type batchCmd struct {
 	NoProgress  bool          `help:"Same as --progress never."`
 }
 
-func (b *batchCmd) Run() error {
+func (b *batchCmd) Run(ctx context.Context) error {
 	format := b.Format
 	if format == "" {
 		format = "jsonl"
@@ -193,8 +191,6 @@ func (b *batchCmd) Run() error {
 		return err
 	}
 	defer c.NC.Close()
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	mode := b.Progress
 	if b.NoProgress {
 		mode = "never"
@@ -278,9 +274,7 @@ type benchCmd struct {
 	MixedBulk   int           `default:"100000" help:"Mixed scenario: bulk backlog (cold jobs), at least; more when this run's cold-cache rate would drain it before the interactive traffic ends."`
 }
 
-func (b *benchCmd) Run() error {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+func (b *benchCmd) Run(ctx context.Context) error {
 	_, err := bench.Run(ctx, bench.Options{NATSURL: b.NATSURL, WorkerBin: b.WorkerBin, Jobs: b.Jobs, ColdJobs: b.ColdJobs, Rounds: b.Rounds,
 		Baseline: b.Baseline, Concurrency: b.Concurrency, Rate: b.Rate, RateFor: b.RateFor, SyncAlways: b.SyncAlways,
 		Mixed: b.Mixed, MixedFor: b.MixedFor, MixedBulk: b.MixedBulk, Soak: b.Soak, Out: os.Stdout})
@@ -291,9 +285,7 @@ type demoCmd struct {
 	Out string `default:"" help:"Also write the results (JSONL) here."`
 }
 
-func (d *demoCmd) Run() error {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+func (d *demoCmd) Run(ctx context.Context) error {
 	cfg := config.Defaults()
 	cfg.NATSListen = "127.0.0.1:0"
 	dir, err := os.MkdirTemp("", "hybridscore-demo-")
@@ -367,7 +359,12 @@ func main() {
 	ctx := kong.Parse(&c, kong.Name("publisher"), kong.Description("hybridscore publisher: submit jobs, run batches, benchmark workers."), kong.UsageOnError())
 	traces, err := tracing.Setup(context.Background(), c.Tracing.TracingConfig("hybridscore-publisher", server.Version))
 	if err == nil {
+		// Every command runs until done or interrupted: Run methods take
+		// this context.
+		sig, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		ctx.BindTo(sig, (*context.Context)(nil))
 		err = ctx.Run()
+		stop()
 		tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if terr := traces(tctx); terr != nil {
 			fmt.Fprintln(os.Stderr, "publisher: flushing traces:", terr)

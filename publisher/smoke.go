@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -27,9 +25,7 @@ type smokeCmd struct {
 	JSON         bool          `name:"json" help:"Print the report as JSON instead of a table."`
 }
 
-func (s *smokeCmd) Run() error {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+func (s *smokeCmd) Run(ctx context.Context) error {
 	rep, err := smoke.Run(ctx, smoke.Options{
 		Connect: func(context.Context) (*nats.Conn, error) {
 			c, err := s.connect()
