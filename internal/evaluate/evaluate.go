@@ -16,7 +16,6 @@ import (
 	"math"
 	"slices"
 	"sort"
-	"strings"
 
 	"github.com/hybridscore/hybridscore/internal/combiner"
 	"github.com/hybridscore/hybridscore/internal/scoring"
@@ -395,6 +394,3 @@ func order(scores []float64) []int {
 	sort.SliceStable(idx, func(a, b int) bool { return scores[idx[a]] > scores[idx[b]] })
 	return idx
 }
-
-// EnvLines formats the environment of r one variable per line.
-func EnvLines(r *Result) string { return strings.Join(r.Env, "\n") }

@@ -31,7 +31,6 @@ type lifeStats struct {
 	expired       uint64 // found or pushed out past their TTL
 	expiredUnused uint64
 	hitsLate      uint64 // hits in the last quarter of the TTL
-	ttl           int64  // nanoseconds, for hitsLate
 }
 
 func bucket(bounds []float64, v float64) int {
@@ -39,9 +38,10 @@ func bucket(bounds []float64, v float64) int {
 	return i
 }
 
-func (l *lifeStats) hit(age int64) {
+// hit records a tier-1 hit on an entry of age (and TTL ttl), nanoseconds.
+func (l *lifeStats) hit(age, ttl int64) {
 	l.ageAtHit[bucket(AgeBounds, float64(age)/1e9)]++
-	if l.ttl > 0 && age >= l.ttl-l.ttl/4 {
+	if age >= ttl-ttl/4 {
 		l.hitsLate++
 	}
 }

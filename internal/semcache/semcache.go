@@ -228,7 +228,6 @@ func New(ctx context.Context, cfg Config, load Loader) (*Cache, error) {
 	var id [8]byte
 	_, _ = rand.Read(id[:])
 	c := &Cache{cfg: cfg, loader: load, owner: hex.EncodeToString(id[:]), items: map[Key]*entry{}, calls: map[Key]*call{}}
-	c.life.ttl = int64(cfg.TTL)
 	c.lru.next, c.lru.prev = &c.lru, &c.lru
 	c.bgCtx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	if cfg.Redis != nil {
@@ -310,7 +309,7 @@ func (c *Cache) lookup(k Key, hit bool) *similarity.Features {
 	}
 	if hit {
 		e.hits++
-		c.life.hit(now - e.created)
+		c.life.hit(now-e.created, e.expires-e.created)
 	}
 	if c.lru.next != e {
 		unlink(e)
@@ -365,10 +364,10 @@ func (c *Cache) fill(ctx context.Context, k Key, q analysis.Query) (*similarity.
 	c.mu.Lock()
 	// A load may have finished between the caller's tier-1 miss and now:
 	// it stores before it retires its call, so look again under the lock.
-	if e := c.items[k]; e != nil && c.cfg.Now().UnixNano() < e.expires {
+	if e, now := c.items[k], c.cfg.Now().UnixNano(); e != nil && now < e.expires {
 		f := e.f
 		e.hits++
-		c.life.hit(c.cfg.Now().UnixNano() - e.created)
+		c.life.hit(now-e.created, e.expires-e.created)
 		c.mu.Unlock()
 		c.hits.Add(1)
 		c.memHits.Add(1)
