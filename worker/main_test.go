@@ -121,11 +121,7 @@ func newCluster(t *testing.T) *cluster {
 	le := langextractd.New(langextractd.Faults{Latency: 3 * time.Millisecond})
 	hs := httptest.NewServer(le)
 	t.Cleanup(hs.Close)
-	nc, err := nats.Connect(ns.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := workertest.Connect(t, ns.URL())
 	c, _ := producer.NewClient(nc)
 	return &cluster{t: t, ns: ns, le: le, leURL: hs.URL, client: c}
 }

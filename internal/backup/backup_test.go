@@ -26,11 +26,7 @@ import (
 func connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	ns := workertest.NATS(t)
-	nc, err := nats.Connect(ns.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := workertest.Connect(t, ns.URL())
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)

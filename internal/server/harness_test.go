@@ -20,6 +20,7 @@ import (
 	"github.com/hybridscore/hybridscore/internal/natsembed"
 	"github.com/hybridscore/hybridscore/internal/server"
 	"github.com/hybridscore/hybridscore/internal/topology"
+	"github.com/hybridscore/hybridscore/internal/workertest"
 	"github.com/hybridscore/hybridscore/pkg/job"
 	"github.com/hybridscore/hybridscore/pkg/producer"
 	"github.com/hybridscore/hybridscore/schemas"
@@ -60,11 +61,7 @@ func newHarnessLog(t *testing.T, mutate func(*config.Config), log *zap.Logger) *
 	t.Cleanup(hs.Close)
 	t.Cleanup(h.le.Close)
 	h.leURL = hs.URL
-	nc, err := nats.Connect(ns.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := workertest.Connect(t, ns.URL())
 	if h.client, err = producer.NewClient(nc); err != nil {
 		t.Fatal(err)
 	}

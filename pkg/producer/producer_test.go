@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/hybridscore/hybridscore/internal/topology"
 	"github.com/hybridscore/hybridscore/internal/workertest"
 	"github.com/hybridscore/hybridscore/pkg/job"
@@ -24,11 +22,7 @@ import (
 func setup(t *testing.T) (*producer.Client, func() (stop func())) {
 	t.Helper()
 	ns := workertest.NATS(t)
-	nc, err := nats.Connect(ns.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := workertest.Connect(t, ns.URL())
 	c, _ := producer.NewClient(nc)
 	return c, func() func() {
 		_, stop := workertest.Worker(t, ns.URL(), nil)
