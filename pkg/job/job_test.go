@@ -141,3 +141,26 @@ func BenchmarkDecode(b *testing.B) {
 		_, _, _ = job.Decode(doc, job.Limits{})
 	}
 }
+
+func TestResultSubject(t *testing.T) {
+	cases := map[string]string{
+		"job-1":       "scoring.results.default.job-1",
+		"batch.2.a:b": "scoring.results.default.batch~2~a:b",
+		"a..b":        "scoring.results.default.a~~b",
+		"bad id>":     "scoring.results.default.=YmFkIGlkPg",
+	}
+	seen := map[string]string{}
+	for id, want := range cases {
+		got := job.ResultSubject("default", id)
+		if got != want {
+			t.Errorf("ResultSubject(%q) = %q, want %q", id, got, want)
+		}
+		if !job.ValidSubject(got) {
+			t.Errorf("ResultSubject(%q) = %q is not a valid subject", id, got)
+		}
+		if other, ok := seen[got]; ok {
+			t.Errorf("%q and %q share %q", id, other, got)
+		}
+		seen[got] = id
+	}
+}
