@@ -115,7 +115,7 @@ type result struct {
 	DeliveryAttempt int            `json:"delivery_attempt"`
 }
 
-func resultsSubject(lane string) string { return topology.ResultsPrefix + lane }
+func resultsSubject(lane string) string { return topology.ResultsPrefix + lane + ".>" }
 
 // stored returns how many results of lane the result stream holds.
 func (c *client) stored(ctx context.Context, lane string) (uint64, error) {
@@ -125,12 +125,17 @@ func (c *client) stored(ctx context.Context, lane string) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	subj := resultsSubject(lane)
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(subj))
+	// One subject per job: an ephemeral consumer's pending count counts
+	// them in one request.
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{resultsSubject(lane)}})
 	if err != nil {
 		return 0, err
 	}
-	return info.State.Subjects[subj], nil
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.NumPending, nil
 }
 
 // waitStored waits until at least n results of lane are stored.
@@ -202,8 +207,8 @@ func (c *client) results(ctx context.Context, lane string) []result {
 		if err := json.Unmarshal(m.Data(), &r); err != nil {
 			bad = append(bad, string(m.Data()))
 		}
-		if id := m.Headers().Get(jetstream.MsgIDHeader); id != r.JobID {
-			bad = append(bad, fmt.Sprintf("Nats-Msg-Id %q on the result of job %q", id, r.JobID))
+		if subject := job.ResultSubject(lane, r.JobID); m.Subject() != subject {
+			bad = append(bad, fmt.Sprintf("the result of job %q on %s, not %s", r.JobID, m.Subject(), subject))
 		}
 		out = append(out, r)
 		if uint64(len(out)) == want {

@@ -197,7 +197,7 @@ func (b *batchCmd) Run(ctx context.Context) error {
 	}
 	prog := newProgress(mode, os.Stderr, total, len(answered))
 	invalid := 0
-	sum, err := c.Batch(ctx, producer.BatchOptions{Source: src, Lane: b.Lane, Bulk: !b.Interactive, ReplySubject: topology.ResultsPrefix + b.Lane + "." + runID,
+	sum, err := c.Batch(ctx, producer.BatchOptions{Source: src, Lane: b.Lane, Bulk: !b.Interactive, ReplySubject: topology.ResultsPrefix + b.Lane + ".batch." + runID,
 		Rate: b.Rate, MaxPending: b.MaxPending, Timeout: b.Timeout, Out: out, Answered: answered,
 		Progress: func(int) { prog.add() },
 		OnInvalid: func(err error) {
@@ -207,7 +207,7 @@ func (b *batchCmd) Run(ctx context.Context) error {
 		}})
 	prog.finish()
 	if sum != nil {
-		fmt.Printf("results subject scoring.results.%s.%s, written to %s\n", b.Lane, runID, b.Out)
+		fmt.Printf("results subject scoring.results.%s.batch.%s, written to %s\n", b.Lane, runID, b.Out)
 		sum.Write(os.Stdout)
 	}
 	return err

@@ -197,7 +197,7 @@ func TestDeadLetterListAndReplay(t *testing.T) {
 	if out, err := run(t, "dlq", "replay", "--nats-url", ns.URL()); err == nil {
 		t.Fatalf("replay without a selection ran:\n%s", out)
 	}
-	sub, _ := nc.SubscribeSync("scoring.results.rl")
+	sub, _ := nc.SubscribeSync("scoring.results.rl.>")
 	out, err = run(t, "dlq", "replay", "--nats-url", ns.URL(), "--reason", "max_deliveries", "--delete")
 	if err != nil || !strings.Contains(out, "2 dead letters replayed") {
 		t.Fatalf("replay: %v\n%s", err, out)

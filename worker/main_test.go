@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -160,11 +161,17 @@ func (c *cluster) storedCount(lane string) int {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(topology.ResultsPrefix+lane))
+	// One subject per job: the count of a filter is the ephemeral
+	// consumer's pending count.
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{topology.ResultsPrefix + lane + ".>"}})
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	return int(info.State.Subjects[topology.ResultsPrefix+lane])
+	info, err := cons.Info(ctx)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return int(info.NumPending)
 }
 
 // storedResults reads every stored result of a lane: job id → results.
@@ -172,7 +179,7 @@ func (c *cluster) storedResults(lane string) map[string][]job.Result {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cons, err := c.client.JS.OrderedConsumer(ctx, topology.ResultsStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{topology.ResultsPrefix + lane}})
+	cons, err := c.client.JS.OrderedConsumer(ctx, topology.ResultsStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{topology.ResultsPrefix + lane + ".>"}})
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -459,4 +466,77 @@ func TestExhaustedByACrashIsDeadLettered(t *testing.T) {
 	if got == nil || got.Headers().Get("Hybridscore-Reason") != "max_deliveries" || got.Headers().Get("Hybridscore-Job-Id") != ids[0] {
 		t.Fatalf("dead letter %v", got)
 	}
+}
+
+// A worker frozen (SIGSTOP) while draining a batch, for longer than the
+// duplicate window and its AckWait: its jobs are redelivered to another
+// worker meanwhile, and on resume its stores in flight are published again.
+// The server refuses every second result on a job's subject: no job has two.
+func TestStalledWorkerStoresNoSecondResult(t *testing.T) {
+	c := newCluster(t)
+	env := []string{"DUPLICATE_WINDOW=1s", "ACK_WAIT=1s", "WORKER_PUBLISH_TIMEOUT=500ms"}
+	stalled := startWorker(t, c.ns.URL(), c.leURL, env...)
+	c.le.SetFaults(langextractd.Faults{Latency: 5 * time.Millisecond})
+	lane := "stall"
+	ids := c.publishBatch(lane, 3000)
+	c.waitSome(lane, 200)
+	if err := stalled.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	other := startWorker(t, c.ns.URL(), c.leURL, env...)
+	// The fault itself: frozen past the 1 s window and AckWait.
+	time.Sleep(3 * time.Second)
+	if err := stalled.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	got := c.waitAll(lane, ids, 90*time.Second)
+	redelivered := 0
+	for _, rs := range got {
+		if rs[0].DeliveryAttempt > 1 {
+			redelivered++
+		}
+	}
+	t.Logf("after a 3 s stall: %d jobs, each with one stored result; %d answered on a redelivery; repeats counted: %s and %s",
+		len(got), redelivered, metric(t, stalled, "scoring_duplicates_total"), metric(t, other, "scoring_duplicates_total"))
+}
+
+// kill -9 of the only worker with jobs in flight (some stored and not yet
+// acked), restarted after the duplicate window: the redelivered jobs that
+// were answered are repeats, never second results.
+func TestKill9OfTheOnlyWorkerRestartedAfterTheWindow(t *testing.T) {
+	c := newCluster(t)
+	env := []string{"DUPLICATE_WINDOW=1s", "ACK_WAIT=1s"}
+	victim := startWorker(t, c.ns.URL(), c.leURL, env...)
+	c.le.SetFaults(langextractd.Faults{Latency: 5 * time.Millisecond})
+	lane := "kill-only"
+	ids := c.publishBatch(lane, 3000)
+	c.waitSome(lane, 300)
+	if err := victim.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-victim.done
+	victim.done <- nil // for cleanup
+	// The fault's length: past the window before anything is redelivered.
+	time.Sleep(1500 * time.Millisecond)
+	again := startWorker(t, c.ns.URL(), c.leURL, env...)
+	got := c.waitAll(lane, ids, 90*time.Second)
+	t.Logf("after kill -9 and a restart past the window: %d jobs, each with one stored result; repeats: %s", len(got), metric(t, again, "scoring_duplicates_total"))
+}
+
+// metric returns the lines of a worker's /metrics that start with name.
+func metric(t *testing.T, p *proc, name string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + p.addr + "/metrics")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var lines []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, name) {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines, "; ")
 }

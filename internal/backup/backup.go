@@ -52,8 +52,8 @@ const Format = 1
 // written last: a directory without it holds no complete backup.
 const ManifestFile = "manifest.json"
 
-// ClaimsStream is the stream behind the claims bucket topology.ClaimsBucket.
-const ClaimsStream = "KV_" + topology.ClaimsBucket
+// ClaimsStream is the stream behind the claims bucket topology.LegacyClaimsBucket.
+const ClaimsStream = "KV_" + topology.LegacyClaimsBucket
 
 // Errors returned by Backup, Verify and Restore, wrapped with details.
 var (
@@ -73,18 +73,18 @@ var (
 )
 
 // DefaultStreams returns the project's streams in the order a backup takes
-// them: the job streams first, then the claims, the results and the dead
-// letters. A job answered while the backup runs is then either still in the
-// saved jobs (and its claim and result, if saved, make a restored worker
-// acknowledge it without a second result) or its claim and result are saved
-// too; a job is never in none of them.
+// them: the job streams first, then an earlier version's claims (skipped
+// where there are none), the results, then the dead letters. A job answered
+// while the backup runs is then either still in the saved jobs (and its
+// result, if saved, makes a restored worker repeat it instead of storing a
+// second one) or its result is saved; a job is never in neither.
 func DefaultStreams() []string {
 	return []string{topology.JobsStream, topology.BulkStream, ClaimsStream, topology.ResultsStream, topology.DLQStream}
 }
 
-// restoreRank orders a restore: claims before results before dead letters,
-// and the job streams last, so that a worker started at any point finds the
-// claims of the jobs it is given.
+// restoreRank orders a restore: (an earlier version's claims,) results,
+// dead letters, and the job streams last, so that a worker started at any
+// point finds the results of the jobs it is given.
 func restoreRank(name string) int {
 	switch name {
 	case ClaimsStream:
@@ -102,9 +102,9 @@ func restoreRank(name string) int {
 }
 
 // StreamName returns the stream name for name, which may also be the claims
-// bucket's name (topology.ClaimsBucket).
+// bucket's name (topology.LegacyClaimsBucket).
 func StreamName(name string) string {
-	if name == topology.ClaimsBucket {
+	if name == topology.LegacyClaimsBucket {
 		return ClaimsStream
 	}
 	return name

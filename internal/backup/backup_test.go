@@ -137,7 +137,7 @@ func TestBackupAndRestoreTheTopology(t *testing.T) {
 			jetstream.MsgIDHeader, fmt.Sprintf("r-%d", i), "Hybridscore-Digest", fmt.Sprintf("%016x", i), "multi", "one", "multi", "two")
 	}
 	publish(t, js, "scoring.dlq.a", `{"job_id":`, jetstream.MsgIDHeader, "dlq-x-1", "Hybridscore-Reason", "invalid_json", "Hybridscore-Subject", "scoring.jobs.a")
-	kv, err := js.KeyValue(ctx, topology.ClaimsBucket)
+	kv, err := js.CreateKeyValue(ctx, topology.Config{}.LegacyClaimsConfig()) // an earlier version's claims
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +231,7 @@ func TestBackupAndRestoreTheTopology(t *testing.T) {
 	if _, err := js.Consumer(ctx, topology.BulkStream, topology.BulkConsumer); err != nil {
 		t.Fatal(err)
 	}
-	kv, err = js.KeyValue(ctx, topology.ClaimsBucket)
+	kv, err = js.KeyValue(ctx, topology.LegacyClaimsBucket)
 	if err != nil {
 		t.Fatal(err)
 	}

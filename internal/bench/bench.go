@@ -502,26 +502,36 @@ func (b *run) publishJobs(ctx context.Context, subject, lane string, n, publishe
 // measurement costs the server (and this process) next to nothing.
 type collector struct {
 	s        jetstream.Stream
+	cons     jetstream.Consumer // counts the lane's results from startSeq
 	subject  string
 	want     int
 	startSeq uint64 // the lane's results come after it
 }
 
+// collect counts the results stored on subject (a lane's results,
+// scoring.results.<lane>.>: one subject per job) from now on, through an
+// ephemeral consumer's pending count.
 func (b *run) collect(ctx context.Context, subject string, want int) (*collector, error) {
 	s, err := b.js.Stream(ctx, topology.ResultsStream)
 	if err != nil {
 		return nil, err
 	}
-	return &collector{s: s, subject: subject, want: want, startSeq: s.CachedInfo().State.LastSeq + 1}, nil
+	start := s.CachedInfo().State.LastSeq + 1
+	cons, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{FilterSubject: subject, AckPolicy: jetstream.AckNonePolicy,
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start, InactiveThreshold: 10 * time.Minute, MemoryStorage: true})
+	if err != nil {
+		return nil, err
+	}
+	return &collector{s: s, cons: cons, subject: subject, want: want, startSeq: start}, nil
 }
 
 // count returns how many results the lane has stored.
 func (c *collector) count(ctx context.Context) (int, error) {
-	info, err := c.s.Info(ctx, jetstream.WithSubjectFilter(c.subject))
+	info, err := c.cons.Info(ctx)
 	if err != nil {
 		return 0, err
 	}
-	return int(info.State.Subjects[c.subject]), nil
+	return int(info.NumPending), nil
 }
 
 // stallTimeout fails a scenario when no result arrived for that long.
@@ -565,10 +575,17 @@ func (c *collector) wait(ctx context.Context, w worker) (Throughput, error) {
 	if err != nil {
 		return Throughput{}, fmt.Errorf("first result: %w", err)
 	}
-	last, err := c.s.GetLastMsgForSubject(ctx, c.subject)
+	// Nothing else stores results while a scenario runs: the stream's last
+	// message is the lane's last result.
+	info, err := c.s.Info(ctx)
 	if err != nil {
 		return Throughput{}, fmt.Errorf("last result: %w", err)
 	}
+	last, err := c.s.GetMsg(ctx, info.State.LastSeq)
+	if err != nil {
+		return Throughput{}, fmt.Errorf("last result: %w", err)
+	}
+	_ = c.s.DeleteConsumer(ctx, c.cons.CachedInfo().Name)
 	el := last.Time.Sub(first.Time)
 	t := Throughput{Jobs: c.want, Elapsed: el, ResultBytes: (len(first.Data) + len(last.Data)) / 2}
 	if el > 0 {
@@ -653,7 +670,7 @@ func (b *run) stopWorker(w worker) (peakMB float64, err error) {
 func (b *run) ready(ctx context.Context, w worker, tasks, patterns []string) error {
 	lane := "bench-ready-" + nonce()
 	got := make(chan *nats.Msg, 1)
-	sub, err := b.nc.ChanSubscribe(topology.ResultsPrefix+lane, got)
+	sub, err := b.nc.ChanSubscribe(topology.ResultsPrefix+lane+".>", got)
 	if err != nil {
 		return err
 	}
@@ -662,7 +679,7 @@ func (b *run) ready(ctx context.Context, w worker, tasks, patterns []string) err
 		Header: nats.Header{jetstream.MsgIDHeader: []string{lane + "-0"}}}); err != nil {
 		return err
 	}
-	b.purgeLater(topology.ResultsPrefix + lane)
+	b.purgeLater(topology.ResultsPrefix + lane + ".>")
 	select {
 	case <-got:
 		return nil
@@ -680,7 +697,7 @@ func (b *run) ready(ctx context.Context, w worker, tasks, patterns []string) err
 // beforehand and drained by a worker started afterwards; concurrent:
 // published by 10 goroutines to a worker already running.
 func (b *run) scenario(ctx context.Context, prefix, lane string, n int, tasks, patterns, warm []string, concurrent bool) (t Throughput, peakMB float64, err error) {
-	subject := topology.ResultsPrefix + lane
+	subject := topology.ResultsPrefix + lane + ".>"
 	c, err := b.collect(ctx, subject, n)
 	if err != nil {
 		return Throughput{}, 0, err
@@ -764,15 +781,15 @@ func (b *run) idleLatency(ctx context.Context, rate float64, dur time.Duration, 
 // as seen by a subscriber of the lane's results subject. published, if
 // not nil, is called right after the last job is published.
 func (b *run) latencies(ctx context.Context, w worker, lane string, rate float64, dur time.Duration, tasks, patterns []string, published func()) ([]float64, error) {
-	b.purgeLater(topology.ResultsPrefix + lane)
+	b.purgeLater(topology.ResultsPrefix + lane + ".>")
 	n := max(1, int(rate*dur.Seconds()))
 	sent := make([]atomic.Int64, n)
 	lat := make([]float64, 0, n)
 	var mu sync.Mutex
 	got := make(chan struct{}, 1)
-	sub, err := b.nc.Subscribe(topology.ResultsPrefix+lane, func(m *nats.Msg) {
+	sub, err := b.nc.Subscribe(topology.ResultsPrefix+lane+".>", func(m *nats.Msg) {
 		now := time.Now().UnixNano()
-		id := m.Header.Get(jetstream.MsgIDHeader)
+		id := m.Subject // scoring.results.<lane>.<lane>-<i>
 		i, err := strconv.Atoi(id[strings.LastIndexByte(id, '-')+1:])
 		if err != nil || i < 0 || i >= n {
 			return

@@ -257,11 +257,11 @@ func (b *run) underBacklog(ctx context.Context, tasks, patterns, warm []string) 
 			n, b.o.MixedBulk, b.rep.Cold.PerSec, b.o.MixedFor)
 	}
 	lane := "bench-backlog-" + nonce()
-	c, err := b.collect(ctx, topology.ResultsPrefix+lane, n)
+	c, err := b.collect(ctx, topology.ResultsPrefix+lane+".>", n)
 	if err != nil {
 		return 0, err
 	}
-	b.purgeLater(topology.ResultsPrefix + lane)
+	b.purgeLater(topology.ResultsPrefix + lane + ".>")
 	// Deferred first, so it runs after the worker has stopped: the rest of
 	// the backlog must not reach the next scenario's worker.
 	defer b.purgeJobs(context.WithoutCancel(ctx), topology.BulkPrefix, lane)
@@ -354,16 +354,16 @@ func (b *run) saturation(ctx context.Context) (err error) {
 	n := b.o.Jobs
 	nb := max(1, n/2)
 	iLane, bLane := "bench-sat-i-"+nonce(), "bench-sat-b-"+nonce()
-	ci, err := b.collect(ctx, topology.ResultsPrefix+iLane, n)
+	ci, err := b.collect(ctx, topology.ResultsPrefix+iLane+".>", n)
 	if err != nil {
 		return err
 	}
-	cb, err := b.collect(ctx, topology.ResultsPrefix+bLane, nb)
+	cb, err := b.collect(ctx, topology.ResultsPrefix+bLane+".>", nb)
 	if err != nil {
 		return err
 	}
-	b.purgeLater(topology.ResultsPrefix + iLane)
-	b.purgeLater(topology.ResultsPrefix + bLane)
+	b.purgeLater(topology.ResultsPrefix + iLane + ".>")
+	b.purgeLater(topology.ResultsPrefix + bLane + ".>")
 	defer b.purgeJobs(context.WithoutCancel(ctx), topology.JobsPrefix, iLane)
 	defer b.purgeJobs(context.WithoutCancel(ctx), topology.BulkPrefix, bLane)
 	if err := b.publishJobs(ctx, topology.JobsPrefix+iLane, iLane, n, 2, func(i int) []byte { return coldJobFor(iLane, i) }); err != nil {

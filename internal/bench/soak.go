@@ -40,7 +40,7 @@ func (b *run) soak(ctx context.Context, tasks, patterns, warm []string) error {
 	for done, k := 0, 0; done < n; k++ {
 		m := min(soakChunk, n-done)
 		lane := base + "-" + strconv.Itoa(k)
-		c, err := b.collect(ctx, topology.ResultsPrefix+lane, m)
+		c, err := b.collect(ctx, topology.ResultsPrefix+lane+".>", m)
 		if err != nil {
 			return joinStop(err, w.stop(), w)
 		}
@@ -50,7 +50,7 @@ func (b *run) soak(ctx context.Context, tasks, patterns, warm []string) error {
 		if _, err := c.wait(ctx, w); err != nil {
 			return joinStop(err, w.stop(), w)
 		}
-		b.purgeLater(topology.ResultsPrefix + lane)
+		b.purgeLater(topology.ResultsPrefix + lane + ".>")
 		done += m
 		if k == 0 {
 			s.RSSFirstMB = w.rssMB()

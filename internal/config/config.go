@@ -149,9 +149,6 @@ func (c *Config) Validate() error {
 			errs = append(errs, bad(d.env, "must be a positive duration, got %s", d.v))
 		}
 	}
-	if c.AckWait > 0 && c.DuplicateWindow > 0 && c.DuplicateWindow < c.AckWait {
-		errs = append(errs, bad("DUPLICATE_WINDOW", "%s is shorter than ACK_WAIT %s: a job redelivered after a crash between storing its result and claiming it would be stored twice", c.DuplicateWindow, c.AckWait))
-	}
 	if _, err := c.RedisEnabled(); err != nil {
 		errs = append(errs, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hybridscore/hybridscore/internal/config"
 )
@@ -32,7 +33,7 @@ func TestValidateNamesTheVariable(t *testing.T) {
 		"HYBRID_STRATEGY":             func(c *config.Config) { c.HybridStrategy = "x" },
 		"HYBRID_VECTOR_WEIGHT":        func(c *config.Config) { c.HybridVectorWeight = 0.5 },
 		"SEMANTIC_CACHE_ENABLE_REDIS": func(c *config.Config) { c.SemanticCacheEnableRedis = "maybe" },
-		"DUPLICATE_WINDOW":            func(c *config.Config) { c.DuplicateWindow = c.AckWait / 2 },
+		"DUPLICATE_WINDOW":            func(c *config.Config) { c.DuplicateWindow = -time.Second },
 		"MAX_DELIVER":                 func(c *config.Config) { c.MaxDeliver = 0 },
 		"SEMANTIC_CACHE_WARM_FILE":    func(c *config.Config) { c.SemanticCacheWarmFile = "/nonexistent" },
 		"NATS_TLS_CERT":               func(c *config.Config) { c.NATSTLSCert = "x" },

@@ -3,17 +3,18 @@
 // Handler's Reply. It is the one place that acks, naks and terminates job
 // messages:
 //
-//   - Publish: the result is stored once per job (a claim in a key-value
-//     bucket, checked before and written after the result's PubAck), then
-//     the job is acked;
+//   - Publish: the result is stored once per job by package resultstore
+//     (one write on the job's own subject, which the server refuses a
+//     second time; a repeat answers the requester again), then the job is
+//     acked;
 //   - Retry: NakWithDelay (on_fallback retry);
 //   - Reject: dead letter, rejected result, Term;
 //   - Fail (a bug): nak with backoff, dead letter "internal" on the last
 //     delivery;
 //   - Requeue (shutdown): Nak at once.
 //
-// Failures of the infrastructure (a results stream that cannot store, the
-// claims bucket, NATS itself) are retried in-process with exponential
+// Failures of the infrastructure (a results stream that cannot store, NATS
+// itself) are retried in-process with exponential
 // backoff and jitter while the message is kept alive, so they do not spend
 // the job's deliveries; only after OutageRetryFor is the job naked with a
 // delay. Every message the process holds, whatever it waits on, gets
@@ -23,19 +24,16 @@
 // for (by count and bytes), so nothing is buffered where it cannot be kept
 // alive; a pool of GOMAXPROCS goroutines runs the Handler and every step
 // that only computes; a Handler that must wait is run on its own goroutine,
-// at most Concurrency at once; results and claims are published
-// asynchronously, and their PubAcks come back as events to the pool.
+// at most Concurrency at once; results are stored asynchronously, and the
+// store's news comes back as events to the pool.
 package consumer
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +44,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hybridscore/hybridscore/internal/config"
+	"github.com/hybridscore/hybridscore/internal/resultstore"
 	"github.com/hybridscore/hybridscore/internal/topology"
 	"github.com/hybridscore/hybridscore/internal/tracing"
 	"github.com/hybridscore/hybridscore/pkg/job"
@@ -58,8 +57,8 @@ type Observer interface {
 	Redelivered(lane string)
 	DeadLettered(lane, reason string)
 	// Duplicate counts a job answered by an earlier result: source is
-	// "claim" (found before publishing) or "pub_ack" (the results stream
-	// reported the publish a duplicate).
+	// "record" (the server refused a second result on the job's subject)
+	// or "claim" (an earlier version's claim).
 	Duplicate(lane, source string)
 	InFlight(delta int)
 	// ConsumerPending reports a class's backlog: jobs not yet delivered,
@@ -95,10 +94,12 @@ const (
 	StatusDeadLettered = "dead_lettered" // conflict, internal error or last delivery
 )
 
-// Headers. A result carries HeaderDigest; a dead letter carries the rest,
-// and its payload is the job unchanged.
+// Headers. A result carries HeaderDigest (and HeaderRepeat when sent
+// again); a dead letter carries the rest, and its payload is the job
+// unchanged.
 const (
-	HeaderDigest    = "Hybridscore-Digest"
+	HeaderDigest    = resultstore.HeaderDigest
+	HeaderRepeat    = resultstore.HeaderRepeat
 	HeaderReason    = "Hybridscore-Reason"
 	HeaderError     = "Hybridscore-Error"
 	HeaderJobID     = "Hybridscore-Job-Id"
@@ -123,7 +124,7 @@ type Config struct {
 	MaxHeldBytes int
 	AckWait      time.Duration // the consumer's
 	MaxDeliver   int           // the consumer's; -1 unlimited
-	// PublishTimeout bounds the wait for one PubAck or claim lookup.
+	// PublishTimeout bounds the wait for one PubAck or lookup.
 	PublishTimeout time.Duration
 	// OutageRetryFor is how long infrastructure failures are retried
 	// in-process before the job is naked with a delay (which spends a
@@ -136,8 +137,9 @@ type Config struct {
 	// PullWait is how long one pull request waits for messages; 0 means
 	// 1 s. Shutdown waits for the last one to expire before naking.
 	PullWait time.Duration
-	// Claims is the key-value bucket of job claims.
-	Claims string
+	// LegacyClaims is an earlier version's bucket of claims, read until
+	// its newest claim expires; default topology.LegacyClaimsBucket.
+	LegacyClaims string
 	// Bind finds the consumer again after it vanished (deleted, or a fatal
 	// pull error); nil looks it up by name.
 	Bind func(ctx context.Context) (jetstream.Consumer, error)
@@ -186,9 +188,6 @@ func (c Config) withDefaults() Config {
 	if c.PullWait <= 0 {
 		c.PullWait = time.Second
 	}
-	if c.Claims == "" {
-		c.Claims = topology.ClaimsBucket
-	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
@@ -226,18 +225,9 @@ type Worker struct {
 	held      map[*item]struct{}
 	heldBytes int
 	room      chan struct{} // signalled when something is released
-	// pending holds the items whose request (claim lookup, result or
-	// claim publish) awaits its answer, by reply token.
-	pending map[string]*item
+	store     *resultstore.Store
 
-	claimGet   string // direct-get subject prefix of the claims bucket
-	claimPut   string // subject prefix of the claims bucket
-	inbox      string // prefix of the replies to the pipeline's requests
-	tokens     atomic.Uint64
-	subjects   sync.Map // reply subject → subjectInfo
 	denied     sync.Map // subject → time.Time of NATS's last refusal
-	verified   sync.Map // core subject → time.Time it was last found open
-	subjectsN  atomic.Int64
 	ready      atomic.Bool
 	draining   atomic.Bool
 	drainCh    chan struct{}
@@ -245,16 +235,14 @@ type Worker struct {
 	maxPayload int
 }
 
-// New returns a Worker consuming from cons with handler h. It creates the
-// asynchronous publisher; the claims bucket must exist (topology.Provision
-// creates it) and allow direct gets.
+// New returns a Worker consuming from cons with handler h; its results go
+// to the stream topology.ResultsStream.
 func New(nc *nats.Conn, js jetstream.JetStream, cons jetstream.Consumer, h Handler, cfg Config) (*Worker, error) {
 	cfg = cfg.withDefaults()
 	w := &Worker{cfg: cfg, nc: nc, js: js, h: h, log: cfg.Logger, obs: cfg.Observer,
 		io:   newSlots(cfg.Concurrency, cfg.BulkShare),
-		held: map[*item]struct{}{}, room: make(chan struct{}, 1), pending: map[string]*item{},
-		claimGet: "$JS.API.DIRECT.GET.KV_" + cfg.Claims + ".$KV." + cfg.Claims + ".", claimPut: "$KV." + cfg.Claims + ".",
-		inbox: nc.NewRespInbox() + ".", drainCh: make(chan struct{})}
+		held: map[*item]struct{}{}, room: make(chan struct{}, 1), drainCh: make(chan struct{})}
+	w.store = resultstore.New(nc, js, resultstore.Config{Timeout: cfg.PublishTimeout, LegacyClaims: cfg.LegacyClaims, Logger: cfg.Logger})
 	w.src[Interactive] = newSource(Interactive, cons, cfg.Bind, topology.JobsStream, topology.Consumer, cfg.Prefetch)
 	w.pace = newPace(cfg.BulkShare, runtime.GOMAXPROCS(0))
 	if cfg.Bulk != nil {
@@ -297,10 +285,14 @@ func (w *Worker) post(it *item) { w.src[it.class].events <- it }
 // Config returns the settings in force, defaults applied.
 func (w *Worker) Config() Config { return w.cfg }
 
+// Inbox is the prefix of the subjects the worker's own requests are
+// answered on: no job may name it as its reply subject.
+func (w *Worker) Inbox() string { return w.store.Inbox() }
+
 // Denied tells the worker that NATS refused it a publish to subject (a
-// permissions violation, reported asynchronously by the connection). A
-// result for that subject is then dead-lettered as invalid_field instead of
-// being retried as if NATS were down.
+// permissions violation, reported asynchronously by the connection). The
+// job's result is stored all the same; a copy to that reply subject is
+// then given up instead of being retried as if NATS were down.
 func (w *Worker) Denied(subject string) { w.denied.Store(subject, time.Now()) }
 
 func (w *Worker) isDenied(subject string) bool {
@@ -326,10 +318,8 @@ func (w *Worker) Draining() bool { return w.draining.Load() }
 type op uint8
 
 const (
-	opHandle  op = iota // run the Handler
-	opLookup            // look the claim up
-	opPublish           // store the result
-	opClaim             // write the claim
+	opHandle op = iota // run the Handler
+	opStore            // store the result (package resultstore)
 )
 
 // item is one held message on its way through the pipeline. Exactly one
@@ -348,16 +338,7 @@ type item struct {
 	failSince time.Time
 	progress  atomic.Int64 // last sign of life sent to the server, unix ns
 	abandoned atomic.Bool  // given up at the drain timeout: ignore events
-	out       nats.Msg     // the publish in flight
-	sentAt    time.Time
-	// Completion of the op in flight.
-	pa    pubAck
-	err   error
-	found bool
-	claim string
-	// claimSeq is the sequence of a deleted claim's marker: the claim is
-	// written expecting it instead of none.
-	claimSeq string
+	st        resultstore.Op
 	// Tracing (nil while it is off): the job's span, the context the
 	// Handler runs in, and the span of the Reply's publish.
 	span trace.Span
@@ -373,11 +354,16 @@ type item struct {
 func (w *Worker) Run(ctx context.Context) error {
 	jobCtx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelJobs()
-	replies, err := w.nc.Subscribe(w.inbox+"*", w.onReply)
-	if err != nil {
-		return fmt.Errorf("consumer: subscribe to replies: %w", err)
+	storeCtx, stopStore := context.WithCancel(context.WithoutCancel(ctx))
+	storeReady, storeDone := make(chan struct{}), make(chan error, 1)
+	go func() { storeDone <- w.store.Run(storeCtx, storeReady) }()
+	defer func() { stopStore(); <-storeDone }()
+	select {
+	case <-storeReady:
+	case err := <-storeDone:
+		storeDone <- err
+		return err
 	}
-	defer func() { _ = replies.Unsubscribe() }()
 	var advs []*nats.Subscription
 	defer func() {
 		for _, a := range advs {
@@ -500,12 +486,12 @@ func (w *Worker) abandonAll() {
 	for it := range w.held {
 		items = append(items, it)
 	}
-	clear(w.pending)
 	w.mu.Unlock()
 	for _, it := range items {
 		if it.abandoned.Swap(true) {
 			continue
 		}
+		w.store.Forget(&it.st)
 		w.finish(it, w.nak(it, 0, "drain timeout"), StatusNaked)
 	}
 }
@@ -788,24 +774,14 @@ func (w *Worker) step(ctx context.Context, it *item) {
 			return
 		}
 		w.dispose(ctx, it, rep)
-	case opLookup:
+	case opStore:
 		if again {
-			w.lookup(it)
+			w.store.Retry(&it.st)
 			return
 		}
-		w.afterLookup(ctx, it)
-	case opPublish:
-		if again {
-			w.publishResult(ctx, it)
-			return
+		if res, done := w.store.Advance(&it.st); done {
+			w.stored(ctx, it, res)
 		}
-		w.afterPublish(ctx, it)
-	case opClaim:
-		if again {
-			w.writeClaim(it)
-			return
-		}
-		w.afterClaim(it)
 	}
 }
 
@@ -841,7 +817,7 @@ func (w *Worker) dispose(ctx context.Context, it *item, rep Reply) {
 		if it.span != nil {
 			w.startPublish(it)
 		}
-		w.lookup(it)
+		w.store.Start(w.storeOp(ctx, it), w.storeNews)
 	case Retry:
 		if ce := w.log.Check(zap.DebugLevel, "retry later"); ce != nil {
 			ce.Write(zap.String("job_id", rep.JobID), zap.String("lane", it.d.Lane), zap.String("fallback_reason", rep.FallbackReason),
@@ -868,243 +844,12 @@ func (w *Worker) dispose(ctx context.Context, it *item, rep Reply) {
 	}
 }
 
-// lookup asks the claims bucket, by a direct get, whether the job was
-// answered before.
-func (w *Worker) lookup(it *item) {
-	it.op = opLookup
-	it.out = nats.Msg{Subject: w.claimGet + ClaimKey(it.rep.JobID)}
-	w.request(it)
-}
-
-// request sends it.out with a reply token of its own; the answer (or the
-// keepAlive's timeout) comes back to the pool as an event. The pipeline
-// sends its publishes this way, not through the JetStream client's
-// asynchronous publisher, to spare a future, a map and a reflective PubAck
-// decoding per message.
-func (w *Worker) request(it *item) {
-	token := strconv.FormatUint(w.tokens.Add(1), 36)
-	it.out.Reply = w.inbox + token
-	it.sentAt = time.Now()
-	w.mu.Lock()
-	w.pending[token] = it
-	w.mu.Unlock()
-	if err := w.nc.PublishMsg(&it.out); err != nil {
-		w.mu.Lock()
-		_, mine := w.pending[token]
-		delete(w.pending, token)
-		w.mu.Unlock()
-		if mine {
-			w.infra(it, opName(it.op), err)
-		}
-	}
-}
-
-// onReply receives the answer to a request (on the connection's goroutine:
-// it only reads it and hands the item back to the pool).
-func (w *Worker) onReply(m *nats.Msg) {
-	token := strings.TrimPrefix(m.Subject, w.inbox)
-	w.mu.Lock()
-	it := w.pending[token]
-	delete(w.pending, token)
-	w.mu.Unlock()
-	if it == nil {
-		return
-	}
-	it.err = nil
-	status := m.Header.Get("Status")
-	switch {
-	case it.op == opLookup:
-		it.found, it.claim, it.claimSeq = false, "", ""
-		switch status {
-		case "":
-			if m.Header.Get("KV-Operation") != "" { // deleted or purged: no claim
-				it.claimSeq = m.Header.Get(jetstream.SequenceHeader)
-				break
-			}
-			it.found, it.claim = true, string(m.Data)
-		case "404":
-		default:
-			it.err = fmt.Errorf("claims bucket answered %s %s", status, m.Header.Get("Description"))
-		}
-	case status == "503":
-		it.err = fmt.Errorf("%w: no stream answered for %s", nats.ErrNoResponders, it.out.Subject)
-	case status != "":
-		it.err = fmt.Errorf("publish to %s: status %s %s", it.out.Subject, status, m.Header.Get("Description"))
-	default:
-		it.pa, it.err = parsePubAck(m.Data)
-	}
-	w.post(it)
-}
-
-func (w *Worker) afterLookup(ctx context.Context, it *item) {
-	if it.pub != nil {
-		event(it.pub, "claim looked up", it)
-	}
-	switch {
-	case it.err != nil:
-		w.infra(it, "claim lookup", it.err)
-	case !it.found:
-		w.publishResult(ctx, it)
-	case it.claim == it.rep.Digest:
-		w.obs.Duplicate(it.d.Lane, "claim")
-		w.log.Info("duplicate job: answered before, acked without a second result", zap.String("job_id", it.rep.JobID),
-			zap.String("lane", it.d.Lane), zap.Int("attempt", it.d.Attempt))
-		w.finish(it, w.ack(it), StatusDuplicate)
-	default:
-		w.conflict(ctx, it)
-	}
-}
-
-func (w *Worker) conflict(ctx context.Context, it *item) {
-	msg := "job_id " + it.rep.JobID + " was answered before for different content"
-	w.log.Warn("job_id conflict", zap.String("job_id", it.rep.JobID), zap.String("lane", it.d.Lane))
-	w.ioWG.Add(1)
-	go func() { defer w.ioWG.Done(); w.deadLetterAndTerm(ctx, it, ReasonConflict, msg) }()
-}
-
-// publishResult stores the result: asynchronously through JetStream when a
-// stream covers the subject, as a plain publish when none does.
-func (w *Worker) publishResult(ctx context.Context, it *item) {
-	it.op = opPublish
-	core, err := w.coreOnly(ctx, it.rep.Subject)
-	if err != nil {
-		w.infra(it, "result", err)
-		return
-	}
-	it.out = nats.Msg{Subject: it.rep.Subject, Data: it.rep.Result,
-		Header: nats.Header{jetstream.MsgIDHeader: []string{it.rep.JobID}, HeaderDigest: []string{it.rep.Digest}}}
-	if it.pub != nil {
-		// A consumer of results continues the job's trace from here.
-		tracing.Inject(trace.ContextWithSpan(it.tctx, it.pub), it.out.Header)
-	}
-	if core {
-		if err := w.nc.PublishMsg(&it.out); err != nil {
-			w.infra(it, "result", err)
-			return
-		}
-		if !w.allowed(it.rep.Subject) {
-			w.infra(it, "result", fmt.Errorf("publish to %s refused", it.rep.Subject))
-			return
-		}
-		w.writeClaim(it)
-		return
-	}
-	w.request(it)
-}
-
-// allowed reports whether NATS lets this worker publish to a core subject.
-// A refusal comes back asynchronously, so the first publish to a subject
-// (each minute) is followed by a round trip and a short wait for it; later
-// ones trust that answer. _INBOX subjects are always open to a worker.
-func (w *Worker) allowed(subject string) bool {
-	if strings.HasPrefix(subject, "_INBOX.") {
-		return true
-	}
-	if w.isDenied(subject) {
-		return false
-	}
-	if v, ok := w.verified.Load(subject); ok && time.Since(v.(time.Time)) < time.Minute {
-		return true
-	}
-	_ = w.nc.FlushTimeout(w.cfg.PublishTimeout)
-	for range 10 { // the connection's error callback runs on its own goroutine
-		if w.isDenied(subject) {
-			return false
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	w.verified.Store(subject, time.Now())
-	return true
-}
-
-func (w *Worker) afterPublish(ctx context.Context, it *item) {
-	if it.pub != nil {
-		event(it.pub, "result PubAck", it)
-	}
-	switch {
-	case it.err != nil && permanent(it.err):
-		w.jobFailure(ctx, it, "result not storable: "+it.err.Error())
-	case it.err != nil:
-		w.infra(it, "result", it.err)
-	case it.pa.Duplicate:
-		// The results stream already has a result with this job id: count
-		// it, and make sure it is this job's before claiming it.
-		w.obs.Duplicate(it.d.Lane, "pub_ack")
-		w.log.Info("results stream reported a duplicate result", zap.String("job_id", it.rep.JobID), zap.String("lane", it.d.Lane),
-			zap.String("stream", it.pa.Stream), zap.Uint64("seq", it.pa.Seq))
-		w.ioWG.Add(1)
-		go func() { defer w.ioWG.Done(); w.checkDuplicate(ctx, it) }()
-	default:
-		w.writeClaim(it)
-	}
-}
-
-// checkDuplicate compares the stored result's digest with this job's.
-func (w *Worker) checkDuplicate(ctx context.Context, it *item) {
-	gctx, cancel := context.WithTimeout(ctx, w.cfg.PublishTimeout)
-	defer cancel()
-	s, err := w.js.Stream(gctx, it.pa.Stream)
-	var raw *jetstream.RawStreamMsg
-	if err == nil {
-		raw, err = s.GetMsg(gctx, it.pa.Seq)
-	}
-	switch {
-	case errors.Is(err, jetstream.ErrMsgNotFound): // aged out or removed: nothing to compare with
-		w.writeClaim(it)
-	case err != nil:
-		w.infra(it, "duplicate check", err)
-	case raw.Header.Get(HeaderDigest) != "" && raw.Header.Get(HeaderDigest) != it.rep.Digest:
-		w.conflict(ctx, it)
-	default:
-		w.writeClaim(it)
-	}
-}
-
-// writeClaim records that the job's result is stored: a create that fails
-// when the key exists.
-func (w *Worker) writeClaim(it *item) {
-	it.op = opClaim
-	if it.rep.Release != nil {
-		// The result is stored; its buffer is free again.
-		it.rep.Release(it.rep.Result)
-		it.rep.Release, it.rep.Result = nil, nil
-	}
-	it.out = nats.Msg{Subject: w.claimPut + ClaimKey(it.rep.JobID), Data: []byte(it.rep.Digest),
-		Header: nats.Header{jetstream.ExpectedLastSubjSeqHeader: []string{cmp.Or(it.claimSeq, "0")}}}
-	w.request(it)
-}
-
-// errWrongLastSequence is JetStream's answer to a create whose key exists.
-const errWrongLastSequence jetstream.ErrorCode = 10071
-
-func (w *Worker) afterClaim(it *item) {
-	if it.err != nil {
-		var apiErr *jetstream.APIError
-		if !errors.As(it.err, &apiErr) || apiErr.ErrorCode != errWrongLastSequence {
-			w.infra(it, "claim", it.err)
-			return
-		}
-		// Claimed meanwhile by another copy of the same job: its result and
-		// ours carry one Nats-Msg-Id, and only one was stored.
-	}
-	w.finish(it, w.ack(it), it.rep.Status)
-}
-
 // infra handles a failure of the infrastructure at it.op: retried
 // in-process with exponential backoff and jitter while the message is kept
 // alive; after OutageRetryFor (never on the last delivery) naked with a
 // delay.
 func (w *Worker) infra(it *item, what string, err error) {
 	now := time.Now()
-	if it.op == opPublish && w.isDenied(it.rep.Subject) {
-		// Not an outage: this worker may never publish there. The job's
-		// reply subject is invalid for this deployment.
-		msg := "reply subject " + it.rep.Subject + " is not open to the worker's NATS user"
-		w.log.Warn("result refused by NATS permissions", zap.String("job_id", it.rep.JobID), zap.String("lane", it.d.Lane), zap.String("subject", it.rep.Subject))
-		w.ioWG.Add(1)
-		go func() { defer w.ioWG.Done(); w.deadLetterAndTerm(context.Background(), it, job.CodeInvalidField, msg) }()
-		return
-	}
 	if it.failures == 0 {
 		it.failSince = now
 		w.log.Warn(what+" failed; retrying", zap.String("job_id", it.rep.JobID), zap.String("lane", it.d.Lane), zap.Int("attempt", it.d.Attempt), zap.Error(err))
@@ -1138,37 +883,16 @@ func (w *Worker) jobFailure(ctx context.Context, it *item, why string) {
 	w.finish(it, w.nak(it, backoff(it.d.Attempt, time.Second, time.Minute), why), StatusNaked)
 }
 
-// permanent reports errors that repeat for this result whatever the delay.
-func permanent(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == errMessageTooLarge
-}
-
-const errMessageTooLarge jetstream.ErrorCode = 10054
-
 // backoff is base·2^(n-1), at most ceiling, with jitter in its upper half.
 func backoff(n int, base, ceiling time.Duration) time.Duration {
 	d := min(base<<min(max(n-1, 0), 20), ceiling)
 	return d/2 + rand.N(d/2+1)
 }
 
-func opName(o op) string {
-	switch o {
-	case opLookup:
-		return "claim lookup"
-	case opPublish:
-		return "result"
-	case opClaim:
-		return "claim"
-	}
-	return "handle"
-}
-
 func (w *Worker) ack(it *item) error {
 	err := it.m.Ack()
 	if err != nil {
-		// The result and the claim are stored: a redelivery is answered
-		// from the claim.
+		// The result is stored: a redelivery finds it and repeats it.
 		w.log.Warn("ack failed after publish", zap.String("job_id", it.rep.JobID), zap.Error(err))
 	}
 	return err
@@ -1188,12 +912,12 @@ func (w *Worker) nak(it *item, delay time.Duration, why string) error {
 }
 
 // keepAlive sends in-progress acks for every held message before its
-// AckWait runs out, and times out requests left unanswered.
+// AckWait runs out.
 func (w *Worker) keepAlive(quit <-chan struct{}) {
 	every := max(w.cfg.AckWait/3, 50*time.Millisecond)
 	t := time.NewTicker(max(min(every/2, time.Second), 25*time.Millisecond))
 	defer t.Stop()
-	var due, expired []*item
+	var due []*item
 	for {
 		select {
 		case <-quit:
@@ -1201,27 +925,17 @@ func (w *Worker) keepAlive(quit <-chan struct{}) {
 		case <-t.C:
 		}
 		now := time.Now()
-		due, expired = due[:0], expired[:0]
+		due = due[:0]
 		w.mu.Lock()
 		for it := range w.held {
 			if now.UnixNano()-it.progress.Load() >= int64(every) {
 				due = append(due, it)
 			}
 		}
-		for token, it := range w.pending {
-			if now.Sub(it.sentAt) > w.cfg.PublishTimeout {
-				delete(w.pending, token)
-				expired = append(expired, it)
-			}
-		}
 		w.mu.Unlock()
 		for _, it := range due {
 			it.progress.Store(now.UnixNano())
 			_ = it.m.InProgress()
-		}
-		for _, it := range expired {
-			it.err = fmt.Errorf("no answer within %s", w.cfg.PublishTimeout)
-			w.post(it)
 		}
 	}
 }
@@ -1278,37 +992,4 @@ func (w *Worker) rebind(ctx context.Context, src *source) {
 		}
 		delay = min(2*delay, 10*time.Second)
 	}
-}
-
-type subjectInfo struct {
-	core bool // no stream covers it: publish without JetStream
-	at   time.Time
-}
-
-// coreOnly reports whether no stream covers subject. Results under
-// scoring.results. are stream-backed by contract; other reply subjects are
-// looked up once a minute (at most 10000 remembered).
-func (w *Worker) coreOnly(ctx context.Context, subject string) (bool, error) {
-	switch {
-	case strings.HasPrefix(subject, "_INBOX."):
-		return true, nil
-	case strings.HasPrefix(subject, topology.ResultsPrefix):
-		return false, nil
-	}
-	if v, ok := w.subjects.Load(subject); ok && time.Since(v.(subjectInfo).at) < time.Minute {
-		return v.(subjectInfo).core, nil
-	}
-	lctx, cancel := context.WithTimeout(ctx, w.cfg.PublishTimeout)
-	defer cancel()
-	_, err := w.js.StreamNameBySubject(lctx, subject)
-	core := errors.Is(err, jetstream.ErrStreamNotFound)
-	if err != nil && !core {
-		return false, fmt.Errorf("which stream stores %s: %w", subject, err)
-	}
-	if w.subjectsN.Add(1) > 10000 {
-		w.subjects.Clear()
-		w.subjectsN.Store(0)
-	}
-	w.subjects.Store(subject, subjectInfo{core: core, at: time.Now()})
-	return core, nil
 }

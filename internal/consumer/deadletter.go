@@ -2,7 +2,6 @@ package consumer
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,14 +14,10 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
+	"github.com/hybridscore/hybridscore/internal/resultstore"
 	"github.com/hybridscore/hybridscore/internal/topology"
 	"github.com/hybridscore/hybridscore/internal/tracing"
 )
-
-// ClaimKey is the key of a job's claim in the claims bucket: the job id in
-// unpadded base64url, since job ids may hold characters (":", "..") that
-// keys may not.
-func ClaimKey(jobID string) string { return base64.RawURLEncoding.EncodeToString([]byte(jobID)) }
 
 // reject dead-letters an invalid job, answers it and terminates it, so it
 // is never redelivered.
@@ -31,8 +26,8 @@ func (w *Worker) reject(ctx context.Context, it *item) {
 		return
 	}
 	if !w.retrying(ctx, it, "rejection", func(ctx context.Context) error {
-		err := w.publishSync(ctx, it.rep.Subject, it.rep.JobID, it.rep.Result, it.span)
-		if err != nil && permanent(err) {
+		err := w.store.Reject(ctx, w.rejection(ctx, it))
+		if err != nil && resultstore.TooLarge(err) {
 			// Already dead-lettered: answering is what is left, and it
 			// cannot be done.
 			w.log.Warn("rejection not storable", zap.String("job_id", it.rep.JobID), zap.Error(err))
@@ -92,23 +87,14 @@ func (w *Worker) retrying(ctx context.Context, it *item, what string, fn func(co
 	}
 }
 
-// publishSync stores data on subject and waits for the PubAck (a plain
-// publish when no stream covers subject). The message carries the trace
-// context of span, when tracing.
-func (w *Worker) publishSync(ctx context.Context, subject, msgID string, data []byte, span trace.Span) error {
-	core, err := w.coreOnly(ctx, subject)
-	if err != nil {
-		return err
+// rejection is a rejected job's answer for the store.
+func (w *Worker) rejection(ctx context.Context, it *item) resultstore.Request {
+	r := resultstore.Request{Lane: it.d.Lane, JobID: it.rep.JobID, Reply: it.rep.Subject, Result: it.rep.Result}
+	if it.span != nil {
+		r.Header = nats.Header{}
+		tracing.Inject(trace.ContextWithSpan(ctx, it.span), r.Header)
 	}
-	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{msgID}}}
-	if span != nil {
-		tracing.Inject(trace.ContextWithSpan(ctx, span), msg.Header)
-	}
-	if core {
-		return w.nc.PublishMsg(msg)
-	}
-	_, err = w.js.PublishMsg(ctx, msg)
-	return err
+	return r
 }
 
 // deadLetter stores the job's payload unchanged in SCORING_DLQ,

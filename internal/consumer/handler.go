@@ -33,8 +33,9 @@ type Disposition uint8
 
 // Dispositions.
 const (
-	// Publish stores Result on Subject (once per JobID and Digest, whatever
-	// the delay of a redelivery), then acks.
+	// Publish stores Result (once per JobID and Digest, whatever the delay
+	// of a redelivery; a repeat is answered again), sends it to Subject,
+	// then acks.
 	Publish Disposition = iota + 1
 	// Retry naks with Delay: the job is tried again later (on_fallback
 	// retry). It spends a delivery.
@@ -74,13 +75,17 @@ func (d Disposition) String() string {
 // Reply is a Handler's verdict on one delivery.
 type Reply struct {
 	Disposition Disposition
-	// JobID identifies the job: the result's Nats-Msg-Id and the key of its
-	// claim.
+	// JobID identifies the job (with its lane): its result is stored on
+	// job.ResultSubject(lane, JobID).
 	JobID string
 	// Digest identifies the job's content: the same JobID with another
 	// Digest is a conflict, dead-lettered as job_id_conflict.
 	Digest string
-	// Subject receives Result.
+	// LegacyDigest is the digest earlier versions gave the same job, to
+	// compare with their claims.
+	LegacyDigest string
+	// Subject is the job's reply subject, which receives a copy of Result;
+	// empty: none.
 	Subject string
 	// Result is the encoded result. The pump owns it once returned; Release
 	// (when set) is called when the pump no longer needs it.

@@ -2,10 +2,15 @@ package consumer
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,6 +48,34 @@ type Jobs struct {
 	// RetryBackoff is the first on_fallback retry delay, doubled per
 	// delivery up to a minute.
 	RetryBackoff time.Duration
+	// ReservedReplies are subject prefixes a reply subject may not start
+	// with beyond ReservedReplyPrefixes (the worker's own inbox).
+	ReservedReplies []string
+}
+
+// ReservedReplyPrefixes are the subjects a job's reply subject may not
+// address: the streams and APIs the worker consumes or manages. A result
+// sent there would be taken for a job, a dead letter or an API call.
+var ReservedReplyPrefixes = []string{topology.JobsPrefix, topology.BulkPrefix, topology.DLQPrefix, "$JS.", "$KV.", "$SRV.", "$SYS.", "$O."}
+
+// reservedReply says why a reply subject may not be used, or "".
+func (h *Jobs) reservedReply(lane, jobID, subject string) string {
+	for _, p := range ReservedReplyPrefixes {
+		if strings.HasPrefix(subject, p) {
+			return "reply_subject " + subject + " addresses the worker's own streams or APIs (" + p + ")"
+		}
+	}
+	for _, p := range h.ReservedReplies {
+		if strings.HasPrefix(subject, p) {
+			return "reply_subject " + subject + " addresses the worker's own inbox"
+		}
+	}
+	// scoring.results.<lane>.<token> is where some job's result is stored:
+	// a copy there would take that job's place.
+	if rest, ok := strings.CutPrefix(subject, topology.ResultsPrefix); ok && strings.Count(rest, ".") == 1 && subject != job.ResultSubject(lane, jobID) {
+		return "reply_subject " + subject + " is where another job's result is stored (scoring.results.<lane>.<job>); use a subject of another depth"
+	}
+	return ""
 }
 
 // resultBufs recycles result encodings once the pump is done with them.
@@ -77,11 +110,10 @@ func (h *Jobs) Handle(ctx context.Context, d *Delivery) (rep Reply) {
 		return h.reject(d, partial, err)
 	}
 	id = j.JobID
-	subject := j.ReplySubject
-	if subject == "" {
-		subject = topology.ResultsPrefix + d.Lane
+	if why := h.reservedReply(d.Lane, j.JobID, j.ReplySubject); why != "" {
+		return h.reject(d, job.Partial{JobID: j.JobID, CorrelationID: j.CorrelationID}, &job.Error{Code: job.CodeInvalidField, Message: why})
 	}
-	rep = Reply{JobID: j.JobID, Digest: digest(j), Subject: subject, CorrelationID: j.CorrelationID}
+	rep = Reply{JobID: j.JobID, Digest: Digest(j), LegacyDigest: legacyDigest(j), Subject: j.ReplySubject, CorrelationID: j.CorrelationID}
 	r := job.Result{SchemaVersion: 1, JobID: j.JobID, CorrelationID: j.CorrelationID, WorkerID: h.WorkerID, DeliveryAttempt: d.Attempt}
 	vector := j.VectorSimilarity
 	if !j.Deadline.IsZero() && !d.Received.Before(j.Deadline) {
@@ -150,8 +182,8 @@ func (h *Jobs) publish(d *Delivery, r *job.Result, rep Reply) Reply {
 }
 
 // reject answers an invalid job: by its own id and reply subject when they
-// could be read, else by the message's Nats-Msg-Id (or stream sequence) on
-// the lane's results subject.
+// could be read, else by the message's Nats-Msg-Id (or stream sequence),
+// on the job's subject of the lane's results.
 func (h *Jobs) reject(d *Delivery, p job.Partial, err error) Reply {
 	var je *job.Error
 	if !errors.As(err, &je) {
@@ -164,8 +196,8 @@ func (h *Jobs) reject(d *Delivery, p job.Partial, err error) Reply {
 			id = "seq-" + strconv.FormatUint(d.Seq, 10)
 		}
 	}
-	if subject == "" {
-		subject = topology.ResultsPrefix + d.Lane
+	if subject != "" && h.reservedReply(d.Lane, id, subject) != "" {
+		subject = ""
 	}
 	r := job.Result{SchemaVersion: 1, JobID: id, CorrelationID: p.CorrelationID, Status: job.StatusRejected,
 		Error: &job.ErrorInfo{Code: je.Code, Message: je.Message}, WorkerID: h.WorkerID, DeliveryAttempt: d.Attempt}
@@ -175,10 +207,42 @@ func (h *Jobs) reject(d *Delivery, p job.Partial, err error) Reply {
 		Reason: je.Code, Message: je.Message, CorrelationID: p.CorrelationID}
 }
 
-// digest identifies what a job asks: the fields that decide its result and
-// where it goes. Metadata (correlation id, deadline, fallback policy) may
-// differ between two copies of one job.
-func digest(j *job.Job) string {
+// Digest identifies what a job asks: the fields that decide its result,
+// each written with its length before it, so that no two different jobs
+// share the bytes hashed (SHA-256, of which 128 bits are kept). Metadata
+// (correlation id, deadline, fallback policy) and where the answer goes
+// (reply subject) may differ between two copies of one job: a resubmission
+// waiting on a new inbox is the same job.
+func Digest(j *job.Job) string {
+	d := sha256.New()
+	var n [8]byte
+	field := func(s string) {
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		_, _ = d.Write(n[:])
+		_, _ = io.WriteString(d, s)
+	}
+	field(j.TaskDescription)
+	field(j.HistoricalPatternText)
+	field(j.Language)
+	field(j.Context)
+	binary.BigEndian.PutUint64(n[:], math.Float64bits(j.VectorSimilarity))
+	_, _ = d.Write(n[:])
+	if c := j.Characteristics; c != nil {
+		_, _ = d.Write([]byte{1})
+		field(c.Complexity)
+		field(c.FeatureLabel)
+		field(c.TaskType)
+	} else {
+		_, _ = d.Write([]byte{0})
+	}
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(d.Sum(sum[:0])[:16])
+}
+
+// legacyDigest is the digest versions before Digest wrote into their
+// claims (fields joined with NUL, 64 bits): compared with those claims
+// only, never with a result of this version.
+func legacyDigest(j *job.Job) string {
 	d := xxhash.New()
 	for _, s := range []string{j.TaskDescription, j.HistoricalPatternText, j.Language, j.Context, j.ReplySubject} {
 		_, _ = d.WriteString(s)

@@ -168,67 +168,61 @@ func (r *recorder) Duplicate(lane, source string)                        { r.add
 func (r *recorder) InFlight(int)                                         {}
 func (r *recorder) ConsumerPending(Class, uint64, uint64, time.Duration) {}
 
-// publishing answers every delivery with a result for job id = data.
-func publishing(digest string) HandlerFunc {
+// publishing answers every delivery with a result for job id = data, sent
+// to reply when not empty.
+func publishing(digest, reply string) HandlerFunc {
 	return func(_ context.Context, d *Delivery) Reply {
 		id := string(d.Data)
-		return Reply{Disposition: Publish, JobID: id, Digest: digest, Subject: topology.ResultsPrefix + d.Lane,
-			Result: []byte(`{"job_id":"` + id + `"}`), Status: "scored"}
+		return Reply{Disposition: Publish, JobID: id, Digest: digest, Subject: reply,
+			Result: []byte(`{"job_id":"` + id + `","digest":"` + digest + `"}`), Status: "scored"}
 	}
 }
 
-func TestPublishStoresResultClaimsAndAcks(t *testing.T) {
-	e := newPump(t, publishing("d1"), nil)
+func TestPublishStoresOneResultOnTheJobsSubjectAndAcks(t *testing.T) {
+	e := newPump(t, publishing("d1", ""), nil)
 	m := newFake("unit", []byte("job-1"), 1)
 	e.w.admit(e.w.src[Interactive], m)
 	if got := m.outcome(t); got != "ack" {
 		t.Fatalf("disposition %q", got)
 	}
-	rs := e.stored(topology.ResultsStream, "scoring.results.unit")
-	if len(rs) != 1 || rs[0].Header.Get(jetstream.MsgIDHeader) != "job-1" || rs[0].Header.Get(HeaderDigest) != "d1" {
+	rs := e.stored(topology.ResultsStream, "scoring.results.unit.>")
+	if len(rs) != 1 || rs[0].Subject != "scoring.results.unit.job-1" || rs[0].Header.Get(HeaderDigest) != "d1" ||
+		rs[0].Header.Get(jetstream.MsgIDHeader) != "" {
 		t.Fatalf("stored %v", rs)
-	}
-	kv, _ := e.js.KeyValue(context.Background(), topology.ClaimsBucket)
-	if c, err := kv.Get(context.Background(), ClaimKey("job-1")); err != nil || string(c.Value()) != "d1" {
-		t.Fatalf("claim %v %v", c, err)
 	}
 	if !e.obs.has("done unit scored") {
 		t.Fatalf("events %v", e.obs.events)
 	}
 }
 
-func TestSameJobLaterIsAckedWithoutASecondResult(t *testing.T) {
-	e := newPump(t, publishing("d1"), nil)
+func TestSameJobLaterIsAnsweredAgainWithoutASecondResult(t *testing.T) {
+	e := newPump(t, publishing("d1", "_INBOX.requester"), nil)
+	replies, err := e.nc.SubscribeSync("_INBOX.requester")
+	if err != nil {
+		t.Fatal(err)
+	}
 	first := newFake("unit", []byte("job-2"), 1)
 	e.w.admit(e.w.src[Interactive], first)
 	first.outcome(t)
-	// The results stream's 1 s duplicate window must pass. A probe id
-	// stored after the result is forgotten no sooner than the job's: once
-	// it is no longer a duplicate, neither is the job.
-	ctx := context.Background()
-	probe := &nats.Msg{Subject: "scoring.results.probe", Header: nats.Header{jetstream.MsgIDHeader: []string{"window-probe"}}}
-	if _, err := e.js.PublishMsg(ctx, probe); err != nil {
-		t.Fatal(err)
+	m, err := replies.NextMsg(5 * time.Second)
+	if err != nil || m.Header.Get(HeaderRepeat) != "" {
+		t.Fatalf("first answer %v %v", m, err)
 	}
-	eventually.NoError(t, 10*time.Second, func() error {
-		ack, err := e.js.PublishMsg(ctx, probe)
-		if err != nil {
-			return err
-		}
-		if ack.Duplicate {
-			return fmt.Errorf("the probe is still a duplicate")
-		}
-		return nil
-	}, "the results stream's duplicate window over")
+	// No window to wait for: the job's subject refuses a second result
+	// whatever the delay.
 	again := newFake("unit", []byte("job-2"), 2)
 	e.w.admit(e.w.src[Interactive], again)
 	if got := again.outcome(t); got != "ack" {
 		t.Fatalf("disposition %q", got)
 	}
-	if rs := e.stored(topology.ResultsStream, "scoring.results.unit"); len(rs) != 1 {
+	m, err = replies.NextMsg(5 * time.Second)
+	if err != nil || m.Header.Get(HeaderRepeat) != "true" || string(m.Data) != `{"job_id":"job-2","digest":"d1"}` {
+		t.Fatalf("repeat %v %v", m, err)
+	}
+	if rs := e.stored(topology.ResultsStream, "scoring.results.unit.>"); len(rs) != 1 {
 		t.Fatalf("%d results stored", len(rs))
 	}
-	if !e.obs.has("duplicate unit claim") {
+	if !e.obs.has("duplicate unit record") || !e.obs.has("done unit duplicate") {
 		t.Fatalf("duplicate not counted: %v", e.obs.events)
 	}
 }
@@ -237,71 +231,43 @@ func TestSameIDOtherContentIsAConflict(t *testing.T) {
 	var digest atomic.Value
 	digest.Store("d1")
 	e := newPump(t, HandlerFunc(func(ctx context.Context, d *Delivery) Reply {
-		return publishing(digest.Load().(string))(ctx, d)
+		return publishing(digest.Load().(string), "")(ctx, d)
 	}), nil)
 	first := newFake("a", []byte("job-3"), 1)
 	e.w.admit(e.w.src[Interactive], first)
 	first.outcome(t)
 	digest.Store("d2")
-	other := newFake("b", []byte("job-3"), 1)
+	other := newFake("a", []byte("job-3"), 1)
 	e.w.admit(e.w.src[Interactive], other)
 	if got := other.outcome(t); got != "term "+ReasonConflict {
 		t.Fatalf("disposition %q", got)
 	}
-	dl := e.stored(topology.DLQStream, "scoring.dlq.b")
+	dl := e.stored(topology.DLQStream, "scoring.dlq.a")
 	if len(dl) != 1 || dl[0].Header.Get(HeaderReason) != ReasonConflict || dl[0].Header.Get(HeaderJobID) != "job-3" {
 		t.Fatalf("dead letters %v", dl)
 	}
-	if rs := e.stored(topology.ResultsStream, "scoring.results.b"); len(rs) != 0 {
+	if rs := e.stored(topology.ResultsStream, "scoring.results.a.>"); len(rs) != 1 || rs[0].Header.Get(HeaderDigest) != "d1" {
 		t.Fatalf("conflicting job answered: %v", rs)
 	}
 }
 
-func TestConflictWithinTheWindowIsFoundByThePubAck(t *testing.T) {
-	// Both copies pass the claim lookup before either claims: the results
-	// stream reports the second publish a duplicate, and its digest header
-	// tells the two apart.
-	var calls atomic.Int32
-	gate := make(chan struct{})
-	e := newPump(t, HandlerFunc(func(ctx context.Context, d *Delivery) Reply {
-		n := calls.Add(1)
-		r := publishing(fmt.Sprint("d", n))(ctx, d)
-		return r
-	}), nil)
-	close(gate)
-	m1 := newFake("a", []byte("job-4"), 1)
-	e.w.admit(e.w.src[Interactive], m1)
-	if got := m1.outcome(t); got != "ack" {
-		t.Fatal(got)
+func TestRacingCopiesStoreOneResult(t *testing.T) {
+	// Copies of one job in flight at once (a redelivery while the first
+	// worker stalls): the server takes the first store and refuses the
+	// others, which are then repeats.
+	e := newPump(t, publishing("d1", ""), nil)
+	var ms []*fakeMsg
+	for i := range 8 {
+		m := newFake("race", []byte("job-4"), i+1)
+		ms = append(ms, m)
+		e.w.admit(e.w.src[Interactive], m)
 	}
-	// Remove the claim as a crash between result and claim would leave it.
-	kv, _ := e.js.KeyValue(context.Background(), topology.ClaimsBucket)
-	if err := kv.Purge(context.Background(), ClaimKey("job-4")); err != nil {
-		t.Fatal(err)
+	for _, m := range ms {
+		if got := m.outcome(t); got != "ack" {
+			t.Fatalf("disposition %q", got)
+		}
 	}
-	m2 := newFake("a", []byte("job-4"), 1)
-	e.w.admit(e.w.src[Interactive], m2)
-	if got := m2.outcome(t); got != "term "+ReasonConflict {
-		t.Fatalf("disposition %q", got)
-	}
-	if !e.obs.has("duplicate a pub_ack") {
-		t.Fatalf("duplicate PubAck not counted: %v", e.obs.events)
-	}
-}
-
-func TestCrashBetweenResultAndClaimIsMendedOnRedelivery(t *testing.T) {
-	e := newPump(t, publishing("d1"), nil)
-	m1 := newFake("a", []byte("job-5"), 1)
-	e.w.admit(e.w.src[Interactive], m1)
-	m1.outcome(t)
-	kv, _ := e.js.KeyValue(context.Background(), topology.ClaimsBucket)
-	_ = kv.Purge(context.Background(), ClaimKey("job-5"))
-	m2 := newFake("a", []byte("job-5"), 2)
-	e.w.admit(e.w.src[Interactive], m2)
-	if got := m2.outcome(t); got != "ack" {
-		t.Fatalf("disposition %q", got)
-	}
-	if rs := e.stored(topology.ResultsStream, "scoring.results.a"); len(rs) != 1 {
+	if rs := e.stored(topology.ResultsStream, "scoring.results.race.>"); len(rs) != 1 {
 		t.Fatalf("%d results", len(rs))
 	}
 }
@@ -365,7 +331,7 @@ func TestHandlerThatBlocksKeepsItsMessageAlive(t *testing.T) {
 }
 
 func TestResultsStreamFullIsRetriedInProcess(t *testing.T) {
-	e := newPump(t, publishing("d1"), nil)
+	e := newPump(t, publishing("d1", ""), nil)
 	ctx := context.Background()
 	s, _ := e.js.Stream(ctx, topology.ResultsStream)
 	full := s.CachedInfo().Config
@@ -379,7 +345,7 @@ func TestResultsStreamFullIsRetriedInProcess(t *testing.T) {
 	}
 	// Every publish reaches core subscribers, stored or refused: a count of
 	// the worker's attempts.
-	attempts, err := e.nc.SubscribeSync("scoring.results.full")
+	attempts, err := e.nc.SubscribeSync("scoring.results.full.job-6")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -497,7 +463,7 @@ func TestPanicInScoringIsInternalNotTheJobsFault(t *testing.T) {
 	if len(dl) != 1 || dl[0].Header.Get(HeaderReason) != ReasonInternal || dl[0].Header.Get(HeaderJobID) != "boom-1" {
 		t.Fatalf("dead letters %v", dl)
 	}
-	if rs := e.stored(topology.ResultsStream, "scoring.results.p"); len(rs) != 0 {
+	if rs := e.stored(topology.ResultsStream, "scoring.results.p.>"); len(rs) != 0 {
 		t.Fatalf("a panicking job was answered: %v", rs)
 	}
 }

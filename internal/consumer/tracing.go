@@ -3,7 +3,6 @@ package consumer
 import (
 	"context"
 	"errors"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -12,6 +11,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/hybridscore/hybridscore/internal/resultstore"
 	"github.com/hybridscore/hybridscore/internal/scoring"
 	"github.com/hybridscore/hybridscore/internal/semcache"
 	"github.com/hybridscore/hybridscore/internal/tracing"
@@ -36,27 +36,20 @@ func (w *Worker) startJob(ctx context.Context, it *item) context.Context {
 	return it.tctx
 }
 
-// startPublish starts the span of the Reply's claim lookup, result publish
-// and claim write.
+// startPublish starts the span of the Reply's store.
 func (w *Worker) startPublish(it *item) {
 	_, it.pub = tracing.Tracer().Start(it.tctx, tracing.SpanPublish, trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithAttributes(tracing.MessagingNATS, semconv.MessagingOperationTypeSend,
 			semconv.MessagingDestinationName(it.rep.Subject), semconv.MessagingMessageID(it.rep.JobID)))
 }
 
-// event marks a step of the publish: its answer arrived.
-func event(span trace.Span, name string, it *item) {
-	var attrs []attribute.KeyValue
-	switch {
-	case it.err != nil:
-		attrs = append(attrs, attribute.String("error", it.err.Error()))
-	case it.op == opLookup:
-		attrs = append(attrs, attribute.Bool("found", it.found))
-	case it.op == opPublish:
-		attrs = append(attrs, attribute.Bool("duplicate", it.pa.Duplicate), attribute.String("stream", it.pa.Stream),
-			attribute.String("seq", strconv.FormatUint(it.pa.Seq, 10)))
+// event marks the end of the store.
+func event(span trace.Span, res resultstore.Result) {
+	attrs := []attribute.KeyValue{attribute.String("outcome", res.Outcome.String())}
+	if res.Err != nil {
+		attrs = append(attrs, attribute.String("error", res.Err.Error()), attribute.String("stage", res.Stage))
 	}
-	span.AddEvent(name, trace.WithAttributes(attrs...))
+	span.AddEvent("result "+res.Outcome.String(), trace.WithAttributes(attrs...))
 }
 
 // endJob ends the delivery's spans with its outcome. A job that was not

@@ -10,6 +10,7 @@ package semcache
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -51,18 +52,22 @@ func (s Status) String() string {
 // Key identifies an analysis: a 128-bit hash of language, context and text.
 type Key [2]uint64
 
-// KeyOf returns the key of q, as it was before queries had a type: language,
-// context and text, so that Redis entries written by earlier versions still hit.
+// KeyOf returns the key of q: language, context and text, each written
+// after its length, so no two different queries hash the same bytes (a
+// language "en\x00x" with context "y" is not language "en" with context
+// "x\x00y"). Versions that joined the fields with NUL wrote other keys:
+// after an upgrade Redis is cold once.
 func KeyOf(q analysis.Query) Key {
 	var k Key
 	var d xxhash.Digest
+	var n [8]byte
 	for i, seed := range [2]uint64{0, 0x9e3779b97f4a7c15} {
 		d.ResetWithSeed(seed)
-		_, _ = d.WriteString(q.Language)
-		_, _ = d.WriteString("\x00")
-		_, _ = d.WriteString(q.Context)
-		_, _ = d.WriteString("\x00")
-		_, _ = d.WriteString(q.Text)
+		for _, f := range [3]string{q.Language, q.Context, q.Text} {
+			binary.LittleEndian.PutUint64(n[:], uint64(len(f)))
+			_, _ = d.Write(n[:])
+			_, _ = d.WriteString(f)
+		}
 		k[i] = d.Sum64()
 	}
 	return k

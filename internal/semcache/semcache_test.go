@@ -481,3 +481,14 @@ func TestLeaseIsRenewedAndReleasedByItsOwnerOnly(t *testing.T) {
 		t.Fatalf("the old holder cut the new owner's lease to %s", ttl)
 	}
 }
+
+func TestKeysOfDifferentQueriesDiffer(t *testing.T) {
+	a := analysis.Query{Language: "en\x00x", Context: "y", Text: "t"}
+	b := analysis.Query{Language: "en", Context: "x\x00y", Text: "t"}
+	if semcache.KeyOf(a) == semcache.KeyOf(b) {
+		t.Fatal("a NUL moved between fields leaves the key unchanged")
+	}
+	if semcache.KeyOf(a) != semcache.KeyOf(a) {
+		t.Fatal("keys are not stable")
+	}
+}

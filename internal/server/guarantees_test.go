@@ -3,11 +3,16 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -17,15 +22,18 @@ import (
 	"github.com/hybridscore/hybridscore/internal/consumer"
 	"github.com/hybridscore/hybridscore/internal/eventually"
 	"github.com/hybridscore/hybridscore/internal/fake/langextractd"
+	"github.com/hybridscore/hybridscore/internal/resultstore"
 	srv "github.com/hybridscore/hybridscore/internal/server"
 	"github.com/hybridscore/hybridscore/internal/topology"
+	"github.com/hybridscore/hybridscore/internal/workertest"
 	"github.com/hybridscore/hybridscore/pkg/job"
+	"github.com/hybridscore/hybridscore/pkg/producer"
 )
 
 // A worker whose acks never reach the server stores the result; the job is
 // redelivered 5 s later, well after the 2 s duplicate windows, to a second
-// worker, which must answer it from the claim instead of storing a second
-// result.
+// worker, whose store the server refuses: it repeats the stored answer
+// instead of storing a second result.
 func TestRedeliveryAfterTheWindowStoresOneResult(t *testing.T) {
 	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true,
 		Users: []*server.User{
@@ -66,7 +74,7 @@ func TestRedeliveryAfterTheWindowStoresOneResult(t *testing.T) {
 	}
 	results := func() int {
 		s, _ := js.Stream(ctx, topology.ResultsStream)
-		info, _ := s.Info(ctx, jetstream.WithSubjectFilter("scoring.results.late"))
+		info, _ := s.Info(ctx, jetstream.WithSubjectFilter("scoring.results.late.>"))
 		return int(info.State.Msgs)
 	}
 	eventually.True(t, 10*time.Second, func() bool { return results() == 1 }, "the lossy worker's result stored")
@@ -87,24 +95,24 @@ func TestSameJobIDOtherContentIsDeadLettered(t *testing.T) {
 	h := newHarness(t, nil)
 	h.publish("a", wire("twin-1", "the first task", "pattern", 0.5))
 	h.wait(10*time.Second, "twin-1")
-	// The same id, other content, another lane, past the jobs stream's
-	// deduplication (no Nats-Msg-Id).
+	// The same id, other content, past the jobs stream's deduplication (no
+	// Nats-Msg-Id).
 	other, _ := json.Marshal(wire("twin-1", "another task altogether", "pattern", 0.9))
-	h.publishRaw("b", "", other)
+	h.publishRaw("a", "", other)
 	dl := h.deadLetters(1)
 	if dl[0].Headers().Get(consumer.HeaderReason) != consumer.ReasonConflict || dl[0].Headers().Get(consumer.HeaderJobID) != "twin-1" ||
 		string(dl[0].Data()) != string(other) {
 		t.Fatalf("dead letter %v %s", dl[0].Headers(), dl[0].Data())
 	}
-	if a, b := h.stored("scoring.results.a"), h.stored("scoring.results.b"); a["twin-1"] != 1 || len(b) != 0 {
-		t.Fatalf("stored a=%v b=%v", a, b)
+	if a := h.stored("scoring.results.a.>"); a["twin-1"] != 1 {
+		t.Fatalf("stored %v", a)
 	}
-	waitMetrics(t, h, `scoring_dead_letters_total{lane="b",reason="job_id_conflict"} 1`)
+	waitMetrics(t, h, `scoring_dead_letters_total{lane="a",reason="job_id_conflict"} 1`)
 	// The same content again is one job: acked, not answered twice.
 	same, _ := json.Marshal(wire("twin-1", "the first task", "pattern", 0.5))
 	h.publishRaw("a", "", same)
-	waitMetrics(t, h, `scoring_duplicates_total{lane="a",source="claim"} 1`)
-	if a := h.stored("scoring.results.a"); a["twin-1"] != 1 {
+	waitMetrics(t, h, `scoring_duplicates_total{lane="a",source="record"} 1`)
+	if a := h.stored("scoring.results.a.>"); a["twin-1"] != 1 {
 		t.Fatalf("stored %v", a)
 	}
 }
@@ -141,7 +149,7 @@ func TestResultsOutageDeadLettersNothing(t *testing.T) {
 	if tried := h.resultsOn(ids[200:]); tried == 0 {
 		t.Fatal("no result published during the outage")
 	}
-	if stored := h.stored("scoring.results.outage"); len(stored) != 200 {
+	if stored := h.stored("scoring.results.outage.>"); len(stored) != 200 {
 		t.Fatalf("%d jobs with a stored result after the outage, want the 200 from before it", len(stored))
 	}
 	full.MaxMsgs = -1
@@ -150,7 +158,7 @@ func TestResultsOutageDeadLettersNothing(t *testing.T) {
 	}
 	// Core subscribers saw results the stream refused; count what is stored.
 	var stored map[string]int
-	eventually.True(t, 60*time.Second, func() bool { stored = h.stored("scoring.results.outage"); return len(stored) == n },
+	eventually.True(t, 60*time.Second, func() bool { stored = h.stored("scoring.results.outage.>"); return len(stored) == n },
 		"a stored result for each of %d jobs", n)
 	for _, id := range ids {
 		if stored[id] != 1 {
@@ -212,4 +220,188 @@ func (h *harness) deadLetters(n int) []jetstream.Msg {
 		h.t.Fatalf("%d dead letters, want %d", len(out), n)
 	}
 	return out
+}
+
+// Two different jobs whose fields joined with NUL are alike (the earlier
+// digest's blind spot) under one job_id: the second is a conflict.
+func TestNULPairIsAConflict(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.LangextractURL = "" })
+	h.publish("nul", wire("nul-1", "a\x00", "b", 0.5))
+	h.wait(10*time.Second, "nul-1")
+	other, _ := json.Marshal(wire("nul-1", "a", "\x00b", 0.5))
+	h.publishRaw("nul", "", other)
+	dl := h.deadLetters(1)
+	if dl[0].Headers().Get(consumer.HeaderReason) != consumer.ReasonConflict || string(dl[0].Data()) != string(other) {
+		t.Fatalf("dead letter %v %s", dl[0].Headers(), dl[0].Data())
+	}
+	if n := h.stored("scoring.results.nul.>")["nul-1"]; n != 1 {
+		t.Fatalf("%d results stored", n)
+	}
+}
+
+// A job answered, then submitted again after the duplicate window (a
+// pipeline resubmitting after a crash): its requester gets the stored
+// answer at once, marked as a repeat, and one result stays stored.
+func TestResubmittedJobIsAnsweredAtOnce(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.DuplicateWindow = time.Second; c.LangextractURL = "" })
+	ctx := context.Background()
+	w := wire("again-1", "Add rate limiting to the login endpoint", "Throttle login attempts per user", 0.7)
+	first, err := h.client.Submit(ctx, "again", w, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replies, _ := h.client.NC.SubscribeSync("_INBOX.resubmit")
+	_ = h.client.NC.Flush()
+	w.ReplySubject = "_INBOX.resubmit"
+	// Inside the window the jobs stream drops the copy; the first publish
+	// it takes is the resubmission.
+	var sent time.Time
+	eventually.NoError(t, 10*time.Second, func() error {
+		sent = time.Now()
+		dup, err := h.client.Publish(ctx, "again", w)
+		if err == nil && dup {
+			err = errors.New("still inside the duplicate window")
+		}
+		return err
+	}, "a resubmission past the window")
+	m, err := replies.NextMsg(time.Second)
+	if err != nil {
+		t.Fatalf("no answer within 1 s of the resubmission: %v", err)
+	}
+	t.Logf("resubmission answered in %s", time.Since(sent).Round(time.Millisecond))
+	if m.Header.Get(consumer.HeaderRepeat) != "true" || string(m.Data) != string(first) {
+		t.Fatalf("repeat %v %s, want %s", m.Header, m.Data, first)
+	}
+	// And through Submit, as `publisher submit` does: at once.
+	start := time.Now()
+	res, err := h.client.Submit(ctx, "again", wire("again-1", w.TaskDescription, w.HistoricalPatternText, 0.7), 10*time.Second)
+	if err != nil || string(res) != string(first) {
+		t.Fatalf("Submit again: %v %s", err, res)
+	}
+	t.Logf("Submit of an answered job returned in %s", time.Since(start).Round(time.Millisecond))
+	if n := h.stored("scoring.results.again.>")["again-1"]; n != 1 {
+		t.Fatalf("%d results stored", n)
+	}
+}
+
+// Reply subjects that would feed a result back into what the worker
+// consumes or manages are refused: the job is rejected, nothing lands
+// there.
+func TestReservedReplySubjectsAreRejected(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.LangextractURL = "" })
+	ctx := context.Background()
+	reserved := map[string]string{
+		"res-bulk": "scoring.bulk.x", "res-jobs": "scoring.jobs.x", "res-dlq": "scoring.dlq.x", "res-kv": "$KV.SCORING_CLAIMS.x",
+		"res-srv": "$SRV.PING", "res-other": "scoring.results.res.someone-else", "res-inbox": h.srv.WorkerInbox() + "x",
+	}
+	var ids []string
+	for id, subject := range reserved {
+		w := wire(id, "task", "pattern", 0.5)
+		w.ReplySubject = subject
+		h.publish("res", w)
+		ids = append(ids, id)
+	}
+	got := h.wait(10*time.Second, ids...)
+	for id, r := range got {
+		if r.Status != job.StatusRejected || r.Error == nil || r.Error.Code != job.CodeInvalidField {
+			t.Errorf("%s (%s): %+v", id, reserved[id], r)
+		}
+	}
+	bulk, _ := h.client.JS.Stream(ctx, topology.BulkStream)
+	if info, _ := bulk.Info(ctx); info.State.Msgs != 0 {
+		t.Fatalf("a result landed in %s: %+v", topology.BulkStream, info.State)
+	}
+}
+
+// oldDigest is how the previous version digested a job for its claims
+// (fields joined with NUL, the reply subject included, xxhash64 in hex):
+// written out here as that version wrote it.
+func oldDigest(w job.Wire, lang, ctx string) string {
+	d := xxhash.New()
+	for _, s := range []string{w.TaskDescription, w.HistoricalPatternText, lang, ctx, w.ReplySubject} {
+		_, _ = d.WriteString(s)
+		_, _ = d.Write([]byte{0})
+	}
+	var b [8]byte
+	v := math.Float64bits(w.VectorSimilarity)
+	for i := range b {
+		b[i] = byte(v >> (8 * i))
+	}
+	_, _ = d.Write(b[:])
+	return strconv.FormatUint(d.Sum64(), 16)
+}
+
+// A worker of this version started on a deployment of the previous one:
+// its claims bucket holds the jobs that version answered (with their
+// results on scoring.results.<lane>). Such a job coming back is answered
+// again from nothing stored twice; other content under its id is a
+// conflict; a new job is stored on its own subject.
+func TestUpgradeFromClaimsStoresNoSecondResult(t *testing.T) {
+	ns := workertest.NATS(t)
+	nc := workertest.Connect(t, ns.URL())
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	// The previous version's topology: streams, consumers and its claims.
+	topo := topology.Config{}
+	if _, err := topology.Provision(ctx, js, topo); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.CreateKeyValue(ctx, topo.LegacyClaimsConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := wire("old-1", "Migrate the session store to Redis", "Move sessions into a shared cache", 0.6)
+	if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: "scoring.results.up", Data: []byte(`{"job_id":"old-1","status":"scored"}`),
+		Header: nats.Header{jetstream.MsgIDHeader: []string{"old-1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Create(ctx, resultstore.LegacyClaimKey("old-1"), []byte(oldDigest(old, job.DefaultLanguage, job.DefaultContext))); err != nil {
+		t.Fatal(err)
+	}
+	workertest.Worker(t, ns.URL(), func(c *config.Config) { c.LangextractURL = "" })
+	client, _ := producer.NewClient(nc)
+	replies, _ := nc.SubscribeSync("_INBOX.upgrade.>")
+	_ = nc.Flush()
+	// The old job again (no reply subject then, one now: its old digest
+	// had none).
+	if _, err := client.Publish(ctx, "up", old); err != nil {
+		t.Fatal(err)
+	}
+	conflict := wire("old-1", "Something else entirely", "pattern", 0.1)
+	conflict.ReplySubject = "_INBOX.upgrade.conflict"
+	if _, err := client.Publish(ctx, "up", conflict); err != nil { // inside the window: dropped by the jobs stream
+		t.Fatal(err)
+	}
+	fresh := wire("new-1", "Add an audit log", "Record admin actions", 0.5)
+	fresh.ReplySubject = "_INBOX.upgrade.new"
+	res, err := client.Submit(ctx, "up", fresh, 10*time.Second)
+	if err != nil || !strings.Contains(string(res), `"status":"scored"`) {
+		t.Fatalf("new job: %v %s", err, res)
+	}
+	if m, err := replies.NextMsg(time.Second); err != nil || m.Subject != "_INBOX.upgrade.new" {
+		t.Fatalf("new job's answer %v %v", m, err)
+	}
+	// The old job's content under a fresh message (past the jobs stream's
+	// duplicate check) and other content under its id.
+	again, _ := json.Marshal(old)
+	pubRaw := func(data []byte) {
+		if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: "scoring.jobs.up", Data: data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pubRaw(again)
+	other, _ := json.Marshal(conflict)
+	pubRaw(other)
+	s, _ := js.Stream(ctx, topology.DLQStream)
+	eventually.True(t, 10*time.Second, func() bool { info, _ := s.Info(ctx); return info != nil && info.State.Msgs == 1 }, "the conflict dead-lettered")
+	dl, err := s.GetMsg(ctx, 1)
+	if err != nil || dl.Header.Get(consumer.HeaderReason) != consumer.ReasonConflict {
+		t.Fatalf("dead letter %v %v", dl, err)
+	}
+	if _, err := client.Stored(ctx, "up", "old-1"); !errors.Is(err, producer.ErrNotAnswered) {
+		t.Fatalf("a second result for the job the previous version answered: %v", err)
+	}
+	if _, err := client.Stored(ctx, "up", "new-1"); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/hybridscore/hybridscore/internal/config"
 	"github.com/hybridscore/hybridscore/internal/consumer"
+	"github.com/hybridscore/hybridscore/internal/eventually"
 	srv "github.com/hybridscore/hybridscore/internal/server"
 	"github.com/hybridscore/hybridscore/internal/topology"
 	"github.com/hybridscore/hybridscore/pkg/job"
@@ -71,10 +73,28 @@ func TestLeastPrivilegeUsers(t *testing.T) {
 	if err := wjs.DeleteStream(dctx, topology.ResultsStream); err == nil {
 		t.Fatal("the worker's user deleted SCORING_RESULTS")
 	}
-	// A reply subject outside the worker's permissions.
+	// A reply subject outside the worker's permissions: NATS refuses the
+	// copy, and the answer is stored on the job's own subject, where the
+	// producer reads it.
 	elsewhere := wire("perm-2", "task", "pattern", 0.5)
 	elsewhere.ReplySubject = "billing.invoices.new"
 	if _, err := client.Publish(ctx, "perm", elsewhere); err != nil {
+		t.Fatal(err)
+	}
+	eventually.NoError(t, 20*time.Second, func() error {
+		res, err := client.Stored(ctx, "perm", "perm-2")
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(res, &r); err != nil || r.Status != job.StatusScored {
+			return fmt.Errorf("stored %s (%v)", res, err)
+		}
+		return nil
+	}, "perm-2 stored on its own subject")
+	// A reply subject that addresses the jobs stream is refused outright.
+	loop := wire("perm-3", "task", "pattern", 0.5)
+	loop.ReplySubject = "scoring.jobs.perm"
+	if _, err := client.Publish(ctx, "perm", loop); err != nil {
 		t.Fatal(err)
 	}
 	ojs, _ := jetstream.New(connect("operator", "o-pw"))
@@ -84,9 +104,9 @@ func TestLeastPrivilegeUsers(t *testing.T) {
 	}
 	msg, err := dlq.Next(jetstream.FetchMaxWait(20 * time.Second))
 	if err != nil {
-		t.Fatalf("no dead letter for a denied reply subject: %v", err)
+		t.Fatalf("no dead letter for a reply subject on the jobs stream: %v", err)
 	}
-	if msg.Headers().Get(consumer.HeaderReason) != job.CodeInvalidField || msg.Headers().Get(consumer.HeaderJobID) != "perm-2" {
+	if msg.Headers().Get(consumer.HeaderReason) != job.CodeInvalidField || msg.Headers().Get(consumer.HeaderJobID) != "perm-3" {
 		t.Fatalf("dead letter %v", msg.Headers())
 	}
 }

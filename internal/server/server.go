@@ -163,6 +163,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Server, erro
 	if err != nil {
 		return nil, err
 	}
+	handler.ReservedReplies = []string{s.worker.Inbox()}
 	s.workerRef.Store(s.worker)
 	s.checker = &health.Checker{Version: Version, Start: time.Now(),
 		NATS:        func() bool { return s.nc.IsConnected() },
@@ -342,6 +343,10 @@ func (s *Server) probeLangextract() string {
 // WorkerConfig returns the consumer settings the worker runs with (the
 // consumer's own AckWait and MaxDeliver, which an operator may have set).
 func (s *Server) WorkerConfig() consumer.Config { return s.worker.Config() }
+
+// WorkerInbox is the prefix of the subjects the worker's own requests are
+// answered on, which no job may name as its reply subject.
+func (s *Server) WorkerInbox() string { return s.worker.Inbox() }
 
 // NATSURL is the URL of the NATS server in use (the embedded one's when
 // NATS_URL is empty).

@@ -52,7 +52,7 @@ func TestEndToEndScored(t *testing.T) {
 	if r.Cache == nil || r.Cache.Task != "miss" || r.Cache.Pattern != "miss" || r.FallbackReason != nil {
 		t.Fatalf("cache %+v fallback %v", r.Cache, r.FallbackReason)
 	}
-	eventually.True(t, 5*time.Second, func() bool { return h.stored("scoring.results.default")["e2e-1"] == 1 }, "e2e-1 stored once")
+	eventually.True(t, 5*time.Second, func() bool { return h.stored("scoring.results.default.>")["e2e-1"] == 1 }, "e2e-1 stored once")
 	// A reply subject outside any stream gets a plain publish.
 	inbox := "_INBOX.e2e"
 	sub, _ := h.client.NC.SubscribeSync(inbox)
@@ -84,7 +84,7 @@ func TestDuplicateJobScoredOnce(t *testing.T) {
 	}
 	h.publish("default", wire("dup-after", "later job", "later pattern", 0.1))
 	h.wait(10*time.Second, "dup-1", "dup-after")
-	eventually.True(t, 5*time.Second, func() bool { return h.stored("scoring.results.default")["dup-1"] == 1 }, "dup-1 stored once")
+	eventually.True(t, 5*time.Second, func() bool { return h.stored("scoring.results.default.>")["dup-1"] == 1 }, "dup-1 stored once")
 	if h.count("dup-1") != 1 {
 		t.Fatalf("dup-1 answered %d times", h.count("dup-1"))
 	}
@@ -263,12 +263,17 @@ func TestInProgressAcksKeepSlowJobs(t *testing.T) {
 }
 
 func TestMaxDeliverExhaustedGoesToDeadLetters(t *testing.T) {
-	h := newHarness(t, func(c *config.Config) { c.MaxDeliver = 2 })
+	mutate := func(c *config.Config) { c.MaxDeliver = 2 }
+	h := newHarness(t, mutate)
 	ctx := context.Background()
 	// A reply stream that refuses every result: the job can never finish.
 	if _, err := h.client.JS.CreateStream(ctx, jetstream.StreamConfig{Name: "TINY", Subjects: []string{"tiny.>"}, MaxMsgSize: 16}); err != nil {
 		t.Fatal(err)
 	}
+	// A worker started after the stream knows it stores tiny.> (one
+	// running learns it from the stream's advisory, a moment later).
+	h.stop()
+	h.start(mutate)
 	w := wire("doomed-1", "task", "pattern", 0.5)
 	w.ReplySubject = "tiny.results"
 	h.publish("default", w)
@@ -310,7 +315,7 @@ func TestDrainMidBatchLosesNothing(t *testing.T) {
 	h.stop() // mid-batch: drains in-flight jobs, leaves the rest queued
 	h.start(func(c *config.Config) { c.WorkerConcurrency = 8 })
 	h.wait(60*time.Second, ids...)
-	stored := h.stored("scoring.results.drain")
+	stored := h.stored("scoring.results.drain.>")
 	for _, id := range ids {
 		if stored[id] != 1 {
 			t.Fatalf("%s stored %d times", id, stored[id])

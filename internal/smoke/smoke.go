@@ -148,7 +148,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	return r, nil
 }
 
-func resultsSubject(o Options) string { return topology.ResultsPrefix + o.Lane + "." + o.RunID }
+func resultsSubject(o Options) string { return topology.ResultsPrefix + o.Lane + ".smoke." + o.RunID }
 
 // jobCase is one published job and how its result proves its outcome.
 type jobCase struct {

@@ -27,10 +27,12 @@ const (
 	BulkStream   = "SCORING_BULK"
 	BulkConsumer = "hybrid-scorer-bulk"
 	BulkPrefix   = "scoring.bulk."
-	// ClaimsBucket is the key-value bucket that records, per job id, the
-	// content digest of the job whose result is stored: exactly one stored
-	// result per job for as long as results are kept.
-	ClaimsBucket = "SCORING_CLAIMS"
+	// LegacyClaimsBucket is the key-value bucket in which versions before
+	// the per-job result subject recorded each answered job. This version
+	// neither creates nor writes it; a worker started on a deployment that
+	// has it reads its claims until the newest expires (package
+	// resultstore).
+	LegacyClaimsBucket = "SCORING_CLAIMS"
 
 	JobsPrefix    = "scoring.jobs."
 	ResultsPrefix = "scoring.results."
@@ -42,7 +44,7 @@ const (
 type Config struct {
 	Replicas        int
 	DuplicateWindow time.Duration
-	ResultsMaxAge   time.Duration // also the claims' time to live
+	ResultsMaxAge   time.Duration
 	DLQMaxAge       time.Duration // 0 means 7 days
 	AckWait         time.Duration
 	MaxDeliver      int // -1 unlimited
@@ -84,12 +86,11 @@ func (c Config) Defaults() Config {
 	return c
 }
 
-// ClaimsConfig returns the claims bucket's configuration: one value per
-// key, kept as long as results, and direct gets allowed (the worker looks
-// claims up with them).
-func (c Config) ClaimsConfig() jetstream.KeyValueConfig {
+// LegacyClaimsConfig returns the configuration earlier versions gave their
+// claims bucket (for tests of an upgrade).
+func (c Config) LegacyClaimsConfig() jetstream.KeyValueConfig {
 	c = c.Defaults()
-	return jetstream.KeyValueConfig{Bucket: ClaimsBucket, Description: "hybridscore: job id → digest of the job whose result is stored",
+	return jetstream.KeyValueConfig{Bucket: LegacyClaimsBucket, Description: "hybridscore: job id → digest of the job whose result is stored",
 		History: 1, TTL: c.ResultsMaxAge, Storage: jetstream.FileStorage, Replicas: c.Replicas}
 }
 
@@ -139,13 +140,6 @@ func Provision(ctx context.Context, js jetstream.JetStream, c Config) (*jetstrea
 		if _, err := js.CreateStream(ctx, sc); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			return nil, fmt.Errorf("topology: create stream %s: %w", sc.Name, err)
 		}
-	}
-	if _, err := js.KeyValue(ctx, ClaimsBucket); errors.Is(err, jetstream.ErrBucketNotFound) {
-		if _, err := js.CreateKeyValue(ctx, c.ClaimsConfig()); err != nil && !errors.Is(err, jetstream.ErrBucketExists) {
-			return nil, fmt.Errorf("topology: create bucket %s: %w", ClaimsBucket, err)
-		}
-	} else if err != nil {
-		return nil, fmt.Errorf("topology: look up bucket %s: %w", ClaimsBucket, err)
 	}
 	if _, err := ensureConsumer(ctx, js, BulkStream, c.BulkConsumerConfig()); err != nil {
 		return nil, err

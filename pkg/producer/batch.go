@@ -34,7 +34,8 @@ type BatchOptions struct {
 	// interactive jobs, with a guaranteed share of each worker, so a large
 	// batch never delays live pipeline jobs.
 	Bulk bool
-	// ReplySubject receives this batch's results; it must lie under
+	// ReplySubject receives a copy of this batch's results (the worker
+	// stores each on its job's own subject as well); it must lie under
 	// scoring.results. so they are stored. Rerunning a file with the same
 	// subject finds the results of earlier runs there.
 	ReplySubject string
@@ -90,6 +91,10 @@ func (c *Client) Batch(ctx context.Context, o BatchOptions) (*Summary, error) {
 	}
 	if !strings.HasPrefix(o.ReplySubject, topology.ResultsPrefix) || !job.ValidSubject(o.ReplySubject) {
 		return nil, fmt.Errorf("reply subject %q must be a subject under %s", o.ReplySubject, topology.ResultsPrefix)
+	}
+	if strings.Count(o.ReplySubject, ".") == 3 {
+		// scoring.results.<lane>.<job> is where a job's result is stored.
+		return nil, fmt.Errorf("reply subject %q has the shape of a job's result subject; use scoring.results.<lane>.batch.<run>", o.ReplySubject)
 	}
 	b := newBatch(o)
 	cons, err := c.JS.OrderedConsumer(ctx, topology.ResultsStream, jetstream.OrderedConsumerConfig{

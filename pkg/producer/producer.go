@@ -11,15 +11,17 @@
 // # One job
 //
 // Publish sends a job to scoring.jobs.<lane> and returns once the stream has
-// stored it; the result arrives later on the job's reply_subject, or on
-// scoring.results.<lane>. Submit publishes and waits for that result, and
-// also finds a result stored before it started waiting (a job answered in
-// an earlier attempt).
+// stored it. The worker stores its result on the job's own subject,
+// job.ResultSubject(lane, job_id) = scoring.results.<lane>.<job> (subscribe
+// to scoring.results.<lane>.> for every result of a lane), and sends a copy
+// to the job's reply_subject when it has one. Submit publishes and waits
+// for that result; Stored reads a stored one.
 //
 // Every job carries its job_id as Nats-Msg-Id: publishing the same job_id
-// again within the stream's duplicate window is reported as a duplicate, and
-// beyond it the worker's claims still give at most one result per job_id
-// (docs/contract.md#guarantees). Leave JobID empty and Submit derives it
+// again within the stream's duplicate window is reported as a duplicate,
+// and at any later time the worker finds the stored result and sends it
+// again to the job's reply subject, marked Hybridscore-Repeat: true: one
+// stored result per job (docs/contract.md#guarantees). Leave JobID empty and Submit derives it
 // from the content (DeriveJobID), so a retried submission is the same job.
 //
 // # Many jobs
@@ -118,16 +120,17 @@ func startProduce(ctx context.Context, m *nats.Msg) (context.Context, trace.Span
 // ErrNoResult is returned when no result arrived in time.
 var ErrNoResult = errors.New("producer: no result before the timeout")
 
-// Submit publishes one job and waits for its result on the job's result
-// subject. A job already answered (a duplicate inside the window) is looked
-// up in the result stream.
+// Submit publishes one job and waits for its result. Without a reply
+// subject of its own the job gets a fresh inbox as one, so a job answered
+// before (resubmitted at any delay) is answered again there at once, marked
+// as a repeat; a job that the stream reports as a duplicate (inside its
+// window) is read from its stored result, or awaited on its result subject.
 func (c *Client) Submit(ctx context.Context, lane string, w job.Wire, timeout time.Duration) (json.RawMessage, error) {
 	if w.JobID == "" {
 		w.JobID = DeriveJobID(w)
 	}
-	subject := w.ReplySubject
-	if subject == "" {
-		subject = topology.ResultsPrefix + lane
+	if w.ReplySubject == "" {
+		w.ReplySubject = c.NC.NewInbox()
 	}
 	ctx, span := tracer().Start(ctx, tracing.SpanSubmit, trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(tracing.AttrJobID.String(w.JobID), tracing.AttrLane.String(lane)))
@@ -146,11 +149,14 @@ func (c *Client) Submit(ctx context.Context, lane string, w job.Wire, timeout ti
 			}
 		}
 	}
-	sub, err := c.NC.Subscribe(subject, func(m *nats.Msg) { match(m.Data) })
-	if err != nil {
-		return nil, err
+	record := job.ResultSubject(lane, w.JobID)
+	for _, subject := range []string{w.ReplySubject, record} {
+		sub, err := c.NC.Subscribe(subject, func(m *nats.Msg) { match(m.Data) })
+		if err != nil {
+			return nil, err
+		}
+		defer func() { _ = sub.Unsubscribe() }()
 	}
-	defer func() { _ = sub.Unsubscribe() }()
 	if err := c.NC.FlushWithContext(ctx); err != nil {
 		return nil, err
 	}
@@ -160,8 +166,13 @@ func (c *Client) Submit(ctx context.Context, lane string, w job.Wire, timeout ti
 		return nil, err
 	}
 	if dup {
-		// Scored already: read it back from the stored results.
-		go c.scanStored(ctx, subject, time.Now().Add(-30*time.Minute), match)
+		// The first copy is stored or on its way: read it back, or wait
+		// for it on its subject.
+		go func() {
+			if data, err := c.Stored(ctx, lane, w.JobID); err == nil {
+				match(data)
+			}
+		}()
 	}
 	select {
 	case r := <-found:
@@ -179,22 +190,23 @@ func (c *Client) Submit(ctx context.Context, lane string, w job.Wire, timeout ti
 	}
 }
 
-func (c *Client) scanStored(ctx context.Context, subject string, since time.Time, match func([]byte)) {
-	cons, err := c.JS.OrderedConsumer(ctx, topology.ResultsStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &since})
+// ErrNotAnswered is returned by Stored for a job whose result is not
+// stored (not answered yet, or aged out of the result stream).
+var ErrNotAnswered = errors.New("producer: no stored result")
+
+// Stored returns the stored result of a job of lane: the one message on
+// its subject job.ResultSubject(lane, jobID) in the result stream.
+func (c *Client) Stored(ctx context.Context, lane, jobID string) (json.RawMessage, error) {
+	s, err := c.JS.Stream(ctx, topology.ResultsStream)
 	if err != nil {
-		return
+		return nil, err
 	}
-	it, err := cons.Messages()
+	m, err := s.GetLastMsgForSubject(ctx, job.ResultSubject(lane, jobID))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, fmt.Errorf("%w (job %s of lane %s)", ErrNotAnswered, jobID, lane)
+	}
 	if err != nil {
-		return
+		return nil, err
 	}
-	go func() { <-ctx.Done(); it.Stop() }()
-	for {
-		m, err := it.Next()
-		if err != nil {
-			return
-		}
-		match(m.Data())
-	}
+	return m.Data, nil
 }

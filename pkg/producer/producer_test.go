@@ -44,7 +44,7 @@ func TestBatchJSONLThenResume(t *testing.T) {
 	src, _ := producer.NewSource(strings.NewReader(jsonl(50, 0)+"not json\n"), "jsonl")
 	var out bytes.Buffer
 	invalid := 0
-	s, err := c.Batch(context.Background(), producer.BatchOptions{Source: src, Lane: "b", ReplySubject: "scoring.results.b.run1", Out: &out,
+	s, err := c.Batch(context.Background(), producer.BatchOptions{Source: src, Lane: "b", ReplySubject: "scoring.results.b.batch.run1", Out: &out,
 		Timeout: 30 * time.Second, OnInvalid: func(error) { invalid++ }})
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +68,7 @@ func TestBatchJSONLThenResume(t *testing.T) {
 	}
 	src, _ = producer.NewSource(strings.NewReader(jsonl(60, 0)), "jsonl")
 	var more bytes.Buffer
-	s, err = c.Batch(context.Background(), producer.BatchOptions{Source: src, Lane: "b", ReplySubject: "scoring.results.b.run1", Out: &more,
+	s, err = c.Batch(context.Background(), producer.BatchOptions{Source: src, Lane: "b", ReplySubject: "scoring.results.b.batch.run1", Out: &more,
 		Answered: answered, Timeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -91,12 +91,12 @@ func TestBatchRecoversResultsOfAnEarlierRun(t *testing.T) {
 	c, start := setup(t)
 	start()
 	src, _ := producer.NewSource(strings.NewReader(jsonl(20, 100)), "jsonl")
-	if _, err := c.Batch(context.Background(), producer.BatchOptions{Source: src, Lane: "r", ReplySubject: "scoring.results.r.x", Out: io.Discard, Timeout: 30 * time.Second}); err != nil {
+	if _, err := c.Batch(context.Background(), producer.BatchOptions{Source: src, Lane: "r", ReplySubject: "scoring.results.r.batch.x", Out: io.Discard, Timeout: 30 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	src, _ = producer.NewSource(strings.NewReader(jsonl(20, 100)), "jsonl")
 	var out bytes.Buffer
-	s, err := c.Batch(context.Background(), producer.BatchOptions{Source: src, Lane: "r", ReplySubject: "scoring.results.r.x", Out: &out, Timeout: 30 * time.Second})
+	s, err := c.Batch(context.Background(), producer.BatchOptions{Source: src, Lane: "r", ReplySubject: "scoring.results.r.batch.x", Out: &out, Timeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,14 +119,14 @@ func TestBatchCSVAndTimeout(t *testing.T) {
 	if _, err := topology.Provision(context.Background(), c.JS, topology.Config{}); err != nil {
 		t.Fatal(err)
 	}
-	s, err := c.Batch(context.Background(), producer.BatchOptions{Source: src, Lane: "csv", ReplySubject: "scoring.results.csv.t", Out: io.Discard, Timeout: 300 * time.Millisecond})
+	s, err := c.Batch(context.Background(), producer.BatchOptions{Source: src, Lane: "csv", ReplySubject: "scoring.results.csv.batch.t", Out: io.Discard, Timeout: 300 * time.Millisecond})
 	if !errors.Is(err, producer.ErrNoResult) || s.Missing != 2 {
 		t.Fatalf("without a worker: %v, %+v", err, s)
 	}
 	start()
 	src, _ = producer.NewSource(strings.NewReader(csv), "csv")
 	var out bytes.Buffer
-	s, err = c.Batch(context.Background(), producer.BatchOptions{Source: src, Lane: "csv", ReplySubject: "scoring.results.csv.t", Out: &out, Timeout: 30 * time.Second})
+	s, err = c.Batch(context.Background(), producer.BatchOptions{Source: src, Lane: "csv", ReplySubject: "scoring.results.csv.batch.t", Out: &out, Timeout: 30 * time.Second})
 	if err != nil || s.Results != 2 || s.Duplicates != 2 {
 		t.Fatalf("%v %+v", err, s)
 	}
@@ -174,7 +174,7 @@ func TestBatchStopsWhenCancelledWhileBlocked(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	// No worker: the second job blocks on MaxPending until ctx ends.
-	_, err := c.Batch(ctx, producer.BatchOptions{Source: src, Lane: "blocked", ReplySubject: "scoring.results.blocked.x", Out: io.Discard, MaxPending: 1, Timeout: time.Minute})
+	_, err := c.Batch(ctx, producer.BatchOptions{Source: src, Lane: "blocked", ReplySubject: "scoring.results.blocked.batch.x", Out: io.Discard, MaxPending: 1, Timeout: time.Minute})
 	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
 		t.Fatalf("err %v after %s", err, time.Since(start))
 	}

@@ -1,4 +1,4 @@
-package consumer
+package resultstore
 
 import (
 	"bytes"
@@ -16,7 +16,7 @@ type pubAck struct {
 	Duplicate bool
 }
 
-var errBadPubAck = errors.New("consumer: unreadable PubAck")
+var errBadPubAck = errors.New("resultstore: unreadable PubAck")
 
 // parsePubAck reads a PubAck without reflection; an error answer comes back
 // as the *jetstream.APIError it holds, so callers match its ErrorCode.

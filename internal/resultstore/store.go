@@ -1,0 +1,591 @@
+// Package resultstore stores each job's result exactly once and answers
+// every requester (docs/contract.md#guarantees).
+//
+// The stored result is itself the record that a job was answered. It is
+// published on the job's own subject, scoring.results.<lane>.<token>
+// (job.ResultSubject), with Nats-Expected-Last-Subject-Sequence 0, so the
+// server refuses a second result for that subject at any delay: after a
+// redelivery hours later, a resubmission, a worker that stalled past its
+// AckWait, or a crash between the store and the ack. A refused store looks
+// the stored result up: the same content (the digest) is a repeat, and its
+// stored answer is sent again to the job's reply subject, marked
+// Hybridscore-Repeat: true; other content is a conflict. That is one
+// durable write per answered job and no lookup before it.
+//
+// Requests go out as plain publishes with a reply token of the store's own
+// inbox, and their answers come back as notifications: a caller drives
+// thousands of stores at once from a small pool of goroutines without a
+// goroutine, future or channel per job (BenchmarkPublishPaths compares
+// this with nats.go's asynchronous publisher).
+package resultstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/hybridscore/hybridscore/internal/config"
+	"github.com/hybridscore/hybridscore/internal/topology"
+	"github.com/hybridscore/hybridscore/pkg/job"
+)
+
+// Headers of stored results and their copies.
+const (
+	// HeaderDigest carries the digest of the job's content.
+	HeaderDigest = "Hybridscore-Digest"
+	// HeaderRepeat is "true" on an answer sent again for a job answered
+	// before.
+	HeaderRepeat = "Hybridscore-Repeat"
+	// HeaderStatus is "rejected" on a rejected job's answer, which does not
+	// count as the job's record: a corrected job with the same id is
+	// scored and stored after it.
+	HeaderStatus = "Hybridscore-Status"
+)
+
+// Outcome is how a store ended.
+type Outcome uint8
+
+// Outcomes.
+const (
+	// Stored: the result is stored (and copied to the reply subject).
+	Stored Outcome = iota + 1
+	// Repeated: the job was answered before with the same content; the
+	// stored answer was sent again to the reply subject, nothing stored.
+	Repeated
+	// Conflict: the job id was answered before for other content.
+	Conflict
+	// Failed: the infrastructure failed (Err); Retry later.
+	Failed
+	// Unstorable: the stream will never take this result (Err), e.g. it is
+	// larger than the stream's maximum message size.
+	Unstorable
+)
+
+var outcomeNames = [...]string{"", "stored", "repeated", "conflict", "failed", "unstorable"}
+
+// String names the outcome.
+func (o Outcome) String() string {
+	if int(o) < len(outcomeNames) {
+		return outcomeNames[o]
+	}
+	return "unknown"
+}
+
+// Result is the end of a store.
+type Result struct {
+	Outcome Outcome
+	// Err of Failed and Unstorable.
+	Err error
+	// Stage names the step that failed ("result", "lookup", "reply copy",
+	// "claim lookup"), for logs.
+	Stage string
+	// Legacy reports a repeat or conflict found in the claims of an
+	// earlier version.
+	Legacy bool
+}
+
+// Request is one job's result to store.
+type Request struct {
+	Lane, JobID string
+	// Digest identifies the job's content (Digest of package consumer's
+	// handler): the same JobID with another Digest is a conflict.
+	Digest string
+	// LegacyDigest is the digest an earlier version wrote into its claims
+	// bucket for this job; checked only while that bucket can still hold
+	// a claim.
+	LegacyDigest string
+	// Reply is the job's reply subject; empty: none (the stored result is
+	// the answer).
+	Reply string
+	// Result is the encoded result; the store does not keep it after the
+	// Op ends.
+	Result []byte
+	// Header holds headers the result carries besides the store's (a trace
+	// context); nil: none.
+	Header nats.Header
+}
+
+type stage uint8
+
+const (
+	stageNone   stage = iota
+	stageLegacy       // look the job up in an earlier version's claims
+	stageRecord       // store the result on the job's subject, expecting none
+	stageLookup       // read the result stored before
+	stageCopy         // send the result to the reply subject
+)
+
+var stageNames = [...]string{"", "claim lookup", "result", "lookup", "reply copy"}
+
+// Op is one store in progress. The zero value is ready for Start; a caller
+// embeds it in its own record of the job and finds that again through Tag.
+type Op struct {
+	Request
+	// Tag is the caller's; the store never reads it.
+	Tag any
+
+	notify  func(*Op)
+	stage   stage
+	out     nats.Msg
+	sentAt  time.Time
+	err     error
+	pa      pubAck
+	found   bool   // the lookup found a message
+	stored  []byte // the stored answer of a repeat
+	other   string // the stored message's digest
+	expect  string // expected last subject sequence of the record
+	repeat  bool
+	legacy  bool
+	lookups int
+}
+
+// Config configures a Store. Zero values take the defaults noted.
+type Config struct {
+	// Stream stores the results; default topology.ResultsStream.
+	Stream string
+	// Timeout bounds the wait for one answer; default config's
+	// PublishTimeout.
+	Timeout time.Duration
+	// LegacyClaims is the claims bucket of versions that kept a claim per
+	// job beside its result; default topology.LegacyClaimsBucket.
+	LegacyClaims string
+	Logger       *zap.Logger
+}
+
+// Store stores results. Safe for concurrent use.
+type Store struct {
+	cfg     Config
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	log     *zap.Logger
+	inbox   string
+	tokens  atomic.Uint64
+	mu      sync.Mutex
+	pending map[string]*Op
+	streams streamTable
+	// legacyUntil is when the earlier version's newest claim expires (unix
+	// ns); 0: no such bucket.
+	legacyUntil atomic.Int64
+	legacyGet   string
+}
+
+// New returns a Store publishing through nc (and js for the rare
+// synchronous calls). Run must be running for answers to arrive.
+func New(nc *nats.Conn, js jetstream.JetStream, cfg Config) *Store {
+	if cfg.Stream == "" {
+		cfg.Stream = topology.ResultsStream
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = config.Defaults().PublishTimeout
+	}
+	if cfg.LegacyClaims == "" {
+		cfg.LegacyClaims = topology.LegacyClaimsBucket
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	return &Store{cfg: cfg, nc: nc, js: js, log: cfg.Logger, pending: map[string]*Op{},
+		inbox:     nc.NewRespInbox() + ".",
+		legacyGet: "$JS.API.DIRECT.GET.KV_" + cfg.LegacyClaims + ".$KV." + cfg.LegacyClaims + "."}
+}
+
+// Inbox is the prefix of the subjects the store's answers come back on: a
+// job may not name it as its reply subject.
+func (s *Store) Inbox() string { return s.inbox }
+
+// Run receives answers, times out requests left unanswered, and keeps the
+// table of streams (which reply subjects a stream stores) and the state of
+// an earlier version's claims up to date, until ctx ends. ready is closed
+// once answers can arrive.
+func (s *Store) Run(ctx context.Context, ready chan<- struct{}) error {
+	sub, err := s.nc.Subscribe(s.inbox+"*", s.onReply)
+	if err != nil {
+		return fmt.Errorf("resultstore: subscribe to answers: %w", err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	_ = sub.SetPendingLimits(-1, -1)
+	// A stream created or changed is read at once, so a reply subject it
+	// stores gets a PubAck from then on (where the NATS user may not
+	// subscribe to advisories, the 30 s refresh still finds it).
+	changed := make(chan struct{}, 1)
+	if adv, err := s.nc.Subscribe("$JS.EVENT.ADVISORY.STREAM.>", func(*nats.Msg) {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}); err == nil {
+		defer func() { _ = adv.Unsubscribe() }()
+	}
+	_ = s.nc.Flush()
+	s.refresh(ctx)
+	if ready != nil {
+		close(ready)
+	}
+	tick := time.NewTicker(max(min(s.cfg.Timeout/4, 250*time.Millisecond), 10*time.Millisecond))
+	defer tick.Stop()
+	refresh := time.NewTicker(30 * time.Second)
+	defer refresh.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			s.expire()
+		case <-refresh.C:
+			s.refresh(ctx)
+		case <-changed:
+			s.refresh(ctx)
+		}
+	}
+}
+
+func (s *Store) refresh(ctx context.Context) {
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := s.streams.load(rctx, s.js); err != nil {
+		s.log.Warn("reading the streams' subjects", zap.Error(err))
+	}
+	s.watchLegacy(rctx)
+}
+
+// Start begins storing op.Request. notify is called (on a NATS goroutine:
+// it must not block) whenever op has news; the caller then calls Advance
+// from a goroutine of its own.
+func (s *Store) Start(op *Op, notify func(*Op)) {
+	op.notify = notify
+	op.stage, op.repeat, op.legacy, op.lookups, op.expect, op.stored = stageNone, false, false, 0, "0", nil
+	if s.legacyActive() {
+		s.lookupLegacy(op)
+		return
+	}
+	s.record(op)
+}
+
+// Retry sends again the request of the step that failed.
+func (s *Store) Retry(op *Op) {
+	switch op.stage {
+	case stageLegacy:
+		s.lookupLegacy(op)
+	case stageLookup:
+		s.lookup(op)
+	case stageCopy:
+		if r, done := s.copy(op); done {
+			op.err = r.Err
+			op.notify(op)
+		}
+	default:
+		s.record(op)
+	}
+}
+
+// Advance takes in the news notified for op. It returns the Result and
+// true when the store has ended, else false: the next request is out and
+// notify will be called again.
+func (s *Store) Advance(op *Op) (Result, bool) {
+	err := op.err
+	op.err = nil
+	switch op.stage {
+	case stageLegacy:
+		switch {
+		case err != nil:
+			return s.fail(op, err)
+		case !op.found:
+			s.record(op)
+			return Result{}, false
+		case op.other != op.LegacyDigest:
+			return Result{Outcome: Conflict, Legacy: true}, true
+		}
+		// Answered by an earlier version, whose result is not at hand:
+		// the requester gets this one, marked as a repeat.
+		op.repeat, op.legacy = true, true
+		return s.copy(op)
+	case stageRecord:
+		switch {
+		case err != nil && wrongLastSequence(err):
+			s.lookup(op)
+			return Result{}, false
+		case err != nil:
+			return s.fail(op, err)
+		}
+		return s.copy(op)
+	case stageLookup:
+		switch {
+		case err != nil:
+			return s.fail(op, err)
+		case op.found && op.other == op.Digest:
+			op.repeat = true
+			return s.copy(op)
+		case op.found && op.other != "":
+			return Result{Outcome: Conflict}, true
+		case op.lookups > 5:
+			return s.fail(op, errors.New("the job's subject changed under every attempt to store its result"))
+		}
+		// Removed since the refusal, or a rejection stands there: store
+		// the result after it.
+		s.record(op)
+		return Result{}, false
+	case stageCopy:
+		if err != nil {
+			return s.fail(op, err)
+		}
+		return s.done(op), true
+	}
+	return Result{Outcome: Failed, Err: errors.New("resultstore: Advance without Start")}, true
+}
+
+func (s *Store) done(op *Op) Result {
+	op.stored = nil
+	if op.repeat {
+		return Result{Outcome: Repeated, Legacy: op.legacy}
+	}
+	return Result{Outcome: Stored}
+}
+
+func (s *Store) fail(op *Op, err error) (Result, bool) {
+	o := Failed
+	if tooLarge(err) {
+		o = Unstorable
+	}
+	return Result{Outcome: o, Err: err, Stage: stageNames[op.stage]}, true
+}
+
+// record publishes the result on the job's subject, expecting the subject
+// to hold nothing (or the rejection found there).
+func (s *Store) record(op *Op) {
+	op.stage = stageRecord
+	h := make(nats.Header, len(op.Header)+2)
+	for k, v := range op.Header {
+		h[k] = v
+	}
+	h[jetstream.ExpectedLastSubjSeqHeader] = []string{op.expect}
+	h[HeaderDigest] = []string{op.Digest}
+	op.out = nats.Msg{Subject: job.ResultSubject(op.Lane, op.JobID), Data: op.Result, Header: h}
+	s.request(op)
+}
+
+// lookup reads what the job's subject holds. It is the path of repeats and
+// conflicts only, so it uses nats.go's own call on a goroutine of its own.
+func (s *Store) lookup(op *Op) {
+	op.stage = stageLookup
+	op.lookups++
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
+		defer cancel()
+		op.found, op.other, op.stored, op.expect = false, "", nil, "0"
+		st, err := s.js.Stream(ctx, s.cfg.Stream)
+		var m *jetstream.RawStreamMsg
+		if err == nil {
+			m, err = st.GetLastMsgForSubject(ctx, job.ResultSubject(op.Lane, op.JobID))
+		}
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			err = nil
+		case err == nil:
+			op.found, op.stored = true, m.Data
+			op.other = m.Header.Get(HeaderDigest)
+			if m.Header.Get(HeaderStatus) == "rejected" {
+				op.other = ""
+			}
+			op.expect = strconv.FormatUint(m.Sequence, 10)
+		}
+		op.err = err
+		op.notify(op)
+	}()
+}
+
+// copy sends the answer to the job's reply subject: a JetStream publish
+// awaiting its PubAck where a stream stores that subject, else a plain
+// publish. It returns true when nothing is left to wait for.
+func (s *Store) copy(op *Op) (Result, bool) {
+	op.stage = stageCopy
+	if op.Reply == "" || op.Reply == job.ResultSubject(op.Lane, op.JobID) {
+		return s.done(op), true
+	}
+	data := op.Result
+	if op.repeat && op.stored != nil {
+		data = op.stored
+	}
+	h := make(nats.Header, len(op.Header)+2)
+	for k, v := range op.Header {
+		h[k] = v
+	}
+	h[HeaderDigest] = []string{op.Digest}
+	if op.repeat {
+		h[HeaderRepeat] = []string{"true"}
+	}
+	op.out = nats.Msg{Subject: op.Reply, Data: data, Header: h}
+	if !s.streams.covers(op.Reply) {
+		if err := s.nc.PublishMsg(&op.out); err != nil {
+			return s.fail(op, err)
+		}
+		return s.done(op), true
+	}
+	h[jetstream.MsgIDHeader] = []string{op.JobID}
+	s.request(op)
+	return Result{}, false
+}
+
+// request sends op.out with a reply token of its own; the answer (or the
+// timeout) is notified.
+func (s *Store) request(op *Op) {
+	token := strconv.FormatUint(s.tokens.Add(1), 36)
+	op.out.Reply = s.inbox + token
+	op.sentAt = time.Now()
+	s.mu.Lock()
+	s.pending[token] = op
+	s.mu.Unlock()
+	if err := s.nc.PublishMsg(&op.out); err != nil {
+		s.mu.Lock()
+		_, mine := s.pending[token]
+		delete(s.pending, token)
+		s.mu.Unlock()
+		if mine {
+			op.err = err
+			op.notify(op)
+		}
+	}
+}
+
+// onReply reads an answer (on the connection's goroutine: it only reads
+// it and notifies).
+func (s *Store) onReply(m *nats.Msg) {
+	token := strings.TrimPrefix(m.Subject, s.inbox)
+	s.mu.Lock()
+	op := s.pending[token]
+	delete(s.pending, token)
+	s.mu.Unlock()
+	if op == nil {
+		return
+	}
+	op.err = nil
+	status := m.Header.Get("Status")
+	switch {
+	case op.stage == stageLegacy:
+		op.found, op.other = false, ""
+		switch status {
+		case "":
+			// A deleted or purged claim is no claim.
+			op.found = m.Header.Get("KV-Operation") == ""
+			op.other = string(m.Data)
+		case "404":
+		default:
+			op.err = fmt.Errorf("claims bucket answered %s %s", status, m.Header.Get("Description"))
+		}
+	case status == "503":
+		op.err = fmt.Errorf("%w: no stream answered for %s", nats.ErrNoResponders, op.out.Subject)
+	case status != "":
+		op.err = fmt.Errorf("publish to %s: status %s %s", op.out.Subject, status, m.Header.Get("Description"))
+	default:
+		op.pa, op.err = parsePubAck(m.Data)
+	}
+	op.notify(op)
+}
+
+// expire fails the requests left unanswered for longer than Timeout.
+func (s *Store) expire() {
+	now := time.Now()
+	var expired []*Op
+	s.mu.Lock()
+	for token, op := range s.pending {
+		if now.Sub(op.sentAt) > s.cfg.Timeout {
+			delete(s.pending, token)
+			expired = append(expired, op)
+		}
+	}
+	s.mu.Unlock()
+	for _, op := range expired {
+		op.err = fmt.Errorf("%w: no answer within %s", nats.ErrTimeout, s.cfg.Timeout)
+		op.notify(op)
+	}
+}
+
+// Forget drops op's request in flight, if any: its answer will be ignored.
+func (s *Store) Forget(op *Op) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for token, p := range s.pending {
+		if p == op {
+			delete(s.pending, token)
+			return
+		}
+	}
+}
+
+// Do stores r and waits for the end (for callers with a goroutine of their
+// own, and tests).
+func (s *Store) Do(ctx context.Context, r Request) Result {
+	op := &Op{Request: r}
+	ch := make(chan struct{}, 1)
+	notify := func(*Op) { ch <- struct{}{} }
+	s.Start(op, notify)
+	for {
+		select {
+		case <-ctx.Done():
+			s.Forget(op)
+			return Result{Outcome: Failed, Err: ctx.Err(), Stage: stageNames[op.stage]}
+		case <-ch:
+		}
+		if res, done := s.Advance(op); done {
+			return res
+		}
+	}
+}
+
+// Reject stores a rejected job's answer on the job's subject, where it does
+// not count as the job's record (HeaderStatus), and sends it to the reply
+// subject. It waits for the PubAcks.
+func (s *Store) Reject(ctx context.Context, r Request) error {
+	h := make(nats.Header, len(r.Header)+1)
+	for k, v := range r.Header {
+		h[k] = v
+	}
+	h[HeaderStatus] = []string{"rejected"}
+	subject := job.ResultSubject(r.Lane, r.JobID)
+	if _, err := s.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: r.Result, Header: h}); err != nil {
+		return err
+	}
+	if r.Reply == "" || r.Reply == subject {
+		return nil
+	}
+	m := &nats.Msg{Subject: r.Reply, Data: r.Result, Header: h}
+	if !s.streams.covers(r.Reply) {
+		return s.nc.PublishMsg(m)
+	}
+	m.Header = make(nats.Header, len(h)+1)
+	for k, v := range h {
+		m.Header[k] = v
+	}
+	m.Header[jetstream.MsgIDHeader] = []string{r.JobID}
+	_, err := s.js.PublishMsg(ctx, m)
+	return err
+}
+
+// wrongLastSequence reports the server's refusal of a second result: 10071
+// on a single server, 10164 from a replicated stream.
+func wrongLastSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// errMessageTooLarge is the server's answer to a message over the stream's
+// maximum message size.
+const errMessageTooLarge jetstream.ErrorCode = 10054
+
+// TooLarge reports the server's refusal of a message over the stream's
+// maximum message size: no retry mends it.
+func TooLarge(err error) bool { return tooLarge(err) }
+
+func tooLarge(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == errMessageTooLarge
+}
