@@ -76,6 +76,10 @@ type Options struct {
 	Mixed     bool
 	MixedFor  time.Duration // interactive traffic of the mixed scenario; 0 means 20 s
 	MixedBulk int           // bulk backlog, at least; 0 means 100000
+	// Replies, when > 0, runs that many jobs with a reply subject each
+	// (the NATS request pattern), then as many with one shared reply
+	// subject, and reports their ratio (replies.go).
+	Replies int
 	// Soak, when > 0, runs only the soak scenario: that many jobs through
 	// one worker, its resident set compared after the first 100,000 and at
 	// the end (soak.go).
@@ -95,6 +99,7 @@ type Report struct {
 	RSSMB                  float64 // this process at the end (embedded: worker and server included)
 	WorkerPeakRSSMB        float64 // external server: the largest peak resident set (VmHWM) of the worker processes
 	Mixed                  Mixed   // Options.Mixed
+	Replies                Replies // Options.Replies
 	Soak                   Soak    // Options.Soak
 }
 
@@ -234,6 +239,11 @@ func (b *run) run(ctx context.Context) error {
 	if b.o.Mixed {
 		if err := b.mixed(ctx, tasks, patterns, warm); err != nil {
 			return fmt.Errorf("mixed: %w", err)
+		}
+	}
+	if b.o.Replies > 0 {
+		if err := b.replies(ctx, tasks, patterns, warm); err != nil {
+			return fmt.Errorf("reply subjects: %w", err)
 		}
 	}
 	b.rep.RSSMB = rssMB()
@@ -697,6 +707,11 @@ func (b *run) ready(ctx context.Context, w worker, tasks, patterns []string) err
 // beforehand and drained by a worker started afterwards; concurrent:
 // published by 10 goroutines to a worker already running.
 func (b *run) scenario(ctx context.Context, prefix, lane string, n int, tasks, patterns, warm []string, concurrent bool) (t Throughput, peakMB float64, err error) {
+	return b.scenarioOf(ctx, prefix, lane, n, tasks, patterns, warm, concurrent, func(i int) []byte { return jobFor(lane, i, tasks, patterns) })
+}
+
+// scenarioOf is scenario with job i's body gen(i).
+func (b *run) scenarioOf(ctx context.Context, prefix, lane string, n int, tasks, patterns, warm []string, concurrent bool, gen func(i int) []byte) (t Throughput, peakMB float64, err error) {
 	subject := topology.ResultsPrefix + lane + ".>"
 	c, err := b.collect(ctx, subject, n)
 	if err != nil {
@@ -707,7 +722,7 @@ func (b *run) scenario(ctx context.Context, prefix, lane string, n int, tasks, p
 	// the next one's worker.
 	defer b.purgeJobs(context.WithoutCancel(ctx), prefix, lane)
 	if !concurrent {
-		if err := b.publishLane(ctx, prefix+lane, lane, n, 1, tasks, patterns); err != nil {
+		if err := b.publishJobs(ctx, prefix+lane, lane, n, 1, gen); err != nil {
 			return Throughput{}, 0, err
 		}
 	}
@@ -718,7 +733,7 @@ func (b *run) scenario(ctx context.Context, prefix, lane string, n int, tasks, p
 	if concurrent {
 		err = b.ready(ctx, w, tasks, patterns)
 		if err == nil {
-			err = b.publishLane(ctx, prefix+lane, lane, n, 10, tasks, patterns)
+			err = b.publishJobs(ctx, prefix+lane, lane, n, 10, gen)
 		}
 	}
 	if err == nil {
