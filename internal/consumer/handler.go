@@ -113,3 +113,10 @@ type HandlerFunc func(ctx context.Context, d *Delivery) Reply
 
 // Handle calls f.
 func (f HandlerFunc) Handle(ctx context.Context, d *Delivery) Reply { return f(ctx, d) }
+
+// Dead-letter reasons beyond the rejected jobs' error codes.
+const (
+	ReasonMaxDeliveries = "max_deliveries"
+	ReasonConflict      = "job_id_conflict"
+	ReasonInternal      = "internal"
+)

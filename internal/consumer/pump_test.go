@@ -13,7 +13,6 @@ import (
 
 	"github.com/hybridscore/hybridscore/internal/eventually"
 	"github.com/hybridscore/hybridscore/internal/natsembed"
-	"github.com/hybridscore/hybridscore/internal/scoring"
 	"github.com/hybridscore/hybridscore/internal/topology"
 )
 
@@ -439,15 +438,12 @@ func TestShutdownNaksWhatHasNotStarted(t *testing.T) {
 	}
 }
 
-type panicScorer struct{}
-
-func (panicScorer) Score(context.Context, *scoring.Request) (scoring.Outcome, error) {
-	panic("injected")
-}
-func (panicScorer) ScoreCached(*scoring.Request) (scoring.Outcome, bool, error) { panic("injected") }
-
-func TestPanicInScoringIsInternalNotTheJobsFault(t *testing.T) {
-	e := newPump(t, &Jobs{Scorer: panicScorer{}, WorkerID: "w"}, nil)
+// A Fail (what the scoring handler answers for a panic) is naked with
+// backoff, and dead-lettered as internal on the last delivery.
+func TestFailIsInternalNotTheJobsFault(t *testing.T) {
+	e := newPump(t, HandlerFunc(func(context.Context, *Delivery) Reply {
+		return Reply{Disposition: Fail, JobID: "boom-1", Reason: ReasonInternal, Message: "panic: injected"}
+	}), nil)
 	job := []byte(`{"job_id":"boom-1","task_description":"t","historical_pattern_text":"p","vector_similarity":0.5}`)
 	first := newFake("p", job, 1)
 	e.w.admit(e.w.src[Interactive], first)

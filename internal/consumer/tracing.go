@@ -2,8 +2,6 @@ package consumer
 
 import (
 	"context"
-	"errors"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
@@ -12,8 +10,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hybridscore/hybridscore/internal/resultstore"
-	"github.com/hybridscore/hybridscore/internal/scoring"
-	"github.com/hybridscore/hybridscore/internal/semcache"
 	"github.com/hybridscore/hybridscore/internal/tracing"
 	"github.com/hybridscore/hybridscore/pkg/job"
 )
@@ -83,29 +79,4 @@ func endJob(it *item, status string) {
 		it.span.SetStatus(codes.Error, "rejected: "+it.rep.Reason)
 	}
 	it.span.End()
-}
-
-// decoded records the decode span, which began at start.
-func decoded(ctx context.Context, start time.Time, size int, err error) {
-	_, span := tracing.Tracer().Start(ctx, tracing.SpanDecode, trace.WithTimestamp(start),
-		trace.WithAttributes(semconv.MessagingMessageBodySize(size)))
-	if err != nil {
-		var je *job.Error
-		if errors.As(err, &je) {
-			span.SetAttributes(tracing.AttrErrorCode.String(je.Code))
-		}
-		span.SetStatus(codes.Error, err.Error())
-	}
-	span.End()
-}
-
-// scoredCached records the similarity span of a job scored from memory,
-// which began at start.
-func scoredCached(ctx context.Context, start time.Time, o *scoring.Outcome) {
-	_, span := tracing.Tracer().Start(ctx, tracing.SpanSimilarity, trace.WithTimestamp(start),
-		trace.WithAttributes(tracing.AttrCache.String(semcache.Memory.String())))
-	if o.Status == scoring.Scored {
-		span.SetAttributes(tracing.AttrPatternScore.Float64(o.Pattern), tracing.AttrHybridScore.Float64(o.Hybrid))
-	}
-	span.End()
 }

@@ -152,7 +152,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Server, erro
 	}
 	// The consumer's own settings rule (an operator may have set them).
 	cc := cons.CachedInfo().Config
-	handler := &consumer.Jobs{Scorer: s.Scorer, WorkerID: cfg.WorkerID, RetryBackoff: cfg.RetryBackoff,
+	handler := &scoring.JobHandler{Scorer: s.Scorer, WorkerID: cfg.WorkerID, RetryBackoff: cfg.RetryBackoff,
 		Limits: job.Limits{MaxTextBytes: cfg.MaxTextBytes, MaxJobBytes: cfg.MaxJobBytes}}
 	s.worker, err = consumer.New(s.nc, s.js, cons, handler, consumer.Config{
 		Concurrency: cfg.WorkerConcurrency, Prefetch: cfg.WorkerPrefetch, MaxHeldBytes: cfg.WorkerMaxHeldBytes,

@@ -23,7 +23,7 @@ func benchHandle(b *testing.B, traced bool) {
 	cache, _ := semcache.New(context.Background(), semcache.Config{}, source.Loader{Source: source.Builtin})
 	defer cache.Close()
 	svc, _ := scoring.New(cache, scoring.DefaultConfig(), nil)
-	h := &consumer.Jobs{Scorer: svc, WorkerID: "bench", Limits: job.Limits{MaxTextBytes: 16384, MaxJobBytes: 65536}, RetryBackoff: time.Second}
+	h := &scoring.JobHandler{Scorer: svc, WorkerID: "bench", Limits: job.Limits{MaxTextBytes: 16384, MaxJobBytes: 65536}, RetryBackoff: time.Second}
 	data := []byte(`{"job_id":"job-1","task_description":"Implement OAuth2 authentication with JWT tokens for the payments API","historical_pattern_text":"Build user authentication using the OAuth2 protocol","vector_similarity":0.83,"task_characteristics":{"complexity":"complex","feature_label":"auth"}}`)
 	ctx := context.Background()
 	if traced {

@@ -1,4 +1,4 @@
-package consumer
+package scoring
 
 import (
 	"context"
@@ -16,32 +16,29 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/hybridscore/hybridscore/internal/scoring"
+	"github.com/hybridscore/hybridscore/internal/consumer"
+	"github.com/hybridscore/hybridscore/internal/semcache"
 	"github.com/hybridscore/hybridscore/internal/topology"
 	"github.com/hybridscore/hybridscore/internal/tracing"
 	"github.com/hybridscore/hybridscore/pkg/job"
 )
 
-// Scorer scores one request (scoring.Service).
+// Scorer scores one request (Service).
 type Scorer interface {
 	// Score may wait on langextract and Redis.
-	Score(ctx context.Context, req *scoring.Request) (scoring.Outcome, error)
+	Score(ctx context.Context, req *Request) (Outcome, error)
 	// ScoreCached never waits: ok is false when Score is needed.
-	ScoreCached(req *scoring.Request) (o scoring.Outcome, ok bool, err error)
+	ScoreCached(req *Request) (o Outcome, ok bool, err error)
 }
 
-// Dead-letter reasons beyond the rejected jobs' error codes.
-const (
-	ReasonMaxDeliveries = "max_deliveries"
-	ReasonConflict      = "job_id_conflict"
-	ReasonInternal      = "internal"
-)
 
-// Jobs is the Handler of scoring jobs: it decodes and validates a job,
+// JobHandler is the consumer.Handler of scoring jobs: it decodes and validates a job,
 // scores it and encodes its result.
-type Jobs struct {
+type JobHandler struct {
 	Scorer   Scorer
 	WorkerID string
 	Limits   job.Limits
@@ -59,7 +56,7 @@ type Jobs struct {
 var ReservedReplyPrefixes = []string{topology.JobsPrefix, topology.BulkPrefix, topology.DLQPrefix, "$JS.", "$KV.", "$SRV.", "$SYS.", "$O."}
 
 // reservedReply says why a reply subject may not be used, or "".
-func (h *Jobs) reservedReply(lane, jobID, subject string) string {
+func (h *JobHandler) reservedReply(lane, jobID, subject string) string {
 	for _, p := range ReservedReplyPrefixes {
 		if strings.HasPrefix(subject, p) {
 			return "reply_subject " + subject + " addresses the worker's own streams or APIs (" + p + ")"
@@ -70,10 +67,10 @@ func (h *Jobs) reservedReply(lane, jobID, subject string) string {
 			return "reply_subject " + subject + " addresses the worker's own inbox"
 		}
 	}
-	// scoring.results.<lane>.<token> is where some job's result is stored:
+	// results.<lane>.<token> is where some job's result is stored:
 	// a copy there would take that job's place.
 	if rest, ok := strings.CutPrefix(subject, topology.ResultsPrefix); ok && strings.Count(rest, ".") == 1 && subject != job.ResultSubject(lane, jobID) {
-		return "reply_subject " + subject + " is where another job's result is stored (scoring.results.<lane>.<job>); use a subject of another depth"
+		return "reply_subject " + subject + " is where another job's result is stored (results.<lane>.<job>); use a subject of another depth"
 	}
 	return ""
 }
@@ -86,13 +83,13 @@ func releaseResult(b []byte) {
 	resultBufs.Put(&b)
 }
 
-// Handle implements Handler. A panic anywhere in it is a Fail with reason
+// Handle implements consumer.Handler. A panic anywhere in it is a consumer.Fail with reason
 // internal, never the job's fault.
-func (h *Jobs) Handle(ctx context.Context, d *Delivery) (rep Reply) {
+func (h *JobHandler) Handle(ctx context.Context, d *consumer.Delivery) (rep consumer.Reply) {
 	var id string
 	defer func() {
 		if r := recover(); r != nil {
-			rep = Reply{Disposition: Fail, JobID: id, Reason: ReasonInternal, Message: fmt.Sprintf("panic: %v", r)}
+			rep = consumer.Reply{Disposition: consumer.Fail, JobID: id, Reason: consumer.ReasonInternal, Message: fmt.Sprintf("panic: %v", r)}
 		}
 	}()
 	// Traced, the job span is in ctx (tracing.Enabled is checked first:
@@ -113,7 +110,7 @@ func (h *Jobs) Handle(ctx context.Context, d *Delivery) (rep Reply) {
 	if why := h.reservedReply(d.Lane, j.JobID, j.ReplySubject); why != "" {
 		return h.reject(d, job.Partial{JobID: j.JobID, CorrelationID: j.CorrelationID}, &job.Error{Code: job.CodeInvalidField, Message: why})
 	}
-	rep = Reply{JobID: j.JobID, Digest: Digest(j), LegacyDigest: legacyDigest(j), Subject: j.ReplySubject, CorrelationID: j.CorrelationID}
+	rep = consumer.Reply{JobID: j.JobID, Digest: Digest(j), LegacyDigest: legacyDigest(j), Subject: j.ReplySubject, CorrelationID: j.CorrelationID}
 	r := job.Result{SchemaVersion: 1, JobID: j.JobID, CorrelationID: j.CorrelationID, WorkerID: h.WorkerID, DeliveryAttempt: d.Attempt}
 	vector := j.VectorSimilarity
 	if !j.Deadline.IsZero() && !d.Received.Before(j.Deadline) {
@@ -122,16 +119,16 @@ func (h *Jobs) Handle(ctx context.Context, d *Delivery) (rep Reply) {
 		r.Error = &job.ErrorInfo{Code: job.CodeDeadlineExceeded, Message: "deadline " + j.Deadline.UTC().Format(time.RFC3339Nano) + " passed before the job was picked up"}
 		return h.publish(d, &r, rep)
 	}
-	req := scoring.Request{Task: j.TaskDescription, Pattern: j.HistoricalPatternText, Vector: j.VectorSimilarity,
+	req := Request{Task: j.TaskDescription, Pattern: j.HistoricalPatternText, Vector: j.VectorSimilarity,
 		Characteristics: j.Characteristics, Language: j.Language, Context: j.Context}
-	var o scoring.Outcome
+	var o Outcome
 	if !d.MayBlock {
 		var ok bool
 		if traced {
 			t0 = time.Now()
 		}
 		if o, ok, err = h.Scorer.ScoreCached(&req); !ok {
-			return Reply{Disposition: NeedsIO}
+			return consumer.Reply{Disposition: consumer.NeedsIO}
 		}
 		if traced && err == nil {
 			// Scored from memory, where the engine has no context: its
@@ -148,19 +145,19 @@ func (h *Jobs) Handle(ctx context.Context, d *Delivery) (rep Reply) {
 		o, err = h.Scorer.Score(sctx, &req)
 	}
 	switch {
-	case errors.Is(err, scoring.ErrInvalidInput): // decoded jobs never get here; answer rather than loop
+	case errors.Is(err, ErrInvalidInput): // decoded jobs never get here; answer rather than loop
 		return h.reject(d, partial, &job.Error{Code: job.CodeInvalidField, Message: err.Error()})
 	case err != nil:
-		return Reply{Disposition: Fail, JobID: j.JobID, Reason: ReasonInternal, Message: err.Error()}
+		return consumer.Reply{Disposition: consumer.Fail, JobID: j.JobID, Reason: consumer.ReasonInternal, Message: err.Error()}
 	}
-	if o.Status == scoring.Degraded {
+	if o.Status == Degraded {
 		if ctx.Err() != nil { // shutting down: let another worker score it properly
-			return Reply{Disposition: Requeue, JobID: j.JobID, Message: "shutdown during scoring"}
+			return consumer.Reply{Disposition: consumer.Requeue, JobID: j.JobID, Message: "shutdown during scoring"}
 		}
 		if j.OnFallback == job.FallbackRetry && !d.Last {
 			delay := min(h.RetryBackoff<<min(d.Attempt-1, 16), time.Minute)
 			if j.Deadline.IsZero() || time.Now().Add(delay).Before(j.Deadline) {
-				return Reply{Disposition: Retry, JobID: j.JobID, Delay: delay, Status: StatusRetried,
+				return consumer.Reply{Disposition: consumer.Retry, JobID: j.JobID, Delay: delay, Status: consumer.StatusRetried,
 					CorrelationID: j.CorrelationID, FallbackReason: o.FallbackReason}
 			}
 		}
@@ -172,11 +169,11 @@ func (h *Jobs) Handle(ctx context.Context, d *Delivery) (rep Reply) {
 	return h.publish(d, &r, rep)
 }
 
-func (h *Jobs) publish(d *Delivery, r *job.Result, rep Reply) Reply {
+func (h *JobHandler) publish(d *consumer.Delivery, r *job.Result, rep consumer.Reply) consumer.Reply {
 	r.LatencyMS = float64(time.Since(d.Received).Microseconds()) / 1000
 	r.ScoredAt = job.Timestamp(time.Now())
 	bp := resultBufs.Get().(*[]byte)
-	rep.Disposition, rep.Status = Publish, r.Status
+	rep.Disposition, rep.Status = consumer.Publish, r.Status
 	rep.Result, rep.Release = r.AppendJSON((*bp)[:0]), releaseResult
 	return rep
 }
@@ -184,7 +181,7 @@ func (h *Jobs) publish(d *Delivery, r *job.Result, rep Reply) Reply {
 // reject answers an invalid job: by its own id and reply subject when they
 // could be read, else by the message's Nats-Msg-Id (or stream sequence),
 // on the job's subject of the lane's results.
-func (h *Jobs) reject(d *Delivery, p job.Partial, err error) Reply {
+func (h *JobHandler) reject(d *consumer.Delivery, p job.Partial, err error) consumer.Reply {
 	var je *job.Error
 	if !errors.As(err, &je) {
 		je = &job.Error{Code: job.CodeInvalidJSON, Message: err.Error()}
@@ -203,7 +200,7 @@ func (h *Jobs) reject(d *Delivery, p job.Partial, err error) Reply {
 		Error: &job.ErrorInfo{Code: je.Code, Message: je.Message}, WorkerID: h.WorkerID, DeliveryAttempt: d.Attempt}
 	r.LatencyMS = float64(time.Since(d.Received).Microseconds()) / 1000
 	r.ScoredAt = job.Timestamp(time.Now())
-	return Reply{Disposition: Reject, JobID: id, Subject: subject, Result: r.AppendJSON(nil), Status: job.StatusRejected,
+	return consumer.Reply{Disposition: consumer.Reject, JobID: id, Subject: subject, Result: r.AppendJSON(nil), Status: job.StatusRejected,
 		Reason: je.Code, Message: je.Message, CorrelationID: p.CorrelationID}
 }
 
@@ -265,12 +262,12 @@ func legacyDigest(j *job.Job) string {
 
 // fill copies an outcome into a result. The pointers refer to o's fields,
 // so o must outlive the encoding of r.
-func fill(r *job.Result, o *scoring.Outcome, vector *float64) {
+func fill(r *job.Result, o *Outcome, vector *float64) {
 	r.VectorScore = vector
 	r.HybridScore = &o.Hybrid
 	r.VectorWeight, r.PatternWeight = &o.Weights.Vector, &o.Weights.Pattern
 	r.Cache = &job.CacheInfo{Task: o.CacheTask.String(), Pattern: o.CachePattern.String()}
-	if o.Status == scoring.Scored {
+	if o.Status == Scored {
 		r.Status = job.StatusScored
 		r.PatternScore, r.Confidence, r.ScoreAgreement = &o.Pattern, &o.Confidence, &o.Agreement
 		r.WeightsAdjusted = o.Weights.Adjusted
@@ -284,4 +281,29 @@ func fill(r *job.Result, o *scoring.Outcome, vector *float64) {
 	}
 	r.Status = job.StatusDegraded
 	r.FallbackReason = &o.FallbackReason
+}
+
+// decoded records the decode span, which began at start.
+func decoded(ctx context.Context, start time.Time, size int, err error) {
+	_, span := tracing.Tracer().Start(ctx, tracing.SpanDecode, trace.WithTimestamp(start),
+		trace.WithAttributes(semconv.MessagingMessageBodySize(size)))
+	if err != nil {
+		var je *job.Error
+		if errors.As(err, &je) {
+			span.SetAttributes(tracing.AttrErrorCode.String(je.Code))
+		}
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
+
+// scoredCached records the similarity span of a job scored from memory,
+// which began at start.
+func scoredCached(ctx context.Context, start time.Time, o *Outcome) {
+	_, span := tracing.Tracer().Start(ctx, tracing.SpanSimilarity, trace.WithTimestamp(start),
+		trace.WithAttributes(tracing.AttrCache.String(semcache.Memory.String())))
+	if o.Status == Scored {
+		span.SetAttributes(tracing.AttrPatternScore.Float64(o.Pattern), tracing.AttrHybridScore.Float64(o.Hybrid))
+	}
+	span.End()
 }
