@@ -112,7 +112,9 @@ func attr(t *testing.T, ctx context.Context, selector, name string) string {
 	return eval[string](t, ctx, fmt.Sprintf(`(document.querySelector(%q) || {getAttribute: () => ""}).getAttribute(%q) || ""`, selector, name))
 }
 
-func visible(sel string) chromedp.Action[chromedp.Void] { return chromedp.WaitVisible(chromedp.CSS(sel)) }
+func visible(sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.WaitVisible(chromedp.CSS(sel))
+}
 
 // post submits a form the page did not offer, as a forged request would:
 // it shows what the console answers a client without the session's form.
