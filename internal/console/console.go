@@ -85,6 +85,12 @@ func (c *Console) Run(ctx context.Context) {
 	c.tally.run(ctx, c.cfg.TallyEvery)
 }
 
+// Counts returns the dead letters by reason and lane and their total;
+// ready is false until the stream has been read once.
+func (c *Console) Counts() (counts []ReasonCount, total int, ready bool, err error) {
+	return c.tally.counts()
+}
+
 var funcs = template.FuncMap{
 	"pct": func(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) },
 	"rate": func(f float64) string {

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hybridscore/hybridscore/internal/deadletter"
@@ -29,9 +28,9 @@ const (
 	WhereUnknown    = "unknown"
 )
 
-// maxWaitingScan bounds the waiting jobs a lookup reads (their headers
-// only) to find one that has no result.
-const maxWaitingScan = 500000
+// maxWaitingScan bounds the waiting jobs a lookup reads to find one that
+// has no result.
+const maxWaitingScan = 20000
 
 // JobView is a job lookup's answer.
 type JobView struct {
@@ -100,23 +99,29 @@ func (c *Console) FindJob(ctx context.Context, lane, jobID string) JobView {
 }
 
 // findWaiting returns the sequence of the job waiting on subject with
-// jobID as its Nats-Msg-Id (the producer's), reading headers only.
+// jobID as its Nats-Msg-Id (the producer's). A work queue takes no second
+// consumer that does not acknowledge, so the jobs are read one get at a
+// time, at most maxWaitingScan of them.
 func (c *Console) findWaiting(ctx context.Context, stream, subject, jobID string) (seq uint64, capped bool, err error) {
 	st, err := c.js.Stream(ctx, stream)
 	if err != nil {
 		return 0, false, err
 	}
-	state := st.CachedInfo().State
-	if state.Msgs == 0 {
-		return 0, false, nil
-	}
-	upto, scanned := state.LastSeq, 0
-	err = scanHeaders(ctx, c.js, stream, []string{subject}, state.FirstSeq, upto, func(s uint64, h nats.Header) {
-		if scanned++; seq == 0 && h.Get(jetstream.MsgIDHeader) == jobID {
-			seq = s
+	next := st.CachedInfo().State.FirstSeq
+	for range maxWaitingScan {
+		m, err := st.GetMsg(ctx, next, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return 0, false, nil
 		}
-	}, func() bool { return seq != 0 || scanned >= maxWaitingScan })
-	return seq, seq == 0 && scanned >= maxWaitingScan, err
+		if err != nil {
+			return 0, false, err
+		}
+		if m.Header.Get(jetstream.MsgIDHeader) == jobID {
+			return m.Sequence, false, nil
+		}
+		next = m.Sequence + 1
+	}
+	return 0, true, nil
 }
 
 func (c *Console) jobPage(w http.ResponseWriter, r *http.Request) {
