@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"go.uber.org/zap"
@@ -25,6 +26,12 @@ type consoleCmd struct {
 }
 
 func (c *consoleCmd) Run(ctx context.Context) error {
+	// The console holds little (an index of the dead letters, a few pages
+	// in flight): a soft limit keeps its garbage from growing its resident
+	// set. GOMEMLIMIT, when set, rules.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(32 << 20)
+	}
 	log, err := server.NewLogger(c.LogLevel, "json", zapcore.Lock(os.Stderr))
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -109,7 +110,9 @@ func (t *tally) refresh(ctx context.Context) error {
 }
 
 func (t *tally) add(seq uint64, h nats.Header) {
-	k := [2]string{h.Get(consumer.HeaderReason), deadletter.Lane(h)}
+	// Cloned: a header value shares its memory with the message's other
+	// headers, which would otherwise stay alive with it.
+	k := [2]string{strings.Clone(h.Get(consumer.HeaderReason)), strings.Clone(deadletter.Lane(h))}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if n := len(t.seqs); n > 0 && t.seqs[n-1] >= seq {
@@ -124,7 +127,7 @@ func (t *tally) add(seq uint64, h nats.Header) {
 	t.names[i].N++
 	t.seqs = append(t.seqs, seq)
 	t.keys = append(t.keys, i)
-	t.ids = append(t.ids, h.Get(consumer.HeaderJobID))
+	t.ids = append(t.ids, strings.Clone(h.Get(consumer.HeaderJobID)))
 	t.live++
 	t.last = max(t.last, seq)
 }
