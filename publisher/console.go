@@ -23,9 +23,38 @@ type consoleCmd struct {
 	Listen     string `default:"127.0.0.1:8090" env:"CONSOLE_LISTEN" help:"Address the console listens on."`
 	AdminToken string `name:"admin-token" env:"ADMIN_TOKEN" help:"Token an operator signs in with to replay, delete and reset (set it in the environment, not on the command line); empty: read-only."`
 	LogLevel   string `name:"log-level" env:"LOG_LEVEL" default:"info" help:"debug, info, warn or error."`
+	Probe      bool   `help:"Only check the console running at --listen (GET /healthz) and exit non-zero unless it answers: a container health check."`
+}
+
+func (c *consoleCmd) probe(ctx context.Context) error {
+	host, port, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return fmt.Errorf("--listen %s: %w", c.Listen, err)
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/healthz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("console at %s: %s", c.Listen, resp.Status)
+	}
+	return nil
 }
 
 func (c *consoleCmd) Run(ctx context.Context) error {
+	if c.Probe {
+		return c.probe(ctx)
+	}
 	// The console holds little (an index of the dead letters, a few pages
 	// in flight): a soft limit keeps its garbage from growing its resident
 	// set. GOMEMLIMIT, when set, rules.
