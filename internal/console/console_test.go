@@ -274,3 +274,51 @@ func httptestServer(t *testing.T, h http.Handler) string {
 	t.Cleanup(hs.Close)
 	return hs.URL
 }
+
+// One letter is replayed (kept, or deleted with the box ticked) and another
+// deleted, from a signed-in session.
+func TestReplayAndDeleteOneLetter(t *testing.T) {
+	st := newStack(t)
+	st.provision(t)
+	for i := 1; i <= 3; i++ {
+		deadLetter(t, st.js, "default", consumer.ReasonMaxDeliveries, fmt.Sprintf("one-%d", i))
+	}
+	eventually.True(t, 10*time.Second, func() bool { _, total, ready, _ := st.console.Counts(); return ready && total == 3 }, "3 letters counted")
+	signed, csrf := signIn(t, st.url, adminToken)
+	post := func(path string, v url.Values) (int, string) {
+		t.Helper()
+		v.Set("csrf", csrf)
+		resp, err := signed.PostForm(st.url+path, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	dlq, _ := st.js.Stream(context.Background(), topology.DLQStream)
+	exists := func(seq uint64) bool { _, err := dlq.GetMsg(context.Background(), seq); return err == nil }
+
+	if code, body := post("/deadletters/1/replay", url.Values{}); code != 200 || !strings.Contains(body, "Replayed dead letter 1: job one-1 to scoring.jobs.default.") {
+		t.Fatalf("replay 1: %d\n%s", code, body)
+	}
+	if !exists(1) {
+		t.Fatal("letter 1 deleted without the box ticked")
+	}
+	if code, _ := post("/deadletters/2/replay", url.Values{"delete": {"1"}}); code != 200 || exists(2) {
+		t.Fatalf("replay 2 with delete: %d, still there: %v", code, exists(2))
+	}
+	if code, body := post("/deadletters/3/delete", url.Values{}); code != 200 || exists(3) {
+		t.Fatalf("delete 3: %d\n%s", code, body)
+	}
+	if code, _ := post("/deadletters/3/delete", url.Values{}); code != http.StatusConflict {
+		t.Fatalf("deleting a deleted letter answered %d", code)
+	}
+	jobs, _ := st.js.Stream(context.Background(), topology.JobsStream)
+	if n := jobs.CachedInfo().State.Msgs; n != 2 {
+		t.Fatalf("%d jobs published again, want 2", n)
+	}
+	if _, total, _, _ := st.console.Counts(); total != 1 {
+		t.Fatalf("%d letters counted, want 1", total)
+	}
+}
