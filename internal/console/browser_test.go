@@ -287,6 +287,12 @@ func TestConsoleInABrowser(t *testing.T) {
 			return strings.Contains(text(t, ctx, `tr[data-worker="worker-c"] .breaker`), "closed")
 		}, "worker-c's breaker shown closed")
 		shoot(t, ctx, shots, "overview-after-reset.png")
+		w, _ := st.workerStatus(t, "worker-a")
+		run(t, ctx, "worker-a's cache report", chromedp.Navigate(st.url+"/workers/"+w.ID+"/cache-report"), visible("#cache-report"))
+		if rep := text(t, ctx, "#cache-report"); !strings.Contains(rep, "hit rate") || !strings.Contains(rep, "reused (hits)") {
+			t.Fatalf("cache report:\n%s", rep)
+		}
+		shoot(t, ctx, shots, "cache-report.png")
 	})
 
 	t.Run("a max-deliveries dead letter replayed and answered", func(t *testing.T) {

@@ -170,7 +170,12 @@ func (c *Console) cacheReport(w http.ResponseWriter, r *http.Request) {
 		c.page(w, r, http.StatusBadGateway, "message.html", message{Title: "No cache report", Text: err.Error(), Back: "/"})
 		return
 	}
-	c.page(w, r, http.StatusOK, "cache.html", CacheReportView{Worker: id, Report: b.String()})
+	name := id
+	var st server.Status
+	if call(r.Context(), c.cfg.NC, id, server.EndpointStatus, &st) == nil && st.WorkerID != "" {
+		name = st.WorkerID + " (" + id + ")"
+	}
+	c.page(w, r, http.StatusOK, "cache.html", CacheReportView{Worker: name, Report: b.String()})
 }
 
 func filterJob(id string) deadletter.Filter { return deadletter.Filter{JobID: []string{id}} }
