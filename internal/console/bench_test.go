@@ -71,7 +71,8 @@ func fillLetters(b *testing.B, js jetstream.JetStream, n int) {
 // rare reason. Each must be served in 200 ms at most. With
 // CONSOLE_BENCH_PUBLISHER naming a publisher binary, it also runs
 // `publisher console` as a process against the same stream, serves it the
-// same pages, and reports its resident set.
+// same pages, and reports its resident set (CONSOLE_BENCH_SMAPS=1 also logs
+// its /proc/<pid>/smaps_rollup: how much of it is the binary's own pages).
 func BenchmarkDeadLetterPages(b *testing.B) {
 	ns := workertest.NATS(b)
 	nc := workertest.Connect(b, ns.URL())
@@ -179,6 +180,10 @@ func BenchmarkDeadLetterPages(b *testing.B) {
 				worst = max(worst, fetch(p.url))
 			}
 			worst = max(worst, fetch("/"))
+		}
+		if os.Getenv("CONSOLE_BENCH_SMAPS") != "" {
+			sm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", cmd.Process.Pid))
+			b.Logf("%s", sm)
 		}
 		rss, hwm := procStatus(b, cmd.Process.Pid, "VmRSS"), procStatus(b, cmd.Process.Pid, "VmHWM")
 		b.Logf("console process: RSS %.1f MB, peak %.1f MB, slowest answer %s", rss, hwm, worst)
