@@ -280,7 +280,7 @@ func TestComposeOfflineUsesLocalImages(t *testing.T) {
 	}
 	// Everything else needs a registry: it must sit behind a profile.
 	for name, s := range base.Services {
-		if slices.Contains([]string{"nats", "redis", "worker", "langextract"}, name) {
+		if slices.Contains([]string{"nats", "redis", "worker", "langextract", "console"}, name) {
 			continue
 		}
 		if e := effective(s, offline.Services[name]); len(e.Profiles) == 0 {

@@ -5,17 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"sort"
-	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hybridscore/hybridscore/internal/consumer"
+	"github.com/hybridscore/hybridscore/internal/deadletter"
 	"github.com/hybridscore/hybridscore/internal/topology"
 )
 
@@ -31,35 +28,8 @@ type dlqFilter struct {
 	JobID  []string `name:"job-id" help:"Only dead letters of this job; repeatable."`
 }
 
-func (f dlqFilter) match(m *jetstream.RawStreamMsg) bool {
-	return (len(f.Reason) == 0 || slices.Contains(f.Reason, m.Header.Get(consumer.HeaderReason))) &&
-		(len(f.Lane) == 0 || slices.Contains(f.Lane, topology.Lane(m.Header.Get(consumer.HeaderSubject)))) &&
-		(len(f.JobID) == 0 || slices.Contains(f.JobID, m.Header.Get(consumer.HeaderJobID)))
-}
-
-// eachDeadLetter calls fn for every dead letter that f selects, oldest
-// first, reading the stream by sequence.
-func eachDeadLetter(ctx context.Context, js jetstream.JetStream, f dlqFilter, fn func(*jetstream.RawStreamMsg) error) error {
-	s, err := js.Stream(ctx, topology.DLQStream)
-	if err != nil {
-		return fmt.Errorf("stream %s: %w", topology.DLQStream, err)
-	}
-	st := s.CachedInfo().State
-	for seq := st.FirstSeq; st.Msgs > 0 && seq <= st.LastSeq; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue // deleted
-		}
-		if err != nil {
-			return err
-		}
-		if f.match(m) {
-			if err := fn(m); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+func (f dlqFilter) filter() deadletter.Filter {
+	return deadletter.Filter{Reason: f.Reason, Lane: f.Lane, JobID: f.JobID}
 }
 
 type dlqListCmd struct {
@@ -81,8 +51,8 @@ func (l *dlqListCmd) Run(ctx context.Context) error {
 	if l.IDs {
 		fmt.Fprintln(tw, "SEQ\tREASON\tJOB ID\tLANE\tMESSAGE")
 	}
-	err = eachDeadLetter(ctx, c.JS, l.dlqFilter, func(m *jetstream.RawStreamMsg) error {
-		reason, lane := m.Header.Get(consumer.HeaderReason), topology.Lane(m.Header.Get(consumer.HeaderSubject))
+	err = deadletter.Each(ctx, c.JS, l.filter(), func(m *jetstream.RawStreamMsg) error {
+		reason, lane := m.Header.Get(consumer.HeaderReason), deadletter.Lane(m.Header)
 		counts[[2]string{reason, lane}]++
 		if l.IDs {
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", m.Sequence, reason, m.Header.Get(consumer.HeaderJobID), lane, m.Header.Get(consumer.HeaderError))
@@ -113,10 +83,9 @@ type dlqReplayCmd struct {
 	DryRun bool `name:"dry-run" help:"Only say what would be replayed."`
 }
 
-// Run publishes each selected dead letter's payload, unchanged, to the
-// subject it came from. It gets a new Nats-Msg-Id (replay-<dead letter
-// sequence>) so the jobs stream's duplicate window does not drop it, and
-// arrives as a new message: a fresh delivery budget, the same job_id.
+// Run publishes each selected dead letter's payload again as
+// deadletter.Replay does: unchanged, to the subject it came from, a fresh
+// delivery budget, the same job_id.
 func (r *dlqReplayCmd) Run(ctx context.Context) error {
 	if len(r.Reason)+len(r.Lane)+len(r.JobID) == 0 {
 		return errors.New("choose what to replay: --reason, --lane or --job-id (see publisher dlq list)")
@@ -133,24 +102,18 @@ func (r *dlqReplayCmd) Run(ctx context.Context) error {
 		return err
 	}
 	n := 0
-	err = eachDeadLetter(ctx, c.JS, r.dlqFilter, func(m *jetstream.RawStreamMsg) error {
-		subject := m.Header.Get(consumer.HeaderSubject)
-		if !strings.HasPrefix(subject, topology.JobsPrefix) && !strings.HasPrefix(subject, topology.BulkPrefix) {
-			return fmt.Errorf("dead letter %d: its subject %q is not a job subject", m.Sequence, subject)
+	err = deadletter.Each(ctx, c.JS, r.filter(), func(m *jetstream.RawStreamMsg) error {
+		subject, err := deadletter.Target(m)
+		if err != nil {
+			return err
 		}
 		n++
 		if r.DryRun {
 			fmt.Printf("would replay %d: job %s to %s (%s)\n", m.Sequence, m.Header.Get(consumer.HeaderJobID), subject, m.Header.Get(consumer.HeaderReason))
 			return nil
 		}
-		if _, err := c.JS.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: m.Data,
-			Header: nats.Header{jetstream.MsgIDHeader: []string{"replay-" + strconv.FormatUint(m.Sequence, 10)}}}); err != nil {
-			return fmt.Errorf("replay dead letter %d: %w", m.Sequence, err)
-		}
-		if r.Delete {
-			if err := dlq.DeleteMsg(ctx, m.Sequence); err != nil {
-				return fmt.Errorf("delete dead letter %d: %w", m.Sequence, err)
-			}
+		if err := deadletter.Replay(ctx, c.JS, dlq, m, r.Delete); err != nil {
+			return err
 		}
 		fmt.Printf("replayed %d: job %s to %s\n", m.Sequence, m.Header.Get(consumer.HeaderJobID), subject)
 		return nil

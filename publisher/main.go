@@ -69,6 +69,7 @@ type cli struct {
 	Evaluate evaluateCmd `cmd:"" help:"Score a labelled set of task/pattern pairs under many weight configurations; report ROC AUC, AP, P@k, best threshold."`
 	Cache    cacheCmd    `cmd:"" help:"A worker's cache: report (effectiveness and the size/TTL recommendation), export (a warm file), warm."`
 	Smoke    smokeCmd    `cmd:"" help:"Check a running deployment: one job per outcome (scored, degraded, rejected, expired), /health and /metrics; non-zero exit on any failure."`
+	Console  consoleCmd  `cmd:"" help:"Serve the operator's web console (--listen): backlogs, dead letters (replay, delete), a job by id, every worker (breaker reset, cache report); talks only to NATS."`
 
 	Capacity capacityCmd `cmd:"" help:"Monthly capacity report from Prometheus: jobs/s per class, p95, fallback and cache hit rates, backlog trend, workers needed for --target-rate."`
 }

@@ -16,7 +16,9 @@ COPY publisher /publisher
 USER 65532:65532
 WORKDIR /tmp
 
-# The publisher is a client and listens on nothing; no EXPOSE.
+# The publisher is a client; only `publisher console` listens (--listen,
+# :8090 in docker-compose.yml).
+EXPOSE 8090
 
 ENTRYPOINT ["/publisher"]
 CMD ["--help"]

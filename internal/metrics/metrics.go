@@ -7,6 +7,7 @@ package metrics
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,6 +50,7 @@ type Metrics struct {
 	jobs         *prometheus.CounterVec
 	jobDuration  *prometheus.HistogramVec
 	inFlight     prometheus.Gauge
+	inFlightN    atomic.Int64 // the gauge's value, readable without a scrape
 	redeliveries *prometheus.CounterVec
 	deadLetters  *prometheus.CounterVec
 	duplicates   *prometheus.CounterVec
@@ -238,7 +240,13 @@ func (l *lanes) label(lane string) string {
 }
 
 // InFlight implements consumer.Observer.
-func (m *Metrics) InFlight(delta int) { m.inFlight.Add(float64(delta)) }
+func (m *Metrics) InFlight(delta int) {
+	m.inFlight.Add(float64(delta))
+	m.inFlightN.Add(int64(delta))
+}
+
+// InFlightJobs returns the jobs being processed now.
+func (m *Metrics) InFlightJobs() int64 { return m.inFlightN.Load() }
 
 // ConsumerPending implements consumer.Observer.
 func (m *Metrics) ConsumerPending(class consumer.Class, pending, ackPending uint64, oldest time.Duration) {

@@ -367,6 +367,13 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { httpDone <- srv.Serve(s.listener) }()
 	s.log.Info("HTTP listening", zap.String("addr", s.HTTPAddr()))
 	defer s.close()
+	svc, err := s.startService(s.checker.Start)
+	if err != nil {
+		return err
+	}
+	// Stopped before the connection drains (close): the worker leaves the
+	// service listings as it stops.
+	defer func() { _ = svc.Stop() }()
 
 	if f := s.cfg.SemanticCacheWarmFile; f != "" {
 		s.warming.Store(true)
@@ -378,7 +385,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Info("cache warmed", zap.Int("cached", n), zap.Int("texts", len(qs)), zap.Error(err))
 		s.warming.Store(false)
 	}
-	err := s.worker.Run(ctx)
+	err = s.worker.Run(ctx)
 	if ferr := s.nc.FlushTimeout(5 * time.Second); ferr != nil && !errors.Is(ferr, nats.ErrConnectionClosed) {
 		s.log.Warn("flush at shutdown", zap.Error(ferr))
 	}
@@ -475,18 +482,8 @@ func (s *Server) Handler() http.Handler {
 		}
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
-	admin := &Admin{Token: s.cfg.AdminToken, Cache: s.Cache, AuthFailed: s.Metrics.AdminAuthFailed, ResetBreaker: func() bool {
-		if s.breaker == nil {
-			return false
-		}
-		s.breaker.Reset()
-		return true
-	}, BreakerState: func() string {
-		if s.breaker == nil {
-			return "none (built-in analyzer)"
-		}
-		return s.breaker.State().String()
-	}}
+	admin := &Admin{Token: s.cfg.AdminToken, Cache: s.Cache, AuthFailed: s.Metrics.AdminAuthFailed,
+		ResetBreaker: s.resetBreaker, BreakerState: s.breakerState}
 	admin.Register(mux)
 	return mux
 }

@@ -1,0 +1,357 @@
+package console_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hybridscore/hybridscore/internal/consumer"
+	"github.com/hybridscore/hybridscore/internal/eventually"
+	"github.com/hybridscore/hybridscore/internal/fake/langextractd"
+	"github.com/hybridscore/hybridscore/internal/topology"
+	"github.com/hybridscore/hybridscore/pkg/job"
+)
+
+// browser starts Debian's chromium, headless, driven by chromedp. Without
+// chromium the test skips, except in CI (CI=true), where it fails: CI
+// installs it (.ci/run).
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	path := ""
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			path = p
+			break
+		}
+	}
+	if path == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("chromium is not installed (CI installs it: apt-get install chromium)")
+		}
+		t.Skip("chromium is not installed (apt-get install chromium); CI=true makes this fail")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
+		chromedp.DisableGPU, chromedp.WindowSize(1280, 900), chromedp.Flag("disable-dev-shm-usage", true))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	ctx, cancel2 := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
+	t.Cleanup(cancel2)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// screenshots is where the test writes its screenshots:
+// $CONSOLE_SCREENSHOTS, or hybridscore-console under the temporary
+// directory.
+func screenshots(t *testing.T) string {
+	dir := os.Getenv("CONSOLE_SCREENSHOTS")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "hybridscore-console")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func shoot(t *testing.T, ctx context.Context, dir, name string) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot %s", p)
+}
+
+func run(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(tctx, steps...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// eval evaluates a JavaScript expression in the page.
+func eval[T any](t *testing.T, ctx context.Context, expr string) T {
+	t.Helper()
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(tctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// text returns the text of the first element selector matches, now.
+func text(t *testing.T, ctx context.Context, selector string) string {
+	t.Helper()
+	return eval[string](t, ctx, fmt.Sprintf(`(document.querySelector(%q) || {innerText: ""}).innerText`, selector))
+}
+
+// attr returns an attribute of the first element selector matches.
+func attr(t *testing.T, ctx context.Context, selector, name string) string {
+	t.Helper()
+	return eval[string](t, ctx, fmt.Sprintf(`(document.querySelector(%q) || {getAttribute: () => ""}).getAttribute(%q) || ""`, selector, name))
+}
+
+func visible(sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.WaitVisible(chromedp.CSS(sel))
+}
+
+// post submits a form the page did not offer, as a forged request would:
+// it shows what the console answers a client without the session's form.
+func post(t *testing.T, ctx context.Context, action string, fields map[string]string) {
+	t.Helper()
+	inputs := ""
+	for k, v := range fields {
+		inputs += fmt.Sprintf(`<input type="hidden" name=%q value=%q>`, k, v)
+	}
+	js := fmt.Sprintf(`document.body.insertAdjacentHTML("beforeend", '<form id="forged" method="post" action=%q>%s</form>'); document.getElementById("forged").submit(); true`, action, inputs)
+	eval[bool](t, ctx, js)
+	run(t, ctx, "submit a forged form to "+action, visible("#message"))
+}
+
+// The console in chromium against a three-worker stack: every worker on the
+// overview; a signed-out session refused; a breaker opened by a failing
+// langextract reset from the page; a max-deliveries dead letter replayed
+// from the page and answered; a job found by id.
+func TestConsoleInABrowser(t *testing.T) {
+	ctx := browser(t)
+	shots := screenshots(t)
+	st := newStack(t)
+	healthy := langextractd.New(langextractd.Faults{})
+	st.addWorker(t, "worker-a", healthy)
+	st.addWorker(t, "worker-b", langextractd.New(langextractd.Faults{}))
+	failing := langextractd.New(langextractd.Faults{Rate503: 1})
+	st.addWorker(t, "worker-c", failing)
+	bg := context.Background()
+
+	// A job that can never be answered: its reply stream refuses results
+	// bigger than 16 bytes, so it is dead-lettered after MaxDeliver (2).
+	if _, err := st.js.CreateStream(bg, jetstream.StreamConfig{Name: "TINY", Subjects: []string{"tiny.>"}, MaxMsgSize: 16}); err != nil {
+		t.Fatal(err)
+	}
+	doomed := job.Wire{JobID: "doomed-1", TaskDescription: "a task", HistoricalPatternText: "a pattern", VectorSimilarity: 0.5, ReplySubject: "tiny.results"}
+	if _, err := st.client.Publish(bg, "default", doomed); err != nil {
+		t.Fatal(err)
+	}
+	// Jobs until worker-c's breaker opens (its langextract answers 503).
+	for i := 0; ; i++ {
+		if w, ok := st.workerStatus(t, "worker-c"); ok && w.Status != nil && w.Status.Breaker == "open" {
+			break
+		}
+		if i == 200 {
+			t.Fatal("worker-c's breaker never opened")
+		}
+		w := job.Wire{JobID: fmt.Sprintf("load-%d", i), TaskDescription: fmt.Sprintf("task %d", i), HistoricalPatternText: fmt.Sprintf("pattern %d", i), VectorSimilarity: 0.5}
+		if _, err := st.client.Submit(bg, "default", w, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	failing.SetFaults(langextractd.Faults{})
+	var letterSeq uint64
+	eventually.NoError(t, 30*time.Second, func() error {
+		s, err := st.js.Stream(bg, topology.DLQStream)
+		if err != nil {
+			return err
+		}
+		m, err := s.GetMsg(bg, 1, jetstream.WithGetMsgSubject(topology.DLQPrefix+">"))
+		if err != nil {
+			return err
+		}
+		if m.Header.Get(consumer.HeaderReason) != consumer.ReasonMaxDeliveries || m.Header.Get(consumer.HeaderJobID) != "doomed-1" {
+			return fmt.Errorf("dead letter %v", m.Header)
+		}
+		letterSeq = m.Sequence
+		return nil
+	}, "doomed-1 dead-lettered for max deliveries")
+
+	t.Run("overview lists every worker", func(t *testing.T) {
+		run(t, ctx, "open the overview", chromedp.Navigate(st.url+"/"), visible("#workers"))
+		var n int
+		eventually.True(t, 10*time.Second, func() bool {
+			n = eval[int](t, ctx, `document.querySelectorAll("#workers tr[data-worker]").length`)
+			return n == 3
+		}, "three workers on the overview")
+		table := text(t, ctx, "#workers")
+		for _, id := range []string{"worker-a", "worker-b", "worker-c"} {
+			if !strings.Contains(table, id) {
+				t.Fatalf("%s missing from the workers table:\n%s", id, table)
+			}
+		}
+		if !strings.Contains(text(t, ctx, `tr[data-worker="worker-c"] .breaker`), "open") {
+			t.Fatalf("worker-c's breaker not shown open:\n%s", table)
+		}
+		// The live part is fetched again, without reloading the page.
+		var refreshed string
+		eventually.True(t, 10*time.Second, func() bool {
+			refreshed = eval[string](t, ctx, `document.getElementById("live").dataset.refreshed || ""`)
+			return refreshed != ""
+		}, "the overview refreshed in place")
+		if text(t, ctx, "#signed-in") != "" || strings.Contains(table, "Reset breaker") {
+			t.Fatal("a signed-out overview offers mutations")
+		}
+	})
+
+	t.Run("a signed-out session cannot mutate", func(t *testing.T) {
+		run(t, ctx, "open the letter", chromedp.Navigate(fmt.Sprintf("%s/deadletters/%d", st.url, letterSeq)), visible("#payload"))
+		forms := eval[int](t, ctx, `document.querySelectorAll("#replay, #delete").length`)
+		if forms != 0 {
+			t.Fatal("a signed-out letter page offers replay or delete")
+		}
+		jobs, _ := st.js.Stream(bg, topology.JobsStream)
+		before := jobs.CachedInfo().State.LastSeq
+		post(t, ctx, fmt.Sprintf("/deadletters/%d/replay", letterSeq), map[string]string{"csrf": "guessed", "delete": "1"})
+		if got := text(t, ctx, "h1"); got != "Refused" {
+			t.Fatalf("forged replay answered %q", got)
+		}
+		shoot(t, ctx, shots, "refused.png")
+		w, _ := st.workerStatus(t, "worker-c")
+		post(t, ctx, "/workers/"+w.ID+"/breaker-reset", map[string]string{"csrf": "guessed"})
+		if got := text(t, ctx, "h1"); got != "Refused" {
+			t.Fatalf("forged breaker reset answered %q", got)
+		}
+		// Nothing changed: the letter is there, no job was published, the
+		// breaker is still open.
+		dlq, _ := st.js.Stream(bg, topology.DLQStream)
+		if _, err := dlq.GetMsg(bg, letterSeq); err != nil {
+			t.Fatalf("the dead letter is gone: %v", err)
+		}
+		jobs, _ = st.js.Stream(bg, topology.JobsStream)
+		if after := jobs.CachedInfo().State.LastSeq; after != before {
+			t.Fatalf("jobs stream moved from %d to %d", before, after)
+		}
+		if w, _ := st.workerStatus(t, "worker-c"); w.Status.Breaker != "open" {
+			t.Fatalf("worker-c's breaker is %s", w.Status.Breaker)
+		}
+	})
+
+	t.Run("sign in", func(t *testing.T) {
+		run(t, ctx, "wrong token", chromedp.Navigate(st.url+"/login"), visible("#login"),
+			chromedp.SendKeys(chromedp.CSS(`input[name="token"]`), "not-the-token"), chromedp.Submit(chromedp.CSS("#login")),
+			visible("#message"))
+		if text(t, ctx, "#signed-in") != "" {
+			t.Fatal("signed in with a wrong token")
+		}
+		run(t, ctx, "sign in", chromedp.SendKeys(chromedp.CSS(`input[name="token"]`), adminToken), chromedp.Submit(chromedp.CSS("#login")),
+			visible("#signed-in"))
+		html := eval[string](t, ctx, `document.documentElement.outerHTML`)
+		if strings.Contains(html, adminToken) {
+			t.Fatal("the admin token is in a page")
+		}
+		// Signed in, a form without the session's CSRF token is refused.
+		post(t, ctx, fmt.Sprintf("/deadletters/%d/delete", letterSeq), map[string]string{"csrf": "guessed"})
+		if got := text(t, ctx, "h1"); got != "Refused" {
+			t.Fatalf("delete without the CSRF token answered %q", got)
+		}
+		dlq, _ := st.js.Stream(bg, topology.DLQStream)
+		if _, err := dlq.GetMsg(bg, letterSeq); err != nil {
+			t.Fatalf("the dead letter is gone: %v", err)
+		}
+	})
+
+	t.Run("breaker reset from the page", func(t *testing.T) {
+		run(t, ctx, "open the overview", chromedp.Navigate(st.url+"/"),
+			visible(`tr[data-worker="worker-c"] button.reset-breaker`))
+		shoot(t, ctx, shots, "overview.png")
+		// Clicked by script: the live part may be replaced between finding
+		// the button and a mouse click on it.
+		eval[bool](t, ctx, `document.querySelector('tr[data-worker="worker-c"] button.reset-breaker').click(); true`)
+		run(t, ctx, "reset worker-c's breaker", visible("#message"))
+		if msg := text(t, ctx, "#message"); !strings.Contains(msg, "now closed") {
+			t.Fatalf("reset answered %q", msg)
+		}
+		if w, _ := st.workerStatus(t, "worker-c"); w.Status.Breaker != "closed" {
+			t.Fatalf("worker-c's breaker is %s after the reset", w.Status.Breaker)
+		}
+		run(t, ctx, "back to the overview", chromedp.Navigate(st.url+"/"), visible("#workers"))
+		eventually.True(t, 10*time.Second, func() bool {
+			return strings.Contains(text(t, ctx, `tr[data-worker="worker-c"] .breaker`), "closed")
+		}, "worker-c's breaker shown closed")
+		shoot(t, ctx, shots, "overview-after-reset.png")
+		w, _ := st.workerStatus(t, "worker-a")
+		run(t, ctx, "worker-a's cache report", chromedp.Navigate(st.url+"/workers/"+w.ID+"/cache-report"), visible("#cache-report"))
+		if rep := text(t, ctx, "#cache-report"); !strings.Contains(rep, "hit rate") || !strings.Contains(rep, "reused (hits)") {
+			t.Fatalf("cache report:\n%s", rep)
+		}
+		shoot(t, ctx, shots, "cache-report.png")
+	})
+
+	t.Run("a max-deliveries dead letter replayed and answered", func(t *testing.T) {
+		// The cause fixed: the reply stream now takes results.
+		if _, err := st.js.UpdateStream(bg, jetstream.StreamConfig{Name: "TINY", Subjects: []string{"tiny.>"}, MaxMsgSize: -1}); err != nil {
+			t.Fatal(err)
+		}
+		run(t, ctx, "open the dead letters", chromedp.Navigate(st.url+"/deadletters?reason="+consumer.ReasonMaxDeliveries),
+			visible(fmt.Sprintf(`#letters tr[data-seq="%d"]`, letterSeq)))
+		shoot(t, ctx, shots, "deadletters.png")
+		run(t, ctx, "open the letter", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#letters tr[data-seq="%d"] a`, letterSeq))),
+			visible("#replay"))
+		if r := text(t, ctx, "#reason"); r != consumer.ReasonMaxDeliveries {
+			t.Fatalf("reason %q", r)
+		}
+		if p := text(t, ctx, "#payload"); !strings.Contains(p, `"doomed-1"`) {
+			t.Fatalf("payload %q", p)
+		}
+		shoot(t, ctx, shots, "letter.png")
+		run(t, ctx, "replay", chromedp.Click(chromedp.CSS("#replay button")), visible("#message"))
+		if msg := text(t, ctx, "#message"); !strings.Contains(msg, "Replayed dead letter "+strconv.FormatUint(letterSeq, 10)) {
+			t.Fatalf("replay answered %q", msg)
+		}
+		tiny, _ := st.js.Stream(bg, "TINY")
+		eventually.NoError(t, 20*time.Second, func() error {
+			m, err := tiny.GetLastMsgForSubject(bg, "tiny.results")
+			if err != nil {
+				return err
+			}
+			var r job.Result
+			if err := json.Unmarshal(m.Data, &r); err != nil || r.JobID != "doomed-1" {
+				return fmt.Errorf("result %s", m.Data)
+			}
+			return nil
+		}, "the replayed job answered")
+		dlq, _ := st.js.Stream(bg, topology.DLQStream)
+		if _, err := dlq.GetMsg(bg, letterSeq); err == nil {
+			t.Fatal("the replayed dead letter was not deleted")
+		}
+	})
+
+	t.Run("a job found by id", func(t *testing.T) {
+		w := job.Wire{JobID: "find-me-1", TaskDescription: "find this task", HistoricalPatternText: "find this pattern", VectorSimilarity: 0.7,
+			ReplySubject: job.ResultSubject("default", "find-me-1")}
+		if _, err := st.client.Submit(bg, "default", w, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		run(t, ctx, "find the job", chromedp.Navigate(st.url+"/jobs"), visible("#find-job"),
+			chromedp.SendKeys(chromedp.CSS(`input[name="job_id"]`), "find-me-1"), chromedp.Submit(chromedp.CSS("#find-job")),
+			visible("#result"))
+		where := attr(t, ctx, "#where", "data-where")
+		if where != "answered" || !strings.Contains(text(t, ctx, "#result"), `"find-me-1"`) {
+			t.Fatalf("job page: %s\n%s", where, text(t, ctx, "main"))
+		}
+		shoot(t, ctx, shots, "job.png")
+		run(t, ctx, "find an unknown job", chromedp.Navigate(st.url+"/jobs?job_id=never-published"), visible("#where"))
+		where = attr(t, ctx, "#where", "data-where")
+		if where != "unknown" {
+			t.Fatalf("an unknown job is %q", where)
+		}
+	})
+}

@@ -1,0 +1,324 @@
+package console_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/hybridscore/hybridscore/internal/console"
+	"github.com/hybridscore/hybridscore/internal/consumer"
+	"github.com/hybridscore/hybridscore/internal/eventually"
+	"github.com/hybridscore/hybridscore/internal/topology"
+	"github.com/hybridscore/hybridscore/internal/workertest"
+	"github.com/hybridscore/hybridscore/pkg/job"
+)
+
+// deadLetter stores a dead letter as a worker does: the job's payload, its
+// reason and origin in headers, on scoring.dlq.<lane>.
+func deadLetter(t testing.TB, js jetstream.JetStream, lane, reason, jobID string) {
+	t.Helper()
+	h := nats.Header{}
+	h.Set(consumer.HeaderReason, reason)
+	h.Set(consumer.HeaderError, "failed: "+reason)
+	h.Set(consumer.HeaderJobID, jobID)
+	h.Set(consumer.HeaderSubject, topology.JobsPrefix+lane)
+	h.Set(consumer.HeaderDelivery, "1")
+	data := fmt.Sprintf(`{"job_id":%q,"task_description":"t","historical_pattern_text":"p","vector_similarity":0.5}`, jobID)
+	if _, err := js.PublishMsg(context.Background(), &nats.Msg{Subject: topology.DLQPrefix + lane, Data: []byte(data), Header: h}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// signIn returns an HTTP client signed in to the console at base, and the
+// session's CSRF token as the pages carry it.
+func signIn(t *testing.T, base, token string) (*http.Client, string) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	resp, err := c.PostForm(base+"/login", url.Values{"token": {token}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(body)
+	if resp.StatusCode != 200 || m == nil {
+		t.Fatalf("sign-in answered %d:\n%s", resp.StatusCode, body)
+	}
+	return c, string(m[1])
+}
+
+func get(t *testing.T, c *http.Client, u string) (int, string) {
+	t.Helper()
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+var seqRow = regexp.MustCompile(`<tr data-seq="(\d+)">`)
+
+func pageSeqs(body string) []uint64 {
+	var out []uint64
+	for _, m := range seqRow.FindAllStringSubmatch(body, -1) {
+		n, _ := strconv.ParseUint(m[1], 10, 64)
+		out = append(out, n)
+	}
+	return out
+}
+
+// Dead letters are paged by sequence, filtered by reason and lane, counted
+// (also after letters are deleted behind the console's back), and a
+// filtered set is replayed as publisher dlq replay does.
+func TestDeadLetterPagesCountsAndReplay(t *testing.T) {
+	st := newStack(t)
+	st.provision(t)
+	for i := 1; i <= 120; i++ {
+		reason, lane := consumer.ReasonMaxDeliveries, "alpha"
+		if i%3 == 0 {
+			reason = job.CodeInvalidField
+		}
+		if i%4 == 0 {
+			lane = "beta"
+		}
+		deadLetter(t, st.js, lane, reason, fmt.Sprintf("job-%03d", i))
+	}
+	eventually.NoError(t, 10*time.Second, func() error {
+		counts, total, ready, err := st.console.Counts()
+		if !ready || err != nil || total != 120 {
+			return fmt.Errorf("counts %v, %d, ready %v, %v", counts, total, ready, err)
+		}
+		return nil
+	}, "the dead letters counted")
+	counts, _, _, _ := st.console.Counts()
+	want := map[string]int{"invalid_field/alpha": 30, "invalid_field/beta": 10, "max_deliveries/alpha": 60, "max_deliveries/beta": 20}
+	for _, rc := range counts {
+		if want[rc.Reason+"/"+rc.Lane] != rc.N {
+			t.Fatalf("counts %+v, want %v", counts, want)
+		}
+	}
+
+	client := &http.Client{}
+	code, body := get(t, client, st.url+"/deadletters")
+	first := pageSeqs(body)
+	if code != 200 || len(first) != 50 || first[0] != 1 || first[49] != 50 || !strings.Contains(body, `href="/deadletters?after=50&amp;`) {
+		t.Fatalf("first page %d: %v", code, first)
+	}
+	_, body = get(t, client, st.url+"/deadletters?after=50")
+	if next := pageSeqs(body); len(next) != 50 || next[0] != 51 {
+		t.Fatalf("next page %v", next)
+	}
+	_, body = get(t, client, st.url+"/deadletters?lane=beta")
+	beta := pageSeqs(body)
+	if len(beta) != 30 || beta[0] != 4 || beta[1] != 8 {
+		t.Fatalf("lane beta %v", beta)
+	}
+	_, body = get(t, client, st.url+"/deadletters?reason=invalid_field&lane=alpha&after=30")
+	if got := pageSeqs(body); len(got) != 22 || got[0] != 33 || got[1] != 39 {
+		t.Fatalf("invalid_field/alpha after 30: %v", got)
+	}
+	_, body = get(t, client, st.url+"/deadletters/7")
+	if !strings.Contains(body, "job-007") || !strings.Contains(body, "failed: max_deliveries") {
+		t.Fatalf("letter 7:\n%s", body)
+	}
+
+	// Deleted elsewhere (publisher dlq replay --delete, say): counted again.
+	dlq, _ := st.js.Stream(context.Background(), topology.DLQStream)
+	for _, seq := range []uint64{1, 2, 3} {
+		if err := dlq.DeleteMsg(context.Background(), seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually.True(t, 10*time.Second, func() bool { _, total, _, _ := st.console.Counts(); return total == 117 }, "117 dead letters counted")
+
+	// A filtered replay: every invalid_field letter of lane beta goes back
+	// to its subject with Nats-Msg-Id replay-<seq>, and is deleted.
+	signed, csrf := signIn(t, st.url, adminToken)
+	jobs, _ := st.js.Stream(context.Background(), topology.JobsStream)
+	before := jobs.CachedInfo().State.Msgs
+	resp, err := signed.PostForm(st.url+"/deadletters/replay", url.Values{"csrf": {csrf}, "reason": {job.CodeInvalidField}, "lane": {"beta"}, "delete": {"1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "Replayed 10 dead letters.") {
+		t.Fatalf("replay answered %d:\n%s", resp.StatusCode, b)
+	}
+	jobs, _ = st.js.Stream(context.Background(), topology.JobsStream)
+	if got := jobs.CachedInfo().State.Msgs; got != before+10 {
+		t.Fatalf("jobs stream holds %d, want %d", got, before+10)
+	}
+	m, err := jobs.GetMsg(context.Background(), 1, jetstream.WithGetMsgSubject(topology.JobsPrefix+"beta"))
+	if err != nil || m.Header.Get(jetstream.MsgIDHeader) != "replay-12" || !strings.Contains(string(m.Data), `"job-012"`) {
+		t.Fatalf("first replayed job %v %s (%v)", m.Header, m.Data, err)
+	}
+	if _, total, _, _ := st.console.Counts(); total != 107 {
+		t.Fatalf("%d dead letters counted after the replay, want 107", total)
+	}
+	// Without a filter nothing is replayed (as publisher dlq replay).
+	resp, err = signed.PostForm(st.url+"/deadletters/replay", url.Values{"csrf": {csrf}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("an unfiltered replay answered %d", resp.StatusCode)
+	}
+}
+
+// A job is found where it is: answered (its stored result), waiting in a
+// job stream, dead-lettered, or unknown.
+func TestFindJob(t *testing.T) {
+	st := newStack(t)
+	st.provision(t)
+	ctx := context.Background()
+	if _, err := st.client.Publish(ctx, "default", job.Wire{JobID: "waits-1", TaskDescription: "t", HistoricalPatternText: "p", VectorSimilarity: 0.5}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.js.Publish(ctx, job.ResultSubject("default", "done.1"), []byte(`{"job_id":"done.1","status":"scored"}`)); err != nil {
+		t.Fatal(err)
+	}
+	deadLetter(t, st.js, "default", consumer.ReasonConflict, "dead-1")
+	for _, tc := range []struct{ lane, id, where string }{
+		{"default", "waits-1", console.WhereWaiting},
+		{"default", "done.1", console.WhereAnswered},
+		{"default", "dead-1", console.WhereDeadLetter},
+		{"default", "nobody", console.WhereUnknown},
+		{"other", "waits-1", console.WhereUnknown},
+	} {
+		v := st.console.FindJob(ctx, tc.lane, tc.id)
+		if v.Where != tc.where || v.Err != "" {
+			t.Fatalf("%s/%s: %+v, want %s", tc.lane, tc.id, v, tc.where)
+		}
+		if tc.where == console.WhereAnswered && !strings.Contains(v.Result, `"done.1"`) {
+			t.Fatalf("result %q", v.Result)
+		}
+	}
+}
+
+// The admin token appears in no page and no log line; a wrong one is
+// refused; without a token the console is read-only.
+func TestNoSecretInPagesOrLogs(t *testing.T) {
+	ns := workertest.NATS(t)
+	var logs workertest.Buffer
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), &logs, zap.DebugLevel))
+	c, err := console.New(console.Config{NC: workertest.Connect(t, ns.URL()), Token: adminToken, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptestServer(t, c.Handler())
+	resp, err := http.PostForm(hs+"/login", url.Values{"token": {"wrong-" + adminToken}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a wrong token answered %d", resp.StatusCode)
+	}
+	signed, csrf := signIn(t, hs, adminToken)
+	for _, p := range []string{"/", "/deadletters", "/jobs?job_id=x", "/login"} {
+		if _, body := get(t, signed, hs+p); strings.Contains(body, adminToken) {
+			t.Fatalf("%s shows the admin token", p)
+		}
+	}
+	if strings.Contains(logs.String(), adminToken) || !strings.Contains(logs.String(), "signed in") {
+		t.Fatalf("logs:\n%s", logs.String())
+	}
+	// The session's CSRF token is not accepted from another session.
+	other, _ := signIn(t, hs, adminToken)
+	resp, err = other.PostForm(hs+"/workers/x/breaker-reset", url.Values{"csrf": {csrf + "x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("a forged CSRF token answered %d", resp.StatusCode)
+	}
+
+	ro, err := console.New(console.Config{NC: workertest.Connect(t, ns.URL())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := httptestServer(t, ro.Handler())
+	resp, err = http.PostForm(rs+"/login", url.Values{"token": {""}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("sign-in without a configured token answered %d", resp.StatusCode)
+	}
+}
+
+func httptestServer(t *testing.T, h http.Handler) string {
+	t.Helper()
+	hs := httptest.NewServer(h)
+	t.Cleanup(hs.Close)
+	return hs.URL
+}
+
+// One letter is replayed (kept, or deleted with the box ticked) and another
+// deleted, from a signed-in session.
+func TestReplayAndDeleteOneLetter(t *testing.T) {
+	st := newStack(t)
+	st.provision(t)
+	for i := 1; i <= 3; i++ {
+		deadLetter(t, st.js, "default", consumer.ReasonMaxDeliveries, fmt.Sprintf("one-%d", i))
+	}
+	eventually.True(t, 10*time.Second, func() bool { _, total, ready, _ := st.console.Counts(); return ready && total == 3 }, "3 letters counted")
+	signed, csrf := signIn(t, st.url, adminToken)
+	post := func(path string, v url.Values) (int, string) {
+		t.Helper()
+		v.Set("csrf", csrf)
+		resp, err := signed.PostForm(st.url+path, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	dlq, _ := st.js.Stream(context.Background(), topology.DLQStream)
+	exists := func(seq uint64) bool { _, err := dlq.GetMsg(context.Background(), seq); return err == nil }
+
+	if code, body := post("/deadletters/1/replay", url.Values{}); code != 200 || !strings.Contains(body, "Replayed dead letter 1: job one-1 to scoring.jobs.default.") {
+		t.Fatalf("replay 1: %d\n%s", code, body)
+	}
+	if !exists(1) {
+		t.Fatal("letter 1 deleted without the box ticked")
+	}
+	if code, _ := post("/deadletters/2/replay", url.Values{"delete": {"1"}}); code != 200 || exists(2) {
+		t.Fatalf("replay 2 with delete: %d, still there: %v", code, exists(2))
+	}
+	if code, body := post("/deadletters/3/delete", url.Values{}); code != 200 || exists(3) {
+		t.Fatalf("delete 3: %d\n%s", code, body)
+	}
+	if code, _ := post("/deadletters/3/delete", url.Values{}); code != http.StatusConflict {
+		t.Fatalf("deleting a deleted letter answered %d", code)
+	}
+	jobs, _ := st.js.Stream(context.Background(), topology.JobsStream)
+	if n := jobs.CachedInfo().State.Msgs; n != 2 {
+		t.Fatalf("%d jobs published again, want 2", n)
+	}
+	if _, total, _, _ := st.console.Counts(); total != 1 {
+		t.Fatalf("%d letters counted, want 1", total)
+	}
+}

@@ -1,0 +1,181 @@
+package console
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hybridscore/hybridscore/internal/deadletter"
+	"github.com/hybridscore/hybridscore/internal/semcache"
+	"github.com/hybridscore/hybridscore/internal/server"
+	"github.com/hybridscore/hybridscore/internal/topology"
+	"github.com/hybridscore/hybridscore/pkg/job"
+)
+
+func urlQuery(s string) string { return url.QueryEscape(s) }
+
+// Where a job is.
+const (
+	WhereAnswered   = "answered"
+	WhereWaiting    = "waiting"
+	WhereDeadLetter = "dead letter"
+	WhereUnknown    = "unknown"
+)
+
+// maxWaitingScan bounds the waiting jobs a lookup reads to find one that
+// has no result.
+const maxWaitingScan = 20000
+
+// JobView is a job lookup's answer.
+type JobView struct {
+	JobID, Lane string
+	Where       string
+	Subject     string // the result's, or the stream subject it waits on
+	Stream      string
+	Seq         uint64
+	Stored      time.Time
+	Result      string
+	Letters     []LetterRow
+	Note        string
+	Err         string
+}
+
+// FindJob looks job jobID of lane up: its stored result (the last message
+// on job.ResultSubject), else the job waiting in a job stream, else its
+// dead letters, else unknown.
+func (c *Console) FindJob(ctx context.Context, lane, jobID string) JobView {
+	v := JobView{JobID: jobID, Lane: lane, Where: WhereUnknown}
+	results, err := c.js.Stream(ctx, topology.ResultsStream)
+	if err == nil {
+		subject := job.ResultSubject(lane, jobID)
+		m, gerr := results.GetLastMsgForSubject(ctx, subject)
+		switch {
+		case gerr == nil:
+			v.Where, v.Subject, v.Stream, v.Seq, v.Stored = WhereAnswered, subject, topology.ResultsStream, m.Sequence, m.Time
+			v.Result, _ = showPayload(m.Data)
+			return v
+		case !errors.Is(gerr, jetstream.ErrMsgNotFound):
+			err = gerr
+		}
+	}
+	if err != nil {
+		v.Err = err.Error()
+	}
+	for _, s := range []struct{ stream, subject string }{
+		{topology.JobsStream, topology.JobsPrefix + lane}, {topology.BulkStream, topology.BulkPrefix + lane},
+	} {
+		seq, capped, err := c.findWaiting(ctx, s.stream, s.subject, jobID)
+		if err != nil {
+			v.Err = err.Error()
+			continue
+		}
+		if seq != 0 {
+			v.Where, v.Stream, v.Subject, v.Seq = WhereWaiting, s.stream, s.subject, seq
+			return v
+		}
+		if capped {
+			v.Note = fmt.Sprintf("only the first %d jobs waiting on %s were searched", maxWaitingScan, s.subject)
+		}
+	}
+	rows, _, _, err := c.Letters(ctx, 0, filterJob(jobID), 20)
+	if err != nil {
+		v.Err = err.Error()
+	}
+	for _, r := range rows {
+		if r.Lane == lane {
+			v.Letters = append(v.Letters, r)
+		}
+	}
+	if len(v.Letters) > 0 {
+		v.Where = WhereDeadLetter
+	}
+	return v
+}
+
+// findWaiting returns the sequence of the job waiting on subject with
+// jobID as its Nats-Msg-Id (the producer's). A work queue takes no second
+// consumer that does not acknowledge, so the jobs are read one get at a
+// time, at most maxWaitingScan of them.
+func (c *Console) findWaiting(ctx context.Context, stream, subject, jobID string) (seq uint64, capped bool, err error) {
+	st, err := c.js.Stream(ctx, stream)
+	if err != nil {
+		return 0, false, err
+	}
+	next := st.CachedInfo().State.FirstSeq
+	for range maxWaitingScan {
+		m, err := st.GetMsg(ctx, next, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return 0, false, nil
+		}
+		if err != nil {
+			return 0, false, err
+		}
+		if m.Header.Get(jetstream.MsgIDHeader) == jobID {
+			return m.Sequence, false, nil
+		}
+		next = m.Sequence + 1
+	}
+	return 0, true, nil
+}
+
+func (c *Console) jobPage(w http.ResponseWriter, r *http.Request) {
+	id, lane := r.FormValue("job_id"), r.FormValue("lane")
+	if lane == "" {
+		lane = "default"
+	}
+	var v JobView
+	if id == "" {
+		v = JobView{Lane: lane}
+	} else {
+		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+		defer cancel()
+		v = c.FindJob(ctx, lane, id)
+	}
+	c.page(w, r, http.StatusOK, "job.html", v)
+}
+
+func (c *Console) breakerReset(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	var reply server.BreakerReply
+	if err := call(r.Context(), c.cfg.NC, id, server.EndpointBreakerReset, &reply); err != nil {
+		c.page(w, r, http.StatusBadGateway, "message.html", message{Title: "Breaker not reset", Text: err.Error(), Back: "/"})
+		return
+	}
+	c.log("breaker reset", "worker", id, "state", reply.State)
+	c.page(w, r, http.StatusOK, "message.html", message{Title: "Breaker reset",
+		Text: fmt.Sprintf("Worker %s: breaker %s, now %s.", id, reply.Status, reply.State), Back: "/"})
+}
+
+// CacheReportView is a worker's cache report page.
+type CacheReportView struct {
+	Worker string
+	Report string
+}
+
+func (c *Console) cacheReport(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	var rep semcache.Report
+	if err := call(r.Context(), c.cfg.NC, id, server.EndpointCacheReport, &rep); err != nil {
+		c.page(w, r, http.StatusBadGateway, "message.html", message{Title: "No cache report", Text: err.Error(), Back: "/"})
+		return
+	}
+	var b strings.Builder
+	if err := rep.WriteText(&b); err != nil {
+		c.page(w, r, http.StatusBadGateway, "message.html", message{Title: "No cache report", Text: err.Error(), Back: "/"})
+		return
+	}
+	name := id
+	var st server.Status
+	if call(r.Context(), c.cfg.NC, id, server.EndpointStatus, &st) == nil && st.WorkerID != "" {
+		name = st.WorkerID + " (" + id + ")"
+	}
+	c.page(w, r, http.StatusOK, "cache.html", CacheReportView{Worker: name, Report: b.String()})
+}
+
+func filterJob(id string) deadletter.Filter { return deadletter.Filter{JobID: []string{id}} }

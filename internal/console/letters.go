@@ -1,0 +1,293 @@
+package console
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"sort"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hybridscore/hybridscore/internal/consumer"
+	"github.com/hybridscore/hybridscore/internal/deadletter"
+	"github.com/hybridscore/hybridscore/internal/topology"
+)
+
+// maxScan bounds the letters one page reads to fill itself when the index
+// is not ready and a filter is rare: the page then ends early and its next
+// link continues from where the reading stopped.
+const maxScan = 2000
+
+// maxShownPayload bounds the payload a letter's page shows.
+const maxShownPayload = 256 << 10
+
+// LetterRow is one dead letter in a list.
+type LetterRow struct {
+	Seq                                    uint64
+	Time                                   time.Time
+	Reason, Lane, JobID, Error, Delivery   string
+	Subject, OriginalSeq, PayloadTruncated string
+}
+
+// LettersView is a page of dead letters.
+type LettersView struct {
+	Rows         []LetterRow
+	Reason, Lane string
+	After, Next  uint64
+	More         bool
+	Counts       []ReasonCount
+	Total        int
+	Ready        bool
+	Err          string
+}
+
+func row(m *jetstream.RawStreamMsg) LetterRow {
+	h := m.Header
+	return LetterRow{Seq: m.Sequence, Time: m.Time, Reason: h.Get(consumer.HeaderReason), Lane: deadletter.Lane(h),
+		JobID: h.Get(consumer.HeaderJobID), Error: h.Get(consumer.HeaderError), Delivery: h.Get(consumer.HeaderDelivery),
+		Subject: h.Get(consumer.HeaderSubject), OriginalSeq: h.Get(consumer.HeaderStreamSeq)}
+}
+
+func filterOf(r *http.Request) deadletter.Filter {
+	var f deadletter.Filter
+	if v := r.FormValue("reason"); v != "" {
+		f.Reason = []string{v}
+	}
+	if v := r.FormValue("lane"); v != "" {
+		f.Lane = []string{v}
+	}
+	if v := r.FormValue("job_id"); v != "" {
+		f.JobID = []string{v}
+	}
+	return f
+}
+
+// Letters returns up to n dead letters after sequence after that f selects,
+// oldest first, reading them by sequence: with a reason or job id, from the
+// index of sequences when it is ready; otherwise each next letter on the
+// lane's subject with one get. next is the sequence the next page starts
+// after.
+func (c *Console) Letters(ctx context.Context, after uint64, f deadletter.Filter, n int) (rows []LetterRow, next uint64, more bool, err error) {
+	dlq, err := c.js.Stream(ctx, topology.DLQStream)
+	if err != nil {
+		return nil, after, false, fmt.Errorf("stream %s: %w", topology.DLQStream, err)
+	}
+	next = after
+	if len(f.Reason)+len(f.JobID) > 0 {
+		if seqs, ok := c.tally.find(after, f, n+1); ok {
+			for i, seq := range seqs {
+				if i == n {
+					return rows, next, true, nil
+				}
+				m, err := dlq.GetMsg(ctx, seq)
+				if errors.Is(err, jetstream.ErrMsgNotFound) {
+					continue // deleted since it was counted
+				}
+				if err != nil {
+					return rows, next, false, err
+				}
+				rows, next = append(rows, row(m)), seq
+			}
+			return rows, next, false, nil
+		}
+	}
+	subject := topology.DLQPrefix + ">"
+	if len(f.Lane) == 1 {
+		subject = topology.DLQPrefix + f.Lane[0]
+	}
+	seq := after + 1
+	for scanned := 0; ; scanned++ {
+		if scanned == maxScan {
+			return rows, next, true, nil
+		}
+		m, err := dlq.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return rows, next, false, nil
+		}
+		if err != nil {
+			return rows, next, false, err
+		}
+		if f.Match(m.Header) {
+			if len(rows) == n {
+				return rows, next, true, nil
+			}
+			rows = append(rows, row(m))
+		}
+		next, seq = m.Sequence, m.Sequence+1
+	}
+}
+
+func (c *Console) lettersPage(w http.ResponseWriter, r *http.Request) {
+	after, _ := strconv.ParseUint(r.FormValue("after"), 10, 64)
+	f := filterOf(r)
+	v := LettersView{Reason: r.FormValue("reason"), Lane: r.FormValue("lane"), After: after}
+	var err error
+	v.Rows, v.Next, v.More, err = c.Letters(r.Context(), after, f, c.cfg.PageSize)
+	if err != nil {
+		v.Err = err.Error()
+	}
+	v.Counts, v.Total, v.Ready, _ = c.tally.counts()
+	c.page(w, r, http.StatusOK, "deadletters.html", v)
+}
+
+// LetterView is one dead letter's page.
+type LetterView struct {
+	Row     LetterRow
+	Headers []Header
+	Payload string
+}
+
+// Header is one header line of a message.
+type Header struct{ Name, Value string }
+
+func headers(m *jetstream.RawStreamMsg) []Header {
+	var hs []Header
+	for k, vs := range m.Header {
+		for _, v := range vs {
+			hs = append(hs, Header{k, v})
+		}
+	}
+	sort.Slice(hs, func(i, j int) bool { return hs[i].Name < hs[j].Name })
+	return hs
+}
+
+// showPayload indents a JSON payload, and shows anything else as text
+// (bytes that are not UTF-8 escaped by the template's text).
+func showPayload(b []byte) (string, string) {
+	trunc := ""
+	if len(b) > maxShownPayload {
+		b, trunc = b[:maxShownPayload], fmt.Sprintf("(first %d bytes shown)", maxShownPayload)
+	}
+	var out bytes.Buffer
+	if json.Indent(&out, b, "", "  ") == nil {
+		return out.String(), trunc
+	}
+	if !utf8.Valid(b) {
+		return fmt.Sprintf("%q", b), trunc
+	}
+	return string(b), trunc
+}
+
+func (c *Console) getLetter(ctx context.Context, r *http.Request) (*jetstream.RawStreamMsg, jetstream.Stream, error) {
+	seq, err := strconv.ParseUint(r.PathValue("seq"), 10, 64)
+	if err != nil || seq == 0 {
+		return nil, nil, fmt.Errorf("no dead letter %q", r.PathValue("seq"))
+	}
+	dlq, err := c.js.Stream(ctx, topology.DLQStream)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := dlq.GetMsg(ctx, seq)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dead letter %d: %w", seq, err)
+	}
+	return m, dlq, nil
+}
+
+func (c *Console) letterPage(w http.ResponseWriter, r *http.Request) {
+	m, _, err := c.getLetter(r.Context(), r)
+	if err != nil {
+		c.page(w, r, http.StatusNotFound, "message.html", message{Title: "Dead letter", Text: err.Error(), Back: "/deadletters"})
+		return
+	}
+	v := LetterView{Row: row(m), Headers: headers(m)}
+	v.Payload, v.Row.PayloadTruncated = showPayload(m.Data)
+	c.page(w, r, http.StatusOK, "letter.html", v)
+}
+
+func (c *Console) replayOne(w http.ResponseWriter, r *http.Request) {
+	m, dlq, err := c.getLetter(r.Context(), r)
+	if err == nil {
+		err = deadletter.Replay(r.Context(), c.js, dlq, m, r.FormValue("delete") != "")
+	}
+	if err != nil {
+		c.page(w, r, http.StatusConflict, "message.html", message{Title: "Not replayed", Text: err.Error(), Back: "/deadletters"})
+		return
+	}
+	del := r.FormValue("delete") != ""
+	if del {
+		c.tally.deleted(m.Sequence)
+	}
+	job, subject := m.Header.Get(consumer.HeaderJobID), m.Header.Get(consumer.HeaderSubject)
+	c.log("dead letter replayed", "seq", m.Sequence, "job_id", job, "subject", subject, "deleted", del)
+	c.page(w, r, http.StatusOK, "message.html", message{Title: "Replayed",
+		Text: fmt.Sprintf("Replayed dead letter %d: job %s to %s%s.", m.Sequence, job, subject, map[bool]string{true: ", dead letter deleted"}[del]),
+		Back: "/jobs?job_id=" + urlQuery(job) + "&lane=" + urlQuery(topology.Lane(subject))})
+}
+
+func (c *Console) deleteOne(w http.ResponseWriter, r *http.Request) {
+	m, dlq, err := c.getLetter(r.Context(), r)
+	if err == nil {
+		err = dlq.DeleteMsg(r.Context(), m.Sequence)
+	}
+	if err != nil {
+		c.page(w, r, http.StatusConflict, "message.html", message{Title: "Not deleted", Text: err.Error(), Back: "/deadletters"})
+		return
+	}
+	c.tally.deleted(m.Sequence)
+	c.log("dead letter deleted", "seq", m.Sequence, "job_id", m.Header.Get(consumer.HeaderJobID))
+	c.page(w, r, http.StatusOK, "message.html", message{Title: "Deleted",
+		Text: fmt.Sprintf("Deleted dead letter %d (job %s).", m.Sequence, m.Header.Get(consumer.HeaderJobID)), Back: "/deadletters"})
+}
+
+// replaySet replays every dead letter a filter selects, as `publisher dlq
+// replay` does: a filter is required, each letter goes back to its subject
+// with a fresh delivery budget, and is deleted when asked.
+func (c *Console) replaySet(w http.ResponseWriter, r *http.Request) {
+	f := filterOf(r)
+	if f.Empty() {
+		c.page(w, r, http.StatusBadRequest, "message.html", message{Title: "Not replayed",
+			Text: "Choose what to replay: a reason, a lane or a job id.", Back: "/deadletters"})
+		return
+	}
+	del := r.FormValue("delete") != ""
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
+	defer cancel()
+	dlq, err := c.js.Stream(ctx, topology.DLQStream)
+	n := 0
+	replay := func(m *jetstream.RawStreamMsg) error {
+		if !f.Match(m.Header) {
+			return nil
+		}
+		if err := deadletter.Replay(ctx, c.js, dlq, m, del); err != nil {
+			return err
+		}
+		if del {
+			c.tally.deleted(m.Sequence)
+		}
+		n++
+		return nil
+	}
+	if err == nil {
+		if seqs, ok := c.tally.find(0, f, math.MaxInt); ok {
+			for _, seq := range seqs {
+				m, gerr := dlq.GetMsg(ctx, seq)
+				if errors.Is(gerr, jetstream.ErrMsgNotFound) {
+					continue
+				}
+				if err = gerr; err == nil {
+					err = replay(m)
+				}
+				if err != nil {
+					break
+				}
+			}
+		} else {
+			err = deadletter.Each(ctx, c.js, f, replay)
+		}
+	}
+	c.log("dead letters replayed", "count", n, "reason", f.Reason, "lane", f.Lane, "job_id", f.JobID, "deleted", del, "error", err)
+	text := fmt.Sprintf("Replayed %d dead letters.", n)
+	code := http.StatusOK
+	if err != nil {
+		text, code = fmt.Sprintf("Replayed %d dead letters, then: %v", n, err), http.StatusConflict
+	}
+	c.page(w, r, code, "message.html", message{Title: "Replayed", Text: text, Back: "/deadletters"})
+}

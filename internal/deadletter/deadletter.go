@@ -1,0 +1,103 @@
+// Package deadletter reads and replays the dead letters of stream
+// SCORING_DLQ: one definition of what selecting and replaying a dead letter
+// means, for `publisher dlq` and `publisher console` alike.
+package deadletter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hybridscore/hybridscore/internal/consumer"
+	"github.com/hybridscore/hybridscore/internal/topology"
+)
+
+// Filter selects dead letters; an empty list selects every value.
+type Filter struct {
+	Reason []string
+	Lane   []string
+	JobID  []string
+}
+
+// Empty reports whether f selects every dead letter.
+func (f Filter) Empty() bool { return len(f.Reason)+len(f.Lane)+len(f.JobID) == 0 }
+
+// Match reports whether the dead letter with headers h is selected.
+func (f Filter) Match(h nats.Header) bool {
+	return f.MatchFields(h.Get(consumer.HeaderReason), Lane(h), h.Get(consumer.HeaderJobID))
+}
+
+// MatchFields reports whether a dead letter of this reason, lane and job id
+// is selected.
+func (f Filter) MatchFields(reason, lane, jobID string) bool {
+	return (len(f.Reason) == 0 || slices.Contains(f.Reason, reason)) &&
+		(len(f.Lane) == 0 || slices.Contains(f.Lane, lane)) &&
+		(len(f.JobID) == 0 || slices.Contains(f.JobID, jobID))
+}
+
+// Lane is the lane of the job a dead letter holds.
+func Lane(h nats.Header) string { return topology.Lane(h.Get(consumer.HeaderSubject)) }
+
+// Each calls fn for every dead letter f selects, oldest first, reading the
+// stream by sequence up to its last message when called.
+func Each(ctx context.Context, js jetstream.JetStream, f Filter, fn func(*jetstream.RawStreamMsg) error) error {
+	s, err := js.Stream(ctx, topology.DLQStream)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", topology.DLQStream, err)
+	}
+	st := s.CachedInfo().State
+	for seq := st.FirstSeq; st.Msgs > 0 && seq <= st.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue // deleted
+		}
+		if err != nil {
+			return err
+		}
+		if f.Match(m.Header) {
+			if err := fn(m); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Target is the job subject dead letter m is replayed to; an error when its
+// recorded subject is not a job subject.
+func Target(m *jetstream.RawStreamMsg) (string, error) {
+	subject := m.Header.Get(consumer.HeaderSubject)
+	if !strings.HasPrefix(subject, topology.JobsPrefix) && !strings.HasPrefix(subject, topology.BulkPrefix) {
+		return "", fmt.Errorf("dead letter %d: its subject %q is not a job subject", m.Sequence, subject)
+	}
+	return subject, nil
+}
+
+// Replay publishes dead letter m's payload, unchanged, to the subject it
+// came from. It gets a new Nats-Msg-Id (replay-<dead letter sequence>) so
+// the jobs stream's duplicate window does not drop it, and arrives as a new
+// message: a fresh delivery budget, the same job_id. With del, the dead
+// letter is deleted from dlq (stream SCORING_DLQ) once the job is published
+// again.
+func Replay(ctx context.Context, js jetstream.JetStream, dlq jetstream.Stream, m *jetstream.RawStreamMsg, del bool) error {
+	subject, err := Target(m)
+	if err != nil {
+		return err
+	}
+	if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: m.Data,
+		Header: nats.Header{jetstream.MsgIDHeader: []string{"replay-" + strconv.FormatUint(m.Sequence, 10)}}}); err != nil {
+		return fmt.Errorf("replay dead letter %d: %w", m.Sequence, err)
+	}
+	if del {
+		if err := dlq.DeleteMsg(ctx, m.Sequence); err != nil {
+			return fmt.Errorf("delete dead letter %d: %w", m.Sequence, err)
+		}
+	}
+	return nil
+}
