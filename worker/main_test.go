@@ -443,7 +443,10 @@ func TestHealthCommand(t *testing.T) {
 // A worker killed on a job's last delivery: the job's AckWait runs out, the
 // server gives up and announces it, and another worker moves it to the
 // dead-letter stream.
-func TestExhaustedByACrashIsDeadLettered(t *testing.T) {
+// A worker killed on a job's last delivery (MAX_DELIVER=1): the server
+// announces the job exhausted, and it is published again with a fresh
+// budget rather than dead-lettered: another worker answers it.
+func TestCrashOnTheLastDeliveryIsAnsweredByAnotherWorker(t *testing.T) {
 	c := newCluster(t)
 	c.le.SetFaults(langextractd.Faults{Latency: 5 * time.Second})
 	env := []string{"MAX_DELIVER=1", "ACK_WAIT=1s", "LANGEXTRACT_TIMEOUT=20"}
@@ -453,19 +456,38 @@ func TestExhaustedByACrashIsDeadLettered(t *testing.T) {
 	_ = victim.cmd.Process.Signal(syscall.SIGKILL)
 	<-victim.done
 	victim.done <- nil
+	c.le.SetFaults(langextractd.Faults{})
 	startWorker(t, c.ns.URL(), c.leURL, env...)
-	dlq, err := c.client.JS.OrderedConsumer(context.Background(), topology.DLQStream, jetstream.OrderedConsumerConfig{})
-	if err != nil {
+	c.waitAll("crash", ids, 30*time.Second)
+	dlq, _ := c.client.JS.Stream(context.Background(), topology.DLQStream)
+	if info, _ := dlq.Info(context.Background()); info.State.Msgs != 0 {
+		t.Fatalf("%d dead letters", info.State.Msgs)
+	}
+}
+
+// SIGTERM with MAX_DELIVER=1 while the worker holds jobs waiting on a slow
+// langextract: every held job is on its last delivery, and each is given
+// back with a fresh budget, not dead-lettered. Another worker answers all.
+func TestSIGTERMOnTheLastDeliveryDeadLettersNothing(t *testing.T) {
+	c := newCluster(t)
+	c.le.SetFaults(langextractd.Faults{Latency: time.Second})
+	env := []string{"MAX_DELIVER=1", "WORKER_DRAIN_TIMEOUT=2s"}
+	victim := startWorker(t, c.ns.URL(), c.leURL, env...)
+	ids := c.publishBatch("term-last", 300)
+	eventually.True(t, 10*time.Second, func() bool { return c.le.Calls() > 0 }, "the worker asking langextract")
+	if err := victim.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	batch, _ := dlq.Fetch(1, jetstream.FetchMaxWait(20*time.Second))
-	var got jetstream.Msg
-	for m := range batch.Messages() {
-		got = m
+	<-victim.done
+	victim.done <- nil
+	c.le.SetFaults(langextractd.Faults{})
+	startWorker(t, c.ns.URL(), c.leURL, env...)
+	got := c.waitAll("term-last", ids, 60*time.Second)
+	dlq, _ := c.client.JS.Stream(context.Background(), topology.DLQStream)
+	if info, _ := dlq.Info(context.Background()); info.State.Msgs != 0 {
+		t.Fatalf("%d dead letters", info.State.Msgs)
 	}
-	if got == nil || got.Headers().Get("Hybridscore-Reason") != "max_deliveries" || got.Headers().Get("Hybridscore-Job-Id") != ids[0] {
-		t.Fatalf("dead letter %v", got)
-	}
+	t.Logf("SIGTERM with MAX_DELIVER=1 and 300 jobs held: %d results, 0 dead letters", len(got))
 }
 
 // A worker frozen (SIGSTOP) while draining a batch, for longer than the

@@ -491,7 +491,7 @@ func (w *Worker) abandonAll() {
 			continue
 		}
 		w.store.Forget(&it.st)
-		w.finish(it, w.nak(it, 0, "drain timeout"), StatusNaked)
+		w.giveBack(it, "drain timeout")
 	}
 }
 
@@ -557,7 +557,7 @@ func (w *Worker) step(ctx context.Context, it *item) {
 	switch it.op {
 	case opHandle:
 		if w.requeueing() {
-			w.finish(it, w.nak(it, 0, "shutdown before start"), StatusNaked)
+			w.giveBack(it, "shutdown before start")
 			return
 		}
 		it.d.MayBlock = false
@@ -589,7 +589,7 @@ func (w *Worker) blocking(ctx context.Context, it *item) {
 	defer w.ioWG.Done()
 	if !w.io.acquire(it.class, w.drainCh) {
 		// Shutting down before it started: another worker takes it now.
-		w.finish(it, w.nak(it, 0, "shutdown before start"), StatusNaked)
+		w.giveBack(it, "shutdown before start")
 		return
 	}
 	it.d.MayBlock = true
@@ -623,7 +623,7 @@ func (w *Worker) dispose(ctx context.Context, it *item, rep Reply) {
 		}
 		w.finish(it, w.nak(it, rep.Delay, "retry"), StatusRetried)
 	case Requeue:
-		w.finish(it, w.nak(it, 0, rep.Message), StatusNaked)
+		w.giveBack(it, rep.Message)
 	case Reject:
 		w.ioWG.Add(1)
 		go func() { defer w.ioWG.Done(); w.reject(ctx, it) }()
@@ -660,7 +660,7 @@ func (w *Worker) infra(it *item, what string, err error) {
 		return
 	}
 	if w.draining.Load() && now.Sub(it.failSince) >= w.cfg.DrainTimeout/2 {
-		w.finish(it, w.nak(it, 0, what+" failed while draining"), StatusNaked)
+		w.giveBack(it, what+" failed while draining")
 		return
 	}
 	it.again = true

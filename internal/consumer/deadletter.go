@@ -195,8 +195,23 @@ func (w *Worker) onMaxDeliveries(ctx context.Context, jobs string) nats.MsgHandl
 		}
 		lane := topology.Lane(raw.Subject)
 		id := raw.Header.Get(jetstream.MsgIDHeader)
+		if requeues(raw.Header) < MaxRequeues {
+			// Not finished because its worker died or stalled on the last
+			// delivery (a worker that fails a job dead-letters it itself):
+			// not the job's fault. It gets a fresh budget.
+			if err := w.requeue(actx, jobs, raw.Subject, raw.Data, raw.Header, adv.StreamSeq); err != nil {
+				w.log.Warn("requeue exhausted job", zap.Uint64("seq", adv.StreamSeq), zap.Error(err))
+				return
+			}
+			if err := stream.DeleteMsg(actx, adv.StreamSeq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+				w.log.Warn("delete requeued job", zap.Uint64("seq", adv.StreamSeq), zap.Error(err))
+			}
+			w.log.Warn("job not finished by its last delivery (a worker died or stalled): published again with a fresh delivery budget",
+				zap.String("job_id", id), zap.String("lane", lane), zap.Uint64("seq", adv.StreamSeq), zap.Int("requeues", requeues(raw.Header)+1))
+			return
+		}
 		if err := w.storeDeadLetter(actx, deadLetter{stream: jobs, subject: raw.Subject, payload: raw.Data, seq: adv.StreamSeq,
-			attempt: adv.Deliveries, reason: ReasonMaxDeliveries, message: fmt.Sprintf("not finished after %d deliveries", adv.Deliveries),
+			attempt: adv.Deliveries, reason: ReasonMaxDeliveries, message: fmt.Sprintf("not finished after %d deliveries, %d times over", adv.Deliveries, MaxRequeues+1),
 			jobID: id}); err != nil {
 			w.log.Warn("dead-letter exhausted job", zap.Uint64("seq", adv.StreamSeq), zap.Error(err))
 			return

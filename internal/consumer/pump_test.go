@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -547,5 +548,98 @@ func TestDeadLettersSurviveARecreatedStream(t *testing.T) {
 	dl := e.stored(topology.DLQStream, "scoring.dlq.dl")
 	if len(dl) != 2 || string(dl[1].Data) != "new-job" {
 		t.Fatalf("%d dead letters stored, want both", len(dl))
+	}
+}
+
+// A job given back on its last delivery (shutdown during scoring) is
+// published again with a fresh budget and its delivery acked: a nak would
+// end it.
+func TestGiveBackOnTheLastDeliveryRequeues(t *testing.T) {
+	// The fakes give back; what the worker pulls from the stream itself
+	// (the job as published, and its copy) it holds.
+	e := newPump(t, HandlerFunc(func(ctx context.Context, d *Delivery) Reply {
+		if d.Header.Get("X-Fake") != "" && d.Header.Get(HeaderRequeues) == "" {
+			return Reply{Disposition: Requeue, JobID: "back-1", Message: "shutdown during scoring"}
+		}
+		if !d.MayBlock {
+			return Reply{Disposition: NeedsIO}
+		}
+		<-ctx.Done()
+		return Reply{Disposition: Requeue}
+	}), nil)
+	ctx := context.Background()
+	// The message as the jobs stream holds it (the fake carries its
+	// sequence and headers).
+	ack, err := e.js.PublishMsg(ctx, &nats.Msg{Subject: "scoring.jobs.back", Data: []byte("job back-1"),
+		Header: nats.Header{jetstream.MsgIDHeader: []string{"back-1"}, "X-Keep": []string{"me"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newFake("back", []byte("job back-1"), 3)
+	m.md.Sequence.Stream = ack.Sequence
+	m.header = nats.Header{jetstream.MsgIDHeader: []string{"back-1"}, "X-Keep": []string{"me"}, "X-Fake": []string{"1"}}
+	e.w.admit(e.w.src[Interactive], m)
+	if got := m.outcome(t); got != "ack" {
+		t.Fatalf("last delivery given back: %q", got)
+	}
+	rs := e.stored(topology.JobsStream, "scoring.jobs.back")
+	if len(rs) != 2 || string(rs[1].Data) != "job back-1" || rs[1].Header.Get(HeaderRequeues) != "1" || rs[1].Header.Get("X-Keep") != "me" ||
+		rs[1].Header.Get(jetstream.MsgIDHeader) == "back-1" {
+		t.Fatalf("jobs stream %v", rs)
+	}
+	// Not on the last delivery: a nak, as ever.
+	m2 := newFake("back", []byte("job back-2"), 1)
+	m2.header.Set("X-Fake", "1")
+	e.w.admit(e.w.src[Interactive], m2)
+	if got := m2.outcome(t); got != "nak" {
+		t.Fatalf("given back early: %q", got)
+	}
+}
+
+// The server's max-deliveries advisory for a job no worker finished (its
+// worker died on the last delivery) requeues it with a fresh budget, up to
+// MaxRequeues times; then it is dead-lettered.
+func TestExhaustedJobIsRequeuedThenDeadLettered(t *testing.T) {
+	// The worker holds what it pulls without finishing it, as a worker that
+	// is about to die does.
+	e := newPump(t, HandlerFunc(func(ctx context.Context, d *Delivery) Reply {
+		if !d.MayBlock {
+			return Reply{Disposition: NeedsIO}
+		}
+		<-ctx.Done()
+		return Reply{Disposition: Requeue}
+	}), nil)
+	ctx := context.Background()
+	jobs, _ := e.js.Stream(ctx, topology.JobsStream)
+	dlq, _ := e.js.Stream(ctx, topology.DLQStream)
+	for _, tc := range []struct {
+		requeues int
+		dead     bool
+	}{{0, false}, {MaxRequeues, true}} {
+		h := nats.Header{jetstream.MsgIDHeader: []string{fmt.Sprint("ex-", tc.requeues)}}
+		if tc.requeues > 0 {
+			h.Set(HeaderRequeues, strconv.Itoa(tc.requeues))
+		}
+		before, _ := dlq.Info(ctx)
+		ack, err := e.js.PublishMsg(ctx, &nats.Msg{Subject: "scoring.jobs.ex", Data: []byte(fmt.Sprint("job ", tc.requeues)), Header: h})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// What the server announces once the job's last delivery ran out.
+		adv := fmt.Sprintf(`{"stream":"%s","consumer":"%s","stream_seq":%d,"deliveries":3}`, topology.JobsStream, topology.Consumer, ack.Sequence)
+		if err := e.nc.Publish(maxDeliveriesSubject(topology.JobsStream, topology.Consumer), []byte(adv)); err != nil {
+			t.Fatal(err)
+		}
+		eventually.True(t, 5*time.Second, func() bool { _, err := jobs.GetMsg(ctx, ack.Sequence); return err != nil }, "the exhausted message removed")
+		after, _ := dlq.Info(ctx)
+		if dead := after.State.Msgs > before.State.Msgs; dead != tc.dead {
+			t.Fatalf("after %d requeues: dead-lettered %v", tc.requeues, dead)
+		}
+		if !tc.dead {
+			m, err := jobs.GetLastMsgForSubject(ctx, "scoring.jobs.ex")
+			if err != nil || m.Header.Get(HeaderRequeues) != "1" || string(m.Data) != "job 0" {
+				t.Fatalf("requeued %v %v", m, err)
+			}
+		}
 	}
 }

@@ -405,3 +405,52 @@ func TestUpgradeFromClaimsStoresNoSecondResult(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// MAX_DELIVER 2, SCORING_RESULTS refusing writes, and the worker shut
+// down during the outage with jobs on their last delivery: those are
+// given back with a fresh budget, not dead-lettered, and a worker started
+// after the outage answers every job once.
+func TestShutdownDuringAnOutageDeadLettersNothing(t *testing.T) {
+	mutate := func(c *config.Config) {
+		c.LangextractURL, c.MaxDeliver, c.OutageRetryFor, c.AckWait, c.DrainTimeout = "", 2, time.Second, 2*time.Second, 3*time.Second
+	}
+	h := newHarness(t, mutate)
+	ctx := context.Background()
+	s, _ := h.client.JS.Stream(ctx, topology.ResultsStream)
+	full := s.CachedInfo().Config
+	full.MaxBytes, full.Discard = 1, jetstream.DiscardNew // refuses every result
+	if _, err := h.client.JS.UpdateStream(ctx, full); err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("down-%03d", i)
+		h.publish("down", wire(ids[i], "task "+ids[i], "pattern", 0.5))
+	}
+	// The outage outlasts WORKER_OUTAGE_RETRY_FOR and AckWait, so jobs come
+	// back for their second, last delivery; then the shutdown.
+	eventually.True(t, 20*time.Second, func() bool {
+		cons, err := h.client.JS.Consumer(ctx, topology.JobsStream, topology.Consumer)
+		return err == nil && cons.CachedInfo().NumRedelivered > 0
+	}, "jobs on their last delivery")
+	h.stop()
+	full.MaxBytes = -1
+	if _, err := h.client.JS.UpdateStream(ctx, full); err != nil {
+		t.Fatal(err)
+	}
+	h.start(mutate)
+	// Core subscribers saw results the stream refused; count what is stored.
+	var stored map[string]int
+	eventually.True(t, 60*time.Second, func() bool { stored = h.stored("scoring.results.down.>"); return len(stored) == n },
+		"a stored result for each of %d jobs", n)
+	for _, id := range ids {
+		if stored[id] != 1 {
+			t.Fatalf("%s stored %d times", id, stored[id])
+		}
+	}
+	dlq, _ := h.client.JS.Stream(ctx, topology.DLQStream)
+	if di, _ := dlq.Info(ctx); di.State.Msgs != 0 {
+		t.Fatalf("%d dead letters", di.State.Msgs)
+	}
+}
