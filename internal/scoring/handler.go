@@ -35,7 +35,6 @@ type Scorer interface {
 	ScoreCached(req *Request) (o Outcome, ok bool, err error)
 }
 
-
 // JobHandler is the consumer.Handler of scoring jobs: it decodes and validates a job,
 // scores it and encodes its result.
 type JobHandler struct {
