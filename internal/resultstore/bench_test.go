@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -63,8 +64,12 @@ func benchPath(b *testing.B, run path) {
 	lane := "bench-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	run(b, nc, js, lane)
 	b.StopTimer()
+	// This process's CPU alone: with BENCH_NATS_URL the server's is not in
+	// it, and this is the client's cost per stored result.
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 	if s, err := js.Stream(ctx, topology.ResultsStream); err == nil {
 		_ = s.Purge(ctx, jetstream.WithPurgeSubject(job.ResultsPrefix+lane+".>"))
 	}
@@ -173,4 +178,13 @@ func jetstreamPath(b *testing.B, nc *nats.Conn, _ jetstream.JetStream, lane stri
 			b.Error(err)
 		}
 	}, func(int) bool { return true })
+}
+
+// cpuTime is the CPU time (user and system) this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
