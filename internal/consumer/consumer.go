@@ -284,6 +284,10 @@ func (w *Worker) post(it *item) { w.src[it.class].events <- it }
 // Config returns the settings in force, defaults applied.
 func (w *Worker) Config() Config { return w.cfg }
 
+// LegacyClaims reports whether an earlier version's claims are still read
+// before storing (a Reply then needs its LegacyDigest).
+func (w *Worker) LegacyClaims() bool { return w.store.LegacyActive() }
+
 // Inbox is the prefix of the subjects the worker's own requests are
 // answered on: no job may name it as its reply subject.
 func (w *Worker) Inbox() string { return w.store.Inbox() }

@@ -26,6 +26,10 @@ func LegacyClaimKey(jobID string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(jobID))
 }
 
+// LegacyActive reports whether an earlier version's claims are still read
+// before storing: only then does a Request need its LegacyDigest.
+func (s *Store) LegacyActive() bool { return s.legacyActive() }
+
 func (s *Store) legacyActive() bool {
 	until := s.legacyUntil.Load()
 	return until != 0 && time.Now().UnixNano() < until

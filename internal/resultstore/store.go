@@ -101,7 +101,7 @@ type Request struct {
 	Digest string
 	// LegacyDigest is the digest an earlier version wrote into its claims
 	// bucket for this job; checked only while that bucket can still hold
-	// a claim.
+	// a claim (LegacyActive), and only when set.
 	LegacyDigest string
 	// Reply is the job's reply subject; empty: none (the stored result is
 	// the answer).
@@ -263,7 +263,7 @@ func (s *Store) refresh(ctx context.Context) {
 func (s *Store) Start(op *Op, notify func(*Op)) {
 	op.notify = notify
 	op.stage, op.repeat, op.legacy, op.lookups, op.expect, op.stored = stageNone, false, false, 0, "0", nil
-	if s.legacyActive() {
+	if op.LegacyDigest != "" && s.legacyActive() {
 		s.lookupLegacy(op)
 		return
 	}
@@ -366,11 +366,19 @@ func (s *Store) record(op *Op) {
 	for k, v := range op.Header {
 		h[k] = v
 	}
-	h[jetstream.ExpectedLastSubjSeqHeader] = []string{op.expect}
+	if op.expect == "0" {
+		h[jetstream.ExpectedLastSubjSeqHeader] = expectNone
+	} else {
+		h[jetstream.ExpectedLastSubjSeqHeader] = []string{op.expect}
+	}
 	h[HeaderDigest] = []string{op.Digest}
 	op.out = nats.Msg{Subject: job.ResultSubject(op.Lane, op.JobID), Data: op.Result, Header: h}
 	s.request(op)
 }
+
+// expectNone is the header value of a first store, shared: headers are
+// only read once written.
+var expectNone = []string{"0"}
 
 // lookup reads what the job's subject holds. It is the path of repeats and
 // conflicts only, so it uses nats.go's own call on a goroutine of its own.

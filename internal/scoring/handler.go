@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -44,6 +43,10 @@ type JobHandler struct {
 	// RetryBackoff is the first on_fallback retry delay, doubled per
 	// delivery up to a minute.
 	RetryBackoff time.Duration
+	// LegacyClaims reports whether an earlier version's claims are still
+	// read (consumer.Worker.LegacyClaims): only then is the digest that
+	// version computed needed.
+	LegacyClaims func() bool
 	// ReservedReplies are subject prefixes a reply subject may not start
 	// with beyond ReservedReplyPrefixes (the worker's own inbox).
 	ReservedReplies []string
@@ -109,7 +112,10 @@ func (h *JobHandler) Handle(ctx context.Context, d *consumer.Delivery) (rep cons
 	if why := h.reservedReply(d.Lane, j.JobID, j.ReplySubject); why != "" {
 		return h.reject(d, job.Partial{JobID: j.JobID, CorrelationID: j.CorrelationID}, &job.Error{Code: job.CodeInvalidField, Message: why})
 	}
-	rep = consumer.Reply{JobID: j.JobID, Digest: Digest(j), LegacyDigest: legacyDigest(j), Subject: j.ReplySubject, CorrelationID: j.CorrelationID}
+	rep = consumer.Reply{JobID: j.JobID, Digest: Digest(j), Subject: j.ReplySubject, CorrelationID: j.CorrelationID}
+	if h.LegacyClaims != nil && h.LegacyClaims() {
+		rep.LegacyDigest = legacyDigest(j)
+	}
 	r := job.Result{SchemaVersion: 1, JobID: j.JobID, CorrelationID: j.CorrelationID, WorkerID: h.WorkerID, DeliveryAttempt: d.Attempt}
 	vector := j.VectorSimilarity
 	if !j.Deadline.IsZero() && !d.Received.Before(j.Deadline) {
@@ -208,32 +214,39 @@ func (h *JobHandler) reject(d *consumer.Delivery, p job.Partial, err error) cons
 // share the bytes hashed (SHA-256, of which 128 bits are kept). Metadata
 // (correlation id, deadline, fallback policy) and where the answer goes
 // (reply subject) may differ between two copies of one job: a resubmission
-// waiting on a new inbox is the same job.
+// waiting on a new inbox is the same job. The bytes are laid out in a
+// pooled buffer and hashed at once: one allocation, the string.
 func Digest(j *job.Job) string {
-	d := sha256.New()
-	var n [8]byte
+	bp := digestBufs.Get().(*[]byte)
+	b := (*bp)[:0]
 	field := func(s string) {
-		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
-		_, _ = d.Write(n[:])
-		_, _ = io.WriteString(d, s)
+		b = binary.BigEndian.AppendUint64(b, uint64(len(s)))
+		b = append(b, s...)
 	}
 	field(j.TaskDescription)
 	field(j.HistoricalPatternText)
 	field(j.Language)
 	field(j.Context)
-	binary.BigEndian.PutUint64(n[:], math.Float64bits(j.VectorSimilarity))
-	_, _ = d.Write(n[:])
+	b = binary.BigEndian.AppendUint64(b, math.Float64bits(j.VectorSimilarity))
 	if c := j.Characteristics; c != nil {
-		_, _ = d.Write([]byte{1})
+		b = append(b, 1)
 		field(c.Complexity)
 		field(c.FeatureLabel)
 		field(c.TaskType)
 	} else {
-		_, _ = d.Write([]byte{0})
+		b = append(b, 0)
 	}
-	var sum [sha256.Size]byte
-	return hex.EncodeToString(d.Sum(sum[:0])[:16])
+	sum := sha256.Sum256(b)
+	if cap(b) <= 64<<10 {
+		*bp = b
+		digestBufs.Put(bp)
+	}
+	var out [32]byte
+	hex.Encode(out[:], sum[:16])
+	return string(out[:])
 }
+
+var digestBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // legacyDigest is the digest versions before Digest wrote into their
 // claims (fields joined with NUL, 64 bits): compared with those claims

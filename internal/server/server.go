@@ -164,6 +164,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Server, erro
 		return nil, err
 	}
 	handler.ReservedReplies = []string{s.worker.Inbox()}
+	handler.LegacyClaims = s.worker.LegacyClaims
 	s.workerRef.Store(s.worker)
 	s.checker = &health.Checker{Version: Version, Start: time.Now(),
 		NATS:        func() bool { return s.nc.IsConnected() },
