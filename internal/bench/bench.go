@@ -111,13 +111,20 @@ type Throughput struct {
 	// ResultBytes is the size of a stored result (the mean of the first
 	// and the last).
 	ResultBytes int
+	// BrokerCPU is the nats-server's CPU time per job while the lane
+	// drained (an external server on this machine; 0: not measured).
+	BrokerCPU time.Duration
 }
 
 func (t Throughput) String() string {
 	if t.Jobs == 0 {
 		return "not run"
 	}
-	return fmt.Sprintf("%d results of %d bytes in %s: %.0f results/s", t.Jobs, t.ResultBytes, t.Elapsed.Round(time.Millisecond), t.PerSec)
+	s := fmt.Sprintf("%d results of %d bytes in %s: %.0f results/s", t.Jobs, t.ResultBytes, t.Elapsed.Round(time.Millisecond), t.PerSec)
+	if t.BrokerCPU > 0 {
+		s += fmt.Sprintf(", broker CPU %.1f µs/job", float64(t.BrokerCPU.Nanoseconds())/1e3)
+	}
+	return s
 }
 
 // median returns the round of median rate (the mean of the middle two for
@@ -189,9 +196,10 @@ type run struct {
 	js       jetstream.JetStream
 	url      string
 	embedded bool
-	tmp      string   // scratch files (warm files of worker processes)
-	purges   []string // result subjects of the bench's lanes
-	share    float64  // WORKER_BULK_SHARE of in-process workers; 0: the default
+	tmp      string               // scratch files (warm files of worker processes)
+	purges   []string             // result subjects of the bench's lanes
+	share    float64              // WORKER_BULK_SHARE of in-process workers; 0: the default
+	broker   func() time.Duration // the external server's CPU so far; nil: unknown
 }
 
 func (b *run) printf(format string, args ...any) { fmt.Fprintf(b.o.Out, format, args...) }
@@ -259,6 +267,9 @@ func (b *run) run(ctx context.Context) error {
 // and provisions the streams; closeAll undoes it.
 func (b *run) connect(ctx context.Context) (closeAll func(), err error) {
 	b.embedded, b.url = b.o.NATSURL == "", b.o.NATSURL
+	if !b.embedded {
+		b.broker = brokerCPU(b.url)
+	}
 	var undo []func()
 	closeAll = func() {
 		for i := len(undo) - 1; i >= 0; i-- {
@@ -726,6 +737,7 @@ func (b *run) scenarioOf(ctx context.Context, prefix, lane string, n int, tasks,
 			return Throughput{}, 0, err
 		}
 	}
+	cpu0 := b.brokerNow()
 	w, err := b.startWorker(ctx, warm)
 	if err != nil {
 		return Throughput{}, 0, err
@@ -738,6 +750,7 @@ func (b *run) scenarioOf(ctx context.Context, prefix, lane string, n int, tasks,
 	}
 	if err == nil {
 		t, err = c.wait(ctx, w)
+		t.BrokerCPU = b.brokerSince(cpu0, n)
 	}
 	peakMB, serr := b.stopWorker(w)
 	return t, peakMB, joinStop(err, serr, w)
@@ -854,4 +867,20 @@ func (b *run) latencies(ctx context.Context, w worker, lane string, rate float64
 	mu.Lock()
 	defer mu.Unlock()
 	return slices.Clone(lat), nil
+}
+
+// brokerNow is the broker's CPU time so far (0 when it cannot be read).
+func (b *run) brokerNow() time.Duration {
+	if b.broker == nil {
+		return 0
+	}
+	return b.broker()
+}
+
+// brokerSince is the broker's CPU per job since cpu0.
+func (b *run) brokerSince(cpu0 time.Duration, jobs int) time.Duration {
+	if b.broker == nil || jobs == 0 {
+		return 0
+	}
+	return (b.broker() - cpu0) / time.Duration(jobs)
 }

@@ -118,6 +118,7 @@ func (b *run) rawOnce(ctx context.Context, n int, tasks, patterns []string) (Thr
 	if err != nil {
 		return Throughput{}, err
 	}
+	cpu0 := b.brokerNow()
 	nc, err := nats.Connect(b.url, nats.Name("hybridscore-bench-raw"))
 	if err != nil {
 		return Throughput{}, err
@@ -171,6 +172,7 @@ func (b *run) rawOnce(ctx context.Context, n int, tasks, patterns []string) (Thr
 		return Throughput{}, err
 	}
 	t, err := c.wait(ctx, nil)
+	t.BrokerCPU = b.brokerSince(cpu0, n)
 	cc.Stop()
 	<-cc.Closed()
 	close(fifo)

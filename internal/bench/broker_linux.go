@@ -1,0 +1,80 @@
+package bench
+
+import (
+	"bufio"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// brokerCPU returns a reader of the CPU time (user and system) used so far
+// by the nats-server process that listens on natsURL's port on this
+// machine, or nil when there is none to be found (an embedded server, a
+// remote one). The broker's CPU per job is what a worker's design costs the
+// server, apart from the worker's own CPU.
+func brokerCPU(natsURL string) func() time.Duration {
+	u, err := url.Parse(strings.Split(natsURL, ",")[0])
+	if err != nil || u.Port() == "" {
+		return nil
+	}
+	port, err := strconv.Atoi(u.Port())
+	if err != nil {
+		return nil
+	}
+	pid := listener(port)
+	if pid == 0 {
+		return nil
+	}
+	stat := filepath.Join("/proc", strconv.Itoa(pid), "stat")
+	return func() time.Duration {
+		b, err := os.ReadFile(stat)
+		if err != nil {
+			return 0
+		}
+		// Fields after the command (which may hold spaces) start after ")".
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) < 13 {
+			return 0
+		}
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		return time.Duration(ut+st) * time.Second / 100 // USER_HZ
+	}
+}
+
+// listener is the process listening on TCP port, or 0.
+func listener(port int) int {
+	inodes := map[string]bool{}
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		fh, err := os.Open(f)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			fs := strings.Fields(sc.Text())
+			if len(fs) < 10 || fs[3] != "0A" { // LISTEN
+				continue
+			}
+			if i := strings.LastIndexByte(fs[1], ':'); i >= 0 && strings.EqualFold(fs[1][i+1:], fmt.Sprintf("%04X", port)) {
+				inodes["socket:["+fs[9]+"]"] = true
+			}
+		}
+		fh.Close()
+	}
+	if len(inodes) == 0 {
+		return 0
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/fd/*")
+	for _, fd := range procs {
+		if link, err := os.Readlink(fd); err == nil && inodes[link] {
+			pid, _ := strconv.Atoi(strings.Split(fd, "/")[2])
+			return pid
+		}
+	}
+	return 0
+}
