@@ -262,7 +262,8 @@ func TestPublisherUnderLeastPrivilege(t *testing.T) {
 	_ = os.WriteFile(jobs, []byte(`{"task_description":"a","historical_pattern_text":"b","vector_similarity":0.5}`+"\n"+
 		`{"task_description":"c","historical_pattern_text":"d","vector_similarity":0.5}`+"\n"), 0o644)
 	out, err = run(t, append([]string{"batch", jobs, "--out", filepath.Join(dir, "out.jsonl"), "--timeout", "20s"}, auth...)...)
-	if err != nil || !hasRow(out, "results 2") {
+	if err != nil || !hasRow(out, "results 2") || !strings.Contains(out, "dead letters not read") {
 		t.Fatalf("batch as producer: %v\n%s", err, out)
 	}
+	t.Logf("batch as producer:\n%s", out)
 }

@@ -56,12 +56,17 @@ type BatchOptions struct {
 // Summary is what a batch did.
 type Summary struct {
 	Read, Skipped, Published, Duplicates, Invalid int
-	Results, Missing                              int
-	ByStatus                                      map[string]int
-	ByReason                                      map[string]int
-	CacheTiers                                    map[string]int
-	WorkerLatencyMS, EndToEndMS                   []float64
-	Elapsed                                       time.Duration
+	// DeadLettered counts jobs not published because they were
+	// dead-lettered before; DeadLettersUnread says why the dead letters
+	// could not be read (such jobs are then published again).
+	DeadLettered                int
+	DeadLettersUnread           string
+	Results, Missing            int
+	ByStatus                    map[string]int
+	ByReason                    map[string]int
+	CacheTiers                  map[string]int
+	WorkerLatencyMS, EndToEndMS []float64
+	Elapsed                     time.Duration
 }
 
 type resultView struct {
@@ -76,7 +81,10 @@ type resultView struct {
 }
 
 // Batch publishes every job of o.Source and collects their results from the
-// result stream into o.Out. It returns ErrNoResult (with the summary) when
+// result stream into o.Out. It is idempotent: a job already answered (its
+// result on o.ReplySubject, or stored on its own job.ResultSubject) is not
+// published again, its stored result is written to o.Out; nor is a job
+// dead-lettered on the lane before (the summary counts both). It returns ErrNoResult (with the summary) when
 // some job got no result before the timeout.
 func (c *Client) Batch(ctx context.Context, o BatchOptions) (*Summary, error) {
 	if o.MaxPending <= 0 {
@@ -92,6 +100,21 @@ func (c *Client) Batch(ctx context.Context, o BatchOptions) (*Summary, error) {
 		return nil, fmt.Errorf("reply subject %q must be a subject under %s", o.ReplySubject, topology.ResultsPrefix)
 	}
 	b := newBatch(o)
+	results, err := c.JS.Stream(ctx, topology.ResultsStream)
+	if err != nil {
+		return nil, fmt.Errorf("read results: %w", err)
+	}
+	// The results of earlier runs on the reply subject: all of them are
+	// read before a job is published, so none is published again.
+	info, err := results.Info(ctx, jetstream.WithSubjectFilter(o.ReplySubject))
+	if err != nil {
+		return nil, fmt.Errorf("read results: %w", err)
+	}
+	earlier := info.State.Subjects[o.ReplySubject]
+	b.results = results
+	// Nor is a job dead-lettered on the lane before: publisher dlq replay
+	// does that, after a fix.
+	b.dead, b.s.DeadLettersUnread = deadLettered(ctx, c.JS, o.Lane)
 	cons, err := c.JS.OrderedConsumer(ctx, topology.ResultsStream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{o.ReplySubject}, DeliverPolicy: jetstream.DeliverAllPolicy})
 	if err != nil {
@@ -105,6 +128,7 @@ func (c *Client) Batch(ctx context.Context, o BatchOptions) (*Summary, error) {
 	// Waits are woken by results, by the timeout, and by ctx.
 	stop := context.AfterFunc(ctx, b.wake)
 	defer stop()
+	b.catchUp(ctx, earlier)
 	pubErr := b.publishAll(ctx, c.JS)
 	b.awaitResults(ctx)
 	return b.s, b.outcome(ctx, pubErr)
@@ -117,13 +141,19 @@ type batch struct {
 	o     BatchOptions
 	start time.Time
 
-	mu      sync.Mutex
-	cond    *sync.Cond
-	s       *Summary
-	written map[uint64]struct{}  // hashes of answered ids: 16 bytes a job, not a job
-	pending map[uint64]time.Time // published, unanswered: when published
-	out     *bufio.Writer
-	werr    error
+	// results is looked up for each job's own stored result (a job
+	// answered under another reply subject); dead holds the hashes of the lane's dead-lettered job ids.
+	results jetstream.Stream
+	dead    map[uint64]struct{}
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	s        *Summary
+	received uint64               // result messages read, duplicates included
+	written  map[uint64]struct{}  // hashes of answered ids: 16 bytes a job, not a job
+	pending  map[uint64]time.Time // published, unanswered: when published
+	out      *bufio.Writer
+	werr     error
 }
 
 func newBatch(o BatchOptions) *batch {
@@ -146,12 +176,18 @@ func (b *batch) wake() {
 func (b *batch) onResult(data []byte, at time.Time) {
 	var r resultView
 	if json.Unmarshal(data, &r) != nil || r.JobID == "" {
+		b.mu.Lock()
+		b.received++
+		b.cond.Broadcast()
+		b.mu.Unlock()
 		return
 	}
 	h := xxhash.Sum64String(r.JobID)
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.received++
 	if _, dup := b.written[h]; dup {
+		b.cond.Broadcast()
 		return
 	}
 	b.written[h] = struct{}{}
@@ -241,7 +277,7 @@ func (b *batch) publishAll(ctx context.Context, js jetstream.JetStream) error {
 	}
 	var pubErr error
 	for pubErr == nil {
-		w, ok := b.next()
+		w, ok := b.next(ctx)
 		if !ok {
 			break
 		}
@@ -249,14 +285,21 @@ func (b *batch) publishAll(ctx context.Context, js jetstream.JetStream) error {
 			continue // invalid or answered already
 		}
 		h := xxhash.Sum64String(w.JobID)
-		if pubErr = b.reserve(ctx, h); pubErr != nil {
+		answered, err := b.reserve(ctx, h)
+		if pubErr = err; pubErr != nil {
 			break
+		}
+		if answered {
+			continue
 		}
 		if limiter != nil {
 			if pubErr = limiter.Wait(ctx); pubErr != nil {
 				b.unpend(h)
 				break
 			}
+			// publish→result starts at the publish, not before the
+			// limiter's wait.
+			b.stamp(h)
 		}
 		data, _ := json.Marshal(w)
 		msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{w.JobID}}}
@@ -281,9 +324,18 @@ func (b *batch) publishAll(ctx context.Context, js jetstream.JetStream) error {
 	return pubErr
 }
 
+// stamp restarts a pending job's clock.
+func (b *batch) stamp(h uint64) {
+	b.mu.Lock()
+	if _, ok := b.pending[h]; ok {
+		b.pending[h] = time.Now()
+	}
+	b.mu.Unlock()
+}
+
 // next reads the source's next job: ok is false at its end; a nil job is
-// one to skip (invalid, or answered or published already).
-func (b *batch) next() (w *job.Wire, ok bool) {
+// one to skip (invalid, answered or published already, or dead-lettered).
+func (b *batch) next(ctx context.Context) (w *job.Wire, ok bool) {
 	v, err := b.o.Source.Next()
 	if errors.Is(err, io.EOF) {
 		return nil, false
@@ -302,29 +354,116 @@ func (b *batch) next() (w *job.Wire, ok bool) {
 	v.ReplySubject = b.o.ReplySubject
 	h := xxhash.Sum64String(v.JobID)
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	_, done := b.written[h]
 	_, already := b.pending[h]
-	if done || already {
+	_, dead := b.dead[h]
+	switch {
+	case done || already:
 		b.s.Skipped++
+	case dead:
+		b.s.DeadLettered++
+	}
+	b.mu.Unlock()
+	if done || already || dead {
+		return nil, true
+	}
+	// Stored as the job's own result (one subject per job): written to
+	// Out as if it had just arrived.
+	if m, err := b.results.GetLastMsgForSubject(ctx, job.ResultSubject(b.o.Lane, v.JobID)); err == nil {
+		b.onResult(m.Data, time.Now())
+		b.mu.Lock()
+		b.s.Skipped++
+		b.mu.Unlock()
 		return nil, true
 	}
 	return &v, true
 }
 
+// catchUp waits until the n results stored on the reply subject before
+// the run began have been read (so their jobs count as answered), or ctx
+// ends.
+func (b *batch) catchUp(ctx context.Context, n uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for b.received < n && ctx.Err() == nil {
+		b.cond.Wait()
+	}
+}
+
+// headerJobID is the dead letter's header naming its job
+// (docs/contract.md#dead-letters).
+const headerJobID = "Hybridscore-Job-Id"
+
+// deadLettered returns the hashes of the job ids dead-lettered on lane, read
+// from the dead letters' headers only; when they cannot be read (a
+// producer user may not read dead letters), it says why instead.
+func deadLettered(ctx context.Context, js jetstream.JetStream, lane string) (map[uint64]struct{}, string) {
+	// A user the server does not let read them finds out by a timeout: a
+	// short one, the API answers in milliseconds otherwise.
+	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	subject := topology.DLQPrefix + lane
+	st, err := js.Stream(ictx, topology.DLQStream)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return nil, topology.DLQStream + " did not answer within 2s (may this user read it?)"
+	}
+	if err != nil {
+		return nil, err.Error()
+	}
+	info, err := st.Info(ictx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		return nil, err.Error()
+	}
+	n := info.State.Subjects[subject]
+	dead := map[uint64]struct{}{}
+	if n == 0 {
+		return dead, ""
+	}
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, HeadersOnly: true})
+	if err != nil {
+		return nil, err.Error()
+	}
+	for read := uint64(0); read < n; {
+		batch, err := cons.Fetch(int(min(n-read, 1000)), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			return nil, err.Error()
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			if id := m.Headers().Get(headerJobID); id != "" {
+				dead[xxhash.Sum64String(id)] = struct{}{}
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return nil, err.Error()
+		}
+		if got == 0 {
+			break // expired or deleted meanwhile
+		}
+		read += uint64(got)
+	}
+	return dead, ""
+}
+
 // reserve waits until fewer than MaxPending jobs are unanswered, then
-// counts job h as pending.
-func (b *batch) reserve(ctx context.Context, h uint64) error {
+// counts job h as pending, unless its result arrived meanwhile (an earlier
+// run's, read while this job was looked up or waited here).
+func (b *batch) reserve(ctx context.Context, h uint64) (answered bool, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for len(b.pending) >= b.o.MaxPending && ctx.Err() == nil {
 		b.cond.Wait()
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return false, err
+	}
+	if _, done := b.written[h]; done {
+		b.s.Skipped++
+		return true, nil
 	}
 	b.pending[h] = time.Now()
-	return nil
+	return false, nil
 }
 
 // awaitResults waits for the pending jobs' results until the timeout.
@@ -376,6 +515,12 @@ func (s *Summary) Write(w io.Writer) {
 	fmt.Fprintf(tw, "jobs read\t%d\n", s.Read)
 	fmt.Fprintf(tw, "published\t%d\t(%d duplicates dropped by the stream)\n", s.Published, s.Duplicates)
 	fmt.Fprintf(tw, "skipped (already answered)\t%d\n", s.Skipped)
+	if s.DeadLettered > 0 {
+		fmt.Fprintf(tw, "skipped (dead-lettered before)\t%d\t(publisher dlq list --ids; dlq replay publishes them again after a fix)\n", s.DeadLettered)
+	}
+	if s.DeadLettersUnread != "" {
+		fmt.Fprintf(tw, "dead letters not read\t%s\t(jobs dead-lettered before were published again)\n", s.DeadLettersUnread)
+	}
 	if s.Invalid > 0 {
 		fmt.Fprintf(tw, "unreadable input lines\t%d\n", s.Invalid)
 	}
