@@ -64,7 +64,7 @@ func (r *runCmd) Run() error {
 
 type healthCmd struct {
 	// --url is the name it had before; the publisher's commands say --worker-url too.
-	URL        string        `name:"worker-url" aliases:"url" default:"http://127.0.0.1:8053" help:"Base URL of the worker's HTTP endpoints (its HTTP_ADDR)."`
+	URL        string        `name:"worker-url" aliases:"url" env:"HYBRIDSCORE_WORKER_URL" default:"http://127.0.0.1:8053" help:"Base URL of the worker's HTTP endpoints (its HTTP_ADDR)."`
 	DegradedOK bool          `help:"Exit 0 when degraded too (for container health checks)."`
 	JSON       bool          `help:"Print the JSON report instead of the text one."`
 	Timeout    time.Duration `default:"5s" help:"Request timeout."`
