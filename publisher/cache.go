@@ -19,7 +19,7 @@ import (
 // --url (cache) and HYBRIDSCORE_ADMIN_URL are the names it had before;
 // they still work and are not shown.
 type workerURL struct {
-	WorkerURL string `name:"worker-url" aliases:"url" env:"HYBRIDSCORE_WORKER_URL" default:"http://127.0.0.1:8053" help:"A worker's HTTP address (its HTTP_ADDR)."`
+	WorkerURL string `name:"worker-url" aliases:"url" env:"HYBRIDSCORE_WORKER_URL,HYBRIDSCORE_ADMIN_URL" default:"http://127.0.0.1:8053" help:"A worker's HTTP address (its HTTP_ADDR)."`
 }
 
 // adminFlags reach one worker's admin endpoints.
