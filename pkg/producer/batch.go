@@ -276,14 +276,29 @@ func (b *batch) publishAll(ctx context.Context, js jetstream.JetStream) error {
 		subject = topology.BulkPrefix + b.o.Lane
 	}
 	var pubErr error
+	rctx, stopReading := context.WithCancel(ctx)
+	jobs := b.lookahead(rctx)
+	defer func() {
+		stopReading()
+		for range jobs { // the reader has stopped when it closes jobs
+		}
+	}()
 	for pubErr == nil {
-		w, ok := b.next(ctx)
+		c, ok := <-jobs
 		if !ok {
 			break
 		}
-		if w == nil {
-			continue // invalid or answered already
+		<-c.looked
+		if c.stored != nil {
+			// Stored as the job's own result (one subject per job):
+			// written to Out as if it had just arrived.
+			b.onResult(c.stored, time.Now())
+			b.mu.Lock()
+			b.s.Skipped++
+			b.mu.Unlock()
+			continue
 		}
+		w := c.w
 		h := xxhash.Sum64String(w.JobID)
 		answered, err := b.reserve(ctx, h)
 		if pubErr = err; pubErr != nil {
@@ -335,7 +350,7 @@ func (b *batch) stamp(h uint64) {
 
 // next reads the source's next job: ok is false at its end; a nil job is
 // one to skip (invalid, answered or published already, or dead-lettered).
-func (b *batch) next(ctx context.Context) (w *job.Wire, ok bool) {
+func (b *batch) next() (w *job.Wire, ok bool) {
 	v, err := b.o.Source.Next()
 	if errors.Is(err, io.EOF) {
 		return nil, false
@@ -365,15 +380,6 @@ func (b *batch) next(ctx context.Context) (w *job.Wire, ok bool) {
 	}
 	b.mu.Unlock()
 	if done || already || dead {
-		return nil, true
-	}
-	// Stored as the job's own result (one subject per job): written to
-	// Out as if it had just arrived.
-	if m, err := b.results.GetLastMsgForSubject(ctx, job.ResultSubject(b.o.Lane, v.JobID)); err == nil {
-		b.onResult(m.Data, time.Now())
-		b.mu.Lock()
-		b.s.Skipped++
-		b.mu.Unlock()
 		return nil, true
 	}
 	return &v, true
@@ -448,7 +454,8 @@ func deadLettered(ctx context.Context, js jetstream.JetStream, lane string) (map
 
 // reserve waits until fewer than MaxPending jobs are unanswered, then
 // counts job h as pending, unless its result arrived meanwhile (an earlier
-// run's, read while this job was looked up or waited here).
+// run's, read while this job was looked up or waited here) or it is pending
+// already.
 func (b *batch) reserve(ctx context.Context, h uint64) (answered bool, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -458,7 +465,9 @@ func (b *batch) reserve(ctx context.Context, h uint64) (answered bool, err error
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
-	if _, done := b.written[h]; done {
+	_, done := b.written[h]
+	_, already := b.pending[h] // the same job twice in the source
+	if done || already {
 		b.s.Skipped++
 		return true, nil
 	}
