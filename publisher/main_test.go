@@ -44,6 +44,18 @@ func run(t *testing.T, args ...string) (string, error) {
 	return string(out), err
 }
 
+// --version answers as the worker's does; a command-line mistake gets a
+// short usage line, not every flag of every command.
+func TestVersionAndShortUsage(t *testing.T) {
+	if out, err := run(t, "--version"); err != nil || strings.TrimSpace(out) == "" {
+		t.Errorf("--version: %v %q", err, out)
+	}
+	out, err := run(t, "batch", filepath.Join(t.TempDir(), "no-such-jobs.jsonl"), "--out", filepath.Join(t.TempDir(), "r.jsonl"))
+	if err == nil || !strings.Contains(out, "no-such-jobs.jsonl") || !strings.Contains(out, `Run "publisher batch --help"`) || strings.Contains(out, "--otel-") {
+		t.Errorf("a missing jobs file: %v\n%s", err, out)
+	}
+}
+
 func TestDemo(t *testing.T) {
 	out, err := run(t, "demo")
 	if err != nil {
