@@ -59,8 +59,11 @@ type Summary struct {
 	// DeadLettered counts jobs not published because they were
 	// dead-lettered before; DeadLettersUnread says why the dead letters
 	// could not be read (such jobs are then published again).
-	DeadLettered                int
-	DeadLettersUnread           string
+	DeadLettered      int
+	DeadLettersUnread string
+	// DeadLetteredNow counts jobs of this run dead-lettered without a
+	// result (max_deliveries, job_id_conflict, …): not waited for.
+	DeadLetteredNow             int
 	Results, Missing            int
 	ByStatus                    map[string]int
 	ByReason                    map[string]int
@@ -112,9 +115,12 @@ func (c *Client) Batch(ctx context.Context, o BatchOptions) (*Summary, error) {
 	}
 	earlier := info.State.Subjects[o.ReplySubject]
 	b.results = results
-	// Nor is a job dead-lettered on the lane before: publisher dlq replay
-	// does that, after a fix.
-	b.dead, b.s.DeadLettersUnread = deadLettered(ctx, c.JS, o.Lane)
+	// Nor is a job dead-lettered on the lane before (publisher dlq replay
+	// does that, after a fix); one dead-lettered during the run without a
+	// result is not waited for.
+	if stopDead := b.watchDeadLetters(ctx, c.JS); stopDead != nil {
+		defer stopDead()
+	}
 	cons, err := c.JS.OrderedConsumer(ctx, topology.ResultsStream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{o.ReplySubject}, DeliverPolicy: jetstream.DeliverAllPolicy})
 	if err != nil {
@@ -128,7 +134,8 @@ func (c *Client) Batch(ctx context.Context, o BatchOptions) (*Summary, error) {
 	// Waits are woken by results, by the timeout, and by ctx.
 	stop := context.AfterFunc(ctx, b.wake)
 	defer stop()
-	b.catchUp(ctx, earlier)
+	b.catchUp(ctx, &b.received, earlier)
+	b.catchUp(ctx, &b.deadRead, b.deadBefore)
 	pubErr := b.publishAll(ctx, c.JS)
 	b.awaitResults(ctx)
 	return b.s, b.outcome(ctx, pubErr)
@@ -142,23 +149,27 @@ type batch struct {
 	start time.Time
 
 	// results is looked up for each job's own stored result (a job
-	// answered under another reply subject); dead holds the hashes of the lane's dead-lettered job ids.
+	// answered under another reply subject).
 	results jetstream.Stream
-	dead    map[uint64]struct{}
 
 	mu       sync.Mutex
 	cond     *sync.Cond
 	s        *Summary
-	received uint64               // result messages read, duplicates included
-	written  map[uint64]struct{}  // hashes of answered ids: 16 bytes a job, not a job
-	pending  map[uint64]time.Time // published, unanswered: when published
-	out      *bufio.Writer
-	werr     error
+	received uint64 // result messages read, duplicates included
+	// dead holds the hashes of the lane's dead-lettered job ids; deadRead
+	// counts the dead letters read, of which deadBefore were stored before
+	// the run.
+	dead                 map[uint64]struct{}
+	deadRead, deadBefore uint64
+	written              map[uint64]struct{}  // hashes of answered ids: 16 bytes a job, not a job
+	pending              map[uint64]time.Time // published, unanswered: when published
+	out                  *bufio.Writer
+	werr                 error
 }
 
 func newBatch(o BatchOptions) *batch {
 	b := &batch{o: o, start: time.Now(), s: &Summary{ByStatus: map[string]int{}, ByReason: map[string]int{}, CacheTiers: map[string]int{}},
-		written: map[uint64]struct{}{}, pending: map[uint64]time.Time{}, out: bufio.NewWriterSize(o.Out, 256<<10)}
+		dead: map[uint64]struct{}{}, written: map[uint64]struct{}{}, pending: map[uint64]time.Time{}, out: bufio.NewWriterSize(o.Out, 256<<10)}
 	b.cond = sync.NewCond(&b.mu)
 	for _, id := range o.Answered {
 		b.written[xxhash.Sum64String(id)] = struct{}{}
@@ -385,72 +396,22 @@ func (b *batch) next() (w *job.Wire, ok bool) {
 	return &v, true
 }
 
-// catchUp waits until the n results stored on the reply subject before
-// the run began have been read (so their jobs count as answered), or ctx
-// ends.
-func (b *batch) catchUp(ctx context.Context, n uint64) {
+// catchUp waits until *read (guarded by mu) reaches n, the messages stored
+// before the run began (so their jobs count as answered or dead-lettered),
+// for at most catchUpFor (a message may expire meanwhile), or ctx ends.
+func (b *batch) catchUp(ctx context.Context, read *uint64, n uint64) {
+	deadline := time.Now().Add(catchUpFor)
+	timer := time.AfterFunc(catchUpFor, b.wake)
+	defer timer.Stop()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for b.received < n && ctx.Err() == nil {
+	for *read < n && ctx.Err() == nil && time.Now().Before(deadline) {
 		b.cond.Wait()
 	}
 }
 
-// headerJobID is the dead letter's header naming its job
-// (docs/contract.md#dead-letters).
-const headerJobID = "Hybridscore-Job-Id"
-
-// deadLettered returns the hashes of the job ids dead-lettered on lane, read
-// from the dead letters' headers only; when they cannot be read (a
-// producer user may not read dead letters), it says why instead.
-func deadLettered(ctx context.Context, js jetstream.JetStream, lane string) (map[uint64]struct{}, string) {
-	// A user the server does not let read them finds out by a timeout: a
-	// short one, the API answers in milliseconds otherwise.
-	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	subject := topology.DLQPrefix + lane
-	st, err := js.Stream(ictx, topology.DLQStream)
-	if errors.Is(err, context.DeadlineExceeded) {
-		return nil, topology.DLQStream + " did not answer within 2s (may this user read it?)"
-	}
-	if err != nil {
-		return nil, err.Error()
-	}
-	info, err := st.Info(ictx, jetstream.WithSubjectFilter(subject))
-	if err != nil {
-		return nil, err.Error()
-	}
-	n := info.State.Subjects[subject]
-	dead := map[uint64]struct{}{}
-	if n == 0 {
-		return dead, ""
-	}
-	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, HeadersOnly: true})
-	if err != nil {
-		return nil, err.Error()
-	}
-	for read := uint64(0); read < n; {
-		batch, err := cons.Fetch(int(min(n-read, 1000)), jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			return nil, err.Error()
-		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			if id := m.Headers().Get(headerJobID); id != "" {
-				dead[xxhash.Sum64String(id)] = struct{}{}
-			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			return nil, err.Error()
-		}
-		if got == 0 {
-			break // expired or deleted meanwhile
-		}
-		read += uint64(got)
-	}
-	return dead, ""
-}
+// catchUpFor bounds the reading of earlier results and dead letters.
+const catchUpFor = time.Minute
 
 // reserve waits until fewer than MaxPending jobs are unanswered, then
 // counts job h as pending, unless its result arrived meanwhile (an earlier
@@ -501,8 +462,9 @@ func (b *batch) outcome(ctx context.Context, pubErr error) error {
 		return fmt.Errorf("write results: %w", b.werr)
 	case ferr != nil:
 		return fmt.Errorf("write results: %w", ferr)
-	case b.s.Missing > 0:
-		return fmt.Errorf("%w: %d of %d jobs unanswered", ErrNoResult, b.s.Missing, b.s.Published)
+	case b.s.Missing > 0 || b.s.DeadLetteredNow > 0:
+		return fmt.Errorf("%w: %d of %d jobs unanswered, %d of them dead-lettered without a result", ErrNoResult,
+			b.s.Missing+b.s.DeadLetteredNow, b.s.Published, b.s.DeadLetteredNow)
 	}
 	return ctx.Err()
 }
@@ -526,6 +488,9 @@ func (s *Summary) Write(w io.Writer) {
 	fmt.Fprintf(tw, "skipped (already answered)\t%d\n", s.Skipped)
 	if s.DeadLettered > 0 {
 		fmt.Fprintf(tw, "skipped (dead-lettered before)\t%d\t(publisher dlq list --ids; dlq replay publishes them again after a fix)\n", s.DeadLettered)
+	}
+	if s.DeadLetteredNow > 0 {
+		fmt.Fprintf(tw, "dead-lettered in this run\t%d\t(without a result: publisher dlq list --ids)\n", s.DeadLetteredNow)
 	}
 	if s.DeadLettersUnread != "" {
 		fmt.Fprintf(tw, "dead letters not read\t%s\t(jobs dead-lettered before were published again)\n", s.DeadLettersUnread)

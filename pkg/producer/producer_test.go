@@ -3,6 +3,7 @@ package producer_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -189,6 +190,22 @@ func TestBatchRerunPublishesNothingAnsweredOrDeadLettered(t *testing.T) {
 	s.Write(&buf)
 	if !strings.Contains(buf.String(), "skipped (dead-lettered before)") {
 		t.Errorf("summary does not say what it skipped:\n%s", buf.String())
+	}
+
+	// A job whose id another job's content claimed already: the worker
+	// dead-letters it (job_id_conflict) without a result, and the batch
+	// stops waiting for it instead of running into its timeout.
+	kv, err := c.JS.KeyValue(ctx, topology.ClaimsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, base64.RawURLEncoding.EncodeToString([]byte("claimed-1")), []byte("the digest of other content")); err != nil {
+		t.Fatal(err)
+	}
+	src, _ := producer.NewSource(strings.NewReader(`{"job_id":"claimed-1","task_description":"Other content","historical_pattern_text":"p","vector_similarity":0.3}`+"\n"), "jsonl")
+	s, err = c.Batch(ctx, producer.BatchOptions{Source: src, Lane: "idem", ReplySubject: "scoring.results.idem.conflict", Out: io.Discard, Timeout: time.Minute})
+	if !errors.Is(err, producer.ErrNoResult) || s.Published != 1 || s.DeadLetteredNow != 1 || s.Missing != 0 {
+		t.Fatalf("a job dead-lettered during the run: %v, %+v", err, s)
 	}
 }
 
