@@ -14,16 +14,24 @@ import (
 	"github.com/hybridscore/hybridscore/internal/server"
 )
 
+// workerURL is how every publisher command reaches a worker's HTTP
+// endpoints: one flag, whose default is the worker's own HTTP_ADDR (:8053).
+// --url (cache) and HYBRIDSCORE_ADMIN_URL are the names it had before;
+// they still work and are not shown.
+type workerURL struct {
+	WorkerURL string `name:"worker-url" aliases:"url" env:"HYBRIDSCORE_WORKER_URL,HYBRIDSCORE_ADMIN_URL" default:"http://127.0.0.1:8053" help:"A worker's HTTP address (its HTTP_ADDR)."`
+}
+
 // adminFlags reach one worker's admin endpoints.
 type adminFlags struct {
-	URL   string `name:"url" env:"HYBRIDSCORE_ADMIN_URL" default:"http://127.0.0.1:8080" help:"The worker's HTTP address."`
-	Token string `name:"token" env:"ADMIN_TOKEN" help:"The worker's ADMIN_TOKEN (bearer token)."`
+	workerURL
+	Token string `name:"token" env:"ADMIN_TOKEN" help:"The worker's ADMIN_TOKEN (bearer token); the worker refuses its admin endpoints unless started with one."`
 }
 
 func (a adminFlags) do(ctx context.Context, method, path string, body io.Reader) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(a.URL, "/")+path, body)
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(a.WorkerURL, "/")+path, body)
 	if err != nil {
 		return nil, err
 	}

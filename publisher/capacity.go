@@ -13,21 +13,22 @@ import (
 
 // capacityCmd prints the monthly capacity report from Prometheus.
 type capacityCmd struct {
-	PrometheusURL string        `name:"prometheus-url" env:"PROMETHEUS_URL" required:"" help:"Prometheus that scrapes the workers, e.g. http://localhost:9090."`
-	Window        string        `default:"30d" help:"How far back to look (PromQL duration: 30d, 1w, 12h)."`
-	End           string        `help:"End of the window, RFC 3339; default now."`
-	Step          string        `help:"Resolution of the range queries; default from the window (1h for 30d)."`
-	RateInterval  string        `name:"rate-interval" help:"Range of each rate(); default the step, at least 1m. Peaks are the highest of these averages."`
-	Job           string        `default:"hybridscore" help:"Scrape job of the workers (the job label of up)."`
-	TargetRate    float64       `name:"target-rate" help:"Finished jobs per second to size the pool for."`
-	Headroom      float64       `default:"1.3" help:"Factor on --target-rate when sizing."`
-	JSON          bool          `name:"json" help:"Print the report as JSON instead of tables."`
-	Out           string        `type:"path" help:"Also write the JSON report to this file."`
-	Timeout       time.Duration `default:"2m" help:"Give up on Prometheus after this long."`
+	PrometheusURL   string        `name:"prometheus-url" env:"PROMETHEUS_URL" required:"" help:"Prometheus that scrapes the workers, e.g. http://localhost:9090."`
+	Window          string        `default:"30d" help:"How far back to look (PromQL duration: 30d, 1w, 12h)."`
+	End             string        `help:"End of the window, RFC 3339; default now."`
+	Step            string        `help:"Resolution of the range queries; default from the window (1h for 30d)."`
+	RateInterval    string        `name:"rate-interval" help:"Range of each rate(); default the step, at least 1m. Peaks are the highest of these averages."`
+	Job             string        `default:"hybridscore" help:"Scrape job of the workers (the job label of up)."`
+	TargetRate      float64       `name:"target-rate" help:"Finished jobs per second to size the pool for."`
+	Headroom        float64       `default:"1.3" help:"Factor on --target-rate when sizing."`
+	SizeUnsaturated bool          `name:"size-unsaturated" help:"Give a worker count even when the workers were not saturated in the window (no backlog lasted): an upper bound, from a per-worker floor."`
+	JSON            bool          `name:"json" help:"Print the report as JSON instead of tables."`
+	Out             string        `type:"path" help:"Also write the JSON report to this file."`
+	Timeout         time.Duration `default:"2m" help:"Give up on Prometheus after this long."`
 }
 
 func (c *capacityCmd) Run(ctx context.Context) error {
-	o := capacity.Options{Job: c.Job, TargetRate: c.TargetRate, Headroom: c.Headroom}
+	o := capacity.Options{Job: c.Job, TargetRate: c.TargetRate, Headroom: c.Headroom, SizeUnsaturated: c.SizeUnsaturated}
 	var err error
 	if o.Window, err = promDuration("--window", c.Window); err != nil {
 		return err

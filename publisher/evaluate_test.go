@@ -20,9 +20,11 @@ func TestEvaluateShippedSet(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	var rep struct {
-		Pairs   int    `json:"pairs"`
-		Best    string `json:"best"`
-		Results []struct {
+		Pairs       int    `json:"pairs"`
+		Best        string `json:"best"`
+		Default     string `json:"default"`
+		Recommended string `json:"recommended"`
+		Results     []struct {
 			Config  string   `json:"config"`
 			Env     []string `json:"env"`
 			Metrics struct {
@@ -48,8 +50,11 @@ func TestEvaluateShippedSet(t *testing.T) {
 			t.Errorf("%s: ROC AUC %v", r.Config, r.Metrics.ROCAUC)
 		}
 	}
-	if !strings.Contains(out, "best: "+rep.Best) || !strings.Contains(out, "HYBRID_VECTOR_WEIGHT=") {
-		t.Errorf("no best configuration and its environment in:\n%s", out)
+	// The best ROC AUC on this set is within chance of the default's: the
+	// default is kept (docs/operations.md, "Scoring weights").
+	if !strings.Contains(out, "best: "+rep.Best) || !strings.Contains(out, "95 % interval") ||
+		!strings.Contains(out, "recommendation: keep the default (adaptive hybrid (default))") || rep.Recommended != "" || rep.Default == "" {
+		t.Errorf("no best configuration, intervals and recommendation in:\n%s", out)
 	}
 	img, err := os.ReadFile(png)
 	if err != nil || !bytes.HasPrefix(img, []byte("\x89PNG\r\n\x1a\n")) || len(img) < 10_000 {

@@ -5,6 +5,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	_ "embed"
@@ -72,6 +73,8 @@ type cli struct {
 	Console  consoleCmd  `cmd:"" help:"Serve the operator's web console (--listen): backlogs, dead letters (replay, delete), a job by id, every worker (breaker reset, cache report); talks only to NATS."`
 
 	Capacity capacityCmd `cmd:"" help:"Monthly capacity report from Prometheus: jobs/s per class, p95, fallback and cache hit rates, backlog trend, workers needed for --target-rate."`
+
+	Version kong.VersionFlag `help:"Print the version."`
 }
 
 type submitCmd struct {
@@ -121,14 +124,18 @@ func (s *submitCmd) Run(ctx context.Context) error {
 	return printJSON(r)
 }
 
+// printJSON prints a result as the worker wrote it, indented: its fields in
+// the schema's order and its numbers as the worker's encoder wrote them
+// (the shortest form that reads back as the same float64). Decoding it into
+// a map and encoding that would sort the fields.
 func printJSON(r json.RawMessage) error {
-	var v any
-	if err := json.Unmarshal(r, &v); err != nil {
+	var b bytes.Buffer
+	if err := json.Indent(&b, r, "", "  "); err != nil {
 		return err
 	}
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	b.WriteByte('\n')
+	_, err := b.WriteTo(os.Stdout)
+	return err
 }
 
 type batchCmd struct {
@@ -358,7 +365,8 @@ func (d *demoCmd) Run(ctx context.Context) error {
 
 func main() {
 	var c cli
-	ctx := kong.Parse(&c, kong.Name("publisher"), kong.Description("hybridscore publisher: submit jobs, run batches, benchmark workers."), kong.UsageOnError())
+	ctx := kong.Parse(&c, kong.Name("publisher"), kong.Description("hybridscore publisher: submit jobs, run batches, benchmark workers."),
+		kong.Vars{"version": server.Version}, kong.ShortUsageOnError())
 	traces, err := tracing.Setup(context.Background(), c.Tracing.TracingConfig("hybridscore-publisher", server.Version))
 	if err == nil {
 		// Every command runs until done or interrupted: Run methods take

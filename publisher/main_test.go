@@ -44,6 +44,18 @@ func run(t *testing.T, args ...string) (string, error) {
 	return string(out), err
 }
 
+// --version answers as the worker's does; a command-line mistake gets a
+// short usage line, not every flag of every command.
+func TestVersionAndShortUsage(t *testing.T) {
+	if out, err := run(t, "--version"); err != nil || strings.TrimSpace(out) == "" {
+		t.Errorf("--version: %v %q", err, out)
+	}
+	out, err := run(t, "batch", filepath.Join(t.TempDir(), "no-such-jobs.jsonl"), "--out", filepath.Join(t.TempDir(), "r.jsonl"))
+	if err == nil || !strings.Contains(out, "no-such-jobs.jsonl") || !strings.Contains(out, `Run "publisher batch --help"`) || strings.Contains(out, "--otel-") {
+		t.Errorf("a missing jobs file: %v\n%s", err, out)
+	}
+}
+
 func TestDemo(t *testing.T) {
 	out, err := run(t, "demo")
 	if err != nil {
@@ -262,7 +274,8 @@ func TestPublisherUnderLeastPrivilege(t *testing.T) {
 	_ = os.WriteFile(jobs, []byte(`{"task_description":"a","historical_pattern_text":"b","vector_similarity":0.5}`+"\n"+
 		`{"task_description":"c","historical_pattern_text":"d","vector_similarity":0.5}`+"\n"), 0o644)
 	out, err = run(t, append([]string{"batch", jobs, "--out", filepath.Join(dir, "out.jsonl"), "--timeout", "20s"}, auth...)...)
-	if err != nil || !hasRow(out, "results 2") {
+	if err != nil || !hasRow(out, "results 2") || !strings.Contains(out, "dead letters not read") {
 		t.Fatalf("batch as producer: %v\n%s", err, out)
 	}
+	t.Logf("batch as producer:\n%s", out)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"os"
@@ -15,8 +16,12 @@ import (
 // docs/operations.md#smoke-test).
 type smokeCmd struct {
 	natsFlags
-	HealthURL    string        `name:"health-url" help:"A worker's HTTP address (http://host:8053) or /health URL; empty skips the health check."`
-	MetricsURL   string        `name:"metrics-url" help:"A worker's HTTP address or /metrics URL; empty skips the metrics check."`
+	workerURL
+	// The names before --worker-url, one per check; they still override it
+	// and are not shown.
+	HealthURL    string        `name:"health-url" hidden:"" help:"A worker's HTTP address or /health URL (default: --worker-url)."`
+	MetricsURL   string        `name:"metrics-url" hidden:"" help:"A worker's HTTP address or /metrics URL (default: --worker-url)."`
+	NoHTTP       bool          `name:"no-http" help:"Skip the /health and /metrics checks (no worker's HTTP port is reachable from here)."`
 	Lane         string        `default:"smoke" help:"Lane of the smoke jobs (scoring.jobs.<lane>): keep them apart from production lanes."`
 	Timeout      time.Duration `default:"30s" help:"How long to wait for the four results."`
 	MaxTextBytes int           `default:"16384" help:"The workers' MAX_TEXT_BYTES: the degraded check's text is this long."`
@@ -26,6 +31,10 @@ type smokeCmd struct {
 }
 
 func (s *smokeCmd) Run(ctx context.Context) error {
+	health, metrics := cmp.Or(s.HealthURL, s.WorkerURL), cmp.Or(s.MetricsURL, s.WorkerURL)
+	if s.NoHTTP {
+		health, metrics = "", ""
+	}
 	rep, err := smoke.Run(ctx, smoke.Options{
 		Connect: func(context.Context) (*nats.Conn, error) {
 			c, err := s.connect()
@@ -34,7 +43,7 @@ func (s *smokeCmd) Run(ctx context.Context) error {
 			}
 			return c.NC, nil
 		},
-		HealthURL: s.HealthURL, MetricsURL: s.MetricsURL, Lane: s.Lane, Timeout: s.Timeout,
+		HealthURL: health, MetricsURL: metrics, Lane: s.Lane, Timeout: s.Timeout,
 		MaxTextBytes: s.MaxTextBytes, DegradedOK: s.DegradedOK, Version: s.Version,
 	})
 	if err != nil {

@@ -63,7 +63,8 @@ func (r *runCmd) Run() error {
 }
 
 type healthCmd struct {
-	URL        string        `default:"http://127.0.0.1:8053" help:"Base URL of the worker's HTTP endpoints."`
+	// --url is the name it had before; the publisher's commands say --worker-url too.
+	URL        string        `name:"worker-url" aliases:"url" env:"HYBRIDSCORE_WORKER_URL" default:"http://127.0.0.1:8053" help:"Base URL of the worker's HTTP endpoints (its HTTP_ADDR)."`
 	DegradedOK bool          `help:"Exit 0 when degraded too (for container health checks)."`
 	JSON       bool          `help:"Print the JSON report instead of the text one."`
 	Timeout    time.Duration `default:"5s" help:"Request timeout."`
@@ -94,6 +95,21 @@ func (h *healthCmd) Run() error {
 }
 
 var errExit = errors.New("not healthy")
+
+// helpWithSettings is kong's help, except that the top level's (worker
+// --help) goes on with the settings of the default command, run: what a
+// newcomer asking the worker for help is after.
+func helpWithSettings(options kong.HelpOptions, ctx *kong.Context) error {
+	if err := kong.DefaultHelpPrinter(options, ctx); err != nil || ctx.Selected() != nil {
+		return err
+	}
+	run, err := kong.Trace(ctx.Kong, []string{"run"})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(ctx.Stdout, "\nSettings of run, the default command (each flag is also the environment variable shown):")
+	return kong.DefaultHelpPrinter(options, run)
+}
 
 type langextractCmd struct {
 	Addr         string        `default:":8156" env:"LANGEXTRACT_ADDR" help:"Listen address."`
@@ -136,7 +152,7 @@ func main() {
 	var c cli
 	ctx := kong.Parse(&c, kong.Name("worker"),
 		kong.Description("hybridscore worker: scores pattern/task similarity jobs from NATS JetStream."),
-		kong.Vars{"version": server.Version}, kong.UsageOnError())
+		kong.Vars{"version": server.Version}, kong.ShortUsageOnError(), kong.Help(helpWithSettings))
 	if err := ctx.Run(); err != nil {
 		if !errors.Is(err, errExit) {
 			fmt.Fprintln(os.Stderr, "worker:", err)

@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -326,6 +327,10 @@ func TestSIGTERMMidBatchLosesNothing(t *testing.T) {
 	if !strings.Contains(w.out.String(), "draining") {
 		t.Errorf("no drain logged:\n%s", w.out.String())
 	}
+	// Closing its own connection is no disconnection to warn about.
+	if strings.Contains(w.out.String(), "NATS disconnected") {
+		t.Errorf("a clean stop logged a disconnection:\n%s", w.out.String())
+	}
 	partial := len(c.storedResults("term"))
 	startWorker(t, c.ns.URL(), c.leURL)
 	c.waitAll("term", ids, 60*time.Second)
@@ -423,7 +428,7 @@ func TestBadConfigurationNamesTheVariable(t *testing.T) {
 func TestHealthCommand(t *testing.T) {
 	c := newCluster(t)
 	w := startWorker(t, c.ns.URL(), c.leURL)
-	out, err := exec.Command(workerBin, "health", "--url", "http://"+w.addr).CombinedOutput()
+	out, err := exec.Command(workerBin, "health", "--worker-url", "http://"+w.addr).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "=== System Health Report ===") || !strings.Contains(string(out), "ALL SYSTEMS OPERATIONAL") {
 		t.Fatalf("health: %v\n%s", err, out)
 	}
@@ -437,6 +442,23 @@ func TestHealthCommand(t *testing.T) {
 	}, "worker health failing UNHEALTHY with NATS down")
 	if _, err := exec.Command(workerBin, "health", "--url", "http://127.0.0.1:1").CombinedOutput(); err == nil {
 		t.Fatal("health of an unreachable worker exited 0")
+	}
+}
+
+// worker --help shows the settings of the default command, not only the
+// command list; --version answers.
+func TestHelpShowsTheSettings(t *testing.T) {
+	out, err := exec.Command(workerBin, "--help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("worker --help: %v\n%s", err, out)
+	}
+	for _, want := range []string{"health [flags]", "--nats-url", "$LANGEXTRACT_TIMEOUT", "--langextract-timeout=10s", "$PATTERN_SIMILARITY_WEIGHTS"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("worker --help lacks %q:\n%s", want, out)
+		}
+	}
+	if out, err := exec.Command(workerBin, "--version").CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) == 0 {
+		t.Errorf("worker --version: %v %q", err, out)
 	}
 }
 

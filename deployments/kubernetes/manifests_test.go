@@ -1,6 +1,7 @@
 package kubernetes_test
 
 import (
+	"encoding"
 	"errors"
 	"io"
 	"maps"
@@ -494,7 +495,10 @@ func workerConfig(t *testing.T, objs []object) config.Config {
 		}
 		f := v.Field(i)
 		var err error
+		u, text := f.Addr().Interface().(encoding.TextUnmarshaler)
 		switch {
+		case text: // as kong reads it (config.Timeout)
+			err = u.UnmarshalText([]byte(s))
 		case f.Type() == reflect.TypeFor[time.Duration]():
 			var d time.Duration
 			d, err = time.ParseDuration(s)

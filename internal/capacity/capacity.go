@@ -65,6 +65,12 @@ type Options struct {
 	TargetRate float64
 	// Headroom multiplies TargetRate when sizing; 0 means DefaultHeadroom.
 	Headroom float64
+	// SizeUnsaturated sizes the pool even from a window in which the
+	// workers were not saturated (no consumer backlog at its end). What
+	// they finished is then what they were asked, a floor of what they can
+	// do, and the count an upper bound (Plan.Unsaturated says so); without
+	// it such a window gives no count.
+	SizeUnsaturated bool
 	// Thresholds decide the recommendations; zero fields take their
 	// defaults.
 	Thresholds Thresholds
@@ -190,8 +196,13 @@ type Plan struct {
 	TargetRate float64 `json:"target_rate"`
 	Headroom   float64 `json:"headroom"`
 	// Workers is WorkersFor(TargetRate, Headroom, PerWorker); 0 when no
-	// throughput was measured.
+	// throughput was measured, or when the workers were not saturated and
+	// Options.SizeUnsaturated was not given.
 	Workers int `json:"workers"`
+	// Unsaturated is true when no consumer backlog lasted to the end of
+	// the window: the per-worker figure is a floor, and Workers, if given,
+	// an upper bound.
+	Unsaturated bool `json:"unsaturated"`
 }
 
 // Report is the capacity report. Pointers and missing map entries are
@@ -280,14 +291,26 @@ func Collect(ctx context.Context, address string, o Options) (*Report, error) {
 	}
 	r.Warnings = q.warnings
 
-	if o.TargetRate > 0 {
-		r.Plan = &Plan{TargetRate: o.TargetRate, Headroom: o.Headroom}
-		if r.Workers != nil && r.Workers.PerWorker != nil {
-			r.Plan.Workers = WorkersFor(o.TargetRate, o.Headroom, *r.Workers.PerWorker)
-		}
-	}
+	r.Plan = plan(r, o)
 	r.Recommendations = recommend(r, o.Thresholds.withDefaults())
 	return r, nil
+}
+
+// plan sizes the pool for o.TargetRate (nil without one): from the
+// per-worker figure, only when the workers were saturated or
+// o.SizeUnsaturated asks.
+func plan(r *Report, o Options) *Plan {
+	if o.TargetRate <= 0 {
+		return nil
+	}
+	p := &Plan{TargetRate: o.TargetRate, Headroom: o.Headroom}
+	if r.Workers != nil && r.Workers.PerWorker != nil {
+		p.Unsaturated = !saturated(r)
+		if !p.Unsaturated || o.SizeUnsaturated {
+			p.Workers = WorkersFor(o.TargetRate, o.Headroom, *r.Workers.PerWorker)
+		}
+	}
+	return p
 }
 
 func (o Options) withDefaults() Options {

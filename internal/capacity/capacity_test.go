@@ -272,7 +272,9 @@ func TestCollectNoData(t *testing.T) {
 	f.add("scoring_class_jobs_total", class("interactive"), 4, 4)
 	f.add("scoring_jobs_in_flight", nil, 1, 1)
 
-	r, err := capacity.Collect(context.Background(), srv.URL, capacity.Options{Window: time.Minute, End: end, TargetRate: 3, Headroom: 1})
+	// No backlog series: the workers are not known to have been
+	// saturated, so the pool is sized only on request.
+	r, err := capacity.Collect(context.Background(), srv.URL, capacity.Options{Window: time.Minute, End: end, TargetRate: 3, Headroom: 1, SizeUnsaturated: true})
 	if err != nil {
 		t.Fatalf("missing series must not be an error: %v", err)
 	}

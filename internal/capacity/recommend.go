@@ -34,16 +34,19 @@ func recommend(r *Report, th Thresholds) []string {
 	case r.Plan == nil:
 		out = append(out, fmt.Sprintf("no sizing: at the peak each of %d worker(s) finished %s jobs/s; give --target-rate to size the pool",
 			r.Workers.AtPeak, num(*r.Workers.PerWorker)))
+	case r.Plan.Unsaturated && r.Plan.Workers == 0:
+		out = append(out, fmt.Sprintf("no sizing: no consumer backlog lasted through the window, so the workers were not saturated: %s jobs/s per worker at the peak is what they were asked, a floor of what they can do, and no worker count follows from it; measure one worker's ceiling with `publisher bench`, or pass --size-unsaturated for a count from this floor (an upper bound)",
+			num(*r.Workers.PerWorker)))
 	default:
 		need, now := r.Plan.Workers, r.Workers.Now
 		what := fmt.Sprintf("for %s jobs/s with headroom ×%s at %s jobs/s per worker", num(r.Plan.TargetRate), num(r.Plan.Headroom),
 			num(*r.Workers.PerWorker))
+		if r.Plan.Unsaturated {
+			what += fmt.Sprintf(", a floor: the workers were not saturated (no consumer backlog lasted through the window), so %d is an upper bound; `publisher bench` measures one worker's ceiling", need)
+		}
 		switch {
 		case need > now:
 			out = append(out, fmt.Sprintf("scale out: %d → %d workers %s", now, need, what))
-			if !saturated(r) {
-				out = append(out, "check before scaling out: no consumer backlog lasted through the window, so the workers did what was asked, not all they can; the figure per worker is a floor (`publisher bench` measures one worker's ceiling)")
-			}
 		case need < now:
 			line := fmt.Sprintf("scale in: %d → %d workers suffice %s", now, need, what)
 			if need < 2 {

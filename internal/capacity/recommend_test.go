@@ -5,24 +5,40 @@ import (
 	"testing"
 )
 
-// Scaling out on what workers did is only sound when they were saturated
-// (a backlog still there at the end of the window); otherwise the report
-// says the per-worker figure is a floor.
-func TestScaleOutCaveatUnlessSaturated(t *testing.T) {
+// A worker count is drawn from what workers did only when they were
+// saturated (a backlog still there at the end of the window). From an
+// unsaturated window there is none unless asked, and then it is flagged
+// as an upper bound from a per-worker floor.
+func TestNoWorkerCountFromAnUnsaturatedWindowUnlessAsked(t *testing.T) {
 	per := 75.0
-	report := func(bulkLast float64) *Report {
-		return &Report{
+	report := func(bulkLast float64, asked bool) (*Report, string) {
+		r := &Report{
 			Classes: []Class{{Name: "interactive", Backlog: &Backlog{}}, {Name: "bulk", Backlog: &Backlog{Max: 4580, Last: bulkLast}}},
 			Workers: &Workers{Now: 3, PerWorker: &per, AtPeak: 3},
-			Plan:    &Plan{TargetRate: 2000, Headroom: 1.3, Workers: WorkersFor(2000, 1.3, per)},
 		}
+		r.Plan = plan(r, Options{TargetRate: 2000, Headroom: 1.3, SizeUnsaturated: asked})
+		r.Recommendations = recommend(r, Thresholds{}.withDefaults())
+		var text strings.Builder
+		if err := r.WriteText(&text); err != nil {
+			t.Fatal(err)
+		}
+		return r, strings.Join(r.Recommendations, "\n") + "\n" + text.String()
 	}
-	lines := strings.Join(recommend(report(0), Thresholds{}.withDefaults()), "\n")
-	if !strings.Contains(lines, "scale out: 3 → 35 workers") || !strings.Contains(lines, "the figure per worker is a floor") {
-		t.Fatalf("backlog drained, recommendations:\n%s", lines)
+
+	r, out := report(0, false)
+	if r.Plan.Workers != 0 || !r.Plan.Unsaturated || strings.Contains(out, "scale out") || strings.Contains(out, "35") ||
+		!strings.Contains(out, "no sizing: no consumer backlog lasted") || !strings.Contains(out, "--size-unsaturated") {
+		t.Fatalf("unsaturated, not asked: plan %+v\n%s", r.Plan, out)
 	}
-	lines = strings.Join(recommend(report(1200), Thresholds{}.withDefaults()), "\n")
-	if strings.Contains(lines, "is a floor") {
-		t.Fatalf("backlog left at the end, yet the caveat:\n%s", lines)
+
+	r, out = report(0, true)
+	if r.Plan.Workers != 35 || !r.Plan.Unsaturated || !strings.Contains(out, "scale out: 3 → 35 workers") ||
+		!strings.Contains(out, "a floor") || !strings.Contains(out, "35 is an upper bound") || !strings.Contains(out, "at most 35") {
+		t.Fatalf("unsaturated, asked: plan %+v\n%s", r.Plan, out)
+	}
+
+	r, out = report(1200, false)
+	if r.Plan.Workers != 35 || r.Plan.Unsaturated || !strings.Contains(out, "scale out: 3 → 35 workers") || strings.Contains(out, "floor") {
+		t.Fatalf("saturated: plan %+v\n%s", r.Plan, out)
 	}
 }

@@ -81,8 +81,13 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	if r.Plan != nil {
 		need := noData
-		if r.Plan.Workers > 0 {
+		switch {
+		case r.Plan.Workers > 0 && r.Plan.Unsaturated:
+			need = fmt.Sprintf("at most %d  (from a floor: the workers were not saturated)", r.Plan.Workers)
+		case r.Plan.Workers > 0:
 			need = fmt.Sprint(r.Plan.Workers)
+		case r.Plan.Unsaturated:
+			need = "none: the workers were not saturated (--size-unsaturated for an upper bound)"
 		}
 		p("workers for %s jobs/s ×%s\t%s", num(r.Plan.TargetRate), num(r.Plan.Headroom), need)
 	}

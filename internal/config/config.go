@@ -40,11 +40,11 @@ type Config struct {
 
 	// langextract and breaker.
 	LangextractURL          string  `name:"langextract-url" env:"LANGEXTRACT_URL" help:"langextract base URL; empty uses the built-in analyzer."`
-	LangextractTimeout      float64 `name:"langextract-timeout" env:"LANGEXTRACT_TIMEOUT" default:"10.0" help:"Seconds per langextract request."`
+	LangextractTimeout      Timeout `name:"langextract-timeout" env:"LANGEXTRACT_TIMEOUT" default:"10s" help:"Per langextract request (10s; a number of seconds such as 10.0 is read too)."`
 	LangextractMaxRetries   int     `name:"langextract-max-retries" env:"LANGEXTRACT_MAX_RETRIES" default:"3" help:"Attempts for 503s and timeouts."`
 	LangextractMaxURLBytes  int     `name:"langextract-max-url-bytes" env:"LANGEXTRACT_MAX_URL_BYTES" default:"8192" help:"Longest request URL sent to langextract (the text travels in the query string); a longer one is not sent and the job degrades with validation_error."`
 	CircuitBreakerThreshold int     `name:"circuit-breaker-threshold" env:"CIRCUIT_BREAKER_THRESHOLD" default:"5" help:"Consecutive failures that open the breaker."`
-	CircuitBreakerTimeout   float64 `name:"circuit-breaker-timeout" env:"CIRCUIT_BREAKER_TIMEOUT" default:"60" help:"Seconds open before a half-open probe."`
+	CircuitBreakerTimeout   Timeout `name:"circuit-breaker-timeout" env:"CIRCUIT_BREAKER_TIMEOUT" default:"60s" help:"Open before a half-open probe (60s; a number of seconds such as 60 is read too)."`
 
 	// Cache.
 	SemanticCacheMaxSize     int     `name:"semantic-cache-max-size" env:"SEMANTIC_CACHE_MAX_SIZE" default:"1000" help:"In-memory cache entries."`
@@ -106,8 +106,8 @@ func (c *Config) Validate() error {
 			errs = append(errs, bad(env, "must be a positive number, got %v", v))
 		}
 	}
-	positive("LANGEXTRACT_TIMEOUT", c.LangextractTimeout)
-	positive("CIRCUIT_BREAKER_TIMEOUT", c.CircuitBreakerTimeout)
+	positive("LANGEXTRACT_TIMEOUT", float64(c.LangextractTimeout))
+	positive("CIRCUIT_BREAKER_TIMEOUT", float64(c.CircuitBreakerTimeout))
 	positive("SEMANTIC_CACHE_TTL_SECONDS", c.SemanticCacheTTLSeconds)
 	for _, v := range []struct {
 		env string
@@ -214,9 +214,6 @@ func (c *Config) SimilarityWeights() (similarity.Weights, error) {
 	}
 	return w, nil
 }
-
-// Seconds converts a float seconds setting.
-func Seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 
 // DefaultWorkerID is the host name and pid.
 func DefaultWorkerID() string {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -27,6 +28,9 @@ func Defaults() Config {
 }
 
 func set(f reflect.Value, s string) error {
+	if u, ok := f.Addr().Interface().(encoding.TextUnmarshaler); ok {
+		return u.UnmarshalText([]byte(s))
+	}
 	if f.Type() == reflect.TypeOf(time.Duration(0)) {
 		d, err := time.ParseDuration(s)
 		f.SetInt(int64(d))

@@ -10,6 +10,7 @@
 package evaluate
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -40,6 +41,9 @@ type Config struct {
 	Name     string
 	Combiner combiner.Config
 	Weights  similarity.Weights
+	// Default marks the worker's default configuration, the one the
+	// others are compared with.
+	Default bool
 }
 
 // Env returns the worker's environment variables that select c.
@@ -77,7 +81,7 @@ func Configs() []Config {
 		if s == combiner.Hybrid {
 			name += " (default)"
 		}
-		cs = append(cs, Config{Name: name, Combiner: c, Weights: similarity.DefaultWeights})
+		cs = append(cs, Config{Name: name, Combiner: c, Weights: similarity.DefaultWeights, Default: s == combiner.Hybrid})
 	}
 	c := def
 	c.VectorWeight, c.PatternWeight = 0.5, 0.5
@@ -95,6 +99,9 @@ type Options struct {
 	// OnScored is called after each pair is scored under one configuration
 	// (progress); it may be nil.
 	OnScored func()
+	// Bootstrap is the number of resamples of the 95 % intervals; 0 means
+	// 2000, a negative number none.
+	Bootstrap int
 }
 
 // Metrics are one configuration's figures.
@@ -117,6 +124,11 @@ type Result struct {
 	Metrics Metrics   `json:"metrics"`
 	ROC     []Point   `json:"roc"` // false-positive rate, true-positive rate
 	Scores  []float64 `json:"-"`
+	// ROCAUCInterval is the 95 % bootstrap interval of Metrics.ROCAUC, and
+	// VsDefault the difference from the default configuration's with its
+	// paired interval (nil without a bootstrap or a default).
+	ROCAUCInterval *Interval   `json:"roc_auc_interval,omitempty"`
+	VsDefault      *Comparison `json:"vs_default,omitempty"`
 }
 
 // Point is one point of a ROC curve.
@@ -136,6 +148,13 @@ type Report struct {
 	// Best names the configuration with the highest ROC AUC (then average
 	// precision, then the order of Configs).
 	Best string `json:"best"`
+	// Default names the default configuration; Recommended the one to
+	// switch to, "" to keep the default: a configuration is recommended
+	// only when the 95 % paired interval of its ROC AUC minus the
+	// default's lies above zero.
+	Default     string `json:"default"`
+	Recommended string `json:"recommended"`
+	Resamples   int    `json:"bootstrap_resamples"` // resamples of tasks behind the intervals
 }
 
 // BestResult returns the result Best names.
@@ -210,6 +229,12 @@ func Run(ctx context.Context, features scoring.FeatureSource, pairs []Pair, conf
 	}
 	if len(rep.Results) > 0 {
 		rep.Best = rep.Results[best].Config
+	}
+	if def := slices.IndexFunc(configs, func(c Config) bool { return c.Default }); def >= 0 && opt.Bootstrap >= 0 {
+		n := cmp.Or(opt.Bootstrap, 2000)
+		rep.Default, rep.Resamples = configs[def].Name, n
+		bootstrap(rep, rel, groups, def, n)
+		rep.Recommended = recommend(rep)
 	}
 	return rep, nil
 }

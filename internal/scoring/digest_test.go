@@ -11,7 +11,7 @@ func TestDigestFieldsAreLengthPrefixed(t *testing.T) {
 	base := job.Job{JobID: "j", TaskDescription: "a\x00", HistoricalPatternText: "b", VectorSimilarity: 0.5, Language: "en", Context: "pattern_matching"}
 	shifted := base
 	shifted.TaskDescription, shifted.HistoricalPatternText = "a", "\x00b"
-	if Digest(&base) == Digest(&shifted) {
+	if job.Digest(&base) == job.Digest(&shifted) {
 		t.Fatal("a NUL moved from one field to the next leaves the digest unchanged")
 	}
 	// The earlier digest could not tell them apart: why it is only used
@@ -29,14 +29,14 @@ func TestDigestFieldsAreLengthPrefixed(t *testing.T) {
 	} {
 		j := base
 		other(&j)
-		if Digest(&j) == Digest(&base) {
+		if job.Digest(&j) == job.Digest(&base) {
 			t.Errorf("%+v digests like %+v", j, base)
 		}
 	}
 	// Where the answer goes and the job's metadata are not its content.
 	same := base
 	same.ReplySubject, same.CorrelationID, same.OnFallback = "_INBOX.x", "c", job.FallbackRetry
-	if Digest(&same) != Digest(&base) {
+	if job.Digest(&same) != job.Digest(&base) {
 		t.Error("reply subject or metadata changed the digest")
 	}
 }

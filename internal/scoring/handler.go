@@ -2,9 +2,6 @@ package scoring
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -112,7 +109,7 @@ func (h *JobHandler) Handle(ctx context.Context, d *consumer.Delivery) (rep cons
 	if why := h.reservedReply(d.Lane, j.JobID, j.ReplySubject); why != "" {
 		return h.reject(d, job.Partial{JobID: j.JobID, CorrelationID: j.CorrelationID}, &job.Error{Code: job.CodeInvalidField, Message: why})
 	}
-	rep = consumer.Reply{JobID: j.JobID, Digest: Digest(j), Subject: j.ReplySubject, CorrelationID: j.CorrelationID}
+	rep = consumer.Reply{JobID: j.JobID, Digest: job.Digest(j), Subject: j.ReplySubject, CorrelationID: j.CorrelationID}
 	if h.LegacyClaims != nil && h.LegacyClaims() {
 		rep.LegacyDigest = legacyDigest(j)
 	}
@@ -209,44 +206,6 @@ func (h *JobHandler) reject(d *consumer.Delivery, p job.Partial, err error) cons
 		Reason: je.Code, Message: je.Message, CorrelationID: p.CorrelationID}
 }
 
-// Digest identifies what a job asks: the fields that decide its result,
-// each written with its length before it, so that no two different jobs
-// share the bytes hashed (SHA-256, of which 128 bits are kept). Metadata
-// (correlation id, deadline, fallback policy) and where the answer goes
-// (reply subject) may differ between two copies of one job: a resubmission
-// waiting on a new inbox is the same job. The bytes are laid out in a
-// pooled buffer and hashed at once: one allocation, the string.
-func Digest(j *job.Job) string {
-	bp := digestBufs.Get().(*[]byte)
-	b := (*bp)[:0]
-	field := func(s string) {
-		b = binary.BigEndian.AppendUint64(b, uint64(len(s)))
-		b = append(b, s...)
-	}
-	field(j.TaskDescription)
-	field(j.HistoricalPatternText)
-	field(j.Language)
-	field(j.Context)
-	b = binary.BigEndian.AppendUint64(b, math.Float64bits(j.VectorSimilarity))
-	if c := j.Characteristics; c != nil {
-		b = append(b, 1)
-		field(c.Complexity)
-		field(c.FeatureLabel)
-		field(c.TaskType)
-	} else {
-		b = append(b, 0)
-	}
-	sum := sha256.Sum256(b)
-	if cap(b) <= 64<<10 {
-		*bp = b
-		digestBufs.Put(bp)
-	}
-	var out [32]byte
-	hex.Encode(out[:], sum[:16])
-	return string(out[:])
-}
-
-var digestBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // legacyDigest is the digest versions before Digest wrote into their
 // claims (fields joined with NUL, 64 bits): compared with those claims

@@ -200,7 +200,12 @@ func (s *Server) connectNATS() error {
 		nats.Name("hybridscore-worker " + cfg.WorkerID),
 		nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond), nats.ReconnectJitter(100*time.Millisecond, time.Second),
 		nats.RetryOnFailedConnect(false),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { s.log.Warn("NATS disconnected", zap.Error(err)) }),
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			// Closing the connection at shutdown disconnects it too.
+			if !nc.IsClosed() {
+				s.log.Warn("NATS disconnected", zap.Error(err))
+			}
+		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { s.log.Info("NATS reconnected", zap.String("url", nc.ConnectedUrlRedacted())) }),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			s.log.Warn("NATS error", zap.Error(err))

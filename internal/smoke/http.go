@@ -83,7 +83,7 @@ func fetch(ctx context.Context, o Options, c *Check, name, base, flag, path stri
 func checkHealth(ctx context.Context, o Options) (c Check) {
 	start := time.Now()
 	defer func() { c.Elapsed = time.Since(start) }()
-	target, code, body, done := fetch(ctx, o, &c, CheckHealth, o.HealthURL, "--health-url", "/health")
+	target, code, body, done := fetch(ctx, o, &c, CheckHealth, o.HealthURL, "worker URL (--no-http)", "/health")
 	if done {
 		return c
 	}
@@ -122,7 +122,7 @@ func checkHealth(ctx context.Context, o Options) (c Check) {
 func checkMetrics(ctx context.Context, o Options) (c Check) {
 	start := time.Now()
 	defer func() { c.Elapsed = time.Since(start) }()
-	target, code, body, done := fetch(ctx, o, &c, CheckMetrics, o.MetricsURL, "--metrics-url", "/metrics")
+	target, code, body, done := fetch(ctx, o, &c, CheckMetrics, o.MetricsURL, "worker URL (--no-http)", "/metrics")
 	if done {
 		return c
 	}

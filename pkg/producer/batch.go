@@ -57,12 +57,20 @@ type BatchOptions struct {
 // Summary is what a batch did.
 type Summary struct {
 	Read, Skipped, Published, Duplicates, Invalid int
-	Results, Missing                              int
-	ByStatus                                      map[string]int
-	ByReason                                      map[string]int
-	CacheTiers                                    map[string]int
-	WorkerLatencyMS, EndToEndMS                   []float64
-	Elapsed                                       time.Duration
+	// DeadLettered counts jobs not published because they were
+	// dead-lettered before; DeadLettersUnread says why the dead letters
+	// could not be read (such jobs are then published again).
+	DeadLettered      int
+	DeadLettersUnread string
+	// DeadLetteredNow counts jobs of this run dead-lettered without a
+	// result (max_deliveries, job_id_conflict, …): not waited for.
+	DeadLetteredNow             int
+	Results, Missing            int
+	ByStatus                    map[string]int
+	ByReason                    map[string]int
+	CacheTiers                  map[string]int
+	WorkerLatencyMS, EndToEndMS []float64
+	Elapsed                     time.Duration
 }
 
 type resultView struct {
@@ -77,7 +85,10 @@ type resultView struct {
 }
 
 // Batch publishes every job of o.Source and collects their results from the
-// result stream into o.Out. It returns ErrNoResult (with the summary) when
+// result stream into o.Out. It is idempotent: a job already answered (its
+// result on o.ReplySubject, or stored on its own job.ResultSubject) is not
+// published again, its stored result is written to o.Out; nor is a job
+// dead-lettered on the lane before (the summary counts both). It returns ErrNoResult (with the summary) when
 // some job got no result before the timeout.
 func (c *Client) Batch(ctx context.Context, o BatchOptions) (*Summary, error) {
 	if o.MaxPending <= 0 {
@@ -97,6 +108,24 @@ func (c *Client) Batch(ctx context.Context, o BatchOptions) (*Summary, error) {
 		return nil, fmt.Errorf("reply subject %q has the shape of a job's result subject; use scoring.results.<lane>.batch.<run>", o.ReplySubject)
 	}
 	b := newBatch(o)
+	results, err := c.JS.Stream(ctx, topology.ResultsStream)
+	if err != nil {
+		return nil, fmt.Errorf("read results: %w", err)
+	}
+	// The results of earlier runs on the reply subject: all of them are
+	// read before a job is published, so none is published again.
+	info, err := results.Info(ctx, jetstream.WithSubjectFilter(o.ReplySubject))
+	if err != nil {
+		return nil, fmt.Errorf("read results: %w", err)
+	}
+	earlier := info.State.Subjects[o.ReplySubject]
+	b.results = results
+	// Nor is a job dead-lettered on the lane before (publisher dlq replay
+	// does that, after a fix); one dead-lettered during the run without a
+	// result is not waited for.
+	if stopDead := b.watchDeadLetters(ctx, c.JS); stopDead != nil {
+		defer stopDead()
+	}
 	cons, err := c.JS.OrderedConsumer(ctx, topology.ResultsStream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{o.ReplySubject}, DeliverPolicy: jetstream.DeliverAllPolicy})
 	if err != nil {
@@ -110,6 +139,8 @@ func (c *Client) Batch(ctx context.Context, o BatchOptions) (*Summary, error) {
 	// Waits are woken by results, by the timeout, and by ctx.
 	stop := context.AfterFunc(ctx, b.wake)
 	defer stop()
+	b.catchUp(ctx, &b.received, earlier)
+	b.catchUp(ctx, &b.deadRead, b.deadBefore)
 	pubErr := b.publishAll(ctx, c.JS)
 	b.awaitResults(ctx)
 	return b.s, b.outcome(ctx, pubErr)
@@ -122,18 +153,28 @@ type batch struct {
 	o     BatchOptions
 	start time.Time
 
-	mu      sync.Mutex
-	cond    *sync.Cond
-	s       *Summary
-	written map[uint64]struct{}  // hashes of answered ids: 16 bytes a job, not a job
-	pending map[uint64]time.Time // published, unanswered: when published
-	out     *bufio.Writer
-	werr    error
+	// results is looked up for each job's own stored result (a job
+	// answered under another reply subject).
+	results jetstream.Stream
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	s        *Summary
+	received uint64 // result messages read, duplicates included
+	// dead holds the hashes of the lane's dead-lettered job ids; deadRead
+	// counts the dead letters read, of which deadBefore were stored before
+	// the run.
+	dead                 map[uint64]struct{}
+	deadRead, deadBefore uint64
+	written              map[uint64]struct{}  // hashes of answered ids: 16 bytes a job, not a job
+	pending              map[uint64]time.Time // published, unanswered: when published
+	out                  *bufio.Writer
+	werr                 error
 }
 
 func newBatch(o BatchOptions) *batch {
 	b := &batch{o: o, start: time.Now(), s: &Summary{ByStatus: map[string]int{}, ByReason: map[string]int{}, CacheTiers: map[string]int{}},
-		written: map[uint64]struct{}{}, pending: map[uint64]time.Time{}, out: bufio.NewWriterSize(o.Out, 256<<10)}
+		dead: map[uint64]struct{}{}, written: map[uint64]struct{}{}, pending: map[uint64]time.Time{}, out: bufio.NewWriterSize(o.Out, 256<<10)}
 	b.cond = sync.NewCond(&b.mu)
 	for _, id := range o.Answered {
 		b.written[xxhash.Sum64String(id)] = struct{}{}
@@ -151,12 +192,18 @@ func (b *batch) wake() {
 func (b *batch) onResult(data []byte, at time.Time) {
 	var r resultView
 	if json.Unmarshal(data, &r) != nil || r.JobID == "" {
+		b.mu.Lock()
+		b.received++
+		b.cond.Broadcast()
+		b.mu.Unlock()
 		return
 	}
 	h := xxhash.Sum64String(r.JobID)
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.received++
 	if _, dup := b.written[h]; dup {
+		b.cond.Broadcast()
 		return
 	}
 	b.written[h] = struct{}{}
@@ -245,23 +292,45 @@ func (b *batch) publishAll(ctx context.Context, js jetstream.JetStream) error {
 		subject = topology.BulkPrefix + b.o.Lane
 	}
 	var pubErr error
+	rctx, stopReading := context.WithCancel(ctx)
+	jobs := b.lookahead(rctx)
+	defer func() {
+		stopReading()
+		for range jobs { // the reader has stopped when it closes jobs
+		}
+	}()
 	for pubErr == nil {
-		w, ok := b.next()
+		c, ok := <-jobs
 		if !ok {
 			break
 		}
-		if w == nil {
-			continue // invalid or answered already
+		<-c.looked
+		if c.stored != nil {
+			// Stored as the job's own result (one subject per job):
+			// written to Out as if it had just arrived.
+			b.onResult(c.stored, time.Now())
+			b.mu.Lock()
+			b.s.Skipped++
+			b.mu.Unlock()
+			continue
 		}
+		w := c.w
 		h := xxhash.Sum64String(w.JobID)
-		if pubErr = b.reserve(ctx, h); pubErr != nil {
+		answered, err := b.reserve(ctx, h)
+		if pubErr = err; pubErr != nil {
 			break
+		}
+		if answered {
+			continue
 		}
 		if limiter != nil {
 			if pubErr = limiter.Wait(ctx); pubErr != nil {
 				b.unpend(h)
 				break
 			}
+			// publish→result starts at the publish, not before the
+			// limiter's wait.
+			b.stamp(h)
 		}
 		data, _ := json.Marshal(w)
 		msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{w.JobID}}}
@@ -286,8 +355,17 @@ func (b *batch) publishAll(ctx context.Context, js jetstream.JetStream) error {
 	return pubErr
 }
 
+// stamp restarts a pending job's clock.
+func (b *batch) stamp(h uint64) {
+	b.mu.Lock()
+	if _, ok := b.pending[h]; ok {
+		b.pending[h] = time.Now()
+	}
+	b.mu.Unlock()
+}
+
 // next reads the source's next job: ok is false at its end; a nil job is
-// one to skip (invalid, or answered or published already).
+// one to skip (invalid, answered or published already, or dead-lettered).
 func (b *batch) next() (w *job.Wire, ok bool) {
 	v, err := b.o.Source.Next()
 	if errors.Is(err, io.EOF) {
@@ -307,29 +385,60 @@ func (b *batch) next() (w *job.Wire, ok bool) {
 	v.ReplySubject = b.o.ReplySubject
 	h := xxhash.Sum64String(v.JobID)
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	_, done := b.written[h]
 	_, already := b.pending[h]
-	if done || already {
+	_, dead := b.dead[h]
+	switch {
+	case done || already:
 		b.s.Skipped++
+	case dead:
+		b.s.DeadLettered++
+	}
+	b.mu.Unlock()
+	if done || already || dead {
 		return nil, true
 	}
 	return &v, true
 }
 
+// catchUp waits until *read (guarded by mu) reaches n, the messages stored
+// before the run began (so their jobs count as answered or dead-lettered),
+// for at most catchUpFor (a message may expire meanwhile), or ctx ends.
+func (b *batch) catchUp(ctx context.Context, read *uint64, n uint64) {
+	deadline := time.Now().Add(catchUpFor)
+	timer := time.AfterFunc(catchUpFor, b.wake)
+	defer timer.Stop()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for *read < n && ctx.Err() == nil && time.Now().Before(deadline) {
+		b.cond.Wait()
+	}
+}
+
+// catchUpFor bounds the reading of earlier results and dead letters.
+const catchUpFor = time.Minute
+
 // reserve waits until fewer than MaxPending jobs are unanswered, then
-// counts job h as pending.
-func (b *batch) reserve(ctx context.Context, h uint64) error {
+// counts job h as pending, unless its result arrived meanwhile (an earlier
+// run's, read while this job was looked up or waited here) or it is pending
+// already.
+func (b *batch) reserve(ctx context.Context, h uint64) (answered bool, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for len(b.pending) >= b.o.MaxPending && ctx.Err() == nil {
 		b.cond.Wait()
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return false, err
+	}
+	_, done := b.written[h]
+	_, already := b.pending[h] // the same job twice in the source
+	if done || already {
+		b.s.Skipped++
+		return true, nil
 	}
 	b.pending[h] = time.Now()
-	return nil
+	return false, nil
 }
 
 // awaitResults waits for the pending jobs' results until the timeout.
@@ -358,8 +467,9 @@ func (b *batch) outcome(ctx context.Context, pubErr error) error {
 		return fmt.Errorf("write results: %w", b.werr)
 	case ferr != nil:
 		return fmt.Errorf("write results: %w", ferr)
-	case b.s.Missing > 0:
-		return fmt.Errorf("%w: %d of %d jobs unanswered", ErrNoResult, b.s.Missing, b.s.Published)
+	case b.s.Missing > 0 || b.s.DeadLetteredNow > 0:
+		return fmt.Errorf("%w: %d of %d jobs unanswered, %d of them dead-lettered without a result", ErrNoResult,
+			b.s.Missing+b.s.DeadLetteredNow, b.s.Published, b.s.DeadLetteredNow)
 	}
 	return ctx.Err()
 }
@@ -381,6 +491,15 @@ func (s *Summary) Write(w io.Writer) {
 	fmt.Fprintf(tw, "jobs read\t%d\n", s.Read)
 	fmt.Fprintf(tw, "published\t%d\t(%d duplicates dropped by the stream)\n", s.Published, s.Duplicates)
 	fmt.Fprintf(tw, "skipped (already answered)\t%d\n", s.Skipped)
+	if s.DeadLettered > 0 {
+		fmt.Fprintf(tw, "skipped (dead-lettered before)\t%d\t(publisher dlq list --ids; dlq replay publishes them again after a fix)\n", s.DeadLettered)
+	}
+	if s.DeadLetteredNow > 0 {
+		fmt.Fprintf(tw, "dead-lettered in this run\t%d\t(without a result: publisher dlq list --ids)\n", s.DeadLetteredNow)
+	}
+	if s.DeadLettersUnread != "" {
+		fmt.Fprintf(tw, "dead letters not read\t%s\t(jobs dead-lettered before were published again)\n", s.DeadLettersUnread)
+	}
 	if s.Invalid > 0 {
 		fmt.Fprintf(tw, "unreadable input lines\t%d\n", s.Invalid)
 	}

@@ -11,6 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hybridscore/hybridscore/internal/eventually"
 	"github.com/hybridscore/hybridscore/internal/topology"
 	"github.com/hybridscore/hybridscore/internal/workertest"
 	"github.com/hybridscore/hybridscore/pkg/job"
@@ -100,8 +104,110 @@ func TestBatchRecoversResultsOfAnEarlierRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Results != 20 || strings.Count(out.String(), "\n") != 20 {
+	if s.Results != 20 || s.Published != 0 || s.Skipped != 20 || strings.Count(out.String(), "\n") != 20 {
 		t.Fatalf("rerun summary %+v", s)
+	}
+}
+
+// dlqCount is the number of dead letters on lane.
+func dlqCount(t *testing.T, c *producer.Client, lane string) uint64 {
+	t.Helper()
+	st, err := c.JS.Stream(context.Background(), topology.DLQStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(context.Background(), jetstream.WithSubjectFilter(topology.DLQPrefix+lane))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Subjects[topology.DLQPrefix+lane]
+}
+
+// A rerun publishes nothing already answered or dead-lettered: the jobs
+// answered on the reply subject, a job whose result is stored on its own
+// subject (job.ResultSubject), and a job dead-lettered before are all
+// skipped, and the dead-letter stream does not grow.
+func TestBatchRerunPublishesNothingAnsweredOrDeadLettered(t *testing.T) {
+	c, start := setup(t)
+	start()
+	ctx := context.Background()
+	file := `{"job_id":"ok-1","task_description":"Implement OAuth2 login","historical_pattern_text":"Build OAuth2 authentication","vector_similarity":0.8}
+{"job_id":"ok-2","task_description":"Add retries to the client","historical_pattern_text":"Retry with backoff","vector_similarity":0.6}
+{"job_id":"bad-1","task_description":"","historical_pattern_text":"Build OAuth2 authentication","vector_similarity":0.8}
+`
+	run := func(input, reply string, opts producer.BatchOptions) (*producer.Summary, string) {
+		t.Helper()
+		src, _ := producer.NewSource(strings.NewReader(input), "jsonl")
+		var out bytes.Buffer
+		opts.Source, opts.Lane, opts.ReplySubject, opts.Out, opts.Timeout = src, "idem", reply, &out, 30*time.Second
+		s, err := c.Batch(ctx, opts)
+		if err != nil {
+			t.Fatalf("%v, %+v", err, s)
+		}
+		return s, out.String()
+	}
+	s, _ := run(file, "scoring.results.idem.batch.run", producer.BatchOptions{})
+	if s.Published != 3 || s.Results != 3 || s.ByStatus["rejected"] != 1 {
+		t.Fatalf("first run %+v", s)
+	}
+	eventually.NoError(t, 10*time.Second, func() error {
+		if n := dlqCount(t, c, "idem"); n != 1 {
+			return fmt.Errorf("%d dead letters", n)
+		}
+		return nil
+	}, "the rejected job dead-lettered")
+
+	s, out := run(file, "scoring.results.idem.batch.run", producer.BatchOptions{})
+	if s.Published != 0 || s.Skipped != 3 || s.Results != 3 || strings.Count(out, "\n") != 3 {
+		t.Fatalf("rerun %+v\n%s", s, out)
+	}
+
+	// Elsewhere (another reply subject): a result stored on the job's own
+	// subject, and dead letters (the rejected job's, and one written here
+	// as the worker writes them) keep their jobs from being published.
+	stored := `{"schema_version":1,"job_id":"own-1","status":"scored"}`
+	ownJob, _, err := job.Decode([]byte(`{"job_id":"own-1","task_description":"a","historical_pattern_text":"b","vector_similarity":0.1}`), job.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := &nats.Msg{Subject: job.ResultSubject("idem", "own-1"), Data: []byte(stored), Header: nats.Header{"Hybridscore-Digest": []string{job.Digest(ownJob)}}}
+	if _, err := c.JS.PublishMsg(ctx, own); err != nil {
+		t.Fatal(err)
+	}
+	dl := &nats.Msg{Subject: topology.DLQPrefix + "idem", Data: []byte(`{"job_id":"dead-1"}`),
+		Header: nats.Header{"Hybridscore-Job-Id": []string{"dead-1"}, "Hybridscore-Reason": []string{"max_deliveries"}}}
+	if _, err := c.JS.PublishMsg(ctx, dl); err != nil {
+		t.Fatal(err)
+	}
+	other := `{"job_id":"bad-1","task_description":"","historical_pattern_text":"Build OAuth2 authentication","vector_similarity":0.8}
+{"job_id":"own-1","task_description":"a","historical_pattern_text":"b","vector_similarity":0.1}
+{"job_id":"dead-1","task_description":"c","historical_pattern_text":"d","vector_similarity":0.2}
+`
+	s, out = run(other, "scoring.results.idem.batch.elsewhere", producer.BatchOptions{})
+	if s.Published != 0 || s.DeadLettered != 2 || s.Skipped != 1 || !strings.Contains(out, stored) {
+		t.Fatalf("elsewhere %+v\n%s", s, out)
+	}
+	if n := dlqCount(t, c, "idem"); n != 2 {
+		t.Fatalf("%d dead letters after the reruns, want 2 (one real, one written by the test)", n)
+	}
+	var buf bytes.Buffer
+	s.Write(&buf)
+	if !strings.Contains(buf.String(), "skipped (dead-lettered before)") {
+		t.Errorf("summary does not say what it skipped:\n%s", buf.String())
+	}
+
+	// A job whose id another job's content claimed already: the worker
+	// dead-letters it (job_id_conflict) without a result, and the batch
+	// stops waiting for it instead of running into its timeout.
+	claimed := &nats.Msg{Subject: job.ResultSubject("idem", "claimed-1"), Data: []byte(`{"job_id":"claimed-1","status":"scored"}`),
+		Header: nats.Header{"Hybridscore-Digest": []string{"the digest of other content"}}}
+	if _, err := c.JS.PublishMsg(ctx, claimed); err != nil {
+		t.Fatal(err)
+	}
+	src, _ := producer.NewSource(strings.NewReader(`{"job_id":"claimed-1","task_description":"Other content","historical_pattern_text":"p","vector_similarity":0.3}`+"\n"), "jsonl")
+	s, err = c.Batch(ctx, producer.BatchOptions{Source: src, Lane: "idem", ReplySubject: "scoring.results.idem.batch.conflict", Out: io.Discard, Timeout: time.Minute})
+	if !errors.Is(err, producer.ErrNoResult) || s.Published != 1 || s.DeadLetteredNow != 1 || s.Missing != 0 {
+		t.Fatalf("a job dead-lettered during the run: %v, %+v", err, s)
 	}
 }
 
@@ -127,7 +233,9 @@ func TestBatchCSVAndTimeout(t *testing.T) {
 	src, _ = producer.NewSource(strings.NewReader(csv), "csv")
 	var out bytes.Buffer
 	s, err = c.Batch(context.Background(), producer.BatchOptions{Source: src, Lane: "csv", ReplySubject: "scoring.results.csv.batch.t", Out: &out, Timeout: 30 * time.Second})
-	if err != nil || s.Results != 2 || s.Duplicates != 2 {
+	// Each job is either answered already (skipped) or still waiting
+	// (published again, and dropped by the stream as a duplicate).
+	if err != nil || s.Results != 2 || s.Skipped+s.Published != 2 || s.Duplicates != s.Published {
 		t.Fatalf("%v %+v", err, s)
 	}
 	if !strings.Contains(out.String(), `"job_id":"c-1"`) || !strings.Contains(out.String(), `"adjustment_reason":"complexity+domain"`) {

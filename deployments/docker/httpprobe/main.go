@@ -6,7 +6,7 @@
 //
 // It GETs each URL in turn and exits 0 when every answer is 2xx, 1 when one is
 // not or the request fails, and 2 on a usage error. The worker's own health
-// check is `worker health --url ...`, which also reads the health JSON.
+// check is `worker health --worker-url ...`, which also reads the health JSON.
 package main
 
 import (

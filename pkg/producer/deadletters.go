@@ -1,0 +1,85 @@
+package producer
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hybridscore/hybridscore/internal/topology"
+)
+
+// headerJobID is the dead letter's header naming its job
+// (docs/contract.md#dead-letters).
+const headerJobID = "Hybridscore-Job-Id"
+
+// deadLetterGrace is how long a job of this run that was dead-lettered is
+// still waited for: a rejected job is dead-lettered and answered, and its
+// result may come after its dead letter.
+const deadLetterGrace = 2 * time.Second
+
+// watchDeadLetters reads the lane's dead letters, headers only, for the
+// whole run: those stored before it (b.deadBefore; catchUp waits for them)
+// keep their jobs from being published again, and one that comes for a job
+// of this run gives up waiting for it unless its result follows within
+// deadLetterGrace. A user that may not read the dead letters (compose's
+// producer) is told in the summary. It returns the function that stops
+// reading, or nil.
+func (b *batch) watchDeadLetters(ctx context.Context, js jetstream.JetStream) (stop func()) {
+	subject := topology.DLQPrefix + b.o.Lane
+	// A user the server does not let read them finds out by a timeout: a
+	// short one, the API answers in milliseconds otherwise.
+	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	unread := func(err error) func() {
+		b.s.DeadLettersUnread = err.Error()
+		if errors.Is(err, context.DeadlineExceeded) {
+			b.s.DeadLettersUnread = topology.DLQStream + " did not answer within 2s (may this user read it?)"
+		}
+		return nil
+	}
+	st, err := js.Stream(ictx, topology.DLQStream)
+	if err != nil {
+		return unread(err)
+	}
+	info, err := st.Info(ictx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		return unread(err)
+	}
+	b.deadBefore = info.State.Subjects[subject]
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, HeadersOnly: true})
+	if err != nil {
+		return unread(err)
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) { b.onDeadLetter(m.Headers().Get(headerJobID)) })
+	if err != nil {
+		return unread(err)
+	}
+	return cc.Stop
+}
+
+// onDeadLetter records the dead letter of job id.
+func (b *batch) onDeadLetter(id string) {
+	h := xxhash.Sum64String(id)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.deadRead++
+	b.cond.Broadcast()
+	if id == "" {
+		return
+	}
+	b.dead[h] = struct{}{}
+	if _, ok := b.pending[h]; ok {
+		time.AfterFunc(deadLetterGrace, func() {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			if _, still := b.pending[h]; still {
+				delete(b.pending, h)
+				b.s.DeadLetteredNow++
+				b.cond.Broadcast()
+			}
+		})
+	}
+}
