@@ -44,6 +44,9 @@ type natsFlags struct {
 }
 
 func (n natsFlags) connect() (*producer.Client, error) {
+	if err := config.CheckNATSURL(n.NATSURL); err != nil {
+		return nil, err
+	}
 	auth, err := n.NATSAuth.Options()
 	if err != nil {
 		return nil, err

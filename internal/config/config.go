@@ -155,10 +155,12 @@ func (c *Config) Validate() error {
 	if _, err := c.RedisEnabled(); err != nil {
 		errs = append(errs, err)
 	}
-	if c.NATSURL == "" {
-		if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
-			errs = append(errs, bad("NATS_LISTEN", "%v", err))
+	if c.NATSURL != "" {
+		if err := CheckNATSURL(c.NATSURL); err != nil {
+			errs = append(errs, err)
 		}
+	} else if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
+		errs = append(errs, bad("NATS_LISTEN", "%v", err))
 	}
 	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
 		errs = append(errs, bad("NATS_TLS_CERT", "NATS_TLS_CERT and NATS_TLS_KEY go together"))
