@@ -239,3 +239,25 @@ func DefaultWorkerID() string {
 	}
 	return strings.ReplaceAll(h, " ", "-") + "-" + strconv.Itoa(os.Getpid())
 }
+
+// CacheEntryBytes is what one semantic-cache entry is taken to cost when
+// the worker sizes its memory: features of a text of a few KiB, the entry
+// and its share of the map, rounded up.
+const CacheEntryBytes = 8 << 10
+
+// memoryHeadroom is the memory the worker needs beside the held jobs and
+// the cache: the runtime, the NATS client's buffers, the pool's goroutines,
+// HTTP and the metrics.
+const memoryHeadroom = 64 << 20
+
+// CacheBytes is the memory the in-memory cache tier may take when full.
+func (c *Config) CacheBytes() int64 { return int64(c.SemanticCacheMaxSize) * CacheEntryBytes }
+
+// MemoryLimit is the worker's soft memory limit (debug.SetMemoryLimit)
+// unless GOMEMLIMIT is set: the held jobs' bytes, the full cache, and
+// headroom. The garbage collector works harder as the heap nears it, so
+// garbage never piles up past it (at GOGC=400 it would reach five times
+// the live heap); it is soft: a live heap above it is never refused.
+func (c *Config) MemoryLimit() int64 {
+	return int64(c.WorkerMaxHeldBytes) + c.CacheBytes() + memoryHeadroom
+}
