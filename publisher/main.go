@@ -275,12 +275,13 @@ type benchCmd struct {
 	Mixed       bool          `help:"Also run the mixed scenario, after the others: interactive latency idle and behind a bulk backlog, bulk alone vs interactive alone, bulk's share under saturation (WORKER_BULK_SHARE)."`
 	MixedFor    time.Duration `default:"20s" help:"Mixed scenario: duration of its interactive traffic (200 jobs/s), idle and behind the bulk backlog."`
 	MixedBulk   int           `default:"100000" help:"Mixed scenario: bulk backlog (cold jobs), at least; more when this run's cold-cache rate would drain it before the interactive traffic ends."`
+	Trickle     bool          `help:"Only the trickle scenario: --jobs warm bulk jobs drained alone and beside 2 interactive jobs/s (--rounds rounds; target ≥ 0.8 of alone), then bulk's share under saturation (--jobs cold interactive jobs, half as many bulk)."`
 }
 
 func (b *benchCmd) Run(ctx context.Context) error {
 	_, err := bench.Run(ctx, bench.Options{NATSURL: b.NATSURL, WorkerBin: b.WorkerBin, Jobs: b.Jobs, ColdJobs: b.ColdJobs, Rounds: b.Rounds,
 		Baseline: b.Baseline, Concurrency: b.Concurrency, Rate: b.Rate, RateFor: b.RateFor, SyncAlways: b.SyncAlways,
-		Mixed: b.Mixed, MixedFor: b.MixedFor, MixedBulk: b.MixedBulk, Soak: b.Soak, Out: os.Stdout})
+		Mixed: b.Mixed, MixedFor: b.MixedFor, MixedBulk: b.MixedBulk, Soak: b.Soak, Trickle: b.Trickle, Out: os.Stdout})
 	return err
 }
 

@@ -80,8 +80,12 @@ type Options struct {
 	// one worker, its resident set compared after the first 100,000 and at
 	// the end (soak.go).
 	Soak int
-	Out  io.Writer
-	Log  *zap.Logger
+	// Trickle, when set, runs only the trickle scenario: bulk drained alone
+	// and beside 2 interactive jobs/s, then bulk's share under saturation
+	// (trickle.go).
+	Trickle bool
+	Out     io.Writer
+	Log     *zap.Logger
 }
 
 // Report holds the figures of a run.
@@ -96,6 +100,7 @@ type Report struct {
 	WorkerPeakRSSMB        float64 // external server: the largest peak resident set (VmHWM) of the worker processes
 	Mixed                  Mixed   // Options.Mixed
 	Soak                   Soak    // Options.Soak
+	Trickle                Trickle // Options.Trickle
 }
 
 // Throughput is one scenario's result.
@@ -206,6 +211,9 @@ func (b *run) run(ctx context.Context) error {
 	warm := slices.Concat(tasks, patterns)
 	if b.o.Soak > 0 {
 		return b.soak(ctx, tasks, patterns, warm)
+	}
+	if b.o.Trickle {
+		return b.trickle(ctx, tasks, patterns, warm)
 	}
 	if err := b.rounds(ctx, tasks, patterns, warm); err != nil {
 		return err
