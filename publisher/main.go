@@ -47,7 +47,7 @@ func (n natsFlags) connect() (*producer.Client, error) {
 	if err := config.CheckNATSURL(n.NATSURL); err != nil {
 		return nil, err
 	}
-	auth, err := n.NATSAuth.Options()
+	auth, err := n.NATSAuth.Options(n.NATSURL)
 	if err != nil {
 		return nil, err
 	}

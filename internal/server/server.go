@@ -209,7 +209,7 @@ func (s *Server) connectNATS() error {
 			}
 		}),
 	}
-	auth, err := cfg.NATSAuth.Options()
+	auth, err := cfg.NATSAuth.Options(url)
 	if err != nil {
 		return err
 	}
