@@ -31,6 +31,10 @@ type pace struct {
 	busyNanos   atomic.Int64 // pool time spent handling jobs
 	capacity    float64      // jobs/s, highest lately (pace's goroutine only)
 	inRate      float64      // interactive jobs/s lately (pace's goroutine only)
+	// backlog is the interactive consumer's pending count the last
+	// interactive job arrived with, plus one (0: never told; see
+	// interactiveBacklog).
+	backlog atomic.Int64
 	bulk        *rate.Limiter
 }
 
@@ -50,6 +54,16 @@ func (a *arrivals) Store(unixNano int64) {
 
 // Load returns the last arrival's time, unix ns.
 func (a *arrivals) Load() int64 { return a.last.Load() }
+
+// interactiveBacklog records the interactive jobs still waiting in the
+// stream behind one that just arrived (its metadata's NumPending). With it
+// pace knows saturation when it sees it: interactive jobs waiting means
+// they use all they can get, and bulk is held to its share; none waiting
+// means bulk may have everything they leave. Without it (never told) pace
+// infers saturation from the interactive rate alone.
+func (p *pace) interactiveBacklog(pending uint64) {
+	p.backlog.Store(int64(min(pending, 1<<62)) + 1)
+}
 
 // minBusy bounds how far the pool's busy time extrapolates: at most a
 // hundred times the rate seen.
@@ -116,7 +130,12 @@ func (p *pace) tick(r, busy, interactive float64) {
 	// Below saturation bulk gets most of what they leave (at half the
 	// capacity, 0.89 of it with the default share).
 	limit := maxHeadroom * p.capacity
-	if p.inRate >= p.share*p.capacity {
+	switch b := p.backlog.Load(); {
+	case b > 1: // interactive jobs waiting: saturated, bulk gets its share
+		limit = p.share * p.capacity
+	case b == 1: // none waiting: bulk gets what they leave
+		limit = maxHeadroom*p.capacity - p.inRate
+	case p.inRate >= p.share*p.capacity:
 		limit = p.capacity - p.inRate/(1-p.share)
 	}
 	limit = math.Max(math.Max(p.share*p.capacity, limit), 10)

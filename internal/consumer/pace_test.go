@@ -88,3 +88,23 @@ func TestPaceCapacityGrowsToTheRealRate(t *testing.T) {
 		t.Fatalf("%d ticks (of 250 ms) to find a rate of %.0f jobs/s", ticks, real)
 	}
 }
+
+// Told the interactive backlog, pace knows saturation when it sees it:
+// interactive jobs waiting hold bulk to its share, whatever their rate;
+// none waiting leave bulk all but their rate.
+func TestPaceWithTheInteractiveBacklog(t *testing.T) {
+	p := newPace(0.1, 2)
+	p.tick(10000, 1, 0)
+	p.interactiveBacklog(500)
+	p.tick(10000, 1, 200)
+	if l := float64(p.bulk.Limit()); l != 0.1*p.capacity {
+		t.Fatalf("bulk pace %.0f/s with interactive jobs waiting, want the share of %.0f", l, p.capacity)
+	}
+	p.interactiveBacklog(0)
+	for range 4 {
+		p.tick(10000, 1, 5000)
+	}
+	if l := float64(p.bulk.Limit()); l < p.capacity {
+		t.Fatalf("bulk pace %.0f/s with no interactive job waiting, capacity %.0f", l, p.capacity)
+	}
+}
