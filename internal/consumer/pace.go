@@ -35,7 +35,7 @@ type pace struct {
 	// interactive job arrived with, plus one (0: never told; see
 	// interactiveBacklog).
 	backlog atomic.Int64
-	bulk        *rate.Limiter
+	bulk    *rate.Limiter
 }
 
 // arrivals records interactive jobs as they are received: when the last
