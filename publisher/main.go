@@ -45,7 +45,10 @@ type natsFlags struct {
 }
 
 func (n natsFlags) connect() (*producer.Client, error) {
-	auth, err := n.NATSAuth.Options()
+	if err := config.CheckNATSURL(n.NATSURL); err != nil {
+		return nil, err
+	}
+	auth, err := n.NATSAuth.Options(n.NATSURL)
 	if err != nil {
 		return nil, err
 	}
@@ -281,12 +284,13 @@ type benchCmd struct {
 	MixedFor    time.Duration `default:"20s" help:"Mixed scenario: duration of its interactive traffic (200 jobs/s), idle and behind the bulk backlog."`
 	MixedBulk   int           `default:"100000" help:"Mixed scenario: bulk backlog (cold jobs), at least; more when this run's cold-cache rate would drain it before the interactive traffic ends."`
 	Replies     int           `help:"Also run N jobs with a reply subject each (pipeline.<lane>.job<i>), then N with one shared reply subject, and print their ratio."`
+	Trickle     bool          `help:"Only the trickle scenario: --jobs warm bulk jobs drained alone and beside 2 interactive jobs/s (--rounds rounds; target ≥ 0.8 of alone), then bulk's share under saturation (--jobs cold interactive jobs, half as many bulk)."`
 }
 
 func (b *benchCmd) Run(ctx context.Context) error {
 	_, err := bench.Run(ctx, bench.Options{NATSURL: b.NATSURL, WorkerBin: b.WorkerBin, Jobs: b.Jobs, ColdJobs: b.ColdJobs, Rounds: b.Rounds,
 		Baseline: b.Baseline, Concurrency: b.Concurrency, Rate: b.Rate, RateFor: b.RateFor, SyncAlways: b.SyncAlways,
-		Mixed: b.Mixed, MixedFor: b.MixedFor, MixedBulk: b.MixedBulk, Replies: b.Replies, Soak: b.Soak, Out: os.Stdout})
+		Mixed: b.Mixed, MixedFor: b.MixedFor, MixedBulk: b.MixedBulk, Replies: b.Replies, Soak: b.Soak, Trickle: b.Trickle, Out: os.Stdout})
 	return err
 }
 

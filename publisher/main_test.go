@@ -279,3 +279,20 @@ func TestPublisherUnderLeastPrivilege(t *testing.T) {
 	}
 	t.Logf("batch as producer:\n%s", out)
 }
+
+// A malformed secret-bearing URL fails the command without printing the
+// secret, not even the part a URL parser took for a port.
+func TestPublisherMalformedURLsNeverPrintTheirSecret(t *testing.T) {
+	for _, tt := range []struct{ env, name string }{
+		{"NATS_URL=nats://producer:Sup3r#pw@127.0.0.1:4222", "NATS_URL"},
+		{"NATS_URL=nats://producer:Sup3r%zz@127.0.0.1:4222", "NATS_URL"},
+		{"OTEL_EXPORTER_OTLP_ENDPOINT=http://u:Sup3r#pw@collector:4318", "OTEL_EXPORTER_OTLP_ENDPOINT"},
+	} {
+		cmd := exec.Command(bin, "submit", "--task", "t", "--pattern", "p", "--vector", "0.5", "--timeout", "1s")
+		cmd.Env = append(os.Environ(), tt.env)
+		out, err := cmd.CombinedOutput()
+		if err == nil || strings.Contains(string(out), "Sup3r") || strings.Contains(string(out), "pw@") || !strings.Contains(string(out), tt.name) {
+			t.Errorf("%s: err %v, output %q", tt.env, err, out)
+		}
+	}
+}

@@ -46,6 +46,13 @@ func (r *runCmd) Run() error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}
+	// At 4× the garbage of a burst of large jobs would pile up to several
+	// times WORKER_MAX_HELD_BYTES: a soft limit sized from what the worker
+	// holds (jobs, cache) makes the collector work harder near it instead.
+	// GOMEMLIMIT, when set, rules (the runtime read it).
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(r.MemoryLimit())
+	}
 	log, err := server.NewLogger(r.LogLevel, r.LogFormat, zapcore.Lock(os.Stderr))
 	if err != nil {
 		return err

@@ -114,3 +114,27 @@ func TestSecretsNeverAppearInOutput(t *testing.T) {
 		t.Logf("output:\n%s", seen.String())
 	}
 }
+
+// A start-up error over a malformed secret-bearing URL names the variable
+// and never prints the secret, not even the part of it a URL parser took
+// for a host and port (a '#' in the password ends the authority there).
+func TestMalformedURLsNeverPrintTheirSecret(t *testing.T) {
+	for _, tt := range []struct{ env, name, secret string }{
+		{"NATS_URL=nats://worker:Sup3r#pw@127.0.0.1:4222", "NATS_URL", "Sup3r"},
+		{"NATS_URL=nats://worker:Sup3r?pw@127.0.0.1:4222", "NATS_URL", "Sup3r"},
+		{"NATS_URL=nats://127.0.0.1:1,nats://worker:Sup3r%zz@127.0.0.1:4222", "NATS_URL", "Sup3r"},
+		{"OTEL_EXPORTER_OTLP_ENDPOINT=http://u:Sup3r#pw@collector:4318", "OTEL_EXPORTER_OTLP_ENDPOINT", "Sup3r"},
+		{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://u:Sup3r%zz@collector:4318/v1/traces", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "Sup3r"},
+	} {
+		cmd := exec.Command(workerBin)
+		cmd.Env = append(os.Environ(), tt.env, "HTTP_ADDR=127.0.0.1:0", "NATS_LISTEN=127.0.0.1:0", "NATS_STORE_DIR="+t.TempDir())
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			t.Errorf("%s: the worker started", tt.env)
+			continue
+		}
+		if strings.Contains(string(out), tt.secret) || strings.Contains(string(out), "pw@") || !strings.Contains(string(out), tt.name) {
+			t.Errorf("%s: output %q", tt.env, out)
+		}
+	}
+}

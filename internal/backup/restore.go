@@ -3,6 +3,7 @@ package backup
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -42,6 +43,10 @@ type RestoreOptions struct {
 	// and republished they would be kept another MaxAge. Without it they are
 	// restored and counted in StreamReport.Expired.
 	SkipExpired bool
+	// LiveWindow is how long the streams to be replaced are watched for
+	// clients still using them (ErrLive) before anything is changed; 0
+	// means DefaultLiveWindow.
+	LiveWindow time.Duration
 	// MaxPending bounds the publishes awaiting their PubAck; 0 means 512.
 	MaxPending int
 	// Progress, when set, is called after every stored message and when a
@@ -263,12 +268,28 @@ func subjectMatches(filter, subject string) bool {
 //     again from then. Messages older than MaxAge by their original time
 //     are counted (Expired), and left out with SkipExpired.
 //
+// Before it changes anything, Restore watches every existing stream it
+// would replace for LiveWindow: a pull request waiting, a push consumer
+// bound, messages stored or removed, deliveries or acknowledgements are
+// ErrLive, and nothing is changed. It then saves those streams (a backup
+// into a temporary directory): if the restore fails part way (a publisher
+// that started after the watch, a limit, the server), the streams it
+// restored are deleted and the saved ones restored in their place
+// (ErrRolledBack), so a failed restore leaves the server as it found it,
+// not half restored.
+//
 // Each PubAck must name the stream and the next sequence, so that a foreign
 // publisher writing into the stream meanwhile stops the restore. Finally the
 // stream's count must equal the messages published (ErrCountMismatch), the
 // durable consumers are created again (with no delivery state: each starts
 // by its DeliverPolicy), and a stream saved sealed is sealed again.
 func Restore(ctx context.Context, js jetstream.JetStream, dir string, o RestoreOptions) (*RestoreResult, error) {
+	return restore(ctx, js, dir, o, true)
+}
+
+// restore is Restore; undoable false (a rollback itself) skips the live
+// check and the saving of the streams it replaces.
+func restore(ctx context.Context, js jetstream.JetStream, dir string, o RestoreOptions, undoable bool) (*RestoreResult, error) {
 	seed := maphash.MakeSeed()
 	_, streams, err := verify(dir, o.Streams, seed)
 	if err != nil {
@@ -298,17 +319,71 @@ func Restore(ctx context.Context, js jetstream.JetStream, dir string, o RestoreO
 	if len(busy) > 0 {
 		return nil, fmt.Errorf("%w: %s; nothing restored (replace them with --replace)", ErrStreamNotEmpty, strings.Join(busy, ", "))
 	}
-	res := &RestoreResult{}
+	var replaced []string
 	for _, v := range streams {
+		if _, ok := existing[v.entry.Name]; ok {
+			replaced = append(replaced, v.entry.Name)
+		}
+	}
+	undo := ""
+	if undoable && len(replaced) > 0 {
+		if err := checkIdle(ctx, js, replaced, cmp.Or(o.LiveWindow, DefaultLiveWindow)); err != nil {
+			return nil, err
+		}
+		if undo, err = os.MkdirTemp("", "hybridscore-restore-undo-"); err != nil {
+			return nil, fmt.Errorf("backup: a directory to save the streams to replace: %w (nothing was restored)", err)
+		}
+		if _, err := Backup(ctx, js, undo, BackupOptions{Streams: replaced}); err != nil {
+			_ = os.RemoveAll(undo)
+			return nil, fmt.Errorf("backup: saving the streams to replace, to put them back should the restore fail: %w (nothing was restored)", err)
+		}
+	}
+	res := &RestoreResult{}
+	for i, v := range streams {
 		n, ok := existing[v.entry.Name]
 		rep, err := restoreStream(ctx, js, dir, v, seed, ok, o)
 		rep.ReplacedExisting, rep.Replaced = ok, n
 		res.Streams = append(res.Streams, rep)
 		if err != nil {
-			return res, err
+			if !undoable {
+				return res, err
+			}
+			touched := make([]string, 0, i+1)
+			for _, t := range streams[:i+1] {
+				touched = append(touched, t.entry.Name)
+			}
+			return res, rollback(context.WithoutCancel(ctx), js, undo, touched, existing, err)
 		}
 	}
+	if undo != "" {
+		_ = os.RemoveAll(undo)
+	}
 	return res, nil
+}
+
+// rollback undoes a failed restore: each stream it touched is deleted, and
+// those that existed before are restored from undo, where Restore saved
+// them. cause is the restore's error.
+func rollback(ctx context.Context, js jetstream.JetStream, undo string, touched []string, existed map[string]uint64, cause error) error {
+	var back []string
+	for _, name := range touched {
+		if _, ok := existed[name]; ok {
+			back = append(back, name)
+			continue
+		}
+		if err := js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("%w; deleting the partly restored stream %s failed too: %v (the replaced streams are saved in %s)", cause, name, err, undo)
+		}
+	}
+	if len(back) > 0 {
+		if _, err := restore(ctx, js, undo, RestoreOptions{Streams: back, Replace: true}, false); err != nil {
+			return fmt.Errorf("%w; putting back %s failed too: %v (they are saved in %s: restore them from there)", cause, strings.Join(back, ", "), err, undo)
+		}
+	}
+	if undo != "" {
+		_ = os.RemoveAll(undo)
+	}
+	return fmt.Errorf("%w (%s as before the restore): %w", ErrRolledBack, strings.Join(touched, ", "), cause)
 }
 
 func restoreStream(ctx context.Context, js jetstream.JetStream, dir string, v verified, seed maphash.Seed, exists bool, o RestoreOptions) (StreamReport, error) {

@@ -84,8 +84,12 @@ type Options struct {
 	// one worker, its resident set compared after the first 100,000 and at
 	// the end (soak.go).
 	Soak int
-	Out  io.Writer
-	Log  *zap.Logger
+	// Trickle, when set, runs only the trickle scenario: bulk drained alone
+	// and beside 2 interactive jobs/s, then bulk's share under saturation
+	// (trickle.go).
+	Trickle bool
+	Out     io.Writer
+	Log     *zap.Logger
 }
 
 // Report holds the figures of a run.
@@ -101,6 +105,7 @@ type Report struct {
 	Mixed                  Mixed   // Options.Mixed
 	Replies                Replies // Options.Replies
 	Soak                   Soak    // Options.Soak
+	Trickle                Trickle // Options.Trickle
 }
 
 // Throughput is one scenario's result.
@@ -219,6 +224,9 @@ func (b *run) run(ctx context.Context) error {
 	warm := slices.Concat(tasks, patterns)
 	if b.o.Soak > 0 {
 		return b.soak(ctx, tasks, patterns, warm)
+	}
+	if b.o.Trickle {
+		return b.trickle(ctx, tasks, patterns, warm)
 	}
 	if err := b.rounds(ctx, tasks, patterns, warm); err != nil {
 		return err

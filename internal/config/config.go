@@ -60,7 +60,7 @@ type Config struct {
 
 	// Worker.
 	WorkerConcurrency  int           `name:"worker-concurrency" env:"WORKER_CONCURRENCY" default:"128" help:"Jobs waiting on langextract or Redis at once per process (cached jobs do not wait)."`
-	WorkerPrefetch     int           `name:"worker-prefetch" env:"WORKER_PREFETCH" default:"1024" help:"Jobs held at once (buffered, being scored, awaiting their PubAck); each is kept alive with in-progress acks."`
+	WorkerPrefetch     int           `name:"worker-prefetch" env:"WORKER_PREFETCH" default:"1024" help:"Jobs held at once (buffered, being scored, awaiting their PubAck); each is kept alive with in-progress acks. At least 4: a quarter is kept for interactive jobs."`
 	WorkerBulkShare    float64       `name:"worker-bulk-share" env:"WORKER_BULK_SHARE" default:"0.1" help:"Share of capacity bulk jobs (scoring.bulk.>) are guaranteed while interactive jobs saturate the worker; all of it while there are none."`
 	WorkerMaxHeldBytes int           `name:"worker-max-held-bytes" env:"WORKER_MAX_HELD_BYTES" default:"67108864" help:"Bytes of the jobs held at once (raised to twice the server's maximum payload)."`
 	PublishTimeout     time.Duration `name:"publish-timeout" env:"WORKER_PUBLISH_TIMEOUT" default:"5s" help:"Wait for one PubAck or claim lookup before retrying."`
@@ -91,6 +91,9 @@ type Config struct {
 	PatternSimilarityWeights string  `name:"pattern-similarity-weights" env:"PATTERN_SIMILARITY_WEIGHTS" default:"concept=0.3,theme=0.2,domain=0.2,structure=0.15,relationship=0.15" help:"Component weights, summing to 1."`
 }
 
+// MinPrefetch is the smallest WORKER_PREFETCH that serves both classes.
+const MinPrefetch = 4
+
 // ErrInvalid wraps every validation failure; the message names the variable.
 var ErrInvalid = errors.New("config: invalid")
 
@@ -119,7 +122,6 @@ func (c *Config) Validate() error {
 		{"CIRCUIT_BREAKER_THRESHOLD", c.CircuitBreakerThreshold, 1},
 		{"SEMANTIC_CACHE_MAX_SIZE", c.SemanticCacheMaxSize, 1},
 		{"WORKER_CONCURRENCY", c.WorkerConcurrency, 1},
-		{"WORKER_PREFETCH", c.WorkerPrefetch, 1},
 		{"WORKER_MAX_HELD_BYTES", c.WorkerMaxHeldBytes, 1},
 		{"STREAM_REPLICAS", c.StreamReplicas, 1},
 		{"REDIS_DB", c.RedisDB, 0},
@@ -130,6 +132,12 @@ func (c *Config) Validate() error {
 		if v.val < v.min {
 			errs = append(errs, bad(v.env, "must be at least %d, got %d", v.min, v.val))
 		}
+	}
+	if c.WorkerPrefetch < MinPrefetch {
+		// The worker keeps a quarter of it (rounded down) free of bulk jobs
+		// for interactive ones: below 4 that quarter is nothing, and a bulk
+		// backlog holding all of it would never let an interactive job in.
+		errs = append(errs, bad("WORKER_PREFETCH", "must be at least %d (a quarter of it is kept for interactive jobs while bulk jobs are held), got %d", MinPrefetch, c.WorkerPrefetch))
 	}
 	if !(c.WorkerBulkShare > 0 && c.WorkerBulkShare < 1) {
 		errs = append(errs, bad("WORKER_BULK_SHARE", "must be in (0, 1), got %v", c.WorkerBulkShare))
@@ -152,10 +160,12 @@ func (c *Config) Validate() error {
 	if _, err := c.RedisEnabled(); err != nil {
 		errs = append(errs, err)
 	}
-	if c.NATSURL == "" {
-		if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
-			errs = append(errs, bad("NATS_LISTEN", "%v", err))
+	if c.NATSURL != "" {
+		if err := CheckNATSURL(c.NATSURL); err != nil {
+			errs = append(errs, err)
 		}
+	} else if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
+		errs = append(errs, bad("NATS_LISTEN", "%v", err))
 	}
 	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
 		errs = append(errs, bad("NATS_TLS_CERT", "NATS_TLS_CERT and NATS_TLS_KEY go together"))
@@ -222,4 +232,26 @@ func DefaultWorkerID() string {
 		h = "worker"
 	}
 	return strings.ReplaceAll(h, " ", "-") + "-" + strconv.Itoa(os.Getpid())
+}
+
+// CacheEntryBytes is what one semantic-cache entry is taken to cost when
+// the worker sizes its memory: features of a text of a few KiB, the entry
+// and its share of the map, rounded up.
+const CacheEntryBytes = 8 << 10
+
+// memoryHeadroom is the memory the worker needs beside the held jobs and
+// the cache: the runtime, the NATS client's buffers, the pool's goroutines,
+// HTTP and the metrics.
+const memoryHeadroom = 64 << 20
+
+// CacheBytes is the memory the in-memory cache tier may take when full.
+func (c *Config) CacheBytes() int64 { return int64(c.SemanticCacheMaxSize) * CacheEntryBytes }
+
+// MemoryLimit is the worker's soft memory limit (debug.SetMemoryLimit)
+// unless GOMEMLIMIT is set: the held jobs' bytes, the full cache, and
+// headroom. The garbage collector works harder as the heap nears it, so
+// garbage never piles up past it (at GOGC=400 it would reach five times
+// the live heap); it is soft: a live heap above it is never refused.
+func (c *Config) MemoryLimit() int64 {
+	return int64(c.WorkerMaxHeldBytes) + c.CacheBytes() + memoryHeadroom
 }

@@ -37,6 +37,8 @@ func TestValidateNamesTheVariable(t *testing.T) {
 		"MAX_DELIVER":                 func(c *config.Config) { c.MaxDeliver = 0 },
 		"SEMANTIC_CACHE_WARM_FILE":    func(c *config.Config) { c.SemanticCacheWarmFile = "/nonexistent" },
 		"NATS_TLS_CERT":               func(c *config.Config) { c.NATSTLSCert = "x" },
+		"WORKER_PREFETCH":             func(c *config.Config) { c.WorkerPrefetch = config.MinPrefetch - 1 },
+		"NATS_URL":                    func(c *config.Config) { c.NATSURL = "nats://u:p#w@host:4222" },
 	} {
 		c := config.Defaults()
 		mutate(&c)

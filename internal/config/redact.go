@@ -3,57 +3,40 @@ package config
 import (
 	"net/url"
 	"strings"
+
+	"github.com/hybridscore/hybridscore/internal/redact"
 )
 
 // RedactURL returns s, a URL or a comma-separated list of them (NATS_URL),
 // with any password or token in it replaced by "xxxxx": safe to log or to
 // put in an error.
-func RedactURL(s string) string {
-	parts := strings.Split(s, ",")
-	for i, p := range parts {
-		u, err := url.Parse(strings.TrimSpace(p))
-		if err != nil || u.User == nil {
-			if at := strings.LastIndexByte(p, '@'); at >= 0 { // unparsable: drop all before the host
-				if scheme := strings.Index(p, "://"); scheme >= 0 && scheme < at {
-					parts[i] = p[:scheme+3] + "xxxxx" + p[at:]
-				} else {
-					parts[i] = "xxxxx" + p[at:]
-				}
-			}
+func RedactURL(s string) string { return redact.URL(s) }
+
+// RedactError wraps err so that its message shows rawURL redacted, with the
+// pieces of a malformed URL's password its parser quotes; errors.Is and
+// errors.As still see err.
+func RedactError(err error, rawURL string) error { return redact.Error(err, rawURL) }
+
+// CheckNATSURL checks each URL of s (NATS_URL, comma-separated) before any
+// client parses it: the client's own parse error quotes the pieces of a
+// password holding '#', '?' or '/' as a host and port. The error names the
+// variable and shows the URL redacted.
+func CheckNATSURL(s string) error {
+	for _, p := range strings.Split(s, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
 			continue
 		}
-		if _, hasPass := u.User.Password(); hasPass {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-		} else {
-			u.User = url.User("xxxxx") // a lone token
+		if !strings.Contains(p, "://") {
+			p = "nats://" + p // the client accepts host:port alone
 		}
-		parts[i] = u.String()
-	}
-	return strings.Join(parts, ",")
-}
-
-// RedactError wraps err so that its message shows rawURL redacted; errors.Is
-// and errors.As still see err.
-func RedactError(err error, rawURL string) error {
-	if err == nil {
-		return nil
-	}
-	return &redacted{err: err, raw: rawURL}
-}
-
-type redacted struct {
-	err error
-	raw string
-}
-
-func (r *redacted) Error() string {
-	msg := r.err.Error()
-	for _, p := range strings.Split(r.raw, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			msg = strings.ReplaceAll(msg, p, RedactURL(p))
+		u, err := url.Parse(p)
+		switch {
+		case err != nil:
+			return bad("NATS_URL", "%s is not a valid URL (percent-encode reserved characters such as %% # ? / @ in a user name or password)", RedactURL(p))
+		case u.Host == "" || u.Fragment != "" || u.RawQuery != "" || (u.User == nil && strings.Contains(p, "@")):
+			return bad("NATS_URL", "%s is not a valid URL: want scheme://[user:password@]host:port (percent-encode # ? / @ in a user name or password)", RedactURL(p))
 		}
 	}
-	return msg
+	return nil
 }
-
-func (r *redacted) Unwrap() error { return r.err }

@@ -27,3 +27,25 @@ func TestRedactURL(t *testing.T) {
 		}
 	}
 }
+
+// The inbox prefix is the user's, from NATS_USER or the URL; a token in
+// the URL is never taken for a user name, and NATS_INBOX_PREFIX wins.
+func TestInboxPrefix(t *testing.T) {
+	for _, tt := range []struct {
+		auth config.NATSAuth
+		url  string
+		want string
+	}{
+		{config.NATSAuth{NATSUser: "worker"}, "nats://nats:4222", "_INBOX_worker"},
+		{config.NATSAuth{}, "nats://producer:pw@nats:4222,nats://producer:pw@n2:4222", "_INBOX_producer"},
+		{config.NATSAuth{}, "nats://s3cretToken@nats:4222", ""},
+		{config.NATSAuth{NATSToken: "t"}, "nats://u:p@nats:4222", ""},
+		{config.NATSAuth{}, "nats://nats:4222", ""},
+		{config.NATSAuth{NATSUser: "a.b"}, "nats://nats:4222", ""},
+		{config.NATSAuth{NATSUser: "worker", NATSInboxPrefix: "_INBOX_eu"}, "", "_INBOX_eu"},
+	} {
+		if got := tt.auth.InboxPrefix(tt.url); got != tt.want {
+			t.Errorf("%+v %s: %q, want %q", tt.auth, tt.url, got, tt.want)
+		}
+	}
+}

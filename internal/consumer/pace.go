@@ -9,29 +9,60 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// pace keeps bulk jobs to their share of the worker's capacity while
-// interactive jobs are arriving. Room, pool and waiting slots already put
-// interactive jobs first inside the worker, but the broker and the cores
-// are shared: a bulk backlog drained at full speed would queue interactive
-// jobs behind its own publishes there. So while an interactive job arrived
-// in the last second, bulk jobs are pulled at BulkShare × the worker's
-// capacity; with no interactive job, at full speed.
+// pace lets bulk jobs take whatever capacity interactive jobs leave. Room,
+// pool and waiting slots already put interactive jobs first inside the
+// worker, and guarantee bulk its share while interactive jobs saturate it;
+// pace only keeps bulk pulls, while interactive jobs are arriving, to the
+// capacity the interactive ones do not use: capacity × headroom − their
+// rate, and never below BulkShare × capacity. The share is a floor, never a
+// ceiling: a trickle of interactive jobs leaves bulk all but the trickle.
+// With no interactive job in the last second bulk is pulled at full speed.
 //
 // The capacity is the highest rate of finished jobs seen lately, or, while
 // that is low, what the pool's busy time says the worker could do (up to
-// bootstrapCapacity): a worker that has only seen a trickle of interactive
-// jobs has not shown its rate, and would otherwise hold a bulk backlog to a
-// share of the trickle. The pool's time is not all a job costs (publishing
-// and the broker are not in it), so beyond a trickle only the rate seen
-// counts.
+// bootstrapCapacity): a worker that has only seen a trickle has not shown
+// its rate. The headroom above it lets the rate seen grow to what the
+// worker can really do (a quarter more each tick) rather than pin it.
 type pace struct {
 	share       float64
 	workers     int          // pool goroutines
-	interactive atomic.Int64 // unix ns of the last interactive arrival
+	interactive arrivals     // interactive jobs received
 	finished    atomic.Int64 // jobs finished, both classes
 	busyNanos   atomic.Int64 // pool time spent handling jobs
 	capacity    float64      // jobs/s, highest lately (pace's goroutine only)
-	bulk        *rate.Limiter
+	inRate      float64      // interactive jobs/s lately (pace's goroutine only)
+	// backlog is the interactive consumer's pending count the last
+	// interactive job arrived with, plus one (0: never told; see
+	// interactiveBacklog).
+	backlog atomic.Int64
+	bulk    *rate.Limiter
+}
+
+// arrivals records interactive jobs as they are received: when the last
+// came (whether interactive jobs are arriving) and how many (their rate,
+// which is all bulk leaves them).
+type arrivals struct {
+	last  atomic.Int64 // unix ns
+	count atomic.Int64
+}
+
+// Store records an arrival at unixNano.
+func (a *arrivals) Store(unixNano int64) {
+	a.last.Store(unixNano)
+	a.count.Add(1)
+}
+
+// Load returns the last arrival's time, unix ns.
+func (a *arrivals) Load() int64 { return a.last.Load() }
+
+// interactiveBacklog records the interactive jobs still waiting in the
+// stream behind one that just arrived (its metadata's NumPending). With it
+// pace knows saturation when it sees it: interactive jobs waiting means
+// they use all they can get, and bulk is held to its share; none waiting
+// means bulk may have everything they leave. Without it (never told) pace
+// infers saturation from the interactive rate alone.
+func (p *pace) interactiveBacklog(pending uint64) {
+	p.backlog.Store(int64(min(pending, 1<<62)) + 1)
 }
 
 // minBusy bounds how far the pool's busy time extrapolates: at most a
@@ -41,6 +72,11 @@ const minBusy = 0.01
 // bootstrapCapacity caps the busy-time estimate, jobs/s: about a tenth of
 // what one worker does on two cores with a warm cache.
 const bootstrapCapacity = 3000
+
+// maxHeadroom is how far above the capacity seen bulk may be pulled beside
+// a trickle of interactive jobs: the rate seen can only grow if the pace
+// lets it.
+const maxHeadroom = 2
 
 func newPace(share float64, workers int) *pace {
 	return &pace{share: share, workers: max(1, workers), bulk: rate.NewLimiter(rate.Inf, 1)}
@@ -59,29 +95,50 @@ func (p *pace) measure(quit <-chan struct{}) {
 	const tick = 250 * time.Millisecond
 	t := time.NewTicker(tick)
 	defer t.Stop()
-	last := p.finished.Load()
+	last, lastIn := p.finished.Load(), p.interactive.count.Load()
 	for {
 		select {
 		case <-quit:
 			return
 		case <-t.C:
 		}
-		n := p.finished.Load()
-		p.tick(float64(n-last)/tick.Seconds(), float64(p.busyNanos.Swap(0))/(float64(p.workers)*float64(tick)))
-		last = n
+		n, in := p.finished.Load(), p.interactive.count.Load()
+		p.tick(float64(n-last)/tick.Seconds(), float64(p.busyNanos.Swap(0))/(float64(p.workers)*float64(tick)), float64(in-lastIn)/tick.Seconds())
+		last, lastIn = n, in
 	}
 }
 
 // tick updates the capacity from the last tick's rate of finished jobs and
-// the share of the pool's time they took, and sets the bulk pace.
-func (p *pace) tick(r, busy float64) {
+// the share of the pool's time they took, the interactive rate from the
+// last tick's arrivals, and sets the bulk pace.
+func (p *pace) tick(r, busy, interactive float64) {
 	est := r
 	if r > 0 {
 		est = math.Max(r, math.Min(r/math.Min(1, math.Max(busy, minBusy)), bootstrapCapacity))
 	}
 	// The highest lately, forgotten slowly (half-life ~35 s).
 	p.capacity = math.Max(est, p.capacity*0.995)
-	limit := math.Max(p.share*p.capacity, 10)
+	// A rising interactive rate counts at once, a falling one fades over
+	// a few ticks (arrivals come in pulls, not evenly).
+	p.inRate = math.Max(interactive, p.inRate*0.5)
+	// Interactive jobs using less than bulk's share (a trickle) leave
+	// bulk headroom above the capacity seen, so that it shows what the
+	// worker can really do. Using more, they may be saturating it: then
+	// bulk gets the capacity they leave, their rate counted as if it were
+	// their part, 1 − share, of it: at that part (saturation) bulk is held
+	// to its share, and while bulk takes more the limit pushes it back.
+	// Below saturation bulk gets most of what they leave (at half the
+	// capacity, 0.89 of it with the default share).
+	limit := maxHeadroom * p.capacity
+	switch b := p.backlog.Load(); {
+	case b > 1: // interactive jobs waiting: saturated, bulk gets its share
+		limit = p.share * p.capacity
+	case b == 1: // none waiting: bulk gets what they leave
+		limit = maxHeadroom*p.capacity - p.inRate
+	case p.inRate >= p.share*p.capacity:
+		limit = p.capacity - p.inRate/(1-p.share)
+	}
+	limit = math.Max(math.Max(p.share*p.capacity, limit), 10)
 	p.bulk.SetLimit(rate.Limit(limit))
 	p.bulk.SetBurst(max(1, int(limit/10))) // a tenth of a second's worth
 }

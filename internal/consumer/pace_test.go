@@ -13,31 +13,98 @@ import (
 func TestPaceCapacityFromBusyTime(t *testing.T) {
 	p := newPace(0.1, 2)
 	for range 8 {
-		p.tick(100, 0.02) // 100 jobs/s, the pool 2% busy
+		p.tick(100, 0.02, 0) // 100 jobs/s, the pool 2% busy
 	}
-	if p.capacity != bootstrapCapacity || p.bulk.Limit() != rate.Limit(bootstrapCapacity/10) {
-		t.Fatalf("capacity %.0f, bulk pace %v; want %d (100 / 0.02, capped) and a tenth", p.capacity, p.bulk.Limit(), bootstrapCapacity)
+	if p.capacity != bootstrapCapacity {
+		t.Fatalf("capacity %.0f; want %d (100 / 0.02, capped)", p.capacity, bootstrapCapacity)
 	}
 	q0 := newPace(0.1, 2)
-	q0.tick(10, 0.00001) // busy time extrapolates a hundredfold at most
+	q0.tick(10, 0.00001, 0) // busy time extrapolates a hundredfold at most
 	if q0.capacity != 1000 {
 		t.Fatalf("capacity %.0f, want 1000", q0.capacity)
 	}
-	p.tick(20000, 0.2) // a high rate seen: that is the capacity, not 100000
+	p.tick(20000, 0.2, 0) // a high rate seen: that is the capacity, not 100000
 	if p.capacity != 20000 {
 		t.Fatalf("capacity %.0f, want 20000", p.capacity)
 	}
-	p.tick(30000, 1) // saturated: what it did is what it can do
-	if p.capacity != 30000 || p.bulk.Limit() != rate.Limit(3000) {
-		t.Fatalf("capacity %.0f, bulk pace %v; want 30000 and 3000", p.capacity, p.bulk.Limit())
-	}
-	p.tick(0, 0) // idle: the highest lately is kept, forgotten slowly
-	if p.capacity < 29000 {
+	p.tick(0, 0, 0) // idle: the highest lately is kept, forgotten slowly
+	if p.capacity < 19000 {
 		t.Fatalf("capacity %.0f after an idle tick", p.capacity)
 	}
 	q := newPace(0.1, 2)
-	q.tick(0, 0)
+	q.tick(0, 0, 0)
 	if q.bulk.Limit() != rate.Limit(10) {
 		t.Fatalf("bulk pace %v with nothing seen, want the floor of 10/s", q.bulk.Limit())
+	}
+}
+
+// Bulk is paced to what interactive jobs leave: a trickle leaves it all
+// but the trickle; interactive jobs using all the capacity leave it its
+// share, a floor.
+func TestPaceLeavesBulkWhatInteractiveDoesNotUse(t *testing.T) {
+	p := newPace(0.1, 2)
+	p.tick(10000, 1, 0)
+	for range 20 { // a trickle of 2 jobs/s beside bulk at the capacity
+		p.tick(10000, 1, 2)
+	}
+	if l := float64(p.bulk.Limit()); l < 0.8*p.capacity {
+		t.Fatalf("bulk pace %.0f/s beside a trickle of 2/s, capacity %.0f", l, p.capacity)
+	}
+	for range 20 { // interactive jobs take it all
+		p.tick(10000, 1, 12000)
+	}
+	if l := float64(p.bulk.Limit()); l != 0.1*p.capacity {
+		t.Fatalf("bulk pace %.0f/s under interactive saturation, want the share of %.0f", l, p.capacity)
+	}
+	for range 2 { // interactive jobs at half the capacity: bulk gets most of the rest
+		p.tick(10000, 1, 5000)
+	}
+	if l := float64(p.bulk.Limit()); l < 0.4*p.capacity || l > 0.5*p.capacity {
+		t.Fatalf("bulk pace %.0f/s beside interactive jobs at half the capacity %.0f", l, p.capacity)
+	}
+	for range 4 { // interactive traffic stopping: bulk gets it back within a second
+		p.tick(10000, 1, 0)
+	}
+	if l := float64(p.bulk.Limit()); l < p.capacity {
+		t.Fatalf("bulk pace %.0f/s a second after interactive traffic stopped, capacity %.0f", l, p.capacity)
+	}
+}
+
+// A pace that binds lets the rate seen grow: from the bootstrap estimate to
+// a worker's real rate in a few ticks, not minutes.
+func TestPaceCapacityGrowsToTheRealRate(t *testing.T) {
+	p := newPace(0.1, 2)
+	const real = 12000.0
+	ticks := 0
+	for p.capacity < real && ticks < 100 {
+		allowed := float64(p.bulk.Limit())
+		if p.capacity == 0 {
+			allowed = 10
+		}
+		p.tick(min(allowed+2, real), 0.5, 2)
+		ticks++
+	}
+	if ticks > 20 {
+		t.Fatalf("%d ticks (of 250 ms) to find a rate of %.0f jobs/s", ticks, real)
+	}
+}
+
+// Told the interactive backlog, pace knows saturation when it sees it:
+// interactive jobs waiting hold bulk to its share, whatever their rate;
+// none waiting leave bulk all but their rate.
+func TestPaceWithTheInteractiveBacklog(t *testing.T) {
+	p := newPace(0.1, 2)
+	p.tick(10000, 1, 0)
+	p.interactiveBacklog(500)
+	p.tick(10000, 1, 200)
+	if l := float64(p.bulk.Limit()); l != 0.1*p.capacity {
+		t.Fatalf("bulk pace %.0f/s with interactive jobs waiting, want the share of %.0f", l, p.capacity)
+	}
+	p.interactiveBacklog(0)
+	for range 4 {
+		p.tick(10000, 1, 5000)
+	}
+	if l := float64(p.bulk.Limit()); l < p.capacity {
+		t.Fatalf("bulk pace %.0f/s with no interactive job waiting, capacity %.0f", l, p.capacity)
 	}
 }

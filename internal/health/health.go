@@ -28,6 +28,8 @@ const (
 	WarnLangextract = "Langextract service unavailable - using vector-only scoring"
 	WarnRedis       = "Redis unavailable - using in-memory cache only"
 	WarnNATS        = "NATS unreachable - jobs are not being consumed"
+	// WarnStreams is followed by the names of the missing streams.
+	WarnStreams = "JetStream streams missing - jobs cannot be answered: "
 )
 
 // Report is the /health JSON.
@@ -66,6 +68,9 @@ type Checker struct {
 	Cache func() string
 	// Classes reports the job classes' backlogs.
 	Classes func() map[string]Class
+	// Streams reports the topology's streams found missing (none: all
+	// there).
+	Streams func() []string
 
 	mu       sync.Mutex
 	lastCPU  time.Duration
@@ -85,6 +90,16 @@ func (c *Checker) Report(ctx context.Context) Report {
 	if !nats {
 		r.Status = Unhealthy
 		r.Warnings = append(r.Warnings, WarnNATS)
+	}
+	// A missing stream (the results', say) stops every job short of its
+	// answer while the connection looks fine: unhealthy, with its name.
+	r.Components["streams"] = Healthy
+	if c.Streams != nil {
+		if missing := c.Streams(); len(missing) > 0 {
+			r.Components["streams"] = Unhealthy
+			r.Status = Unhealthy
+			r.Warnings = append(r.Warnings, WarnStreams+strings.Join(missing, ", "))
+		}
 	}
 	le := Healthy
 	if c.Langextract != nil {

@@ -30,8 +30,9 @@ type Admin struct {
 	Cache        *semcache.Cache
 	ResetBreaker func() bool
 	BreakerState func() string
-	// AuthFailed is told of each request with a missing or wrong token
-	// (a metric); nil: none.
+	// AuthFailed is told of each refused request: a missing or wrong
+	// token, or any request while no token is configured (a metric); nil:
+	// none.
 	AuthFailed func()
 
 	failures *rate.Limiter // lazily: 5 failed attempts a second, bursts of 10
@@ -74,6 +75,11 @@ func (a *Admin) Register(mux *http.ServeMux) {
 func (a *Admin) guard(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if a.Token == "" {
+			// A refusal like a wrong token's: someone tried the admin
+			// endpoints of a worker that serves none.
+			if a.AuthFailed != nil {
+				a.AuthFailed()
+			}
 			writeJSON(w, http.StatusForbidden, map[string]string{"error": "admin endpoints are disabled: set ADMIN_TOKEN"})
 			return
 		}

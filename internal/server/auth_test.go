@@ -86,7 +86,7 @@ func TestAuthenticationAndTLS(t *testing.T) {
 			done := make(chan struct{})
 			go func() { defer close(done); _ = s.Run(ctx) }()
 			defer func() { cancel(); <-done }()
-			opts, err := tc.auth.Options()
+			opts, err := tc.auth.Options(url)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -3,7 +3,10 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,7 +53,12 @@ func TestLeastPrivilegeUsers(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	connect := func(user, pass string) *nats.Conn {
-		nc, err := nats.Connect(url, nats.UserInfo(user, pass))
+		// Each user's own inbox prefix, as the worker and the publisher set it.
+		opts, err := config.NATSAuth{NATSUser: user, NATSPassword: pass}.Options(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc, err := nats.Connect(url, opts...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,5 +116,121 @@ func TestLeastPrivilegeUsers(t *testing.T) {
 	}
 	if msg.Headers().Get(consumer.HeaderReason) != job.CodeInvalidField || msg.Headers().Get(consumer.HeaderJobID) != "perm-3" {
 		t.Fatalf("dead letter %v", msg.Headers())
+	}
+}
+
+// Under deployments/nats/nats.conf each user has its own inbox prefix: the
+// producer can neither read the replies the worker gets (PubAcks of its
+// results, claim lookups, API answers) nor forge them, whatever inbox it
+// tries; the worker cannot read the producer's.
+func TestInboxesArePrivate(t *testing.T) {
+	t.Setenv("HYBRIDSCORE_WORKER_PASSWORD", "w-pw")
+	t.Setenv("HYBRIDSCORE_PRODUCER_PASSWORD", "p-pw")
+	t.Setenv("HYBRIDSCORE_OPERATOR_PASSWORD", "o-pw")
+	o, err := natsserver.ProcessConfigFile("../../deployments/nats/nats.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Host, o.Port, o.HTTPPort, o.StoreDir, o.NoSigs = "127.0.0.1", -1, 0, t.TempDir(), true
+	ns := startNATS(t, o)
+	url := ns.ClientURL()
+	cfg := config.Defaults()
+	cfg.NATSURL, cfg.HTTPAddr, cfg.NATSUser, cfg.NATSPassword = url, "127.0.0.1:0", "worker", "w-pw"
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := srv.New(ctx, cfg, zap.NewNop())
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	type conn struct {
+		nc     *nats.Conn
+		denied chan string
+	}
+	connect := func(user, pass string) conn {
+		c := conn{denied: make(chan string, 100)}
+		opts, err := config.NATSAuth{NATSUser: user, NATSPassword: pass}.Options(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts = append(opts, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrPermissionViolation) {
+				c.denied <- err.Error()
+			}
+		}))
+		if c.nc, err = nats.Connect(url, opts...); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.nc.Close)
+		return c
+	}
+	workerInbox := cfg.NATSAuth.InboxPrefix(url)
+	if workerInbox == "" || workerInbox == nats.InboxPrefix[:len(nats.InboxPrefix)-1] {
+		t.Fatalf("the worker's inbox prefix is %q, the default", workerInbox)
+	}
+	prod := connect("producer", "p-pw")
+	// The producer listens on every inbox it might reach: the default one
+	// and the worker's.
+	var sniffed atomic.Int64
+	for _, subject := range []string{"_INBOX.>", workerInbox + ".>"} {
+		if _, err := prod.nc.Subscribe(subject, func(*nats.Msg) { sniffed.Add(1) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A subscription the server refuses is reported asynchronously.
+	for _, subject := range []string{"_INBOX.>", workerInbox + ".>"} {
+		select {
+		case e := <-prod.denied:
+			if !strings.Contains(e, "Subscription") {
+				t.Errorf("unexpected violation %s", e)
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("the producer's subscription to %s was not refused", subject)
+		}
+	}
+	client, _ := producer.NewClient(prod.nc)
+	for i := range 20 {
+		res, err := client.Submit(ctx, "inbox", wire(fmt.Sprintf("inbox-%d", i), "task", "pattern", 0.5), 10*time.Second)
+		if err != nil {
+			t.Fatalf("producer submit with its own inbox prefix: %v", err)
+		}
+		var r job.Result
+		if err := json.Unmarshal(res, &r); err != nil || r.Status != job.StatusScored {
+			t.Fatalf("result %s (%v)", res, err)
+		}
+	}
+	if err := prod.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if n := sniffed.Load(); n != 0 {
+		t.Fatalf("the producer read %d messages addressed to inboxes not its own", n)
+	}
+	// Forging: a publish to the worker's inbox or the default one is refused.
+	for _, subject := range []string{workerInbox + ".forged", "_INBOX.forged"} {
+		if err := prod.nc.Publish(subject, []byte(`{"found":true}`)); err != nil {
+			t.Fatal(err)
+		}
+		_ = prod.nc.Flush()
+		select {
+		case e := <-prod.denied:
+			if !strings.Contains(e, "Publish") {
+				t.Errorf("unexpected violation %s", e)
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("the producer's publish to %s was not refused", subject)
+		}
+	}
+	// Nor may the worker's user read the producer's replies.
+	wc := connect("worker", "w-pw")
+	if _, err := wc.nc.Subscribe(config.NATSAuth{NATSUser: "producer"}.InboxPrefix(url)+".>", func(*nats.Msg) {}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-wc.denied:
+	case <-time.After(5 * time.Second):
+		t.Error("the worker's subscription to the producer's inbox was not refused")
 	}
 }

@@ -69,6 +69,7 @@ type Server struct {
 	Scorer   *scoring.Service
 	worker   *consumer.Worker
 	checker  *health.Checker
+	streams  *topology.Watch
 
 	listener  net.Listener
 	warming   atomic.Bool
@@ -164,9 +165,22 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Server, erro
 		return nil, err
 	}
 	handler.ReservedReplies = []string{s.worker.Inbox()}
+	if p := cfg.NATSAuth.InboxPrefix(cfg.NATSURL); p != "" && p != "_INBOX" {
+		// Every worker's inbox: no job answers into another's requests.
+		handler.ReservedReplies = append(handler.ReservedReplies, p+".")
+	}
 	handler.LegacyClaims = s.worker.LegacyClaims
 	s.workerRef.Store(s.worker)
+	s.streams = &topology.Watch{JS: s.js, Config: topo, Provision: cfg.Provision, Changed: func(missing []string, err error) {
+		switch {
+		case len(missing) > 0:
+			s.log.Error("JetStream streams missing: jobs cannot be answered", zap.Strings("streams", missing), zap.Bool("provision", cfg.Provision), zap.Error(err))
+		default:
+			s.log.Info("JetStream streams all present again")
+		}
+	}}
 	s.checker = &health.Checker{Version: Version, Start: time.Now(),
+		Streams:     s.streams.Missing,
 		NATS:        func() bool { return s.nc.IsConnected() },
 		Redis:       func() (bool, bool) { return s.Cache.RedisEnabled(), s.Cache.RedisUp() },
 		Langextract: s.langextractStatus,
@@ -216,7 +230,7 @@ func (s *Server) connectNATS() error {
 			}
 		}),
 	}
-	auth, err := cfg.NATSAuth.Options()
+	auth, err := cfg.NATSAuth.Options(url)
 	if err != nil {
 		return err
 	}
@@ -391,7 +405,12 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Info("cache warmed", zap.Int("cached", n), zap.Int("texts", len(qs)), zap.Error(err))
 		s.warming.Store(false)
 	}
+	wctx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() { defer close(watched); s.streams.Run(wctx) }()
 	err = s.worker.Run(ctx)
+	stopWatch()
+	<-watched
 	if ferr := s.nc.FlushTimeout(5 * time.Second); ferr != nil && !errors.Is(ferr, nats.ErrConnectionClosed) {
 		s.log.Warn("flush at shutdown", zap.Error(ferr))
 	}

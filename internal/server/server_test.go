@@ -395,6 +395,8 @@ func TestAdminRefusedWithoutToken(t *testing.T) {
 	h := newHarness(t, func(c *config.Config) { c.AdminToken = "" })
 	post(t, "http://"+h.srv.HTTPAddr()+"/admin/circuit-breaker/reset", "anything", "", 403)
 	get(t, "http://"+h.srv.HTTPAddr()+"/admin/cache", "", 403)
+	get(t, "http://"+h.srv.HTTPAddr()+"/admin/cache", "a-guess", 403)
+	waitMetrics(t, h, "scoring_admin_auth_failures_total 3")
 }
 
 func waitMetrics(t *testing.T, h *harness, want ...string) {

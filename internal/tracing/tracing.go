@@ -36,6 +36,8 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/hybridscore/hybridscore/internal/redact"
 )
 
 // ScopeName is the instrumentation scope of every span this module starts.
@@ -135,7 +137,8 @@ func (c Config) Validate() error {
 			continue
 		}
 		if u, err := url.Parse(v.url); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("%w: %s %q: want http(s)://host:port[/path]", ErrConfig, v.env, v.url)
+			// The URL is shown redacted: it may hold a user and password.
+			return fmt.Errorf("%w: %s %q: want http(s)://[user:password@]host:port[/path] (percent-encode # ? / @ in a password)", ErrConfig, v.env, redact.URL(v.url))
 		}
 	}
 	if e == ExporterOTLP && c.Endpoint == "" && c.TracesEndpoint == "" {
@@ -175,7 +178,7 @@ func Setup(ctx context.Context, c Config) (shutdown func(context.Context) error,
 		exp, err = otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(target))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("tracing: %s exporter: %w", e, err)
+		return nil, fmt.Errorf("tracing: %s exporter: %w", e, redact.Error(err, c.Endpoint, c.TracesEndpoint))
 	}
 	res, err := resource.Merge(resource.Default(), resource.NewWithAttributes(semconv.SchemaURL,
 		semconv.ServiceName(c.ServiceName), semconv.ServiceVersion(c.ServiceVersion)))

@@ -1,0 +1,79 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hybridscore/hybridscore/internal/config"
+	"github.com/hybridscore/hybridscore/internal/eventually"
+	"github.com/hybridscore/hybridscore/internal/health"
+	"github.com/hybridscore/hybridscore/internal/topology"
+)
+
+// healthSays waits until /health reports status, with the streams
+// component as given.
+func healthSays(t *testing.T, h *harness, status, streams, warning string) {
+	t.Helper()
+	eventually.NoError(t, 30*time.Second, func() error {
+		r := getHealth(t, h)
+		found := warning == ""
+		for _, w := range r.Warnings {
+			found = found || strings.Contains(w, warning)
+		}
+		if r.Status != status || r.Components["streams"] != streams || !found {
+			return fmt.Errorf("status %s, streams %s, warnings %v", r.Status, r.Components["streams"], r.Warnings)
+		}
+		return nil
+	}, "/health %s, streams %s", status, streams)
+}
+
+// A results stream deleted under a worker that may not provision: /health
+// says unhealthy and names it; once an operator creates it again, healthy.
+func TestMissingResultsStreamIsReported(t *testing.T) {
+	h := newHarness(t, nil) // provisions the topology
+	h.stop()
+	h.start(func(c *config.Config) { c.Provision = false })
+	healthSays(t, h, health.Healthy, health.Healthy, "")
+	ctx := context.Background()
+	if err := h.client.JS.DeleteStream(ctx, topology.ResultsStream); err != nil {
+		t.Fatal(err)
+	}
+	healthSays(t, h, health.Unhealthy, health.Unhealthy, topology.ResultsStream)
+	get(t, "http://"+h.srv.HTTPAddr()+"/health", "", 503)
+	// Provisioning is off: the worker does not create it.
+	if _, err := h.client.JS.Stream(ctx, topology.ResultsStream); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("SCORING_RESULTS with provisioning off: %v", err)
+	}
+	if _, err := topology.Provision(ctx, h.client.JS, topology.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	healthSays(t, h, health.Healthy, health.Healthy, "")
+}
+
+// With provisioning on, a deleted results stream is created again while
+// the worker runs, and jobs get their results stored in it.
+func TestMissingResultsStreamIsProvisionedAgain(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	if err := h.client.JS.DeleteStream(ctx, topology.ResultsStream); err != nil {
+		t.Fatal(err)
+	}
+	h.publish("reprov", wire("reprov-1", "Implement OAuth2 login", "Add OAuth2 to the API", 0.5))
+	eventually.NoError(t, 30*time.Second, func() error {
+		s, err := h.client.JS.Stream(ctx, topology.ResultsStream)
+		if err != nil {
+			return err
+		}
+		if n := s.CachedInfo().State.Msgs; n == 0 {
+			return fmt.Errorf("%d results stored", n)
+		}
+		return nil
+	}, "SCORING_RESULTS provisioned again, holding the job's result")
+	healthSays(t, h, health.Healthy, health.Healthy, "")
+}
