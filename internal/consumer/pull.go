@@ -197,6 +197,9 @@ func (w *Worker) admit(src *source, m jetstream.Msg) {
 	it.d = Delivery{Subject: m.Subject(), Data: m.Data(), Header: m.Headers(), Lane: topology.Lane(m.Subject()), Class: src.class, Attempt: 1, Received: now}
 	if md, err := m.Metadata(); err == nil {
 		it.d.Attempt, it.d.Seq = int(md.NumDelivered), md.Sequence.Stream
+		if src.class == Interactive {
+			w.pace.interactiveBacklog(md.NumPending)
+		}
 	}
 	it.d.Last = w.cfg.MaxDeliver > 0 && it.d.Attempt >= w.cfg.MaxDeliver
 	w.mu.Lock()
