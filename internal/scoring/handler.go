@@ -206,7 +206,6 @@ func (h *JobHandler) reject(d *consumer.Delivery, p job.Partial, err error) cons
 		Reason: je.Code, Message: je.Message, CorrelationID: p.CorrelationID}
 }
 
-
 // legacyDigest is the digest versions before Digest wrote into their
 // claims (fields joined with NUL, 64 bits): compared with those claims
 // only, never with a result of this version.
