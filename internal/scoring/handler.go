@@ -230,9 +230,22 @@ func legacyDigest(j *job.Job) string {
 	return strconv.FormatUint(d.Sum64(), 16)
 }
 
+// tidy rounds v to twelve decimals.
+func tidy(v float64) float64 { return math.Round(v*1e12) / 1e12 }
+
 // fill copies an outcome into a result. The pointers refer to o's fields,
 // so o must outlive the encoding of r.
 func fill(r *job.Result, o *Outcome, vector *float64) {
+	if o.Status == Scored {
+		// Arithmetic leaves float64 noise in the last digits
+		// (0.7837500000000001 for 0.78375); twelve decimals keep every
+		// figure exact to far better than the 1e-9 it is checked to, and
+		// print as people write them.
+		for _, v := range []*float64{&o.Hybrid, &o.Pattern, &o.Confidence, &o.Agreement, &o.Weights.Vector, &o.Weights.Pattern,
+			&o.Components[0], &o.Components[1], &o.Components[2], &o.Components[3], &o.Components[4]} {
+			*v = tidy(*v)
+		}
+	}
 	r.VectorScore = vector
 	r.HybridScore = &o.Hybrid
 	r.VectorWeight, r.PatternWeight = &o.Weights.Vector, &o.Weights.Pattern
