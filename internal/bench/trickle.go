@@ -85,14 +85,14 @@ func (b *run) trickle(ctx context.Context, tasks, patterns, warm []string) error
 // publishing warm interactive jobs at rate (0: none) from its start until
 // the last bulk result; sent is how many.
 func (b *run) bulkBeside(ctx context.Context, lane string, n int, rate float64, tasks, patterns, warm []string) (t Throughput, sent int, peakMB float64, err error) {
-	subject := topology.ResultsPrefix + lane
+	subject := topology.ResultsPrefix + lane + ".>"
 	c, err := b.collect(ctx, subject, n)
 	if err != nil {
 		return Throughput{}, 0, 0, err
 	}
 	iLane := lane + "-i"
 	b.purgeLater(subject)
-	b.purgeLater(topology.ResultsPrefix + iLane)
+	b.purgeLater(topology.ResultsPrefix + iLane + ".>")
 	defer b.purgeJobs(context.WithoutCancel(ctx), topology.BulkPrefix, lane)
 	defer b.purgeJobs(context.WithoutCancel(ctx), topology.JobsPrefix, iLane)
 	if err := b.publishLane(ctx, topology.BulkPrefix+lane, lane, n, 1, tasks, patterns); err != nil {
