@@ -44,7 +44,7 @@ containers:
 test: vet unit fuzz-short ops containers
 
 race:
-	$(GO) test -race -count=1 ./internal/semcache ./internal/consumer ./internal/scoring ./internal/server
+	$(GO) test -race -count=1 ./internal/semcache ./internal/consumer ./internal/resultstore ./internal/scoring ./internal/server
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./pkg/... ./internal/...
