@@ -73,7 +73,6 @@ func TestBackupAndRestoreEndToEnd(t *testing.T) {
 	ns := workertest.NATS(t)
 	// MaxDeliver 1: a job whose result its stream refuses is dead-lettered
 	// at its first delivery.
-	_, stopWorker := workertest.Worker(t, ns.URL(), func(c *config.Config) { c.MaxDeliver = 1 })
 	nc, err := nats.Connect(ns.URL())
 	if err != nil {
 		t.Fatal(err)
@@ -81,10 +80,13 @@ func TestBackupAndRestoreEndToEnd(t *testing.T) {
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
 	ctx := context.Background()
-	// Results for tiny.> are refused (too large) until the "fix" below.
+	// Results for tiny.> are refused (too large) until the "fix" below. The
+	// stream exists before the worker starts, so it knows from the start
+	// that a stream stores tiny.>.
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "TINY", Subjects: []string{"tiny.>"}, MaxMsgSize: 16}); err != nil {
 		t.Fatal(err)
 	}
+	_, stopWorker := workertest.Worker(t, ns.URL(), func(c *config.Config) { c.MaxDeliver = 1 })
 	pub := func(subject, msgID string, data []byte) {
 		t.Helper()
 		m := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}

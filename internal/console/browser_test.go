@@ -137,18 +137,21 @@ func TestConsoleInABrowser(t *testing.T) {
 	ctx := browser(t)
 	shots := screenshots(t)
 	st := newStack(t)
+	bg := context.Background()
+	// A job that can never be answered: its reply stream refuses results
+	// bigger than 16 bytes, so it is dead-lettered after MaxDeliver (2).
+	// Created before the workers start, so each knows from the start that
+	// a stream stores tiny.> (a worker running already learns it from the
+	// stream's advisory, a moment later).
+	if _, err := st.js.CreateStream(bg, jetstream.StreamConfig{Name: "TINY", Subjects: []string{"tiny.>"}, MaxMsgSize: 16}); err != nil {
+		t.Fatal(err)
+	}
 	healthy := langextractd.New(langextractd.Faults{})
 	st.addWorker(t, "worker-a", healthy)
 	st.addWorker(t, "worker-b", langextractd.New(langextractd.Faults{}))
 	failing := langextractd.New(langextractd.Faults{Rate503: 1})
 	st.addWorker(t, "worker-c", failing)
-	bg := context.Background()
 
-	// A job that can never be answered: its reply stream refuses results
-	// bigger than 16 bytes, so it is dead-lettered after MaxDeliver (2).
-	if _, err := st.js.CreateStream(bg, jetstream.StreamConfig{Name: "TINY", Subjects: []string{"tiny.>"}, MaxMsgSize: 16}); err != nil {
-		t.Fatal(err)
-	}
 	doomed := job.Wire{JobID: "doomed-1", TaskDescription: "a task", HistoricalPatternText: "a pattern", VectorSimilarity: 0.5, ReplySubject: "tiny.results"}
 	if _, err := st.client.Publish(bg, "default", doomed); err != nil {
 		t.Fatal(err)
