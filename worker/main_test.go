@@ -481,10 +481,7 @@ func TestCrashOnTheLastDeliveryIsAnsweredByAnotherWorker(t *testing.T) {
 	c.le.SetFaults(langextractd.Faults{})
 	startWorker(t, c.ns.URL(), c.leURL, env...)
 	c.waitAll("crash", ids, 30*time.Second)
-	dlq, _ := c.client.JS.Stream(context.Background(), topology.DLQStream)
-	if info, _ := dlq.Info(context.Background()); info.State.Msgs != 0 {
-		t.Fatalf("%d dead letters", info.State.Msgs)
-	}
+	c.noDeadLetters()
 }
 
 // SIGTERM with MAX_DELIVER=1 while the worker holds jobs waiting on a slow
@@ -505,10 +502,7 @@ func TestSIGTERMOnTheLastDeliveryDeadLettersNothing(t *testing.T) {
 	c.le.SetFaults(langextractd.Faults{})
 	startWorker(t, c.ns.URL(), c.leURL, env...)
 	got := c.waitAll("term-last", ids, 60*time.Second)
-	dlq, _ := c.client.JS.Stream(context.Background(), topology.DLQStream)
-	if info, _ := dlq.Info(context.Background()); info.State.Msgs != 0 {
-		t.Fatalf("%d dead letters", info.State.Msgs)
-	}
+	c.noDeadLetters()
 	t.Logf("SIGTERM with MAX_DELIVER=1 and 300 jobs held: %d results, 0 dead letters", len(got))
 }
 
@@ -583,4 +577,21 @@ func metric(t *testing.T, p *proc, name string) string {
 		}
 	}
 	return strings.Join(lines, "; ")
+}
+
+// noDeadLetters fails when the dead-letter stream holds anything.
+func (c *cluster) noDeadLetters() {
+	c.t.Helper()
+	ctx := context.Background()
+	dlq, err := c.client.JS.Stream(ctx, topology.DLQStream)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	info, err := dlq.Info(ctx)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if info.State.Msgs != 0 {
+		c.t.Fatalf("%d dead letters", info.State.Msgs)
+	}
 }

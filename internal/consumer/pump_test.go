@@ -561,11 +561,7 @@ func TestGiveBackOnTheLastDeliveryRequeues(t *testing.T) {
 		if d.Header.Get("X-Fake") != "" && d.Header.Get(HeaderRequeues) == "" {
 			return Reply{Disposition: Requeue, JobID: "back-1", Message: "shutdown during scoring"}
 		}
-		if !d.MayBlock {
-			return Reply{Disposition: NeedsIO}
-		}
-		<-ctx.Done()
-		return Reply{Disposition: Requeue}
+		return holding(ctx, d)
 	}), nil)
 	ctx := context.Background()
 	// The message as the jobs stream holds it (the fake carries its
@@ -602,13 +598,7 @@ func TestGiveBackOnTheLastDeliveryRequeues(t *testing.T) {
 func TestExhaustedJobIsRequeuedThenDeadLettered(t *testing.T) {
 	// The worker holds what it pulls without finishing it, as a worker that
 	// is about to die does.
-	e := newPump(t, HandlerFunc(func(ctx context.Context, d *Delivery) Reply {
-		if !d.MayBlock {
-			return Reply{Disposition: NeedsIO}
-		}
-		<-ctx.Done()
-		return Reply{Disposition: Requeue}
-	}), nil)
+	e := newPump(t, HandlerFunc(holding), nil)
 	ctx := context.Background()
 	jobs, _ := e.js.Stream(ctx, topology.JobsStream)
 	dlq, _ := e.js.Stream(ctx, topology.DLQStream)
@@ -642,4 +632,14 @@ func TestExhaustedJobIsRequeuedThenDeadLettered(t *testing.T) {
 			}
 		}
 	}
+}
+
+// holding is a Handler that holds every job it gets until shutdown, then
+// gives it back.
+func holding(ctx context.Context, d *Delivery) Reply {
+	if !d.MayBlock {
+		return Reply{Disposition: NeedsIO}
+	}
+	<-ctx.Done()
+	return Reply{Disposition: Requeue}
 }

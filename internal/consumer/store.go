@@ -3,12 +3,12 @@ package consumer
 import (
 	"context"
 
+	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/hybridscore/hybridscore/internal/resultstore"
 	"github.com/hybridscore/hybridscore/internal/tracing"
-	"github.com/nats-io/nats.go"
 )
 
 // storeOp prepares the item's store: the result, its job and where the
@@ -58,7 +58,7 @@ func (w *Worker) stored(ctx context.Context, it *item, res resultstore.Result) {
 	case resultstore.Unstorable:
 		w.jobFailure(ctx, it, "result not storable: "+res.Err.Error())
 	default:
-		if res.Stage == "reply copy" && w.isDenied(it.rep.Subject) {
+		if res.Stage == resultstore.StageCopy && w.isDenied(it.rep.Subject) {
 			// Not an outage: this worker may never publish there. The
 			// result is stored on the job's own subject all the same.
 			w.log.Warn("reply subject refused by NATS permissions; the result is stored on the job's subject only",

@@ -64,6 +64,8 @@ func TestFailureModes(t *testing.T) {
 		reason    string       // "" means success
 		attempts  int64        // requests the server must see (0: don't check)
 		countsFor bool         // counted toward opening the breaker
+		// timeout per attempt; 0 means 100 ms
+		timeout time.Duration
 	}{
 		{name: "ok", reason: "", attempts: 1},
 		{name: "timeout", faults: langextractd.Faults{Latency: 300 * time.Millisecond}, reason: "timeout", attempts: 3, countsFor: true},
@@ -79,7 +81,9 @@ func TestFailureModes(t *testing.T) {
 		{name: "200 not JSON", faults: langextractd.Faults{Malformed: 1}, reason: "validation_error", attempts: 1},
 		{name: "200 missing field", faults: langextractd.Faults{MissingField: 1}, reason: "validation_error", attempts: 1},
 		{name: "number out of range", faults: langextractd.Faults{OutOfRange: 1}, reason: "validation_error", attempts: 1},
-		{name: "50 MB body", faults: langextractd.Faults{HugeBody: 50 << 20}, reason: "validation_error", attempts: 1},
+		// The size limit, not the clock, must end it: on a loaded machine
+		// 50 MB may not stream within 100 ms.
+		{name: "50 MB body", faults: langextractd.Faults{HugeBody: 50 << 20}, reason: "validation_error", attempts: 1, timeout: 10 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -104,7 +108,11 @@ func TestFailureModes(t *testing.T) {
 			}
 			var statuses []string
 			obs := func(endpoint, status string, _ time.Duration) { statuses = append(statuses, status) }
-			c := newClient(t, url, 100*time.Millisecond, obs)
+			timeout := tt.timeout
+			if timeout == 0 {
+				timeout = 100 * time.Millisecond
+			}
+			c := newClient(t, url, timeout, obs)
 			br := source.NewBreaker(1, time.Minute, nil)
 			a, err := source.Guard(br, c).Analyze(context.Background(), analysis.Of("Implement OAuth2 authentication with JWT tokens"))
 			if got := langextract.FallbackReason(err); got != tt.reason {

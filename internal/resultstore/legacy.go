@@ -28,9 +28,7 @@ func LegacyClaimKey(jobID string) string {
 
 // LegacyActive reports whether an earlier version's claims are still read
 // before storing: only then does a Request need its LegacyDigest.
-func (s *Store) LegacyActive() bool { return s.legacyActive() }
-
-func (s *Store) legacyActive() bool {
+func (s *Store) LegacyActive() bool {
 	until := s.legacyUntil.Load()
 	return until != 0 && time.Now().UnixNano() < until
 }

@@ -85,8 +85,8 @@ type Result struct {
 	Outcome Outcome
 	// Err of Failed and Unstorable.
 	Err error
-	// Stage names the step that failed ("result", "lookup", "reply copy",
-	// "claim lookup"), for logs.
+	// Stage names the step that failed (StageResult, StageLookup,
+	// StageCopy, StageClaim), for logs and to tell a refused copy apart.
 	Stage string
 	// Legacy reports a repeat or conflict found in the claims of an
 	// earlier version.
@@ -124,7 +124,15 @@ const (
 	stageCopy         // send the result to the reply subject
 )
 
-var stageNames = [...]string{"", "claim lookup", "result", "lookup", "reply copy"}
+// Names of the steps of a store, as Result.Stage gives them.
+const (
+	StageClaim  = "claim lookup"
+	StageResult = "result"
+	StageLookup = "lookup"
+	StageCopy   = "reply copy"
+)
+
+var stageNames = [...]string{"", StageClaim, StageResult, StageLookup, StageCopy}
 
 // Op is one store in progress. The zero value is ready for Start; a caller
 // embeds it in its own record of the job and finds that again through Tag.
@@ -134,6 +142,7 @@ type Op struct {
 	Tag any
 
 	notify  func(*Op)
+	token   string // of the request in flight, in Store.pending
 	stage   stage
 	out     nats.Msg
 	sentAt  time.Time
@@ -263,7 +272,7 @@ func (s *Store) refresh(ctx context.Context) {
 func (s *Store) Start(op *Op, notify func(*Op)) {
 	op.notify = notify
 	op.stage, op.repeat, op.legacy, op.lookups, op.expect, op.stored = stageNone, false, false, 0, "0", nil
-	if op.LegacyDigest != "" && s.legacyActive() {
+	if op.LegacyDigest != "" && s.LegacyActive() {
 		s.lookupLegacy(op)
 		return
 	}
@@ -352,7 +361,7 @@ func (s *Store) done(op *Op) Result {
 
 func (s *Store) fail(op *Op, err error) (Result, bool) {
 	o := Failed
-	if tooLarge(err) {
+	if TooLarge(err) {
 		o = Unstorable
 	}
 	return Result{Outcome: o, Err: err, Stage: stageNames[op.stage]}, true
@@ -446,6 +455,7 @@ func (s *Store) copy(op *Op) (Result, bool) {
 // timeout) is notified.
 func (s *Store) request(op *Op) {
 	token := strconv.FormatUint(s.tokens.Add(1), 36)
+	op.token = token
 	op.out.Reply = s.inbox + token
 	op.sentAt = time.Now()
 	s.mu.Lock()
@@ -520,11 +530,8 @@ func (s *Store) expire() {
 func (s *Store) Forget(op *Op) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for token, p := range s.pending {
-		if p == op {
-			delete(s.pending, token)
-			return
-		}
+	if s.pending[op.token] == op {
+		delete(s.pending, op.token)
 	}
 }
 
@@ -591,9 +598,7 @@ const errMessageTooLarge jetstream.ErrorCode = 10054
 
 // TooLarge reports the server's refusal of a message over the stream's
 // maximum message size: no retry mends it.
-func TooLarge(err error) bool { return tooLarge(err) }
-
-func tooLarge(err error) bool {
+func TooLarge(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == errMessageTooLarge
 }

@@ -232,7 +232,7 @@ func TestReplySubjectStoredByAStreamGetsAPubAck(t *testing.T) {
 	if _, err := e.js.UpdateStream(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	if r := e.do(req("copy-2", "d", "pipeline.a.done")); r.Outcome != Failed || r.Stage != "reply copy" {
+	if r := e.do(req("copy-2", "d", "pipeline.a.done")); r.Outcome != Failed || r.Stage != StageCopy {
 		t.Fatalf("%+v", r)
 	}
 }
@@ -269,7 +269,7 @@ func TestLegacyClaimsAreReadUntilTheyExpire(t *testing.T) {
 		t.Fatalf("%d stored for a job the earlier version answered", n)
 	}
 	// Once the newest claim has expired the lookups stop.
-	eventually.True(t, 10*time.Second, func() bool { s.watchLegacy(ctx); return !s.legacyActive() }, "claims expired")
+	eventually.True(t, 10*time.Second, func() bool { s.watchLegacy(ctx); return !s.LegacyActive() }, "claims expired")
 	if res := e.do(req("new-1", "d", "")); res.Outcome != Stored {
 		t.Fatalf("%+v", res)
 	}
@@ -282,7 +282,7 @@ func TestRefusalCodes(t *testing.T) {
 			t.Errorf("code %d", code)
 		}
 	}
-	if !tooLarge(&jetstream.APIError{ErrorCode: 10054}) || tooLarge(errors.New("x")) {
+	if !TooLarge(&jetstream.APIError{ErrorCode: 10054}) || TooLarge(errors.New("x")) {
 		t.Error("too large")
 	}
 }

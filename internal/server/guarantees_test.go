@@ -156,19 +156,8 @@ func TestResultsOutageDeadLettersNothing(t *testing.T) {
 	if _, err := h.client.JS.UpdateStream(ctx, full); err != nil {
 		t.Fatal(err)
 	}
-	// Core subscribers saw results the stream refused; count what is stored.
-	var stored map[string]int
-	eventually.True(t, 60*time.Second, func() bool { stored = h.stored("scoring.results.outage.>"); return len(stored) == n },
-		"a stored result for each of %d jobs", n)
-	for _, id := range ids {
-		if stored[id] != 1 {
-			t.Fatalf("%s stored %d times", id, stored[id])
-		}
-	}
-	dlq, _ := h.client.JS.Stream(ctx, topology.DLQStream)
-	if di, _ := dlq.Info(ctx); di.State.Msgs != 0 {
-		t.Fatalf("%d dead letters", di.State.Msgs)
-	}
+	h.storedOnceEach("outage", ids, 60*time.Second)
+	h.noDeadLetters()
 }
 
 // langextract answers in 3 s, AckWait is 2 s and only two jobs may wait on
@@ -440,17 +429,6 @@ func TestShutdownDuringAnOutageDeadLettersNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.start(mutate)
-	// Core subscribers saw results the stream refused; count what is stored.
-	var stored map[string]int
-	eventually.True(t, 60*time.Second, func() bool { stored = h.stored("scoring.results.down.>"); return len(stored) == n },
-		"a stored result for each of %d jobs", n)
-	for _, id := range ids {
-		if stored[id] != 1 {
-			t.Fatalf("%s stored %d times", id, stored[id])
-		}
-	}
-	dlq, _ := h.client.JS.Stream(ctx, topology.DLQStream)
-	if di, _ := dlq.Info(ctx); di.State.Msgs != 0 {
-		t.Fatalf("%d dead letters", di.State.Msgs)
-	}
+	h.storedOnceEach("down", ids, 60*time.Second)
+	h.noDeadLetters()
 }

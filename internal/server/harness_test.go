@@ -231,3 +231,35 @@ func (h *harness) consumerInfo() *jetstream.ConsumerInfo {
 func wire(id, task, pattern string, vector float64) job.Wire {
 	return job.Wire{JobID: id, TaskDescription: task, HistoricalPatternText: pattern, VectorSimilarity: vector}
 }
+
+// storedOnceEach waits until the lane's results hold one for each of ids
+// (core subscribers also see results a stream refused: what is stored is
+// counted), and fails on a job stored other than once.
+func (h *harness) storedOnceEach(lane string, ids []string, timeout time.Duration) {
+	h.t.Helper()
+	var stored map[string]int
+	eventually.True(h.t, timeout, func() bool { stored = h.stored("scoring.results." + lane + ".>"); return len(stored) == len(ids) },
+		"a stored result for each of %d jobs", len(ids))
+	for _, id := range ids {
+		if stored[id] != 1 {
+			h.t.Fatalf("%s stored %d times", id, stored[id])
+		}
+	}
+}
+
+// noDeadLetters fails when the dead-letter stream holds anything.
+func (h *harness) noDeadLetters() {
+	h.t.Helper()
+	ctx := context.Background()
+	dlq, err := h.client.JS.Stream(ctx, topology.DLQStream)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	di, err := dlq.Info(ctx)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if di.State.Msgs != 0 {
+		h.t.Fatalf("%d dead letters", di.State.Msgs)
+	}
+}

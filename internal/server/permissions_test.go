@@ -13,44 +13,25 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"go.uber.org/zap"
 
 	"github.com/hybridscore/hybridscore/internal/config"
 	"github.com/hybridscore/hybridscore/internal/consumer"
 	"github.com/hybridscore/hybridscore/internal/eventually"
-	srv "github.com/hybridscore/hybridscore/internal/server"
 	"github.com/hybridscore/hybridscore/internal/topology"
+	"github.com/hybridscore/hybridscore/internal/workertest"
 	"github.com/hybridscore/hybridscore/pkg/job"
 	"github.com/hybridscore/hybridscore/pkg/producer"
 )
 
 // The worker and a producer work under deployments/nats/nats.conf's
 // least-privilege users; the worker may not touch streams beyond its own
-// needs, and a job whose reply subject it may not publish to gets a clear
-// outcome: dead-lettered as invalid_field, not retried and not lost.
+// needs; a job whose reply subject it may not publish to keeps its result
+// on its own subject, not retried and not lost; a reply subject on the
+// jobs stream is rejected.
 func TestLeastPrivilegeUsers(t *testing.T) {
-	t.Setenv("HYBRIDSCORE_WORKER_PASSWORD", "w-pw")
-	t.Setenv("HYBRIDSCORE_PRODUCER_PASSWORD", "p-pw")
-	t.Setenv("HYBRIDSCORE_OPERATOR_PASSWORD", "o-pw")
-	o, err := natsserver.ProcessConfigFile("../../deployments/nats/nats.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.Host, o.Port, o.HTTPPort, o.StoreDir, o.NoSigs = "127.0.0.1", -1, 0, t.TempDir(), true
-	ns := startNATS(t, o)
-	url := ns.ClientURL()
-
-	cfg := config.Defaults()
-	cfg.NATSURL, cfg.HTTPAddr, cfg.NATSUser, cfg.NATSPassword = url, "127.0.0.1:0", "worker", "w-pw"
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := srv.New(ctx, cfg, zap.NewNop())
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = s.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	url := projectNATS(t)
+	projectWorker(t, url)
+	ctx := context.Background()
 
 	connect := func(user, pass string) *nats.Conn {
 		// Each user's own inbox prefix, as the worker and the publisher set it.
@@ -124,27 +105,9 @@ func TestLeastPrivilegeUsers(t *testing.T) {
 // results, claim lookups, API answers) nor forge them, whatever inbox it
 // tries; the worker cannot read the producer's.
 func TestInboxesArePrivate(t *testing.T) {
-	t.Setenv("HYBRIDSCORE_WORKER_PASSWORD", "w-pw")
-	t.Setenv("HYBRIDSCORE_PRODUCER_PASSWORD", "p-pw")
-	t.Setenv("HYBRIDSCORE_OPERATOR_PASSWORD", "o-pw")
-	o, err := natsserver.ProcessConfigFile("../../deployments/nats/nats.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.Host, o.Port, o.HTTPPort, o.StoreDir, o.NoSigs = "127.0.0.1", -1, 0, t.TempDir(), true
-	ns := startNATS(t, o)
-	url := ns.ClientURL()
-	cfg := config.Defaults()
-	cfg.NATSURL, cfg.HTTPAddr, cfg.NATSUser, cfg.NATSPassword = url, "127.0.0.1:0", "worker", "w-pw"
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := srv.New(ctx, cfg, zap.NewNop())
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = s.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	url := projectNATS(t)
+	projectWorker(t, url)
+	ctx := context.Background()
 
 	type conn struct {
 		nc     *nats.Conn
@@ -167,7 +130,7 @@ func TestInboxesArePrivate(t *testing.T) {
 		t.Cleanup(c.nc.Close)
 		return c
 	}
-	workerInbox := cfg.NATSAuth.InboxPrefix(url)
+	workerInbox := config.NATSAuth{NATSUser: "worker"}.InboxPrefix(url)
 	if workerInbox == "" || workerInbox == nats.InboxPrefix[:len(nats.InboxPrefix)-1] {
 		t.Fatalf("the worker's inbox prefix is %q, the default", workerInbox)
 	}
@@ -233,4 +196,28 @@ func TestInboxesArePrivate(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Error("the worker's subscription to the producer's inbox was not refused")
 	}
+}
+
+// projectNATS starts a nats-server on the project's own
+// deployments/nats/nats.conf (its three users, with these passwords) and
+// returns its URL.
+func projectNATS(t *testing.T) string {
+	t.Helper()
+	t.Setenv("HYBRIDSCORE_WORKER_PASSWORD", "w-pw")
+	t.Setenv("HYBRIDSCORE_PRODUCER_PASSWORD", "p-pw")
+	t.Setenv("HYBRIDSCORE_OPERATOR_PASSWORD", "o-pw")
+	o, err := natsserver.ProcessConfigFile("../../deployments/nats/nats.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Host, o.Port, o.HTTPPort, o.StoreDir, o.NoSigs = "127.0.0.1", -1, 0, t.TempDir(), true
+	return startNATS(t, o).ClientURL()
+}
+
+// projectWorker runs a worker as projectNATS's worker user until the test
+// ends.
+func projectWorker(t *testing.T, url string) {
+	t.Helper()
+	s, _ := workertest.Worker(t, url, func(c *config.Config) { c.NATSUser, c.NATSPassword = "worker", "w-pw" })
+	eventually.True(t, 10*time.Second, s.Ready, "worker ready")
 }

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
@@ -147,19 +146,10 @@ func TestWorkerIsANATSService(t *testing.T) {
 // Under deployments/nats/nats.conf the operator reaches the workers'
 // service API and the producer does not.
 func TestServiceAPIIsTheOperators(t *testing.T) {
-	t.Setenv("HYBRIDSCORE_WORKER_PASSWORD", "w-pw")
-	t.Setenv("HYBRIDSCORE_PRODUCER_PASSWORD", "p-pw")
-	t.Setenv("HYBRIDSCORE_OPERATOR_PASSWORD", "o-pw")
-	o, err := natsserver.ProcessConfigFile("../../deployments/nats/nats.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.Host, o.Port, o.HTTPPort, o.StoreDir, o.NoSigs = "127.0.0.1", -1, 0, t.TempDir(), true
-	ns := startNATS(t, o)
-	s, _ := workertest.Worker(t, ns.ClientURL(), func(c *config.Config) { c.NATSUser, c.NATSPassword = "worker", "w-pw" })
-	eventually.True(t, 10*time.Second, s.Ready, "worker ready")
+	url := projectNATS(t)
+	projectWorker(t, url)
 
-	operator := workertest.Connect(t, ns.ClientURL(), nats.UserInfo("operator", "o-pw"))
+	operator := workertest.Connect(t, url, nats.UserInfo("operator", "o-pw"))
 	pings := gather(t, operator, "$SRV.PING."+server.ServiceName)
 	if len(pings) != 1 {
 		t.Fatalf("the operator got %d answers to PING", len(pings))
@@ -171,7 +161,7 @@ func TestServiceAPIIsTheOperators(t *testing.T) {
 	}
 
 	denied := make(chan error, 1)
-	producer := workertest.Connect(t, ns.ClientURL(), nats.UserInfo("producer", "p-pw"),
+	producer := workertest.Connect(t, url, nats.UserInfo("producer", "p-pw"),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			select {
 			case denied <- err:
@@ -180,7 +170,7 @@ func TestServiceAPIIsTheOperators(t *testing.T) {
 		}))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	_, err = producer.RequestWithContext(ctx, server.EndpointSubject(ping.ID, server.EndpointBreakerReset), nil)
+	_, err := producer.RequestWithContext(ctx, server.EndpointSubject(ping.ID, server.EndpointBreakerReset), nil)
 	if err == nil {
 		t.Fatal("the producer reset a worker's breaker")
 	}
