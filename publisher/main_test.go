@@ -110,7 +110,7 @@ func TestBenchRuns(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	for _, want := range []string{"raw JetStream loop:", "cold cache:", "warm cache:", "concurrent (10 pub):", "ratio worker/raw:", "steady 200 jobs/s:",
+	for _, want := range []string{"raw JetStream loop:", "cold cache:", "warm cache:", "concurrent (10 pub):", "ratio worker/raw:", "steady 200 jobs/s:", "raw loop, same rate: publish→result p50 ",
 		"mixed, idle:          interactive 200 jobs/s for 2s: publish→result p50 ", "mixed, bulk backlog:  ", "cold bulk jobs first; interactive 200 jobs/s for 2s",
 		"mixed, backlog start: ", "mixed, backlog end:   ", "consumer hybrid-scorer-bulk: ", "mixed, p99 ratio:     ",
 		"round 3/3  worker, bulk alone        2000 results", "round 3/3  worker, interactive alone 2000 results", "mixed, bulk alone:    median ",
@@ -137,7 +137,7 @@ func TestBenchExternalWorker(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	for _, want := range []string{"worker " + worker + ", a child process", "round 2/2  raw JetStream loop", "round 2/2  worker (warm cache)", "worker peak RSS",
-		"raw JetStream loop:   median", "warm cache:           median", "ratio worker/raw:", "cold cache:", "concurrent (10 pub):", "steady 200 jobs/s:", "resident memory:      worker peak"} {
+		"raw JetStream loop:   median", "warm cache:           median", "ratio worker/raw:", "cold cache:", "concurrent (10 pub):", "steady 200 jobs/s:", "raw loop, same rate: publish→result p50 ", "resident memory:      worker peak"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("bench output lacks %q:\n%s", want, out)
 		}

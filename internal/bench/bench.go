@@ -99,6 +99,9 @@ type Report struct {
 	Cold, Concurrent       Throughput
 	Ratio                  float64 // median warm worker ÷ median raw loop
 	LatencyP50, LatencyP99 float64 // ms, steady-rate scenario
+	// RawLatencyP50 and RawLatencyP99 (ms, with --baseline) are the raw
+	// loop's at the same rate: the floor the broker sets for the worker.
+	RawLatencyP50, RawLatencyP99 float64
 	LatencyJobs            int
 	RSSMB                  float64 // this process at the end (embedded: worker and server included)
 	WorkerPeakRSSMB        float64 // external server: the largest peak resident set (VmHWM) of the worker processes
@@ -251,6 +254,14 @@ func (b *run) run(ctx context.Context) error {
 			return fmt.Errorf("steady rate: %w", err)
 		}
 		b.printf("steady %.0f jobs/s:  publish→result p50 %.3f ms, p99 %.3f ms over %d jobs%s\n", b.o.Rate, b.rep.LatencyP50, b.rep.LatencyP99, b.rep.LatencyJobs, peakNote(peak))
+		if b.o.Baseline {
+			p50, p99, err := b.rawLatency(ctx, b.o.Rate, b.o.RateFor, tasks, patterns)
+			if err != nil {
+				return fmt.Errorf("steady rate, raw loop: %w", err)
+			}
+			b.rep.RawLatencyP50, b.rep.RawLatencyP99 = p50, p99
+			b.printf("  raw loop, same rate: publish→result p50 %.3f ms, p99 %.3f ms (the broker's floor)\n", p50, p99)
+		}
 	}
 	if b.o.Mixed {
 		if err := b.mixed(ctx, tasks, patterns, warm); err != nil {
@@ -805,7 +816,8 @@ func (b *run) idleLatency(ctx context.Context, rate float64, dur time.Duration, 
 	if err := b.ready(ctx, w, tasks, patterns); err != nil {
 		return 0, 0, 0, 0, err
 	}
-	lat, err := b.latencies(ctx, w, "bench-steady-"+nonce(), rate, dur, tasks, patterns, nil)
+	lane := "bench-steady-" + nonce()
+	lat, err := b.latencies(ctx, w, topology.JobsPrefix+lane, lane, rate, dur, tasks, patterns, nil)
 	if err != nil {
 		return 0, 0, 0, 0, err
 	}
@@ -816,7 +828,7 @@ func (b *run) idleLatency(ctx context.Context, rate float64, dur time.Duration, 
 // the running worker w, and returns their publish→result latencies (ms)
 // as seen by a subscriber of the lane's results subject. published, if
 // not nil, is called right after the last job is published.
-func (b *run) latencies(ctx context.Context, w worker, lane string, rate float64, dur time.Duration, tasks, patterns []string, published func()) ([]float64, error) {
+func (b *run) latencies(ctx context.Context, w worker, subject, lane string, rate float64, dur time.Duration, tasks, patterns []string, published func()) ([]float64, error) {
 	b.purgeLater(topology.ResultsPrefix + lane + ".>")
 	n := max(1, int(rate*dur.Seconds()))
 	sent := make([]atomic.Int64, n)
@@ -853,7 +865,7 @@ func (b *run) latencies(ctx context.Context, w worker, lane string, rate float64
 			}
 		}
 		sent[i].Store(time.Now().UnixNano())
-		if _, err := b.js.PublishMsgAsync(&nats.Msg{Subject: topology.JobsPrefix + lane, Data: jobFor(lane, i, tasks, patterns),
+		if _, err := b.js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: jobFor(lane, i, tasks, patterns),
 			Header: nats.Header{jetstream.MsgIDHeader: []string{lane + "-" + strconv.Itoa(i)}}}, stallWait); err != nil {
 			return nil, err
 		}

@@ -306,7 +306,8 @@ func (b *run) underBacklog(ctx context.Context, tasks, patterns, warm []string) 
 		}
 	}()
 	var endErr error
-	lat, err := b.latencies(ctx, w, "bench-mixed-"+nonce(), mixedRate, b.o.MixedFor, tasks, patterns, func() {
+	mlane := "bench-mixed-" + nonce()
+	lat, err := b.latencies(ctx, w, topology.JobsPrefix+mlane, mlane, mixedRate, b.o.MixedFor, tasks, patterns, func() {
 		m.BacklogEnd, endErr = b.backlog(ctx, c)
 		stopWatch()
 	})

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/hybridscore/hybridscore/internal/topology"
 	"github.com/hybridscore/hybridscore/pkg/job"
+	"github.com/hybridscore/hybridscore/pkg/producer"
 )
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
@@ -97,15 +99,9 @@ func (b *run) rawSetup(ctx context.Context) (cleanup func(), err error) {
 	return func() { _ = b.js.DeleteStream(context.WithoutCancel(ctx), rawStream) }, nil
 }
 
-// rawOnce runs the ceiling once: n jobs published beforehand
-// to a lane of the scratch stream, then drained by the fastest raw loop of
-// the worker's durability. One Consume callback (PullMaxMessages 1000)
-// builds each result (the template with the job's id), publishes it with
-// Nats-Msg-Id through PublishMsgAsync and queues (future, job) in a FIFO
-// read by one completer goroutine that acks each job when its own PubAck
-// arrives (naks it on a failed publish). No decoding, no scoring, no
-// goroutine per job and none waiting on a single PubAck while others could
-// be published. It has its own connection, as a worker process does.
+// rawOnce runs the ceiling once: n jobs published beforehand to a lane of
+// the scratch stream, then drained by rawLoop, each result the template
+// with the job's id, published with Nats-Msg-Id.
 func (b *run) rawOnce(ctx context.Context, n int, tasks, patterns []string) (Throughput, error) {
 	lane := "bench-raw-" + nonce()
 	subject := rawSubjectPrefix + lane
@@ -119,23 +115,45 @@ func (b *run) rawOnce(ctx context.Context, n int, tasks, patterns []string) (Thr
 		return Throughput{}, err
 	}
 	cpu0 := b.brokerNow()
-	nc, err := nats.Connect(b.url, nats.Name("hybridscore-bench-raw"))
+	stop, err := b.rawLoop(ctx, subject, func(m jetstream.Msg) *nats.Msg {
+		id := m.Headers().Get(jetstream.MsgIDHeader)
+		return &nats.Msg{Subject: resultSubject, Data: rawResultFor(id), Header: nats.Header{jetstream.MsgIDHeader: []string{id}}}
+	})
 	if err != nil {
 		return Throughput{}, err
 	}
-	defer nc.Close()
+	defer stop()
+	t, err := c.wait(ctx, nil)
+	t.BrokerCPU = b.brokerSince(cpu0, n)
+	return t, errors.Join(err, stop())
+}
+
+// rawLoop drains subject of the scratch stream with the fastest raw loop
+// of the worker's durability: one Consume callback (PullMaxMessages 1000)
+// publishes result(m) through PublishMsgAsync and queues (future, job) in
+// a FIFO read by one completer goroutine that acks each job when its own
+// PubAck arrives (naks it on a failed publish). No decoding, no scoring, no
+// goroutine per job and none waiting on a single PubAck while others could
+// be published. It has its own connection, as a worker process does. stop
+// ends it once the server has applied every ack (before the consumer is
+// deleted and the next scenario starts).
+func (b *run) rawLoop(ctx context.Context, subject string, result func(m jetstream.Msg) *nats.Msg) (stop func() error, err error) {
+	nc, err := nats.Connect(b.url, nats.Name("hybridscore-bench-raw"))
+	if err != nil {
+		return nil, err
+	}
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(rawMaxPending), jetstream.WithPublishAsyncTimeout(30*time.Second))
 	if err != nil {
-		return Throughput{}, err
+		nc.Close()
+		return nil, err
 	}
 	tc := topology.Config{}.ConsumerConfig()
 	cons, err := js.CreateConsumer(ctx, rawStream, jetstream.ConsumerConfig{Durable: "bench-raw", AckPolicy: jetstream.AckExplicitPolicy,
 		AckWait: tc.AckWait, MaxDeliver: tc.MaxDeliver, MaxAckPending: tc.MaxAckPending, FilterSubject: subject})
 	if err != nil {
-		return Throughput{}, err
+		nc.Close()
+		return nil, err
 	}
-	defer func() { _ = js.DeleteConsumer(context.WithoutCancel(ctx), rawStream, "bench-raw") }()
-
 	type inflight struct {
 		fut jetstream.PubAckFuture // nil: the publish failed at once
 		m   jetstream.Msg
@@ -158,9 +176,7 @@ func (b *run) rawOnce(ctx context.Context, n int, tasks, patterns []string) (Thr
 		}
 	}()
 	cc, err := cons.Consume(func(m jetstream.Msg) {
-		id := m.Headers().Get(jetstream.MsgIDHeader)
-		fut, err := js.PublishMsgAsync(&nats.Msg{Subject: resultSubject, Data: rawResultFor(id),
-			Header: nats.Header{jetstream.MsgIDHeader: []string{id}}}, stallWait)
+		fut, err := js.PublishMsgAsync(result(m), stallWait)
 		if err != nil {
 			fut = nil
 		}
@@ -169,33 +185,73 @@ func (b *run) rawOnce(ctx context.Context, n int, tasks, patterns []string) (Thr
 	if err != nil {
 		close(fifo)
 		<-completed
-		return Throughput{}, err
+		_ = js.DeleteConsumer(context.WithoutCancel(ctx), rawStream, "bench-raw")
+		nc.Close()
+		return nil, err
 	}
-	t, err := c.wait(ctx, nil)
-	t.BrokerCPU = b.brokerSince(cpu0, n)
-	cc.Stop()
-	<-cc.Closed()
-	close(fifo)
-	<-completed
-	if err != nil {
-		return t, err
+	stopLoop := func() error {
+		defer nc.Close()
+		defer func() { _ = js.DeleteConsumer(context.WithoutCancel(ctx), rawStream, "bench-raw") }()
+		cc.Stop()
+		<-cc.Closed()
+		close(fifo)
+		<-completed
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			info, err := cons.Info(ctx)
+			if err != nil {
+				return err
+			}
+			if info.NumAckPending == 0 && info.NumPending == 0 {
+				return nil
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("raw loop: %d jobs not acked, %d not delivered", info.NumAckPending, info.NumPending)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
-	// The server applies acks asynchronously: wait for all of them before
-	// the consumer is deleted (and the next scenario starts).
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		info, err := cons.Info(ctx)
-		if err != nil {
-			return t, err
-		}
-		if info.NumAckPending == 0 && info.NumPending == 0 {
-			return t, nil
-		}
-		if time.Now().After(deadline) {
-			return t, fmt.Errorf("raw loop: %d jobs not acked, %d not delivered", info.NumAckPending, info.NumPending)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	var once sync.Once
+	var stopErr error
+	return func() error {
+		once.Do(func() { stopErr = stopLoop() })
+		return stopErr
+	}, nil
 }
+
+// rawLatency measures publish→result latency (ms) of the raw loop at rate
+// for dur: the floor of the steady-rate scenario, what the broker does
+// with no worker. Each result is stored the worker's way, on the job's own
+// subject with Nats-Expected-Last-Subject-Sequence: 0.
+func (b *run) rawLatency(ctx context.Context, rate float64, dur time.Duration, tasks, patterns []string) (p50, p99 float64, err error) {
+	cleanup, err := b.rawSetup(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer cleanup()
+	lane := "bench-rawsteady-" + nonce()
+	stop, err := b.rawLoop(ctx, rawSubjectPrefix+lane, func(m jetstream.Msg) *nats.Msg {
+		id := m.Headers().Get(jetstream.MsgIDHeader)
+		return &nats.Msg{Subject: job.ResultSubject(lane, id), Data: rawResultFor(id),
+			Header: nats.Header{jetstream.ExpectedLastSubjSeqHeader: []string{"0"}}}
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	lat, err := b.latencies(ctx, noWorker{}, rawSubjectPrefix+lane, lane, rate, dur, tasks, patterns, nil)
+	if err = errors.Join(err, stop()); err != nil {
+		return 0, 0, err
+	}
+	return producer.Percentile(lat, 0.5), producer.Percentile(lat, 0.99), nil
+}
+
+// noWorker stands for the raw loop where a worker is expected.
+type noWorker struct{}
+
+func (noWorker) dead() <-chan struct{} { return nil }
+func (noWorker) diedError() error      { return nil }
+func (noWorker) stop() error           { return nil }
+func (noWorker) peakRSSMB() float64    { return 0 }
+func (noWorker) rssMB() float64        { return 0 }
 
 // rssMB returns the resident set of this process, in MB.
 func rssMB() float64 { return procStatusMB("/proc/self/status", "VmRSS:") }
