@@ -7,9 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	_ "embed"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -152,7 +150,7 @@ type batchCmd struct {
 	Rate        float64       `help:"Jobs per second; 0 means as fast as the stream accepts."`
 	MaxPending  int           `default:"10000" help:"Jobs published and not yet answered, at most."`
 	Timeout     time.Duration `default:"5m" help:"Wait for results after the last job is published; exit non-zero when some are missing."`
-	RunID       string        `help:"Names the batch's result subject scoring.results.<lane>.<run-id>; default derived from the file's path, so a rerun finds earlier results."`
+	RunID       string        `help:"Also copy this run's results to scoring.results.<lane>.batch.<run-id> (a second stored message a job, for a subscriber of the run). Default: none; the results are read from each job's own result subject, where a rerun finds them too."`
 	Progress    string        `enum:"auto,always,never" default:"auto" help:"auto: a progress bar on a terminal, a plain line every 5 s otherwise; always; never."`
 	NoProgress  bool          `help:"Same as --progress never."`
 }
@@ -169,11 +167,9 @@ func (b *batchCmd) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	runID := b.RunID
-	if runID == "" {
-		abs, _ := filepath.Abs(b.File)
-		sum := sha256.Sum256([]byte(abs))
-		runID = "batch-" + hex.EncodeToString(sum[:])[:12]
+	var reply string
+	if b.RunID != "" {
+		reply = topology.ResultsPrefix + b.Lane + ".batch." + b.RunID
 	}
 	var answered []string
 	flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
@@ -208,7 +204,7 @@ func (b *batchCmd) Run(ctx context.Context) error {
 	}
 	prog := newProgress(mode, os.Stderr, total, len(answered))
 	invalid := 0
-	sum, err := c.Batch(ctx, producer.BatchOptions{Source: src, Lane: b.Lane, Bulk: !b.Interactive, ReplySubject: topology.ResultsPrefix + b.Lane + ".batch." + runID,
+	sum, err := c.Batch(ctx, producer.BatchOptions{Source: src, Lane: b.Lane, Bulk: !b.Interactive, ReplySubject: reply,
 		Rate: b.Rate, MaxPending: b.MaxPending, Timeout: b.Timeout, Out: out, Answered: answered,
 		Progress: func(int) { prog.add() },
 		OnInvalid: func(err error) {
@@ -218,7 +214,11 @@ func (b *batchCmd) Run(ctx context.Context) error {
 		}})
 	prog.finish()
 	if sum != nil {
-		fmt.Printf("results subject scoring.results.%s.batch.%s, written to %s\n", b.Lane, runID, b.Out)
+		if reply != "" {
+			fmt.Printf("results on scoring.results.%s.<job> and copied to %s, written to %s\n", b.Lane, reply, b.Out)
+		} else {
+			fmt.Printf("results on scoring.results.%s.<job>, written to %s\n", b.Lane, b.Out)
+		}
 		sum.Write(os.Stdout)
 	}
 	return err

@@ -102,13 +102,13 @@ type Report struct {
 	// RawLatencyP50 and RawLatencyP99 (ms, with --baseline) are the raw
 	// loop's at the same rate: the floor the broker sets for the worker.
 	RawLatencyP50, RawLatencyP99 float64
-	LatencyJobs            int
-	RSSMB                  float64 // this process at the end (embedded: worker and server included)
-	WorkerPeakRSSMB        float64 // external server: the largest peak resident set (VmHWM) of the worker processes
-	Mixed                  Mixed   // Options.Mixed
-	Replies                Replies // Options.Replies
-	Soak                   Soak    // Options.Soak
-	Trickle                Trickle // Options.Trickle
+	LatencyJobs                  int
+	RSSMB                        float64 // this process at the end (embedded: worker and server included)
+	WorkerPeakRSSMB              float64 // external server: the largest peak resident set (VmHWM) of the worker processes
+	Mixed                        Mixed   // Options.Mixed
+	Replies                      Replies // Options.Replies
+	Soak                         Soak    // Options.Soak
+	Trickle                      Trickle // Options.Trickle
 }
 
 // Throughput is one scenario's result.

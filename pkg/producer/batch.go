@@ -34,10 +34,11 @@ type BatchOptions struct {
 	// interactive jobs, with a guaranteed share of each worker, so a large
 	// batch never delays live pipeline jobs.
 	Bulk bool
-	// ReplySubject receives a copy of this batch's results (the worker
-	// stores each on its job's own subject as well); it must lie under
-	// scoring.results. so they are stored. Rerunning a file with the same
-	// subject finds the results of earlier runs there.
+	// ReplySubject, if set, receives a copy of this batch's results; it
+	// must lie under scoring.results. so they are stored. That is a second
+	// durable write a job: empty (the default of publisher batch), the
+	// jobs carry no reply subject and the results are read where the
+	// worker stores each, on its job's own subject.
 	ReplySubject string
 	Rate         float64       // jobs per second; 0 means unlimited
 	MaxPending   int           // jobs published and not yet answered; 0 means 10000
@@ -100,10 +101,10 @@ func (c *Client) Batch(ctx context.Context, o BatchOptions) (*Summary, error) {
 	if !job.ValidLane(o.Lane) {
 		return nil, fmt.Errorf("lane %q is not one token of [A-Za-z0-9_-]", o.Lane)
 	}
-	if !strings.HasPrefix(o.ReplySubject, topology.ResultsPrefix) || !job.ValidSubject(o.ReplySubject) {
+	if o.ReplySubject != "" && (!strings.HasPrefix(o.ReplySubject, topology.ResultsPrefix) || !job.ValidSubject(o.ReplySubject)) {
 		return nil, fmt.Errorf("reply subject %q must be a subject under %s", o.ReplySubject, topology.ResultsPrefix)
 	}
-	if strings.Count(o.ReplySubject, ".") == 3 {
+	if o.ReplySubject != "" && strings.Count(o.ReplySubject, ".") == 3 {
 		// scoring.results.<lane>.<job> is where a job's result is stored.
 		return nil, fmt.Errorf("reply subject %q has the shape of a job's result subject; use scoring.results.<lane>.batch.<run>", o.ReplySubject)
 	}
@@ -112,22 +113,32 @@ func (c *Client) Batch(ctx context.Context, o BatchOptions) (*Summary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read results: %w", err)
 	}
-	// The results of earlier runs on the reply subject: all of them are
-	// read before a job is published, so none is published again.
-	info, err := results.Info(ctx, jetstream.WithSubjectFilter(o.ReplySubject))
-	if err != nil {
-		return nil, fmt.Errorf("read results: %w", err)
-	}
-	earlier := info.State.Subjects[o.ReplySubject]
 	b.results = results
+	// The results of earlier runs on the reply subject: all of them are
+	// read before a job is published, so none is published again. Without
+	// one, the results are read from the jobs' own subjects of the lane,
+	// from now on (the consumer exists before any job is looked up, so a
+	// result stored after its lookup is read here), and only this run's
+	// jobs are taken: the lane may serve others.
+	var earlier uint64
+	read := jetstream.OrderedConsumerConfig{FilterSubjects: []string{o.ReplySubject}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	if o.ReplySubject != "" {
+		info, err := results.Info(ctx, jetstream.WithSubjectFilter(o.ReplySubject))
+		if err != nil {
+			return nil, fmt.Errorf("read results: %w", err)
+		}
+		earlier = info.State.Subjects[o.ReplySubject]
+	} else {
+		b.mine = map[uint64]struct{}{}
+		read = jetstream.OrderedConsumerConfig{FilterSubjects: []string{topology.ResultsPrefix + o.Lane + ".*"}, DeliverPolicy: jetstream.DeliverNewPolicy}
+	}
 	// Nor is a job dead-lettered on the lane before (publisher dlq replay
 	// does that, after a fix); one dead-lettered during the run without a
 	// result is not waited for.
 	if stopDead := b.watchDeadLetters(ctx, c.JS); stopDead != nil {
 		defer stopDead()
 	}
-	cons, err := c.JS.OrderedConsumer(ctx, topology.ResultsStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{o.ReplySubject}, DeliverPolicy: jetstream.DeliverAllPolicy})
+	cons, err := c.JS.OrderedConsumer(ctx, topology.ResultsStream, read)
 	if err != nil {
 		return nil, fmt.Errorf("read results: %w", err)
 	}
@@ -166,10 +177,13 @@ type batch struct {
 	// the run.
 	dead                 map[uint64]struct{}
 	deadRead, deadBefore uint64
-	written              map[uint64]struct{}  // hashes of answered ids: 16 bytes a job, not a job
-	pending              map[uint64]time.Time // published, unanswered: when published
-	out                  *bufio.Writer
-	werr                 error
+	written              map[uint64]struct{} // hashes of answered ids: 16 bytes a job, not a job
+	// mine, without a reply subject, holds the hashes of the ids read from
+	// the source: results of other jobs of the lane are not this run's.
+	mine    map[uint64]struct{}
+	pending map[uint64]time.Time // published, unanswered: when published
+	out     *bufio.Writer
+	werr    error
 }
 
 func newBatch(o BatchOptions) *batch {
@@ -202,7 +216,8 @@ func (b *batch) onResult(data []byte, at time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.received++
-	if _, dup := b.written[h]; dup {
+	_, ours := b.mine[h]
+	if _, dup := b.written[h]; dup || (b.mine != nil && !ours) {
 		b.cond.Broadcast()
 		return
 	}
@@ -314,6 +329,12 @@ func (b *batch) publishAll(ctx context.Context, js jetstream.JetStream) error {
 			b.mu.Unlock()
 			continue
 		}
+		if c.dead {
+			b.mu.Lock()
+			b.s.DeadLettered++
+			b.mu.Unlock()
+			continue
+		}
 		w := c.w
 		h := xxhash.Sum64String(w.JobID)
 		answered, err := b.reserve(ctx, h)
@@ -365,11 +386,14 @@ func (b *batch) stamp(h uint64) {
 }
 
 // next reads the source's next job: ok is false at its end; a nil job is
-// one to skip (invalid, answered or published already, or dead-lettered).
-func (b *batch) next() (w *job.Wire, ok bool) {
+// one to skip (invalid, answered or published already, or dead-lettered
+// and the batch has no reply subject of its own to find its answer on).
+// dead says the job was dead-lettered before: it is looked up, not
+// published.
+func (b *batch) next() (w *job.Wire, dead, ok bool) {
 	v, err := b.o.Source.Next()
 	if errors.Is(err, io.EOF) {
-		return nil, false
+		return nil, false, false
 	}
 	b.s.Read++
 	if err != nil {
@@ -377,7 +401,7 @@ func (b *batch) next() (w *job.Wire, ok bool) {
 		if b.o.OnInvalid != nil {
 			b.o.OnInvalid(err)
 		}
-		return nil, true
+		return nil, false, true
 	}
 	if v.JobID == "" {
 		v.JobID = DeriveJobID(v)
@@ -385,20 +409,27 @@ func (b *batch) next() (w *job.Wire, ok bool) {
 	v.ReplySubject = b.o.ReplySubject
 	h := xxhash.Sum64String(v.JobID)
 	b.mu.Lock()
+	if b.mine != nil {
+		// Before its lookup: a result stored after it is read by the
+		// consumer and taken.
+		b.mine[h] = struct{}{}
+	}
 	_, done := b.written[h]
 	_, already := b.pending[h]
-	_, dead := b.dead[h]
+	_, dead = b.dead[h]
 	switch {
 	case done || already:
 		b.s.Skipped++
-	case dead:
+	case dead && b.mine == nil:
 		b.s.DeadLettered++
 	}
 	b.mu.Unlock()
-	if done || already || dead {
-		return nil, true
+	if done || already || (dead && b.mine == nil) {
+		return nil, false, true
 	}
-	return &v, true
+	// Without a reply subject of the run's, a dead-lettered job's answer
+	// (a rejection's, stored on its subject) is found by its lookup only.
+	return &v, dead, true
 }
 
 // catchUp waits until *read (guarded by mu) reaches n, the messages stored

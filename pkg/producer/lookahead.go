@@ -23,6 +23,7 @@ type candidate struct {
 	// one; it is set before looked is closed.
 	stored []byte
 	looked chan struct{}
+	dead   bool // dead-lettered before: never published
 }
 
 // lookahead reads the source (next) ahead of the publisher and looks each
@@ -34,14 +35,14 @@ func (b *batch) lookahead(ctx context.Context) <-chan *candidate {
 	go func() {
 		defer close(out)
 		for ctx.Err() == nil {
-			w, ok := b.next()
+			w, dead, ok := b.next()
 			if !ok {
 				return
 			}
 			if w == nil {
 				continue // invalid, answered, pending or dead-lettered
 			}
-			c := &candidate{w: w, looked: make(chan struct{})}
+			c := &candidate{w: w, looked: make(chan struct{}), dead: dead}
 			select {
 			case slots <- struct{}{}:
 			case <-ctx.Done():

@@ -109,6 +109,59 @@ func TestBatchRecoversResultsOfAnEarlierRun(t *testing.T) {
 	}
 }
 
+// Without a reply subject (publisher batch's default) each job's result is
+// stored once, on its own subject, and read from there: by a run that
+// waits for it, by a rerun that published the jobs again before the worker
+// came, and by a rerun that finds them all answered. Another producer's
+// job on the same lane is not this run's.
+func TestBatchWithoutReplySubjectStoresEachResultOnce(t *testing.T) {
+	c, start := setup(t)
+	start()() // the streams, then no worker
+	ctx := context.Background()
+	foreign := []byte(`{"job_id":"foreign-1","task_description":"Someone else's task","historical_pattern_text":"p","vector_similarity":0.5}`)
+	if _, err := c.JS.PublishMsg(ctx, &nats.Msg{Subject: topology.JobsPrefix + "once", Data: foreign}); err != nil {
+		t.Fatal(err)
+	}
+	run := func(input string, timeout time.Duration) (*producer.Summary, string, error) {
+		t.Helper()
+		src, _ := producer.NewSource(strings.NewReader(input), "jsonl")
+		var out bytes.Buffer
+		s, err := c.Batch(ctx, producer.BatchOptions{Source: src, Lane: "once", Out: &out, Timeout: timeout})
+		return s, out.String(), err
+	}
+	// No worker yet: published, unanswered.
+	if s, _, err := run(jsonl(30, 200), 300*time.Millisecond); !errors.Is(err, producer.ErrNoResult) || s.Published != 30 || s.Missing != 30 {
+		t.Fatalf("without a worker: %v, %+v", err, s)
+	}
+	// With a worker, the same thirty and ten new: the thirty are found
+	// stored, or (answered after their lookup) published again, dropped as
+	// duplicates by the stream, and their results read as they are stored.
+	start()
+	all := jsonl(30, 200) + jsonl(10, 300)
+	s, out, err := run(all, 30*time.Second)
+	if err != nil || s.Published-s.Duplicates != 10 || s.Published+s.Skipped != 40 || s.Results != 40 || strings.Count(out, "\n") != 40 || strings.Contains(out, "foreign-1") {
+		t.Fatalf("with a worker: %v, %+v\n%s", err, s, out)
+	}
+	st, err := c.JS.Stream(ctx, topology.ResultsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually.NoError(t, 10*time.Second, func() error {
+		info, err := st.Info(ctx, jetstream.WithSubjectFilter(topology.ResultsPrefix+"once.>"))
+		if err != nil {
+			return err
+		}
+		if info.State.Msgs != 41 || len(info.State.Subjects) != 41 {
+			return fmt.Errorf("%d results stored on %d subjects, want 41 on 41 (40 jobs and the foreign one)", info.State.Msgs, len(info.State.Subjects))
+		}
+		return nil
+	}, "one stored result a job")
+	s, out, err = run(all, 30*time.Second)
+	if err != nil || s.Published != 0 || s.Skipped != 40 || s.Results != 40 || strings.Count(out, "\n") != 40 {
+		t.Fatalf("rerun: %v, %+v\n%s", err, s, out)
+	}
+}
+
 // dlqCount is the number of dead letters on lane.
 func dlqCount(t *testing.T, c *producer.Client, lane string) uint64 {
 	t.Helper()
