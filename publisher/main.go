@@ -328,7 +328,7 @@ func (d *demoCmd) Run(ctx context.Context) error {
 	}
 	src, _ := producer.NewSource(strings.NewReader(string(demoJobs)), "jsonl")
 	var results strings.Builder
-	sum, err := c.Batch(ctx, producer.BatchOptions{Source: src, Lane: "demo", ReplySubject: "scoring.results.demo", Out: &results, Timeout: 30 * time.Second})
+	sum, err := c.Batch(ctx, producer.BatchOptions{Source: src, Lane: "demo", Out: &results, Timeout: 30 * time.Second})
 	if err != nil {
 		return err
 	}
