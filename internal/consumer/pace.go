@@ -30,7 +30,12 @@ type pace struct {
 	finished    atomic.Int64 // jobs finished, both classes
 	busyNanos   atomic.Int64 // pool time spent handling jobs
 	capacity    float64      // jobs/s, highest lately (pace's goroutine only)
-	inRate      float64      // interactive jobs/s lately (pace's goroutine only)
+	// lately is the rate of finished jobs, smoothed over about a second
+	// (pace's goroutine only). Shares are taken of it, not of capacity:
+	// the highest of noisy rates is above their mean, and a share of it
+	// gave bulk 0.13 of a saturated worker instead of 0.10.
+	lately float64
+	inRate float64 // interactive jobs/s lately (pace's goroutine only)
 	// backlog is the interactive consumer's pending count the last
 	// interactive job arrived with, plus one (0: never told; see
 	// interactiveBacklog).
@@ -118,6 +123,11 @@ func (p *pace) tick(r, busy, interactive float64) {
 	}
 	// The highest lately, forgotten slowly (half-life ~35 s).
 	p.capacity = math.Max(est, p.capacity*0.995)
+	if p.lately == 0 {
+		p.lately = r
+	} else {
+		p.lately = 0.75*p.lately + 0.25*r
+	}
 	// A rising interactive rate counts at once, a falling one fades over
 	// a few ticks (arrivals come in pulls, not evenly).
 	p.inRate = math.Max(interactive, p.inRate*0.5)
@@ -132,13 +142,13 @@ func (p *pace) tick(r, busy, interactive float64) {
 	limit := maxHeadroom * p.capacity
 	switch b := p.backlog.Load(); {
 	case b > 1: // interactive jobs waiting: saturated, bulk gets its share
-		limit = p.share * p.capacity
+		limit = p.share * p.lately
 	case b == 1: // none waiting: bulk gets what they leave
 		limit = maxHeadroom*p.capacity - p.inRate
 	case p.inRate >= p.share*p.capacity:
 		limit = p.capacity - p.inRate/(1-p.share)
 	}
-	limit = math.Max(math.Max(p.share*p.capacity, limit), 10)
+	limit = math.Max(math.Max(p.share*p.lately, limit), 10)
 	p.bulk.SetLimit(rate.Limit(limit))
 	p.bulk.SetBurst(max(1, int(limit/10))) // a tenth of a second's worth
 }
