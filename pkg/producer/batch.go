@@ -121,13 +121,14 @@ func (c *Client) Batch(ctx context.Context, o BatchOptions) (*Summary, error) {
 	// result stored after its lookup is read here), and only this run's
 	// jobs are taken: the lane may serve others.
 	var earlier uint64
-	read := jetstream.OrderedConsumerConfig{FilterSubjects: []string{o.ReplySubject}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	var read jetstream.OrderedConsumerConfig
 	if o.ReplySubject != "" {
 		info, err := results.Info(ctx, jetstream.WithSubjectFilter(o.ReplySubject))
 		if err != nil {
 			return nil, fmt.Errorf("read results: %w", err)
 		}
 		earlier = info.State.Subjects[o.ReplySubject]
+		read = jetstream.OrderedConsumerConfig{FilterSubjects: []string{o.ReplySubject}, DeliverPolicy: jetstream.DeliverAllPolicy}
 	} else {
 		b.mine = map[uint64]struct{}{}
 		read = jetstream.OrderedConsumerConfig{FilterSubjects: []string{topology.ResultsPrefix + o.Lane + ".*"}, DeliverPolicy: jetstream.DeliverNewPolicy}
@@ -417,18 +418,19 @@ func (b *batch) next() (w *job.Wire, dead, ok bool) {
 	_, done := b.written[h]
 	_, already := b.pending[h]
 	_, dead = b.dead[h]
+	// With a reply subject of the run's, a dead-lettered job's answer, if
+	// any, was read there; without one, only its lookup finds it.
+	skipDead := dead && b.mine == nil
 	switch {
 	case done || already:
 		b.s.Skipped++
-	case dead && b.mine == nil:
+	case skipDead:
 		b.s.DeadLettered++
 	}
 	b.mu.Unlock()
-	if done || already || (dead && b.mine == nil) {
+	if done || already || skipDead {
 		return nil, false, true
 	}
-	// Without a reply subject of the run's, a dead-lettered job's answer
-	// (a rejection's, stored on its subject) is found by its lookup only.
 	return &v, dead, true
 }
 
