@@ -10,6 +10,8 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +26,8 @@ import (
 
 // stack is one test's private docker network and the containers on it. Every
 // container and the network are removed when the test ends, and the last
-// lines of every container's log are printed when the test failed.
+// lines of every container's log are printed when the test failed (the whole
+// logs are kept in files).
 type stack struct {
 	t   *testing.T
 	ctx context.Context
@@ -53,7 +56,9 @@ func newStack(t *testing.T, timeout time.Duration) *stack {
 func (s *stack) run(alias, img string, opts ...testcontainers.ContainerCustomizer) *testcontainers.DockerContainer {
 	s.t.Helper()
 	all := append([]testcontainers.ContainerCustomizer{
-		testcontainers.WithLogger(tclog.TestLogger(s.t)),
+		// The lifecycle's eight lines a container would bury a failure's
+		// message in the output CI shows; "up in" below says enough.
+		testcontainers.WithLogger(tclog.NewNoopLogger()),
 		network.WithNetwork([]string{alias}, s.net),
 	}, opts...)
 	start := time.Now()
@@ -62,12 +67,12 @@ func (s *stack) run(alias, img string, opts ...testcontainers.ContainerCustomize
 	testcontainers.CleanupContainer(s.t, c, testcontainers.StopTimeout(2*time.Second))
 	s.t.Cleanup(func() {
 		if s.t.Failed() && c != nil {
-			s.t.Logf("--- last log lines of %s (%s) ---\n%s", alias, img, tailLogs(c, 40))
+			s.t.Logf("--- %s (%s): %s", alias, img, s.keepLogs(alias, c))
 		}
 	})
 	if err != nil {
 		if c != nil {
-			s.t.Logf("--- log of %s ---\n%s", alias, tailLogs(c, 40))
+			s.t.Logf("--- %s (%s): %s", alias, img, s.keepLogs(alias, c))
 		}
 		s.t.Fatalf("start %s (%s): %v", alias, img, err)
 	}
@@ -75,7 +80,11 @@ func (s *stack) run(alias, img string, opts ...testcontainers.ContainerCustomize
 	return c
 }
 
-func tailLogs(c *testcontainers.DockerContainer, n int) string {
+// keepLogs writes c's whole log to a file under the test's name in
+// $HYBRIDSCORE_TEST_LOGS (default: the system's temporary directory) and
+// returns its path with the last lines. A test's failure message comes
+// before the cleanups that call this, so a short tail keeps it in view.
+func (s *stack) keepLogs(alias string, c *testcontainers.DockerContainer) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	rc, err := c.Logs(ctx)
@@ -84,11 +93,19 @@ func tailLogs(c *testcontainers.DockerContainer, n int) string {
 	}
 	defer rc.Close()
 	b, _ := io.ReadAll(rc)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
+	dir := filepath.Join(envOr("HYBRIDSCORE_TEST_LOGS", os.TempDir()), "hybridscore-logs", strings.ReplaceAll(s.t.Name(), "/", "_"))
+	where := "not kept"
+	if err := os.MkdirAll(dir, 0o755); err == nil {
+		path := filepath.Join(dir, alias+".log")
+		if os.WriteFile(path, b, 0o644) == nil {
+			where = path
+		}
 	}
-	return strings.Join(lines, "\n")
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > 6 {
+		lines = lines[len(lines)-6:]
+	}
+	return fmt.Sprintf("whole log in %s; last lines:\n%s", where, strings.Join(lines, "\n"))
 }
 
 // natsArgs are the flags of a single JetStream server; they suit both the

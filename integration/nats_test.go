@@ -169,7 +169,7 @@ func TestNATSClusterNodeLoss(t *testing.T) {
 		"NATS_URL": "nats://n1:4222,nats://n2:4222,nats://n3:4222"}
 	w1 := s.startWorker("w1", env) // provisions the R3 streams
 	w2 := s.startWorker("w2", env)
-	c.threeReplicas(ctx, 15*time.Second)
+	c.threeReplicas(ctx, time.Minute)
 
 	const lane = "cluster"
 	jobs := distinctJobs("cluster", 600)

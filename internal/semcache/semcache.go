@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -112,8 +113,9 @@ type Config struct {
 	// ReconnectInterval is the pause between Redis probes. Redis is probed
 	// while up too, so an idle worker notices an outage; 0 means 1 s.
 	ReconnectInterval time.Duration
-	// OnRedisState is called when Redis is found down or back up.
-	OnRedisState func(up bool)
+	// OnRedisState is called when Redis is found down, with the error
+	// that showed it, or back up, with a nil error.
+	OnRedisState func(up bool, cause error)
 	// Now is the clock for TTLs; nil means time.Now.
 	Now func() time.Time
 }
@@ -184,6 +186,9 @@ type Cache struct {
 	memHits, redisHits, sharedHits       atomic.Uint64
 
 	redisUp atomic.Bool
+	// confirming is set while a timed-out command is being checked by a
+	// ping, so that a burst of timeouts starts one check, not one each.
+	confirming atomic.Bool
 	// client is the Redis client in use: cfg.Redis, or a fresh one built
 	// from its options after an outage (owned, closed by the cache).
 	client atomic.Pointer[redisClient]
@@ -242,7 +247,7 @@ func New(ctx context.Context, cfg Config, load Loader) (*Cache, error) {
 		cancel()
 		c.redisUp.Store(err == nil)
 		if err != nil && cfg.OnRedisState != nil {
-			cfg.OnRedisState(false)
+			cfg.OnRedisState(false, err)
 		}
 		c.wg.Add(1)
 		go c.monitor()
@@ -617,19 +622,61 @@ func (c *Cache) load0(ctx context.Context, q analysis.Query) (f *similarity.Feat
 }
 
 // redisFailed classifies a Redis error: nil and "no such key" are fine,
-// LOADING (Redis restarting) is a miss, anything else marks Redis down.
+// LOADING (Redis restarting) is a miss, a refused or broken connection
+// marks Redis down at once. A timeout is only a suspicion: on a busy
+// machine one command can wait past RedisTimeout while Redis is fine, and
+// giving up the shared tier for it would cost every worker its
+// coalescing until the next probe. A ping with a longer deadline decides.
 func (c *Cache) redisFailed(err error) {
 	if err == nil || errors.Is(err, redis.Nil) || strings.HasPrefix(err.Error(), "LOADING") {
 		return
 	}
-	c.markDown()
+	if !timedOut(err) {
+		c.markDown(err)
+		return
+	}
+	if !c.redisUp.Load() || !c.confirming.CompareAndSwap(false, true) {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer c.confirming.Store(false)
+		if perr := c.ping(); perr != nil && c.bgCtx.Err() == nil {
+			c.markDown(fmt.Errorf("%w, then a ping: %w", err, perr))
+		}
+	}()
 }
 
-func (c *Cache) markDown() { c.setRedisUp(false) }
+// ping checks Redis with a deadline of four command timeouts (1 s by
+// default): long enough to ride out a moment's stall, short enough that an
+// outage is declared within about a second.
+func (c *Cache) ping() error {
+	ctx, cancel := context.WithTimeout(c.bgCtx, 4*c.cfg.RedisTimeout)
+	defer cancel()
+	return c.rdb().Ping(ctx).Err()
+}
 
-func (c *Cache) setRedisUp(up bool) {
-	if c.redisUp.CompareAndSwap(!up, up) && c.cfg.OnRedisState != nil {
-		c.cfg.OnRedisState(up)
+// timedOut reports whether err is a deadline passing (the command's
+// context, a socket timeout, or waiting for a pooled connection) rather
+// than Redis refusing or dropping the connection.
+func timedOut(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, redis.ErrPoolTimeout) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func (c *Cache) markDown(cause error) {
+	if c.redisUp.CompareAndSwap(true, false) && c.cfg.OnRedisState != nil {
+		c.cfg.OnRedisState(false, cause)
+	}
+}
+
+func (c *Cache) markUp() {
+	if c.redisUp.CompareAndSwap(false, true) && c.cfg.OnRedisState != nil {
+		c.cfg.OnRedisState(true, nil)
 	}
 }
 
@@ -646,11 +693,8 @@ func (c *Cache) monitor() {
 		case <-t.C:
 		}
 		if c.redisUp.Load() {
-			ctx, cancel := context.WithTimeout(c.bgCtx, c.cfg.RedisTimeout)
-			err := c.rdb().Ping(ctx).Err()
-			cancel()
-			if err != nil && c.bgCtx.Err() == nil {
-				c.setRedisUp(false)
+			if err := c.ping(); err != nil && c.bgCtx.Err() == nil {
+				c.markDown(fmt.Errorf("ping: %w", err))
 			}
 			continue
 		}
@@ -686,7 +730,7 @@ func (c *Cache) reconnect() {
 			time.AfterFunc(2*max(c.cfg.RedisTimeout, time.Second), func() { _ = old.Close() })
 		}
 	}
-	c.setRedisUp(true)
+	c.markUp()
 }
 
 // Warm loads queries into the cache, at most eight at a time, and returns

@@ -242,7 +242,7 @@ func TestRedisOutageAndRecovery(t *testing.T) {
 	l := newLoader(0)
 	var states []bool
 	var mu sync.Mutex
-	c := newRedisCache(t, srv, l, semcache.Config{OnRedisState: func(up bool) { mu.Lock(); states = append(states, up); mu.Unlock() }})
+	c := newRedisCache(t, srv, l, semcache.Config{OnRedisState: func(up bool, _ error) { mu.Lock(); states = append(states, up); mu.Unlock() }})
 	ctx := context.Background()
 	if _, _, err := c.Get(ctx, q(text(1))); err != nil {
 		t.Fatal(err)
@@ -350,12 +350,7 @@ func TestSlowRedisNeverFailsALookup(t *testing.T) {
 	srv := redistest.Start(t)
 	l := newLoader(0)
 	c := newRedisCache(t, srv, l, semcache.Config{RedisTimeout: 50 * time.Millisecond})
-	stalled := make(chan error, 1)
-	go func() {
-		slow := redis.NewClient(&redis.Options{Addr: srv.Addr, ReadTimeout: 5 * time.Second})
-		defer slow.Close()
-		stalled <- slow.Do(context.Background(), "DEBUG", "SLEEP", "1").Err()
-	}()
+	stalled := stall(srv, "1")
 	time.Sleep(50 * time.Millisecond)
 	start := time.Now()
 	_, st, err := c.Get(context.Background(), q(text(500)))
@@ -365,8 +360,14 @@ func TestSlowRedisNeverFailsALookup(t *testing.T) {
 	if took := time.Since(start); took > 500*time.Millisecond {
 		t.Fatalf("lookup took %s with a 50 ms Redis timeout", took)
 	}
-	if c.RedisUp() {
-		t.Fatal("a stalled Redis is still reported up")
+	// A timeout is confirmed by a ping of four timeouts (200 ms here),
+	// well inside the one-second stall.
+	for c.RedisUp() {
+		select {
+		case err := <-stalled:
+			t.Fatalf("a stalled Redis was reported up for the whole stall (%v)", err)
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 	if err := <-stalled; err != nil {
 		t.Fatalf("DEBUG SLEEP: %v", err)
@@ -378,6 +379,57 @@ func TestSlowRedisNeverFailsALookup(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// A stall shorter than the ping that confirms a timeout (a busy machine,
+// a slow fork for a snapshot) costs the lookups that timed out their Redis
+// answer, not the shared tier: Redis is never reported down, and the next
+// lookups use it again.
+func TestBriefRedisStallKeepsTheSharedTier(t *testing.T) {
+	srv := redistest.Start(t)
+	var mu sync.Mutex
+	var downs []error
+	c := newRedisCache(t, srv, newLoader(0), semcache.Config{RedisTimeout: 50 * time.Millisecond,
+		OnRedisState: func(up bool, cause error) {
+			if !up {
+				mu.Lock()
+				downs = append(downs, cause)
+				mu.Unlock()
+			}
+		}})
+	stalled := stall(srv, "0.12")
+	time.Sleep(20 * time.Millisecond)
+	if _, st, err := c.Get(context.Background(), q(text(600))); err != nil || st != semcache.Miss {
+		t.Fatalf("lookup during the stall: %s %v", st, err)
+	}
+	if err := <-stalled; err != nil {
+		t.Fatalf("DEBUG SLEEP: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond) // the confirming ping (200 ms) has ended
+	mu.Lock()
+	defer mu.Unlock()
+	if len(downs) > 0 || !c.RedisUp() {
+		t.Fatalf("a 120 ms stall marked Redis down (%v)", downs)
+	}
+	if _, st, err := c.Get(context.Background(), q(text(601))); err != nil || st != semcache.Miss {
+		t.Fatalf("a new text after the stall: %s %v", st, err)
+	}
+	other := newRedisCache(t, srv, newLoader(0), semcache.Config{})
+	if _, st, err := other.Get(context.Background(), q(text(601))); err != nil || st != semcache.Redis {
+		t.Fatalf("another process, a text looked up after the stall: %s %v (it should be in Redis)", st, err)
+	}
+}
+
+// stall blocks Redis's only thread for seconds (DEBUG SLEEP) and reports
+// the command's error once Redis answers again.
+func stall(srv *redistest.Server, seconds string) <-chan error {
+	stalled := make(chan error, 1)
+	go func() {
+		slow := redis.NewClient(&redis.Options{Addr: srv.Addr, ReadTimeout: 5 * time.Second})
+		defer slow.Close()
+		stalled <- slow.Do(context.Background(), "DEBUG", "SLEEP", seconds).Err()
+	}()
+	return stalled
 }
 
 // An idle cache notices an outage too: nothing has to fail first.
@@ -410,7 +462,7 @@ func TestIdleCacheNoticesRedisOutage(t *testing.T) {
 func TestRedisUsedAgainAfterRestartWithoutFlapping(t *testing.T) {
 	srv := redistest.Start(t)
 	var downs atomic.Int64
-	cfg := semcache.Config{OnRedisState: func(up bool) {
+	cfg := semcache.Config{OnRedisState: func(up bool, _ error) {
 		if !up {
 			downs.Add(1)
 		}

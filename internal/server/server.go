@@ -269,11 +269,11 @@ func (s *Server) buildEngine(ctx context.Context) error {
 	worstCase := config.Seconds(cfg.LangextractTimeout)*time.Duration(cfg.LangextractMaxRetries) + 10*time.Second
 	cc := semcache.Config{MaxSize: cfg.SemanticCacheMaxSize, TTL: config.Seconds(cfg.SemanticCacheTTLSeconds),
 		WaitTimeout: worstCase, LoadTimeout: worstCase,
-		OnRedisState: func(up bool) {
+		OnRedisState: func(up bool, cause error) {
 			if up {
 				s.log.Info("Redis cache tier back in use")
 			} else {
-				s.log.Warn("Redis unavailable - using in-memory cache only")
+				s.log.Warn("Redis unavailable - using in-memory cache only", zap.Error(cause))
 			}
 		}}
 	if on, _ := cfg.RedisEnabled(); on {
