@@ -283,7 +283,7 @@ type benchCmd struct {
 	Mixed       bool          `help:"Also run the mixed scenario, after the others: interactive latency idle and behind a bulk backlog, bulk alone vs interactive alone, bulk's share under saturation (WORKER_BULK_SHARE)."`
 	MixedFor    time.Duration `default:"20s" help:"Mixed scenario: duration of its interactive traffic (200 jobs/s), idle and behind the bulk backlog."`
 	MixedBulk   int           `default:"100000" help:"Mixed scenario: bulk backlog (cold jobs), at least; more when this run's cold-cache rate would drain it before the interactive traffic ends."`
-	Replies     int           `help:"Also run N jobs with a reply subject each (pipeline.<lane>.job<i>), then N with one shared reply subject, and print their ratio."`
+	Replies     int           `help:"Also run N jobs with a reply subject each (pipeline.<lane>.job<i>) and N with one shared reply subject, alternating, at least nine rounds each, and print the ratio of the medians."`
 	Trickle     bool          `help:"Only the trickle scenario: --jobs warm bulk jobs drained alone and beside 2 interactive jobs/s (--rounds rounds; target ≥ 0.8 of alone), then bulk's share under saturation (--jobs cold interactive jobs, half as many bulk)."`
 }
 

@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
 
 	"github.com/hybridscore/hybridscore/internal/eventually"
 	"github.com/hybridscore/hybridscore/internal/natsembed"
@@ -62,24 +65,7 @@ func TestMedian(t *testing.T) {
 // The raw loop stores one result per job, with the job's id, and acks
 // every job (the work-queue stream is empty afterwards).
 func TestRawLoop(t *testing.T) {
-	ns, err := natsembed.Start(natsembed.Options{Port: -1, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Stop()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	b := &run{o: Options{Jobs: 5000}, rep: &Report{}, url: ns.URL(), embedded: true}
-	if b.nc, err = nats.Connect(b.url); err != nil {
-		t.Fatal(err)
-	}
-	defer b.nc.Close()
-	if b.js, err = jetstream.New(b.nc); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.ensureStreams(ctx); err != nil {
-		t.Fatal(err)
-	}
+	b, ctx := embeddedRun(t, Options{Jobs: 5000}, time.Minute)
 	cleanup, err := b.rawSetup(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -111,4 +97,56 @@ func TestRawLoop(t *testing.T) {
 		}
 		return nil
 	}, "every job of the raw loop acked")
+}
+
+// The replies scenario alternates the two forms for at least nine rounds,
+// every round answers each of its jobs, and the ratio is of the medians.
+func TestRepliesRounds(t *testing.T) {
+	var out strings.Builder
+	b, ctx := embeddedRun(t, Options{Replies: 40, Rounds: 1, Out: &out, Log: zap.NewNop()}, 2*time.Minute)
+	tasks, patterns := texts("t", taskTexts), texts("p", patternTexts)
+	if err := b.replies(ctx, tasks, patterns, slices.Concat(tasks, patterns)); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	t.Log(out.String())
+	rp := b.rep.Replies
+	if len(rp.OwnRounds) != repliesRounds || len(rp.SharedRounds) != repliesRounds {
+		t.Fatalf("%d and %d rounds, want %d each", len(rp.OwnRounds), len(rp.SharedRounds), repliesRounds)
+	}
+	for _, r := range slices.Concat(rp.OwnRounds, rp.SharedRounds) {
+		if r.Jobs != 40 || r.PerSec <= 0 {
+			t.Errorf("round %+v: want 40 results", r)
+		}
+	}
+	if want := median(rp.OwnRounds).PerSec / median(rp.SharedRounds).PerSec; rp.Ratio != want {
+		t.Errorf("ratio %v, want the medians' %v", rp.Ratio, want)
+	}
+}
+
+// embeddedRun returns a bench run of o against an embedded server of its
+// own, connected, with the topology's streams; all of it ends with t.
+func embeddedRun(t *testing.T, o Options, timeout time.Duration) (*run, context.Context) {
+	t.Helper()
+	ns, err := natsembed.Start(natsembed.Options{Port: -1, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Stop)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	if o.Out == nil {
+		o.Out = &strings.Builder{}
+	}
+	b := &run{o: o, rep: &Report{}, url: ns.URL(), embedded: true, tmp: t.TempDir()}
+	if b.nc, err = nats.Connect(b.url); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.nc.Close)
+	if b.js, err = jetstream.New(b.nc); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.ensureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return b, ctx
 }

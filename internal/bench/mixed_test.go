@@ -1,18 +1,15 @@
 package bench
 
 import (
-	"context"
 	"encoding/json"
 	"math"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hybridscore/hybridscore/internal/config"
-	"github.com/hybridscore/hybridscore/internal/natsembed"
 	"github.com/hybridscore/hybridscore/internal/topology"
 )
 
@@ -124,24 +121,7 @@ func TestJobsStream(t *testing.T) {
 // The bench creates every stream of the topology that is missing, the bulk
 // one included, and purgeJobs empties one lane of a jobs stream only.
 func TestEnsureStreamsAndPurgeJobs(t *testing.T) {
-	ns, err := natsembed.Start(natsembed.Options{Port: -1, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Stop()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	b := &run{o: Options{Out: &strings.Builder{}}, rep: &Report{}, url: ns.URL(), embedded: true}
-	if b.nc, err = nats.Connect(b.url); err != nil {
-		t.Fatal(err)
-	}
-	defer b.nc.Close()
-	if b.js, err = jetstream.New(b.nc); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.ensureStreams(ctx); err != nil {
-		t.Fatal(err)
-	}
+	b, ctx := embeddedRun(t, Options{}, time.Minute)
 	names := map[string]bool{}
 	for _, sc := range (topology.Config{}).Streams() {
 		names[sc.Name] = true
