@@ -29,8 +29,9 @@ import (
 type FeatureSource interface {
 	// Cached returns features held in memory at once, or nil, and counts a hit.
 	Cached(q analysis.Query) *similarity.Features
-	// Peek is Cached without counting.
-	Peek(q analysis.Query) *similarity.Features
+	// CachedPair returns both texts' features held in memory, counting a
+	// hit for each, or nil for both and counts nothing.
+	CachedPair(a, b analysis.Query) (fa, fb *similarity.Features)
 	// Get returns features from any tier or a load, and where they came from.
 	Get(ctx context.Context, q analysis.Query) (*similarity.Features, semcache.Status, error)
 }
@@ -154,14 +155,12 @@ func (s *Service) score(ctx context.Context, req *Request, mayLoad bool) (o Outc
 	qt := analysis.Query{Text: req.Task, Language: req.Language, Context: req.Context}.WithDefaults()
 	qp := analysis.Query{Text: req.Pattern, Language: qt.Language, Context: qt.Context}
 	o.Vector = req.Vector
-	// Asked not to wait, look first without counting: a hit counted now
-	// would be counted again by the Score that follows a miss.
-	if !mayLoad && (s.cache.Peek(qt) == nil || s.cache.Peek(qp) == nil) {
-		return Outcome{}, false, nil
-	}
-	ft := s.cache.Cached(qt)
-	fp := s.cache.Cached(qp)
-	if !mayLoad && (ft == nil || fp == nil) { // evicted in between: rare
+	var ft, fp *similarity.Features
+	if mayLoad {
+		ft, fp = s.cache.Cached(qt), s.cache.Cached(qp)
+	} else if ft, fp = s.cache.CachedPair(qt, qp); ft == nil {
+		// Not both in memory: nothing was counted, and the Score that
+		// follows counts each text once.
 		return Outcome{}, false, nil
 	}
 	o.CacheTask, o.CachePattern = semcache.Memory, semcache.Memory

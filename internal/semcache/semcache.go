@@ -275,7 +275,7 @@ func (c *Cache) RedisUp() bool { return c.redisUp.Load() }
 // never an error here; a load failure is returned as the loader gave it.
 func (c *Cache) Get(ctx context.Context, q analysis.Query) (*similarity.Features, Status, error) {
 	k := KeyOf(q)
-	if f := c.lookup(k, true); f != nil {
+	if f := c.lookup(k); f != nil {
 		c.hits.Add(1)
 		c.memHits.Add(1)
 		return f, Memory, nil
@@ -283,16 +283,32 @@ func (c *Cache) Get(ctx context.Context, q analysis.Query) (*similarity.Features
 	return c.fill(ctx, k, q)
 }
 
-// Peek is Cached without counting a hit: for a caller that only asks
-// whether both of its texts are there before it takes them.
-func (c *Cache) Peek(q analysis.Query) *similarity.Features {
-	return c.lookup(KeyOf(q), false)
+// CachedPair returns the tier-1 features of both a and b, counting a hit
+// for each, or nil for both and counts nothing when either is missing (the
+// caller then uses Get, which counts). One lock and one clock reading serve
+// both texts: this is the path of every job whose texts are in memory.
+func (c *Cache) CachedPair(a, b analysis.Query) (fa, fb *similarity.Features) {
+	ka, kb := KeyOf(a), KeyOf(b)
+	now := c.cfg.Now().UnixNano()
+	c.mu.Lock()
+	ea, eb := c.live(ka, now), c.live(kb, now)
+	if ea == nil || eb == nil {
+		c.mu.Unlock()
+		return nil, nil
+	}
+	c.touch(ea, now)
+	c.touch(eb, now)
+	fa, fb = ea.f, eb.f
+	c.mu.Unlock()
+	c.hits.Add(2)
+	c.memHits.Add(2)
+	return fa, fb
 }
 
 // Cached returns the tier-1 features of q without waiting or loading, and
 // counts a hit when it finds them; nil means Get must be used.
 func (c *Cache) Cached(q analysis.Query) *similarity.Features {
-	f := c.lookup(KeyOf(q), true)
+	f := c.lookup(KeyOf(q))
 	if f != nil {
 		c.hits.Add(1)
 		c.memHits.Add(1)
@@ -300,34 +316,47 @@ func (c *Cache) Cached(q analysis.Query) *similarity.Features {
 	return f
 }
 
-// lookup returns the tier-1 entry for k, or nil; hit says to count a hit in
-// the entry's life (Peek does not).
-func (c *Cache) lookup(k Key, hit bool) *similarity.Features {
+// lookup returns the tier-1 entry for k, or nil, and counts a hit in the
+// entry's life.
+func (c *Cache) lookup(k Key) *similarity.Features {
 	now := c.cfg.Now().UnixNano()
 	c.mu.Lock()
-	e := c.items[k]
+	e := c.live(k, now)
 	if e == nil {
 		c.mu.Unlock()
+		return nil
+	}
+	c.touch(e, now)
+	f := e.f
+	c.mu.Unlock()
+	return f
+}
+
+// live returns the unexpired entry for k, or nil; an expired one is
+// removed (under c.mu).
+func (c *Cache) live(k Key, now int64) *entry {
+	e := c.items[k]
+	if e == nil {
 		return nil
 	}
 	if now >= e.expires {
 		c.life.ended(e, now, true)
 		c.remove(e)
-		c.mu.Unlock()
 		c.expirations.Add(1)
 		return nil
 	}
-	if hit {
-		e.hits++
-		c.life.hit(now-e.created, e.expires-e.created)
-	}
+	return e
+}
+
+// touch counts a hit in e's life and makes it the most recently used
+// (under c.mu).
+func (c *Cache) touch(e *entry, now int64) {
+	e.hits++
+	c.life.hit(now-e.created, e.expires-e.created)
 	if c.lru.next != e {
 		unlink(e)
 		c.pushFront(e)
 	}
-	f := e.f
-	c.mu.Unlock()
-	return f
 }
 
 func unlink(e *entry) { e.prev.next, e.next.prev = e.next, e.prev }

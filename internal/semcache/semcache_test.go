@@ -105,6 +105,74 @@ func TestLRUEvictionTTLAndMetrics(t *testing.T) {
 	}
 }
 
+// CachedPair answers both texts from memory and counts a hit for each, or
+// answers nothing and counts nothing, so the lookup that follows a miss is
+// not counted twice; an expired text is removed as by any lookup, and a
+// pair refreshes both texts' place in the LRU.
+func TestCachedPairCountsBothOrNothing(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	var clockMu sync.Mutex
+	clock := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }
+	c, err := semcache.New(context.Background(), semcache.Config{MaxSize: 3, TTL: time.Minute, Now: clock}, newLoader(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	a, b, other := analysis.Of(text(1)), analysis.Of(text(2)), analysis.Of(text(3))
+	if fa, fb := c.CachedPair(a, b); fa != nil || fb != nil {
+		t.Fatal("an empty cache answered a pair")
+	}
+	want, _, err := c.Get(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fa, fb := c.CachedPair(a, b); fa != nil || fb != nil {
+		t.Fatal("a pair with one text missing was answered")
+	}
+	if m := c.Metrics(); m.Hits != 0 || m.Misses != 1 {
+		t.Fatalf("after a half-missing pair: %d hits, %d misses; want 0 and 1", m.Hits, m.Misses)
+	}
+	if _, _, err := c.Get(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	fa, fb := c.CachedPair(a, b)
+	if fa != want || fb == nil || fb == fa {
+		t.Fatalf("pair answered %p %p, want %p and b's own", fa, fb, want)
+	}
+	if m := c.Metrics(); m.Hits != 2 || m.MemoryHits != 2 || m.Misses != 2 {
+		t.Fatalf("after a pair from memory: %+v", m)
+	}
+	// A third text fills the cache; the pair, used after it, is then more
+	// recent, so a fourth text evicts the third.
+	if _, _, err := c.Get(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if fa, _ := c.CachedPair(a, b); fa == nil {
+		t.Fatal("the pair is gone from a cache of three holding three texts")
+	}
+	if _, _, err := c.Get(ctx, analysis.Of(text(4))); err != nil {
+		t.Fatal(err)
+	}
+	if fa, _ := c.CachedPair(a, b); fa == nil {
+		t.Fatal("a fourth text evicted a text of the pair, not the least recently used")
+	}
+	// other, evicted by the fourth text, comes back in place of the least
+	// recently used: the fourth text, not a text of the pair.
+	if _, st, err := c.Get(ctx, other); err != nil || st != semcache.Miss {
+		t.Fatalf("the evicted third text: %s %v", st, err)
+	}
+	clockMu.Lock()
+	now = now.Add(61 * time.Second)
+	clockMu.Unlock()
+	if fa, fb := c.CachedPair(a, b); fa != nil || fb != nil {
+		t.Fatal("an expired pair was answered")
+	}
+	if m := c.Metrics(); m.Expirations != 2 || m.Evictions != 2 || m.CurrentSize != 1 {
+		t.Fatalf("after the pair expired: %d expirations, %d evictions, %d entries; want 2, 2 and 1", m.Expirations, m.Evictions, m.CurrentSize)
+	}
+}
+
 func TestLoaderErrorsAndPanicsAreReturned(t *testing.T) {
 	boom := errors.New("boom")
 	l := newLoader(0)
