@@ -243,6 +243,12 @@ func TestNATSClusterNodeLoss(t *testing.T) {
 // leader and two current peers.
 func (c *client) threeReplicas(ctx context.Context, timeout time.Duration) {
 	c.t.Helper()
+	start := time.Now()
+	defer func() {
+		if !c.t.Failed() {
+			c.t.Logf("streams with 3 current replicas after %s", time.Since(start).Round(time.Millisecond))
+		}
+	}()
 	for _, name := range []string{topology.JobsStream, topology.ResultsStream, topology.DLQStream} {
 		eventually.NoError(c.t, timeout, func() error {
 			sctx, cancel := context.WithTimeout(ctx, 3*time.Second)

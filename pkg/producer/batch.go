@@ -359,7 +359,7 @@ func (b *batch) publishAll(ctx context.Context, js jetstream.JetStream) error {
 		// Each job's span is a child of ctx's: a caller that passes no
 		// span gets one trace per job.
 		_, span := startProduce(ctx, msg)
-		fut, err := js.PublishMsgAsync(msg)
+		fut, err := js.PublishMsgAsync(msg, publishRetries...)
 		if err != nil {
 			span.SetStatus(codes.Error, err.Error())
 			span.End()

@@ -90,7 +90,7 @@ func (c *Client) Publish(ctx context.Context, lane string, w job.Wire) (dup bool
 	msg := &nats.Msg{Subject: topology.JobsPrefix + lane, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{w.JobID}}}
 	ctx, span := startProduce(ctx, msg)
 	defer span.End()
-	ack, err := c.JS.PublishMsg(ctx, msg)
+	ack, err := c.JS.PublishMsg(ctx, msg, publishRetries...)
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		return false, fmt.Errorf("publish job %s: %w", w.JobID, err)
@@ -98,6 +98,14 @@ func (c *Client) Publish(ctx context.Context, lane string, w job.Wire) (dup bool
 	span.SetAttributes(attribute.Bool("duplicate", ack.Duplicate))
 	return ack.Duplicate, nil
 }
+
+// publishRetries ride out a stream without a leader for up to 5 s: while
+// a replicated stream elects a new one (a node lost or restarted), or
+// while the worker is still creating the streams, a publish has no
+// responder. nats.go retries twice in 0.5 s by default, less than an
+// election may take on a loaded cluster; a retry is safe, since the job's
+// Nats-Msg-Id keeps a second copy out of the stream.
+var publishRetries = []jetstream.PublishOpt{jetstream.WithRetryAttempts(20), jetstream.WithRetryWait(250 * time.Millisecond)}
 
 // tracer is the tracer of OpenTelemetry's global provider, looked up at
 // each use: a program that traces installs its provider there

@@ -316,6 +316,37 @@ func TestSubmit(t *testing.T) {
 	}
 }
 
+// A publish while the job stream has no responder (being created here; a
+// replicated stream electing a leader answers the same way) waits for it
+// rather than failing after nats.go's default half second, and the job is
+// stored once.
+func TestPublishRidesOutAStreamWithoutResponder(t *testing.T) {
+	c, _ := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	created := make(chan error, 1)
+	time.AfterFunc(1500*time.Millisecond, func() {
+		_, err := topology.Provision(context.Background(), c.JS, topology.Config{})
+		created <- err
+	})
+	start := time.Now()
+	dup, err := c.Publish(ctx, "norespond", job.Wire{JobID: "early-1", TaskDescription: "t", HistoricalPatternText: "p", VectorSimilarity: 0.5})
+	if err != nil || dup {
+		t.Fatalf("publish before the stream existed: dup %v, %v after %s", dup, err, time.Since(start).Round(time.Millisecond))
+	}
+	if err := <-created; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("stored %s after the first attempt (the stream came at 1.5 s)", time.Since(start).Round(time.Millisecond))
+	st, err := c.JS.Stream(ctx, topology.JobsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := st.CachedInfo().State.Msgs; n != 1 {
+		t.Fatalf("%d jobs stored, want 1", n)
+	}
+}
+
 func TestDeriveJobIDIsContentBased(t *testing.T) {
 	a := job.Wire{TaskDescription: "a", HistoricalPatternText: "b", VectorSimilarity: 0.5}
 	b := a
