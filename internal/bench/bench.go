@@ -169,6 +169,12 @@ func rates(ts []Throughput) string {
 
 // Run runs the benchmark and prints its report.
 func Run(ctx context.Context, o Options) (*Report, error) {
+	b := &run{o: o.withDefaults(), rep: &Report{}}
+	return b.rep, b.run(ctx)
+}
+
+// withDefaults fills in every option left zero.
+func (o Options) withDefaults() Options {
 	if o.Jobs <= 0 {
 		o.Jobs = 100000
 	}
@@ -193,8 +199,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.Log == nil {
 		o.Log = zap.NewNop()
 	}
-	b := &run{o: o, rep: &Report{}}
-	return b.rep, b.run(ctx)
+	return o
 }
 
 type run struct {

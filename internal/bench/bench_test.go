@@ -11,7 +11,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"go.uber.org/zap"
 
 	"github.com/hybridscore/hybridscore/internal/eventually"
 	"github.com/hybridscore/hybridscore/internal/natsembed"
@@ -103,7 +102,7 @@ func TestRawLoop(t *testing.T) {
 // every round answers each of its jobs, and the ratio is of the medians.
 func TestRepliesRounds(t *testing.T) {
 	var out strings.Builder
-	b, ctx := embeddedRun(t, Options{Replies: 40, Rounds: 1, Out: &out, Log: zap.NewNop()}, 2*time.Minute)
+	b, ctx := embeddedRun(t, Options{Replies: 40, Rounds: 1, Out: &out}, 2*time.Minute)
 	tasks, patterns := texts("t", taskTexts), texts("p", patternTexts)
 	if err := b.replies(ctx, tasks, patterns, slices.Concat(tasks, patterns)); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
@@ -123,8 +122,9 @@ func TestRepliesRounds(t *testing.T) {
 	}
 }
 
-// embeddedRun returns a bench run of o against an embedded server of its
-// own, connected, with the topology's streams; all of it ends with t.
+// embeddedRun returns a bench run of o (with Run's defaults) against an
+// embedded server of its own, connected, with the topology's streams; all
+// of it ends with t.
 func embeddedRun(t *testing.T, o Options, timeout time.Duration) (*run, context.Context) {
 	t.Helper()
 	ns, err := natsembed.Start(natsembed.Options{Port: -1, StoreDir: t.TempDir()})
@@ -134,10 +134,7 @@ func embeddedRun(t *testing.T, o Options, timeout time.Duration) (*run, context.
 	t.Cleanup(ns.Stop)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(cancel)
-	if o.Out == nil {
-		o.Out = &strings.Builder{}
-	}
-	b := &run{o: o, rep: &Report{}, url: ns.URL(), embedded: true, tmp: t.TempDir()}
+	b := &run{o: o.withDefaults(), rep: &Report{}, url: ns.URL(), embedded: true, tmp: t.TempDir()}
 	if b.nc, err = nats.Connect(b.url); err != nil {
 		t.Fatal(err)
 	}

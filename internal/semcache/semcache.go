@@ -697,15 +697,12 @@ func timedOut(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-func (c *Cache) markDown(cause error) {
-	if c.redisUp.CompareAndSwap(true, false) && c.cfg.OnRedisState != nil {
-		c.cfg.OnRedisState(false, cause)
-	}
-}
+func (c *Cache) markDown(cause error) { c.setRedisUp(false, cause) }
 
-func (c *Cache) markUp() {
-	if c.redisUp.CompareAndSwap(false, true) && c.cfg.OnRedisState != nil {
-		c.cfg.OnRedisState(true, nil)
+// setRedisUp records a change of Redis's state and reports it once.
+func (c *Cache) setRedisUp(up bool, cause error) {
+	if c.redisUp.CompareAndSwap(!up, up) && c.cfg.OnRedisState != nil {
+		c.cfg.OnRedisState(up, cause)
 	}
 }
 
@@ -759,7 +756,7 @@ func (c *Cache) reconnect() {
 			time.AfterFunc(2*max(c.cfg.RedisTimeout, time.Second), func() { _ = old.Close() })
 		}
 	}
-	c.markUp()
+	c.setRedisUp(true, nil)
 }
 
 // Warm loads queries into the cache, at most eight at a time, and returns
