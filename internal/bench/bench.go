@@ -295,14 +295,16 @@ func (b *run) connect(ctx context.Context) (closeAll func(), err error) {
 		b.broker = brokerCPU(b.url)
 	}
 	var undo []func()
-	closeAll = func() {
+	undoAll := func() {
 		for i := len(undo) - 1; i >= 0; i-- {
 			undo[i]()
 		}
 	}
+	closeAll = undoAll
 	defer func() {
+		// undoAll, not closeAll: an error return has set closeAll to nil.
 		if err != nil {
-			closeAll()
+			undoAll()
 		}
 	}()
 	if b.embedded {

@@ -147,3 +147,24 @@ func embeddedRun(t *testing.T, o Options, timeout time.Duration) (*run, context.
 	}
 	return b, ctx
 }
+
+// A server that does not answer, or a worker executable that cannot be
+// found, is an error to report, not a panic (an error return used to leave
+// the cleanup nil and then call it).
+func TestSetupFailuresAreErrors(t *testing.T) {
+	for name, o := range map[string]Options{
+		"unreachable server": {NATSURL: "nats://127.0.0.1:1", WorkerBin: "/bin/true"},
+		"no worker":          {NATSURL: "nats://127.0.0.1:1", WorkerBin: ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv("PATH", t.TempDir())
+			var out strings.Builder
+			o.Out = &out
+			_, err := Run(context.Background(), o)
+			if err == nil {
+				t.Fatalf("no error; printed %q", out.String())
+			}
+			t.Logf("error: %v", err)
+		})
+	}
+}
