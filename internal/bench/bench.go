@@ -102,13 +102,23 @@ type Report struct {
 	// RawLatencyP50 and RawLatencyP99 (ms, with --baseline) are the raw
 	// loop's at the same rate: the floor the broker sets for the worker.
 	RawLatencyP50, RawLatencyP99 float64
-	LatencyJobs                  int
-	RSSMB                        float64 // this process at the end (embedded: worker and server included)
-	WorkerPeakRSSMB              float64 // external server: the largest peak resident set (VmHWM) of the worker processes
-	Mixed                        Mixed   // Options.Mixed
-	Replies                      Replies // Options.Replies
-	Soak                         Soak    // Options.Soak
-	Trickle                      Trickle // Options.Trickle
+	// LatencySteal and RawLatencySteal are the shares of the machine's CPU
+	// stolen while each was measured (-1: not measured).
+	LatencySteal, RawLatencySteal float64
+	LatencyJobs                   int
+	// RawCPU and WarmCPU (with --baseline, a server on this machine) are
+	// the CPU per job of each design, broker and client together (sums of
+	// the rounds' medians).
+	RawCPU, WarmCPU time.Duration
+	// MaxSteal is the largest share of the machine's CPU the hypervisor
+	// took during a round (-1: not measured).
+	MaxSteal        float64
+	RSSMB           float64 // this process at the end (embedded: worker and server included)
+	WorkerPeakRSSMB float64 // external server: the largest peak resident set (VmHWM) of the worker processes
+	Mixed           Mixed   // Options.Mixed
+	Replies         Replies // Options.Replies
+	Soak            Soak    // Options.Soak
+	Trickle         Trickle // Options.Trickle
 }
 
 // Throughput is one scenario's result.
@@ -122,6 +132,87 @@ type Throughput struct {
 	// BrokerCPU is the nats-server's CPU time per job while the lane
 	// drained (an external server on this machine; 0: not measured).
 	BrokerCPU time.Duration
+	// ClientCPU is the client's CPU time per job while the lane drained:
+	// the worker process's (from its start), or, for the raw loop, this
+	// process's (the loop and the bench's polling); 0: not measured (an
+	// in-process worker).
+	ClientCPU time.Duration
+	// Steal is the share of this machine's CPU time the hypervisor gave to
+	// other guests while the lane drained (/proc/stat); -1: not measured.
+	// Throughput measured under steal is the neighbours' as much as the
+	// design's: CPU per job is not affected.
+	Steal float64
+}
+
+// meter measures what one lane's drain costs: the broker's and the
+// client's CPU, and the CPU time stolen from this machine.
+type meter struct {
+	b                *run
+	broker0, client0 time.Duration
+	client           func() time.Duration
+	total0, steal0   int64
+}
+
+// meter starts measuring; client reads the client's CPU time so far (nil:
+// set later with from, or not measured).
+func (b *run) meter(client func() time.Duration) *meter {
+	m := &meter{b: b, broker0: b.brokerNow()}
+	m.from(client)
+	m.total0, m.steal0 = cpuTicks()
+	return m
+}
+
+// from sets the reader of the client's CPU time, read from now on.
+func (m *meter) from(client func() time.Duration) {
+	if m.client = client; client != nil {
+		m.client0 = client()
+	}
+}
+
+// done fills t's costs per job for jobs jobs.
+func (m *meter) done(t *Throughput, jobs int) {
+	t.Steal = stolenSince(m.total0, m.steal0)
+	if jobs <= 0 {
+		return
+	}
+	// /proc counts CPU time in ticks of 10 ms: under a tenth of a second
+	// the figure per job is mostly rounding, and is not reported.
+	if d := m.b.brokerNow() - m.broker0; d >= minCPU {
+		t.BrokerCPU = d / time.Duration(jobs)
+	}
+	if m.client != nil {
+		if d := m.client() - m.client0; d >= minCPU {
+			t.ClientCPU = d / time.Duration(jobs)
+		}
+	}
+}
+
+// minCPU is the least CPU time a cost per job is computed from.
+const minCPU = 100 * time.Millisecond
+
+// stealMeter starts measuring steal; the function it returns reads the
+// share of the machine's CPU stolen since (-1: not measured).
+func stealMeter() func() float64 {
+	total0, steal0 := cpuTicks()
+	return func() float64 { return stolenSince(total0, steal0) }
+}
+
+func stolenSince(total0, steal0 int64) float64 {
+	// Ticks of 10 ms: below 20 of them (a tenth of a second of each of
+	// two CPUs) the share is rounding.
+	if total, steal := cpuTicks(); total-total0 >= 20 {
+		return float64(steal-steal0) / float64(total-total0)
+	}
+	return -1
+}
+
+// stealNoteOf is ", N % stolen" when the hypervisor took at least half a
+// per cent of the machine's CPU.
+func stealNoteOf(steal float64) string {
+	if steal < 0.005 {
+		return ""
+	}
+	return fmt.Sprintf(", %.0f %% stolen", 100*steal)
 }
 
 func (t Throughput) String() string {
@@ -130,10 +221,15 @@ func (t Throughput) String() string {
 	}
 	s := fmt.Sprintf("%d results of %d bytes in %s: %.0f results/s", t.Jobs, t.ResultBytes, t.Elapsed.Round(time.Millisecond), t.PerSec)
 	if t.BrokerCPU > 0 {
-		s += fmt.Sprintf(", broker CPU %.1f µs/job", float64(t.BrokerCPU.Nanoseconds())/1e3)
+		s += fmt.Sprintf(", broker CPU %.1f µs/job", micros(t.BrokerCPU))
 	}
-	return s
+	if t.ClientCPU > 0 {
+		s += fmt.Sprintf(", client CPU %.1f µs/job", micros(t.ClientCPU))
+	}
+	return s + stealNoteOf(t.Steal)
 }
+
+func micros(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
 
 // median returns the round of median rate (the mean of the middle two for
 // an even count).
@@ -254,18 +350,22 @@ func (b *run) run(ctx context.Context) error {
 	b.rep.Concurrent = t
 	b.printf("concurrent (10 pub):  %s%s\n", t, peakNote(peak))
 	if b.o.Rate > 0 {
+		stolen := stealMeter()
 		peak, err := b.steady(ctx, tasks, patterns, warm)
 		if err != nil {
 			return fmt.Errorf("steady rate: %w", err)
 		}
-		b.printf("steady %.0f jobs/s:  publish→result p50 %.3f ms, p99 %.3f ms over %d jobs%s\n", b.o.Rate, b.rep.LatencyP50, b.rep.LatencyP99, b.rep.LatencyJobs, peakNote(peak))
+		b.rep.LatencySteal = stolen()
+		b.printf("steady %.0f jobs/s:  publish→result p50 %.3f ms, p99 %.3f ms over %d jobs%s%s\n", b.o.Rate, b.rep.LatencyP50, b.rep.LatencyP99, b.rep.LatencyJobs,
+			stealNoteOf(b.rep.LatencySteal), peakNote(peak))
 		if b.o.Baseline {
+			stolen = stealMeter()
 			p50, p99, err := b.rawLatency(ctx, b.o.Rate, b.o.RateFor, tasks, patterns)
 			if err != nil {
 				return fmt.Errorf("steady rate, raw loop: %w", err)
 			}
-			b.rep.RawLatencyP50, b.rep.RawLatencyP99 = p50, p99
-			b.printf("  raw loop, same rate: publish→result p50 %.3f ms, p99 %.3f ms (the broker's floor)\n", p50, p99)
+			b.rep.RawLatencyP50, b.rep.RawLatencyP99, b.rep.RawLatencySteal = p50, p99, stolen()
+			b.printf("  raw loop, same rate: publish→result p50 %.3f ms, p99 %.3f ms%s (the broker's floor)\n", p50, p99, stealNoteOf(b.rep.RawLatencySteal))
 		}
 	}
 	if b.o.Mixed {
@@ -383,12 +483,50 @@ func (b *run) rounds(ctx context.Context, tasks, patterns, warm []string) error 
 	if b.o.Baseline && b.rep.Raw.PerSec > 0 {
 		b.rep.Ratio = b.rep.Warm.PerSec / b.rep.Raw.PerSec
 		b.printf("ratio worker/raw:     %.2f (medians, warm cache, same server, same run)\n", b.rep.Ratio)
+		b.costs()
 		if w, r := float64(b.rep.Warm.ResultBytes), float64(b.rep.Raw.ResultBytes); w > 1.2*r || w < r/1.2 {
 			b.printf("note: the worker's results are %.0f bytes, the raw loop's %.0f (sized to match: about %d)\n", w, r, rawResultBytes)
 		}
 	}
 	return nil
 }
+
+// costs prints what a job costs each design in CPU (medians of the
+// rounds), and how much CPU the hypervisor took meanwhile: on a shared
+// host the rate of a round measures the neighbours too, its CPU per job
+// hardly.
+func (b *run) costs() {
+	raw, warm := b.rep.RawRounds, b.rep.WarmRounds
+	med := func(ts []Throughput, f func(Throughput) time.Duration) time.Duration {
+		v := make([]time.Duration, len(ts))
+		for i, t := range ts {
+			v[i] = f(t)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	broker := func(t Throughput) time.Duration { return t.BrokerCPU }
+	client := func(t Throughput) time.Duration { return t.ClientCPU }
+	if rb, wb := med(raw, broker), med(warm, broker); rb > 0 && wb > 0 {
+		rc, wc := med(raw, client), med(warm, client)
+		b.rep.RawCPU, b.rep.WarmCPU = rb+rc, wb+wc
+		b.printf("CPU per job:          raw loop %.1f µs (broker %.1f + loop %.1f), worker %.1f µs (broker %.1f + worker %.1f) (medians)\n",
+			micros(rb+rc), micros(rb), micros(rc), micros(wb+wc), micros(wb), micros(wc))
+	}
+	hi := -1.0
+	for _, t := range slices.Concat(raw, warm) {
+		hi = max(hi, t.Steal)
+	}
+	b.rep.MaxSteal = hi
+	if hi >= stealNote {
+		b.printf("note: the hypervisor took up to %.0f %% of this machine's CPU during the rounds (steal): their rates measure\n"+
+			"      the other guests as much as the designs; compare CPU per job, or run again when steal stays under %.0f %%\n", 100*hi, 100*stealNote)
+	}
+}
+
+// stealNote is the steal from which the bench warns that its rates are
+// not the machine's.
+const stealNote = 0.05
 
 func peakNote(mb float64) string {
 	if mb <= 0 {
@@ -763,10 +901,13 @@ func (b *run) scenarioOf(ctx context.Context, prefix, lane string, n int, tasks,
 			return Throughput{}, 0, err
 		}
 	}
-	cpu0 := b.brokerNow()
+	m := b.meter(nil)
 	w, err := b.startWorker(ctx, warm)
 	if err != nil {
 		return Throughput{}, 0, err
+	}
+	if c, ok := w.(*child); ok {
+		m.client, m.client0 = procCPU(c.cmd.Process.Pid), 0 // from its start
 	}
 	if concurrent {
 		err = b.ready(ctx, w, tasks, patterns)
@@ -776,7 +917,7 @@ func (b *run) scenarioOf(ctx context.Context, prefix, lane string, n int, tasks,
 	}
 	if err == nil {
 		t, err = c.wait(ctx, w)
-		t.BrokerCPU = b.brokerSince(cpu0, n)
+		m.done(&t, n)
 	}
 	peakMB, serr := b.stopWorker(w)
 	return t, peakMB, joinStop(err, serr, w)
@@ -902,12 +1043,4 @@ func (b *run) brokerNow() time.Duration {
 		return 0
 	}
 	return b.broker()
-}
-
-// brokerSince is the broker's CPU per job since cpu0.
-func (b *run) brokerSince(cpu0 time.Duration, jobs int) time.Duration {
-	if b.broker == nil || jobs == 0 {
-		return 0
-	}
-	return (b.broker() - cpu0) / time.Duration(jobs)
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -29,6 +30,12 @@ func brokerCPU(natsURL string) func() time.Duration {
 	if pid == 0 {
 		return nil
 	}
+	return procCPU(pid)
+}
+
+// procCPU returns a reader of the CPU time (user and system) process pid
+// has used so far; it reads 0 once the process is gone.
+func procCPU(pid int) func() time.Duration {
 	stat := filepath.Join("/proc", strconv.Itoa(pid), "stat")
 	return func() time.Duration {
 		b, err := os.ReadFile(stat)
@@ -44,6 +51,36 @@ func brokerCPU(natsURL string) func() time.Duration {
 		st, _ := strconv.ParseInt(f[12], 10, 64)
 		return time.Duration(ut+st) * time.Second / 100 // USER_HZ
 	}
+}
+
+// selfCPU is the CPU time (user and system) this process has used so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cpuTicks reads the machine's CPU time so far from /proc/stat: all of it
+// and what the hypervisor stole (given to other guests while this one had
+// work), in ticks.
+func cpuTicks() (total, steal int64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0
+	}
+	for i := 1; i <= 8; i++ { // user nice system idle iowait irq softirq steal
+		v, _ := strconv.ParseInt(f[i], 10, 64)
+		total += v
+	}
+	steal, _ = strconv.ParseInt(f[8], 10, 64)
+	return total, steal
 }
 
 // listener is the process listening on TCP port, or 0.

@@ -114,7 +114,11 @@ func (b *run) rawOnce(ctx context.Context, n int, tasks, patterns []string) (Thr
 	if err != nil {
 		return Throughput{}, err
 	}
-	cpu0 := b.brokerNow()
+	var self func() time.Duration
+	if !b.embedded { // embedded, this process is the server and the worker too
+		self = selfCPU
+	}
+	m := b.meter(self)
 	stop, err := b.rawLoop(ctx, subject, func(m jetstream.Msg) *nats.Msg {
 		id := m.Headers().Get(jetstream.MsgIDHeader)
 		return &nats.Msg{Subject: resultSubject, Data: rawResultFor(id), Header: nats.Header{jetstream.MsgIDHeader: []string{id}}}
@@ -124,7 +128,7 @@ func (b *run) rawOnce(ctx context.Context, n int, tasks, patterns []string) (Thr
 	}
 	defer stop()
 	t, err := c.wait(ctx, nil)
-	t.BrokerCPU = b.brokerSince(cpu0, n)
+	m.done(&t, n)
 	return t, errors.Join(err, stop())
 }
 
