@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -336,46 +337,72 @@ func TestReplicatedStream(t *testing.T) {
 // client URLs once JetStream has a leader.
 func cluster(t *testing.T, n int) []string {
 	t.Helper()
-	// JetStream in a cluster needs its routes configured from the start, so
-	// the cluster ports are chosen here: free a moment ago (a clash fails
-	// the start, and the test says so).
+	var err error
+	for range 3 {
+		var urls []string
+		if urls, err = startCluster(t, n); err == nil {
+			return urls
+		}
+		t.Logf("cluster start: %v; again", err)
+	}
+	t.Fatal(err)
+	return nil
+}
+
+// startCluster starts n servers forming a JetStream cluster. JetStream in a
+// cluster needs its routes configured from the start, so the cluster ports
+// are chosen here, free a moment ago: one taken since then by another
+// listener fails that server's start, and the caller tries again with
+// other ports.
+func startCluster(t *testing.T, n int) (urls []string, err error) {
 	ports := make([]int, n)
 	var routes []*url.URL
 	for i := range ports {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		ports[i] = l.Addr().(*net.TCPAddr).Port
 		_ = l.Close()
 		routes = append(routes, &url.URL{Scheme: "nats", Host: l.Addr().String()})
 	}
-	var urls []string
 	var servers []*server.Server
+	defer func() {
+		if err != nil {
+			for _, s := range servers {
+				s.Shutdown()
+			}
+		}
+	}()
 	for i := range n {
 		o := &server.Options{ServerName: fmt.Sprintf("s%d", i), Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
 			Cluster: server.ClusterOpts{Name: "hs", Host: "127.0.0.1", Port: ports[i]}, Routes: routes, NoLog: true, NoSigs: true}
 		s, err := server.NewServer(o)
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		go s.Start()
-		t.Cleanup(s.Shutdown)
 		servers = append(servers, s)
 	}
 	for _, s := range servers {
-		if !s.ReadyForConnections(20 * time.Second) {
-			t.Fatal("server not ready")
+		if !s.ReadyForConnections(30 * time.Second) {
+			return nil, fmt.Errorf("server %s not ready within 30 s", s.Name())
 		}
 		urls = append(urls, s.ClientURL())
 	}
-	eventually.True(t, 30*time.Second, func() bool {
-		for _, s := range servers {
-			if s.JetStreamIsLeader() {
-				return true
-			}
+	// A leader alone is not enough: an R3 stream is placed only on peers
+	// the leader has current statistics of ("no suitable peers for
+	// placement" until then), which is what JetStreamClusterPeers lists.
+	if err := eventually.Wait(30*time.Second, func() error {
+		if slices.ContainsFunc(servers, func(s *server.Server) bool { return s.JetStreamIsLeader() && len(s.JetStreamClusterPeers()) == n }) {
+			return nil
 		}
-		return false
-	}, "a JetStream meta leader")
-	return urls
+		return errors.New("no JetStream meta leader that knows every peer")
+	}); err != nil {
+		return nil, err
+	}
+	for _, s := range servers {
+		t.Cleanup(s.Shutdown)
+	}
+	return urls, nil
 }
