@@ -154,19 +154,15 @@ type meter struct {
 }
 
 // meter starts measuring; client reads the client's CPU time so far (nil:
-// set later with from, or not measured).
+// not measured, or a process not started yet, whose reader is set in
+// m.client once it is, counting from 0).
 func (b *run) meter(client func() time.Duration) *meter {
-	m := &meter{b: b, broker0: b.brokerNow()}
-	m.from(client)
-	m.total0, m.steal0 = cpuTicks()
-	return m
-}
-
-// from sets the reader of the client's CPU time, read from now on.
-func (m *meter) from(client func() time.Duration) {
-	if m.client = client; client != nil {
+	m := &meter{b: b, broker0: b.brokerNow(), client: client}
+	if client != nil {
 		m.client0 = client()
 	}
+	m.total0, m.steal0 = cpuTicks()
+	return m
 }
 
 // done fills t's costs per job for jobs jobs.
@@ -198,8 +194,8 @@ func stealMeter() func() float64 {
 }
 
 func stolenSince(total0, steal0 int64) float64 {
-	// Ticks of 10 ms: below 20 of them (a tenth of a second of each of
-	// two CPUs) the share is rounding.
+	// Ticks of 10 ms: below 20 of them (a tenth of a second of two
+	// CPUs) the share is rounding.
 	if total, steal := cpuTicks(); total-total0 >= 20 {
 		return float64(steal-steal0) / float64(total-total0)
 	}
