@@ -150,24 +150,23 @@ type meter struct {
 	b                *run
 	broker0, client0 time.Duration
 	client           func() time.Duration
-	total0, steal0   int64
+	stolen           func() float64
 }
 
 // meter starts measuring; client reads the client's CPU time so far (nil:
 // not measured, or a process not started yet, whose reader is set in
 // m.client once it is, counting from 0).
 func (b *run) meter(client func() time.Duration) *meter {
-	m := &meter{b: b, broker0: b.brokerNow(), client: client}
+	m := &meter{b: b, broker0: b.brokerNow(), client: client, stolen: stealMeter()}
 	if client != nil {
 		m.client0 = client()
 	}
-	m.total0, m.steal0 = cpuTicks()
 	return m
 }
 
 // done fills t's costs per job for jobs jobs.
 func (m *meter) done(t *Throughput, jobs int) {
-	t.Steal = stolenSince(m.total0, m.steal0)
+	t.Steal = m.stolen()
 	if jobs <= 0 {
 		return
 	}
@@ -190,16 +189,14 @@ const minCPU = 100 * time.Millisecond
 // share of the machine's CPU stolen since (-1: not measured).
 func stealMeter() func() float64 {
 	total0, steal0 := cpuTicks()
-	return func() float64 { return stolenSince(total0, steal0) }
-}
-
-func stolenSince(total0, steal0 int64) float64 {
-	// Ticks of 10 ms: below 20 of them (a tenth of a second of two
-	// CPUs) the share is rounding.
-	if total, steal := cpuTicks(); total-total0 >= 20 {
-		return float64(steal-steal0) / float64(total-total0)
+	return func() float64 {
+		// Ticks of 10 ms: below 20 of them (a tenth of a second of two
+		// CPUs) the share is rounding.
+		if total, steal := cpuTicks(); total-total0 >= 20 {
+			return float64(steal-steal0) / float64(total-total0)
+		}
+		return -1
 	}
-	return -1
 }
 
 // stealNoteOf is ", N % stolen" when the hypervisor took at least half a
