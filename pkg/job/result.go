@@ -1,6 +1,7 @@
 package job
 
 import (
+	"math"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -158,10 +159,27 @@ func appendStringField(b []byte, name string, v *string) []byte {
 
 // appendFloat writes v as encoding/json does (shortest form; exponents only
 // for very small or large magnitudes). Values here are finite.
+//
+// Most values a result carries are multiples of 1e-12 (scores rounded to
+// twelve decimals, latencies in microseconds), and for those the digits
+// are written from the integer v·1e12: a third of what the shortest-form
+// search costs, and a result has thirteen numbers. The digits are the
+// same: below 4096 a float64's spacing is under 1e-12, so of all decimals
+// with at most twelve places only one rounds to v, and the shortest form,
+// which has no more places than that one, is it (TestAppendFloat compares
+// both on millions of values).
 func appendFloat(b []byte, v float64) []byte {
 	abs := v
 	if abs < 0 {
 		abs = -abs
+	}
+	if abs >= 1e-6 && abs < 4096 {
+		if n := math.Round(abs * 1e12); n/1e12 == abs {
+			if v < 0 {
+				b = append(b, '-')
+			}
+			return appendMicroMicro(b, uint64(n))
+		}
 	}
 	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
 		b = strconv.AppendFloat(b, v, 'e', -1, 64)
@@ -173,6 +191,36 @@ func appendFloat(b []byte, v float64) []byte {
 		return b
 	}
 	return strconv.AppendFloat(b, v, 'f', -1, 64)
+}
+
+// appendMicroMicro writes n·1e-12 in fixed notation, without trailing
+// zeros.
+func appendMicroMicro(b []byte, n uint64) []byte {
+	b = strconv.AppendUint(b, n/1e12, 10)
+	frac := n % 1e12
+	if frac == 0 {
+		return b
+	}
+	places := 12
+	if frac%1e6 == 0 {
+		frac /= 1e6
+		places -= 6
+	}
+	if frac%1e3 == 0 {
+		frac /= 1e3
+		places -= 3
+	}
+	for frac%10 == 0 {
+		frac /= 10
+		places--
+	}
+	var d [13]byte
+	d[0] = '.'
+	for i := places; i > 0; i-- {
+		d[i] = byte('0' + frac%10)
+		frac /= 10
+	}
+	return append(b, d[:places+1]...)
 }
 
 const hexDigits = "0123456789abcdef"
