@@ -74,12 +74,25 @@ func (h *JobHandler) reservedReply(lane, jobID, subject string) string {
 	return ""
 }
 
-// resultBufs recycles result encodings once the pump is done with them.
-var resultBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+// resultBuf is a result encoding's buffer, recycled once the pump is
+// done with it (resultBufs). Its release is bound once, when it is made,
+// so handing it to the pump allocates nothing.
+type resultBuf struct {
+	b       []byte
+	release func([]byte)
+}
 
-func releaseResult(b []byte) {
-	b = b[:0]
-	resultBufs.Put(&b)
+var resultBufs sync.Pool
+
+func init() {
+	resultBufs.New = func() any {
+		rb := &resultBuf{b: make([]byte, 0, 1024)}
+		rb.release = func(b []byte) {
+			rb.b = b[:0]
+			resultBufs.Put(rb)
+		}
+		return rb
+	}
 }
 
 // Handle implements consumer.Handler. A panic anywhere in it is a consumer.Fail with reason
@@ -119,6 +132,7 @@ func (h *JobHandler) Handle(ctx context.Context, d *consumer.Delivery) (rep cons
 		r.Status = job.StatusExpired
 		r.VectorScore = &vector
 		r.Error = &job.ErrorInfo{Code: job.CodeDeadlineExceeded, Message: "deadline " + j.Deadline.UTC().Format(time.RFC3339Nano) + " passed before the job was picked up"}
+		rep.Status = job.StatusExpired
 		return h.publish(d, &r, rep)
 	}
 	req := Request{Task: j.TaskDescription, Pattern: j.HistoricalPatternText, Vector: j.VectorSimilarity,
@@ -129,7 +143,13 @@ func (h *JobHandler) Handle(ctx context.Context, d *consumer.Delivery) (rep cons
 		if traced {
 			t0 = time.Now()
 		}
-		if o, ok, err = h.Scorer.ScoreCached(&req); !ok {
+		if svc, direct := h.Scorer.(*Service); direct {
+			// Called on the concrete type, req and o stay on the stack.
+			o, ok, err = svc.ScoreCached(&req)
+		} else {
+			o, ok, err = h.Scorer.ScoreCached(escaping(req))
+		}
+		if !ok {
 			return consumer.Reply{Disposition: consumer.NeedsIO}
 		}
 		if traced && err == nil {
@@ -144,7 +164,7 @@ func (h *JobHandler) Handle(ctx context.Context, d *consumer.Delivery) (rep cons
 			sctx, cancel = context.WithDeadline(ctx, j.Deadline)
 			defer cancel()
 		}
-		o, err = h.Scorer.Score(sctx, &req)
+		o, err = h.Scorer.Score(sctx, escaping(req))
 	}
 	switch {
 	case errors.Is(err, ErrInvalidInput): // decoded jobs never get here; answer rather than loop
@@ -164,19 +184,26 @@ func (h *JobHandler) Handle(ctx context.Context, d *consumer.Delivery) (rep cons
 			}
 		}
 	}
-	fill(&r, &o, &vector)
-	if r.FallbackReason != nil {
-		rep.FallbackReason = *r.FallbackReason
+	var cache job.CacheInfo
+	var components job.Components
+	r = fill(r, &o, &vector, &cache, &components)
+	// Not r.Status: whatever is read from r into rep would take all r
+	// points to (o, vector, cache, components) to the heap.
+	rep.Status = job.StatusScored
+	if o.Status != Scored {
+		rep.Status, rep.FallbackReason = job.StatusDegraded, o.FallbackReason
 	}
 	return h.publish(d, &r, rep)
 }
 
+// publish encodes r. rep.Status is the caller's: reading anything of r
+// into rep would let the compiler move what r points to onto the heap.
 func (h *JobHandler) publish(d *consumer.Delivery, r *job.Result, rep consumer.Reply) consumer.Reply {
 	r.LatencyMS = float64(time.Since(d.Received).Microseconds()) / 1000
 	r.ScoredAt = job.Timestamp(time.Now())
-	bp := resultBufs.Get().(*[]byte)
-	rep.Disposition, rep.Status = consumer.Publish, r.Status
-	rep.Result, rep.Release = r.AppendJSON((*bp)[:0]), releaseResult
+	rb := resultBufs.Get().(*resultBuf)
+	rep.Disposition = consumer.Publish
+	rep.Result, rep.Release = r.AppendJSON(rb.b[:0]), rb.release
 	return rep
 }
 
@@ -230,12 +257,18 @@ func legacyDigest(j *job.Job) string {
 	return strconv.FormatUint(d.Sum64(), 16)
 }
 
+// escaping is a copy of req for a call the compiler cannot see into (an
+// interface's): the copy goes to the heap, req itself stays on the stack.
+func escaping(req Request) *Request { return &req }
+
 // tidy rounds v to twelve decimals.
 func tidy(v float64) float64 { return math.Round(v*1e12) / 1e12 }
 
-// fill copies an outcome into a result. The pointers refer to o's fields,
-// so o must outlive the encoding of r.
-func fill(r *job.Result, o *Outcome, vector *float64) {
+// fill copies an outcome into a result, using cache and components for
+// its objects. The pointers refer to o's fields and to those, so they must
+// outlive the encoding of r; taken and returned by value, r lets them all
+// live on the caller's stack.
+func fill(r job.Result, o *Outcome, vector *float64, cache *job.CacheInfo, components *job.Components) job.Result {
 	if o.Status == Scored {
 		// Arithmetic leaves float64 noise in the last digits
 		// (0.7837500000000001 for 0.78375); twelve decimals keep every
@@ -249,7 +282,8 @@ func fill(r *job.Result, o *Outcome, vector *float64) {
 	r.VectorScore = vector
 	r.HybridScore = &o.Hybrid
 	r.VectorWeight, r.PatternWeight = &o.Weights.Vector, &o.Weights.Pattern
-	r.Cache = &job.CacheInfo{Task: o.CacheTask.String(), Pattern: o.CachePattern.String()}
+	*cache = job.CacheInfo{Task: o.CacheTask.String(), Pattern: o.CachePattern.String()}
+	r.Cache = cache
 	if o.Status == Scored {
 		r.Status = job.StatusScored
 		r.PatternScore, r.Confidence, r.ScoreAgreement = &o.Pattern, &o.Confidence, &o.Agreement
@@ -258,12 +292,14 @@ func fill(r *job.Result, o *Outcome, vector *float64) {
 			r.AdjustmentReason = &o.Weights.Reason
 		}
 		c := o.Components
-		r.ComponentScores = &job.Components{Concept: c[0], Theme: c[1], Domain: c[2], Structure: c[3], Relationship: c[4]}
+		*components = job.Components{Concept: c[0], Theme: c[1], Domain: c[2], Structure: c[3], Relationship: c[4]}
+		r.ComponentScores = components
 		r.UsedPatterns = true
-		return
+		return r
 	}
 	r.Status = job.StatusDegraded
 	r.FallbackReason = &o.FallbackReason
+	return r
 }
 
 // decoded records the decode span, which began at start.
