@@ -225,6 +225,7 @@ type Worker struct {
 	heldBytes int
 	room      chan struct{} // signalled when something is released
 	store     *resultstore.Store
+	news      func(*resultstore.Op) // storeNews, bound once: a method value per job would be an allocation
 
 	denied     sync.Map // subject → time.Time of NATS's last refusal
 	ready      atomic.Bool
@@ -241,6 +242,7 @@ func New(nc *nats.Conn, js jetstream.JetStream, cons jetstream.Consumer, h Handl
 	w := &Worker{cfg: cfg, nc: nc, js: js, h: h, log: cfg.Logger, obs: cfg.Observer,
 		io:   newSlots(cfg.Concurrency, cfg.BulkShare),
 		held: map[*item]struct{}{}, room: make(chan struct{}, 1), drainCh: make(chan struct{})}
+	w.news = w.storeNews
 	w.store = resultstore.New(nc, js, resultstore.Config{Timeout: cfg.PublishTimeout, LegacyClaims: cfg.LegacyClaims, Logger: cfg.Logger})
 	w.src[Interactive] = newSource(Interactive, cons, cfg.Bind, topology.JobsStream, topology.Consumer, cfg.Prefetch)
 	w.pace = newPace(cfg.BulkShare, runtime.GOMAXPROCS(0))
@@ -619,7 +621,7 @@ func (w *Worker) dispose(ctx context.Context, it *item, rep Reply) {
 		if it.span != nil {
 			w.startPublish(it)
 		}
-		w.store.Start(w.storeOp(ctx, it), w.storeNews)
+		w.store.Start(w.storeOp(ctx, it), w.news)
 	case Retry:
 		if ce := w.log.Check(zap.DebugLevel, "retry later"); ce != nil {
 			ce.Write(zap.String("job_id", rep.JobID), zap.String("lane", it.d.Lane), zap.String("fallback_reason", rep.FallbackReason),

@@ -142,7 +142,7 @@ type Op struct {
 	Tag any
 
 	notify  func(*Op)
-	token   string // of the request in flight, in Store.pending
+	token   uint64 // of the request in flight, in Store.pending
 	stage   stage
 	out     nats.Msg
 	sentAt  time.Time
@@ -179,7 +179,7 @@ type Store struct {
 	inbox   string
 	tokens  atomic.Uint64
 	mu      sync.Mutex
-	pending map[string]*Op
+	pending map[uint64]*Op
 	streams streamTable
 	// legacyUntil is when the earlier version's newest claim expires (unix
 	// ns); 0: no such bucket.
@@ -202,7 +202,7 @@ func New(nc *nats.Conn, js jetstream.JetStream, cfg Config) *Store {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	return &Store{cfg: cfg, nc: nc, js: js, log: cfg.Logger, pending: map[string]*Op{},
+	return &Store{cfg: cfg, nc: nc, js: js, log: cfg.Logger, pending: map[uint64]*Op{},
 		inbox:     nc.NewRespInbox() + ".",
 		legacyGet: "$JS.API.DIRECT.GET.KV_" + cfg.LegacyClaims + ".$KV." + cfg.LegacyClaims + "."}
 }
@@ -371,19 +371,35 @@ func (s *Store) fail(op *Op, err error) (Result, bool) {
 // to hold nothing (or the rejection found there).
 func (s *Store) record(op *Op) {
 	op.stage = stageRecord
-	h := make(nats.Header, len(op.Header)+2)
+	rh := recordHeaders.Get().(*recordHeader)
+	h := rh.h
+	clear(h)
 	for k, v := range op.Header {
 		h[k] = v
 	}
 	if op.expect == "0" {
 		h[jetstream.ExpectedLastSubjSeqHeader] = expectNone
 	} else {
-		h[jetstream.ExpectedLastSubjSeqHeader] = []string{op.expect}
+		rh.expect[0] = op.expect
+		h[jetstream.ExpectedLastSubjSeqHeader] = rh.expect[:]
 	}
-	h[HeaderDigest] = []string{op.Digest}
+	rh.digest[0] = op.Digest
+	h[HeaderDigest] = rh.digest[:]
 	op.out = nats.Msg{Subject: job.ResultSubject(op.Lane, op.JobID), Data: op.Result, Header: h}
 	s.request(op)
+	// PublishMsg encoded the headers before it returned, and op.out.Header
+	// is never read again (op may already be another goroutine's).
+	recordHeaders.Put(rh)
 }
+
+// recordHeader is the headers of one record, recycled: a map and two
+// slices less to allocate per job.
+type recordHeader struct {
+	h              nats.Header
+	digest, expect [1]string
+}
+
+var recordHeaders = sync.Pool{New: func() any { return &recordHeader{h: make(nats.Header, 4)} }}
 
 // expectNone is the header value of a first store, shared: headers are
 // only read once written.
@@ -454,9 +470,10 @@ func (s *Store) copy(op *Op) (Result, bool) {
 // request sends op.out with a reply token of its own; the answer (or the
 // timeout) is notified.
 func (s *Store) request(op *Op) {
-	token := strconv.FormatUint(s.tokens.Add(1), 36)
+	token := s.tokens.Add(1)
 	op.token = token
-	op.out.Reply = s.inbox + token
+	var b [96]byte
+	op.out.Reply = string(strconv.AppendUint(append(b[:0], s.inbox...), token, 36))
 	op.sentAt = time.Now()
 	s.mu.Lock()
 	s.pending[token] = op
@@ -476,7 +493,10 @@ func (s *Store) request(op *Op) {
 // onReply reads an answer (on the connection's goroutine: it only reads
 // it and notifies).
 func (s *Store) onReply(m *nats.Msg) {
-	token := strings.TrimPrefix(m.Subject, s.inbox)
+	token, err := strconv.ParseUint(strings.TrimPrefix(m.Subject, s.inbox), 36, 64)
+	if err != nil {
+		return
+	}
 	s.mu.Lock()
 	op := s.pending[token]
 	delete(s.pending, token)
