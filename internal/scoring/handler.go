@@ -27,8 +27,10 @@ import (
 type Scorer interface {
 	// Score may wait on langextract and Redis.
 	Score(ctx context.Context, req *Request) (Outcome, error)
-	// ScoreCached never waits: ok is false when Score is needed.
-	ScoreCached(req *Request) (o Outcome, ok bool, err error)
+	// ScoreCached never waits: ok is false when Score is needed. It is
+	// the hot path, so req is passed by value: a pointer through an
+	// interface would move every job's request to the heap.
+	ScoreCached(req Request) (o Outcome, ok bool, err error)
 }
 
 // JobHandler is the consumer.Handler of scoring jobs: it decodes and validates a job,
@@ -143,13 +145,7 @@ func (h *JobHandler) Handle(ctx context.Context, d *consumer.Delivery) (rep cons
 		if traced {
 			t0 = time.Now()
 		}
-		if svc, direct := h.Scorer.(*Service); direct {
-			// Called on the concrete type, req and o stay on the stack.
-			o, ok, err = svc.ScoreCached(&req)
-		} else {
-			o, ok, err = h.Scorer.ScoreCached(escaping(req))
-		}
-		if !ok {
+		if o, ok, err = h.Scorer.ScoreCached(req); !ok {
 			return consumer.Reply{Disposition: consumer.NeedsIO}
 		}
 		if traced && err == nil {
@@ -164,7 +160,10 @@ func (h *JobHandler) Handle(ctx context.Context, d *consumer.Delivery) (rep cons
 			sctx, cancel = context.WithDeadline(ctx, j.Deadline)
 			defer cancel()
 		}
-		o, err = h.Scorer.Score(sctx, escaping(req))
+		// A copy: the one passed through the interface goes to the heap,
+		// and only on this path.
+		blocking := req
+		o, err = h.Scorer.Score(sctx, &blocking)
 	}
 	switch {
 	case errors.Is(err, ErrInvalidInput): // decoded jobs never get here; answer rather than loop
@@ -189,9 +188,9 @@ func (h *JobHandler) Handle(ctx context.Context, d *consumer.Delivery) (rep cons
 	r = fill(r, &o, &vector, &cache, &components)
 	// Not r.Status: whatever is read from r into rep would take all r
 	// points to (o, vector, cache, components) to the heap.
-	rep.Status = job.StatusScored
+	rep.Status = resultStatus(o.Status)
 	if o.Status != Scored {
-		rep.Status, rep.FallbackReason = job.StatusDegraded, o.FallbackReason
+		rep.FallbackReason = o.FallbackReason
 	}
 	return h.publish(d, &r, rep)
 }
@@ -257,10 +256,6 @@ func legacyDigest(j *job.Job) string {
 	return strconv.FormatUint(d.Sum64(), 16)
 }
 
-// escaping is a copy of req for a call the compiler cannot see into (an
-// interface's): the copy goes to the heap, req itself stays on the stack.
-func escaping(req Request) *Request { return &req }
-
 // tidy rounds v to twelve decimals.
 func tidy(v float64) float64 { return math.Round(v*1e12) / 1e12 }
 
@@ -284,8 +279,8 @@ func fill(r job.Result, o *Outcome, vector *float64, cache *job.CacheInfo, compo
 	r.VectorWeight, r.PatternWeight = &o.Weights.Vector, &o.Weights.Pattern
 	*cache = job.CacheInfo{Task: o.CacheTask.String(), Pattern: o.CachePattern.String()}
 	r.Cache = cache
+	r.Status = resultStatus(o.Status)
 	if o.Status == Scored {
-		r.Status = job.StatusScored
 		r.PatternScore, r.Confidence, r.ScoreAgreement = &o.Pattern, &o.Confidence, &o.Agreement
 		r.WeightsAdjusted = o.Weights.Adjusted
 		if o.Weights.Reason != "" {
@@ -297,9 +292,16 @@ func fill(r job.Result, o *Outcome, vector *float64, cache *job.CacheInfo, compo
 		r.UsedPatterns = true
 		return r
 	}
-	r.Status = job.StatusDegraded
 	r.FallbackReason = &o.FallbackReason
 	return r
+}
+
+// resultStatus is the result's status of an outcome.
+func resultStatus(s Status) string {
+	if s == Scored {
+		return job.StatusScored
+	}
+	return job.StatusDegraded
 }
 
 // decoded records the decode span, which began at start.

@@ -10,7 +10,7 @@ import (
 type panicScorer struct{}
 
 func (panicScorer) Score(context.Context, *Request) (Outcome, error) { panic("injected") }
-func (panicScorer) ScoreCached(*Request) (Outcome, bool, error)      { panic("injected") }
+func (panicScorer) ScoreCached(Request) (Outcome, bool, error)       { panic("injected") }
 
 // A panic while scoring is a bug of the worker: Fail with reason internal,
 // never an invalid_* rejection of the job.

@@ -138,8 +138,8 @@ func (s *Service) Score(ctx context.Context, req *Request) (o Outcome, err error
 // ScoreCached scores one request from the in-memory tier alone, without
 // waiting on anything: ok is false (and nothing is observed) when an
 // analysis is not there, and Score must be used instead.
-func (s *Service) ScoreCached(req *Request) (o Outcome, ok bool, err error) {
-	return s.score(context.Background(), req, false)
+func (s *Service) ScoreCached(req Request) (o Outcome, ok bool, err error) {
+	return s.score(context.Background(), &req, false)
 }
 
 func (s *Service) score(ctx context.Context, req *Request, mayLoad bool) (o Outcome, ok bool, err error) {

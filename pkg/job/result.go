@@ -161,14 +161,13 @@ func appendStringField(b []byte, name string, v *string) []byte {
 // for very small or large magnitudes). Values here are finite.
 //
 // Most values a result carries are multiples of 1e-12 (scores rounded to
-// twelve decimals, latencies in microseconds), and for those the digits
-// are written from the integer v·1e12, which takes two thirds of the time
-// of the shortest-form search (BenchmarkAppendFloat), and a result has
-// thirteen numbers. The digits are the
-// same: below 4096 a float64's spacing is under 1e-12, so of all decimals
-// with at most twelve places only one rounds to v, and the shortest form,
-// which has no more places than that one, is it (TestAppendFloat compares
-// both on millions of values).
+// twelve decimals, latencies in microseconds), and a result has thirteen:
+// their digits are written from the integer v·1e12, in two thirds of the
+// time of the shortest-form search (BenchmarkAppendFloat). The digits are
+// the same: below 4096 a float64's spacing is under 1e-12, so of all
+// decimals with at most twelve places only one rounds to v, and the
+// shortest form, which has no more places than that one, is it
+// (TestAppendFloat compares both on millions of values).
 func appendFloat(b []byte, v float64) []byte {
 	abs := v
 	if abs < 0 {
