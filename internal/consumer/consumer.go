@@ -388,15 +388,15 @@ func (w *Worker) Run(ctx context.Context) error {
 		pool.Add(1)
 		go func() {
 			defer pool.Done()
-			var p picker
+			p := picker{busy: time.Now()}
+			defer w.idle(&p)
 			for {
 				it := w.next(&p, quit)
 				if it == nil {
 					return
 				}
-				start := time.Now()
 				w.step(jobCtx, it)
-				w.pace.ran(time.Since(start))
+				w.stepped(&p)
 			}
 		}()
 	}

@@ -198,8 +198,9 @@ func (h *JobHandler) Handle(ctx context.Context, d *consumer.Delivery) (rep cons
 // publish encodes r. rep.Status is the caller's: reading anything of r
 // into rep would let the compiler move what r points to onto the heap.
 func (h *JobHandler) publish(d *consumer.Delivery, r *job.Result, rep consumer.Reply) consumer.Reply {
-	r.LatencyMS = float64(time.Since(d.Received).Microseconds()) / 1000
-	r.ScoredAt = job.Timestamp(time.Now())
+	now := time.Now()
+	r.LatencyMS = float64(now.Sub(d.Received).Microseconds()) / 1000
+	r.ScoredAt = job.Timestamp(now)
 	rb := resultBufs.Get().(*resultBuf)
 	rep.Disposition = consumer.Publish
 	rep.Result, rep.Release = r.AppendJSON(rb.b[:0]), rb.release
@@ -226,8 +227,9 @@ func (h *JobHandler) reject(d *consumer.Delivery, p job.Partial, err error) cons
 	}
 	r := job.Result{SchemaVersion: 1, JobID: id, CorrelationID: p.CorrelationID, Status: job.StatusRejected,
 		Error: &job.ErrorInfo{Code: je.Code, Message: je.Message}, WorkerID: h.WorkerID, DeliveryAttempt: d.Attempt}
-	r.LatencyMS = float64(time.Since(d.Received).Microseconds()) / 1000
-	r.ScoredAt = job.Timestamp(time.Now())
+	now := time.Now()
+	r.LatencyMS = float64(now.Sub(d.Received).Microseconds()) / 1000
+	r.ScoredAt = job.Timestamp(now)
 	return consumer.Reply{Disposition: consumer.Reject, JobID: id, Subject: subject, Result: r.AppendJSON(nil), Status: job.StatusRejected,
 		Reason: je.Code, Message: je.Message, CorrelationID: p.CorrelationID}
 }
