@@ -156,7 +156,11 @@ func (p *pace) tick(r, busy, interactive float64) {
 // admit returns how many of n bulk jobs may be pulled now, waiting for the
 // pace while interactive jobs arrive; 0 when ctx ends.
 func (p *pace) admit(ctx context.Context, n int) int {
-	if !p.busy() {
+	// Before the first tick the pace is unlimited. Taking one job per pull
+	// then (its burst) made a worker started beside a trickle of
+	// interactive jobs spend its first second ramping up from there; only
+	// interactive jobs waiting keep bulk to that until the pace is known.
+	if !p.busy() || p.bulk.Limit() == rate.Inf && p.backlog.Load() <= 1 {
 		return n
 	}
 	n = min(n, p.bulk.Burst())

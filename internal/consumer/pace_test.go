@@ -1,7 +1,9 @@
 package consumer
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"golang.org/x/time/rate"
 )
@@ -134,5 +136,31 @@ func TestPaceWithTheInteractiveBacklog(t *testing.T) {
 	}
 	if l := float64(p.bulk.Limit()); l < p.capacity {
 		t.Fatalf("bulk pace %.0f/s with no interactive job waiting, capacity %.0f", l, p.capacity)
+	}
+}
+
+// Before its first tick the pace is unknown: beside a trickle bulk takes
+// whole pulls (one job per pull made a worker started beside a trickle
+// spend its first second ramping up), and only interactive jobs waiting
+// hold it to one job per pull until the pace is known.
+func TestPaceBeforeTheFirstTick(t *testing.T) {
+	ctx := context.Background()
+	p := newPace(0.1, 2)
+	p.interactive.Store(time.Now().UnixNano()) // a trickle: interactive jobs arriving
+	if got := p.admit(ctx, 500); got != 500 {
+		t.Fatalf("admitted %d of 500 bulk jobs beside a trickle before the first tick", got)
+	}
+	p.interactiveBacklog(0) // told: none waiting
+	if got := p.admit(ctx, 500); got != 500 {
+		t.Fatalf("admitted %d of 500 bulk jobs with no interactive job waiting", got)
+	}
+	p.interactiveBacklog(800) // interactive jobs waiting
+	if got := p.admit(ctx, 500); got != 1 {
+		t.Fatalf("admitted %d bulk jobs with interactive jobs waiting and the pace unknown, want 1", got)
+	}
+	p.interactiveBacklog(0)
+	p.tick(10000, 1, 2)
+	if got := p.admit(ctx, 500); got != 500 || p.bulk.Limit() == rate.Inf {
+		t.Fatalf("admitted %d of 500 after a tick at 10,000 jobs/s (pace %v)", got, p.bulk.Limit())
 	}
 }
