@@ -9,13 +9,15 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// pace lets bulk jobs take whatever capacity interactive jobs leave. Room,
-// pool and waiting slots already put interactive jobs first inside the
-// worker, and guarantee bulk its share while interactive jobs saturate it;
-// pace only keeps bulk pulls, while interactive jobs are arriving, to the
-// capacity the interactive ones do not use: capacity × headroom − their
-// rate, and never below BulkShare × capacity. The share is a floor, never a
-// ceiling: a trickle of interactive jobs leaves bulk all but the trickle.
+// pace keeps bulk pulls, while interactive jobs are arriving, to what
+// leaves the interactive ones their speed. Room, pool and waiting slots
+// already put interactive jobs first inside the worker, and guarantee bulk
+// its share while interactive jobs saturate it; but the cores and the
+// broker are shared too. So beside live interactive traffic (10 jobs a
+// second or more, liveGap) bulk is pulled at BulkShare × capacity; beside
+// a trickle, at capacity × headroom − the trickle's rate (all it can
+// take); with interactive jobs waiting in their stream, at BulkShare × the
+// rate lately. The share is a floor under saturation, never a ceiling.
 // With no interactive job in the last second bulk is pulled at full speed.
 //
 // The capacity is the highest rate of finished jobs seen lately, or, while
@@ -41,7 +43,19 @@ type pace struct {
 	// interactiveBacklog).
 	backlog atomic.Int64
 	bulk    *rate.Limiter
+	// bulkLive paces bulk while interactive jobs arrive as live traffic
+	// (liveGap): to its share of the capacity.
+	bulkLive *rate.Limiter
 }
+
+// liveGap tells live interactive traffic from a trickle: jobs arriving
+// this close together on average (10 a second or more). Beside live
+// traffic, bulk at full speed saturates the cores and the broker, and the
+// interactive jobs wait for them: with 200 interactive jobs/s behind a
+// cold bulk backlog drained at full speed, their p99 went from 1.4 ms
+// (idle) to 93 ms. A trickle is too few jobs for that to matter, and
+// holding bulk to its share beside one made bulk 0.02 of its speed alone.
+const liveGap = 100 * time.Millisecond
 
 // arrivals records interactive jobs as they are received: when the last
 // came (whether interactive jobs are arriving) and how many (their rate,
@@ -49,13 +63,37 @@ type pace struct {
 type arrivals struct {
 	last  atomic.Int64 // unix ns
 	count atomic.Int64
+	// gap is the mean gap between arrivals lately, ns, and gaps how many
+	// it holds since the last pause (the storing goroutine only).
+	gap  float64
+	gaps int
+	// liveUntil is when the arrivals stop counting as live traffic
+	// unless more come, unix ns.
+	liveUntil atomic.Int64
 }
 
-// Store records an arrival at unixNano.
+// Store records an arrival at unixNano. It is called by one goroutine
+// (the interactive puller).
 func (a *arrivals) Store(unixNano int64) {
-	a.last.Store(unixNano)
+	prev := a.last.Swap(unixNano)
 	a.count.Add(1)
+	g := float64(unixNano - prev)
+	switch {
+	case prev == 0 || g > float64(time.Second): // the first after a pause
+		a.gaps = 0
+	case a.gaps == 0:
+		a.gap, a.gaps = g, 1
+	default:
+		a.gap, a.gaps = 0.75*a.gap+0.25*g, a.gaps+1
+	}
+	// Two gaps at least: one short gap is not yet traffic.
+	if a.gaps >= 2 && a.gap < float64(liveGap) {
+		a.liveUntil.Store(unixNano + int64(time.Second))
+	}
 }
+
+// live reports whether interactive jobs are arriving as live traffic.
+func (a *arrivals) live() bool { return time.Now().UnixNano() < a.liveUntil.Load() }
 
 // Load returns the last arrival's time, unix ns.
 func (a *arrivals) Load() int64 { return a.last.Load() }
@@ -84,7 +122,7 @@ const bootstrapCapacity = 3000
 const maxHeadroom = 2
 
 func newPace(share float64, workers int) *pace {
-	return &pace{share: share, workers: max(1, workers), bulk: rate.NewLimiter(rate.Inf, 1)}
+	return &pace{share: share, workers: max(1, workers), bulk: rate.NewLimiter(rate.Inf, 1), bulkLive: rate.NewLimiter(rate.Inf, 1)}
 }
 
 // ran records d of pool time spent on one job step.
@@ -148,23 +186,34 @@ func (p *pace) tick(r, busy, interactive float64) {
 	case p.inRate >= p.share*p.capacity:
 		limit = p.capacity - p.inRate/(1-p.share)
 	}
+	live := math.Max(math.Min(limit, p.share*p.capacity), 10)
 	limit = math.Max(math.Max(p.share*p.lately, limit), 10)
 	p.bulk.SetLimit(rate.Limit(limit))
 	p.bulk.SetBurst(max(1, int(limit/10))) // a tenth of a second's worth
+	p.bulkLive.SetLimit(rate.Limit(live))
+	p.bulkLive.SetBurst(max(1, int(live/10)))
 }
 
 // admit returns how many of n bulk jobs may be pulled now, waiting for the
 // pace while interactive jobs arrive; 0 when ctx ends.
 func (p *pace) admit(ctx context.Context, n int) int {
+	if !p.busy() {
+		return n
+	}
+	lim, live := p.bulk, p.interactive.live()
+	if live {
+		lim = p.bulkLive
+	}
 	// Before the first tick the pace is unlimited. Taking one job per pull
 	// then (its burst) made a worker started beside a trickle of
 	// interactive jobs spend its first second ramping up from there; only
-	// interactive jobs waiting keep bulk to that until the pace is known.
-	if !p.busy() || p.bulk.Limit() == rate.Inf && p.backlog.Load() <= 1 {
+	// live traffic or interactive jobs waiting keep bulk to that until the
+	// pace is known.
+	if lim.Limit() == rate.Inf && !live && p.backlog.Load() <= 1 {
 		return n
 	}
-	n = min(n, p.bulk.Burst())
-	if err := p.bulk.WaitN(ctx, n); err != nil {
+	n = min(n, lim.Burst())
+	if err := lim.WaitN(ctx, n); err != nil {
 		return 0
 	}
 	return n

@@ -164,3 +164,37 @@ func TestPaceBeforeTheFirstTick(t *testing.T) {
 		t.Fatalf("admitted %d of 500 after a tick at 10,000 jobs/s (pace %v)", got, p.bulk.Limit())
 	}
 }
+
+// Interactive jobs arriving as live traffic (10 a second or more) hold
+// bulk to its share of the capacity, so that the cores and the broker keep
+// room for them; a trickle leaves bulk all it can take.
+func TestPaceLiveTrafficHoldsBulkToItsShare(t *testing.T) {
+	ctx := context.Background()
+	p := newPace(0.1, 2)
+	p.interactiveBacklog(0) // none waiting: not saturated
+	now := time.Now().UnixNano()
+	for i := range 3 { // a trickle, 2 a second
+		p.interactive.Store(now - int64(2-i)*int64(500*time.Millisecond))
+	}
+	p.tick(10000, 1, 2)
+	if p.interactive.live() {
+		t.Fatal("2 interactive jobs a second taken for live traffic")
+	}
+	if got := p.admit(ctx, 500); got != 500 {
+		t.Fatalf("admitted %d of 500 bulk jobs beside a trickle", got)
+	}
+	start := time.Now().UnixNano()
+	for i := range 20 { // live traffic, 200 a second (the mean gap forgets the trickle's within these)
+		p.interactive.Store(start + int64(i)*int64(5*time.Millisecond))
+	}
+	if !p.interactive.live() {
+		t.Fatal("200 interactive jobs a second not taken for live traffic")
+	}
+	p.tick(10000, 1, 200)
+	if l := float64(p.bulkLive.Limit()); l != 0.1*p.capacity {
+		t.Fatalf("bulk pace %.0f/s beside live traffic, want the share of the capacity %.0f", l, p.capacity)
+	}
+	if got := p.admit(ctx, 500); got > 100 {
+		t.Fatalf("admitted %d bulk jobs at once beside live traffic, want at most a tenth of a second's worth (100)", got)
+	}
+}
