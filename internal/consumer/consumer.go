@@ -593,7 +593,7 @@ func (w *Worker) step(ctx context.Context, it *item) {
 // (not a pool goroutine) while it does.
 func (w *Worker) blocking(ctx context.Context, it *item) {
 	defer w.ioWG.Done()
-	if !w.io.acquire(it.class, w.drainCh) {
+	if it.class == Bulk && !w.pace.startBulk(w.drainCh) || !w.io.acquire(it.class, w.drainCh) {
 		// Shutting down before it started: another worker takes it now.
 		w.giveBack(it, "shutdown before start")
 		return

@@ -46,6 +46,12 @@ type pace struct {
 	// bulkLive paces bulk while interactive jobs arrive as live traffic
 	// (liveGap): to its share of the capacity.
 	bulkLive *rate.Limiter
+	// starts paces, beside live traffic, the bulk jobs that start work
+	// that waits (startBulk) at the same rate as pulls: when live traffic
+	// begins the worker may already hold three quarters of Prefetch in
+	// bulk jobs, and scoring those cold at full speed kept the first
+	// interactive jobs waiting up to 48 ms.
+	starts *rate.Limiter
 }
 
 // liveGap tells live interactive traffic from a trickle: jobs arriving
@@ -122,7 +128,8 @@ const bootstrapCapacity = 3000
 const maxHeadroom = 2
 
 func newPace(share float64, workers int) *pace {
-	return &pace{share: share, workers: max(1, workers), bulk: rate.NewLimiter(rate.Inf, 1), bulkLive: rate.NewLimiter(rate.Inf, 1)}
+	return &pace{share: share, workers: max(1, workers), bulk: rate.NewLimiter(rate.Inf, 1), bulkLive: rate.NewLimiter(rate.Inf, 1),
+		starts: rate.NewLimiter(rate.Inf, 1)}
 }
 
 // ran records d of pool time spent on one job step.
@@ -192,6 +199,8 @@ func (p *pace) tick(r, busy, interactive float64) {
 	p.bulk.SetBurst(max(1, int(limit/10))) // a tenth of a second's worth
 	p.bulkLive.SetLimit(rate.Limit(live))
 	p.bulkLive.SetBurst(max(1, int(live/10)))
+	p.starts.SetLimit(rate.Limit(live))
+	p.starts.SetBurst(max(1, int(live/100))) // evenly, not a pull's worth at once
 }
 
 // admit returns how many of n bulk jobs may be pulled now, waiting for the
@@ -217,4 +226,26 @@ func (p *pace) admit(ctx context.Context, n int) int {
 		return 0
 	}
 	return n
+}
+
+// startBulk waits, beside live traffic, for a bulk job's turn to start
+// work that waits (an analysis); false when quit closes first.
+func (p *pace) startBulk(quit <-chan struct{}) bool {
+	if !p.interactive.live() {
+		return true
+	}
+	r := p.starts.Reserve()
+	d := r.Delay()
+	if !r.OK() || d == 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-quit:
+		r.Cancel()
+		return false
+	}
 }

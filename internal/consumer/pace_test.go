@@ -198,3 +198,40 @@ func TestPaceLiveTrafficHoldsBulkToItsShare(t *testing.T) {
 		t.Fatalf("admitted %d bulk jobs at once beside live traffic, want at most a tenth of a second's worth (100)", got)
 	}
 }
+
+// Beside live traffic, bulk jobs start their waiting work at the pace of
+// bulk pulls, one at a time, so the bulk jobs a worker already holds when
+// live traffic begins do not take the cores at once; shutting down ends
+// the wait.
+func TestPaceStartsOfBulkBesideLiveTraffic(t *testing.T) {
+	p := newPace(0.1, 2)
+	p.interactiveBacklog(0)
+	start := time.Now().UnixNano()
+	for i := range 4 { // live traffic, 200 a second
+		p.interactive.Store(start + int64(i)*int64(5*time.Millisecond))
+	}
+	p.tick(200, 1, 200) // capacity 200 jobs/s: bulk beside live traffic at 20/s
+	quit := make(chan struct{})
+	t0 := time.Now()
+	for range 3 {
+		if !p.startBulk(quit) {
+			t.Fatal("a bulk start refused before shutdown")
+		}
+	}
+	if el := time.Since(t0); el < 80*time.Millisecond {
+		t.Fatalf("three bulk starts took %v beside live traffic at 20/s, want at least two intervals of 50 ms", el)
+	}
+	close(quit)
+	if p.startBulk(quit) {
+		t.Fatal("a bulk start went ahead after shutdown began")
+	}
+	q := newPace(0.1, 2) // no interactive traffic: no wait
+	q.tick(200, 1, 0)
+	t0 = time.Now()
+	for range 100 {
+		q.startBulk(nil)
+	}
+	if el := time.Since(t0); el > 50*time.Millisecond {
+		t.Fatalf("100 bulk starts with no interactive traffic took %v", el)
+	}
+}
