@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -70,7 +71,8 @@ type arrivals struct {
 	last  atomic.Int64 // unix ns
 	count atomic.Int64
 	// gap is the mean gap between arrivals lately, ns, and gaps how many
-	// it holds since the last pause (the storing goroutine only).
+	// it holds since the last pause.
+	mu   sync.Mutex
 	gap  float64
 	gaps int
 	// liveUntil is when the arrivals stop counting as live traffic
@@ -78,11 +80,12 @@ type arrivals struct {
 	liveUntil atomic.Int64
 }
 
-// Store records an arrival at unixNano. It is called by one goroutine
-// (the interactive puller).
+// Store records an arrival at unixNano.
 func (a *arrivals) Store(unixNano int64) {
-	prev := a.last.Swap(unixNano)
 	a.count.Add(1)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	prev := a.last.Swap(unixNano)
 	g := float64(unixNano - prev)
 	switch {
 	case prev == 0 || g > float64(time.Second): // the first after a pause

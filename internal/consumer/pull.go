@@ -58,35 +58,27 @@ func (w *Worker) next(p *picker, quit <-chan struct{}) *item {
 	if second != nil && p.served[Bulk] < w.cfg.BulkShare*(p.served[Interactive]+p.served[Bulk]+1) {
 		first, second = second, first
 	}
+	// Without a bulk class, a nil channel: never ready.
+	var secondEvents chan *item
+	if second != nil {
+		secondEvents = second.events
+	}
 	var it *item
 	select {
 	case it = <-first.events:
 	default:
-		if second != nil {
-			select {
-			case it = <-second.events:
-			default:
-			}
-		}
-		if it != nil {
-			break
-		}
-		w.idle(p)
-		if second == nil {
+		select {
+		case it = <-secondEvents:
+		default:
+			w.idle(p)
 			select {
 			case it = <-first.events:
+			case it = <-secondEvents:
 			case <-quit:
 				return nil
 			}
-		} else {
-			select {
-			case it = <-first.events:
-			case it = <-second.events:
-			case <-quit:
-				return nil
-			}
+			p.busy = time.Now()
 		}
-		p.busy = time.Now()
 	}
 	p.served[it.class]++
 	if p.served[Interactive]+p.served[Bulk] > 1000 { // remember recent work only
