@@ -244,10 +244,10 @@ func New(nc *nats.Conn, js jetstream.JetStream, cons jetstream.Consumer, h Handl
 		held: map[*item]struct{}{}, room: make(chan struct{}, 1), drainCh: make(chan struct{})}
 	w.news = w.storeNews
 	w.store = resultstore.New(nc, js, resultstore.Config{Timeout: cfg.PublishTimeout, LegacyClaims: cfg.LegacyClaims, Logger: cfg.Logger})
-	w.src[Interactive] = newSource(Interactive, cons, cfg.Bind, topology.JobsStream, topology.Consumer, cfg.Prefetch)
+	w.src[Interactive] = newSource(Interactive, cons, cfg.Bind, topology.JobsStream, topology.Consumer, cfg.Prefetch, cfg.Logger)
 	w.pace = newPace(cfg.BulkShare, runtime.GOMAXPROCS(0))
 	if cfg.Bulk != nil {
-		w.src[Bulk] = newSource(Bulk, cfg.Bulk, cfg.BindBulk, topology.BulkStream, topology.BulkConsumer, cfg.Prefetch)
+		w.src[Bulk] = newSource(Bulk, cfg.Bulk, cfg.BindBulk, topology.BulkStream, topology.BulkConsumer, cfg.Prefetch, cfg.Logger)
 	}
 	w.maxPayload = int(nc.MaxPayload())
 	if w.cfg.MaxHeldBytes < 2*w.maxPayload {
@@ -267,11 +267,12 @@ type source struct {
 	reserved, resBytes int           // asked for and not yet arrived
 	room               chan struct{} // signalled when anything is released
 	events             chan *item    // to the pool; never full
+	acks               *ackOrder
 }
 
-func newSource(c Class, cons jetstream.Consumer, bind func(context.Context) (jetstream.Consumer, error), stream, name string, prefetch int) *source {
+func newSource(c Class, cons jetstream.Consumer, bind func(context.Context) (jetstream.Consumer, error), stream, name string, prefetch int, log *zap.Logger) *source {
 	return &source{class: c, cons: cons, bind: bind, stream: stream, name: name,
-		room: make(chan struct{}, 1), events: make(chan *item, 2*prefetch+64)}
+		room: make(chan struct{}, 1), events: make(chan *item, 2*prefetch+64), acks: newAckOrder(prefetch, log)}
 }
 
 func (w *Worker) consumer(src *source) jetstream.Consumer {
@@ -337,6 +338,7 @@ type item struct {
 	op    op
 	class Class
 	size  int
+	ord   uint64 // arrival number in its source's ackOrder
 	// again: re-issue op (after a backoff) rather than complete it.
 	again     bool
 	failures  int
@@ -436,6 +438,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	close(quit)
 	pool.Wait()
+	for _, src := range w.sources() {
+		src.acks.flush()
+	}
 	// Handler calls cut short return promptly once cancelled; do not wait
 	// on one that does not.
 	ioDone := make(chan struct{})
@@ -522,6 +527,7 @@ func (w *Worker) finish(it *item, _ error, status string) {
 	src.held--
 	src.heldBytes -= it.size
 	w.mu.Unlock()
+	src.acks.release(it.ord)
 	w.signal()
 	if it.span != nil {
 		endJob(it, status)
@@ -693,13 +699,11 @@ func backoff(n int, base, ceiling time.Duration) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
+// ack acks it's message in arrival order (see ackOrder); an error is
+// logged when the ack is sent.
 func (w *Worker) ack(it *item) error {
-	err := it.m.Ack()
-	if err != nil {
-		// The result is stored: a redelivery finds it and repeats it.
-		w.log.Warn("ack failed after publish", zap.String("job_id", it.rep.JobID), zap.Error(err))
-	}
-	return err
+	w.src[it.class].acks.ack(it.ord, it.m)
+	return nil
 }
 
 func (w *Worker) nak(it *item, delay time.Duration, why string) error {

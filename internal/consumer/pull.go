@@ -225,7 +225,7 @@ func msgSize(m jetstream.Msg) int {
 // admit holds a message of src that just arrived and queues it for the
 // pool.
 func (w *Worker) admit(src *source, m jetstream.Msg) {
-	it := &item{m: m, size: msgSize(m), class: src.class}
+	it := &item{m: m, size: msgSize(m), class: src.class, ord: src.acks.arrive()}
 	now := time.Now()
 	it.progress.Store(now.UnixNano())
 	it.d = Delivery{Subject: m.Subject(), Data: m.Data(), Header: m.Headers(), Lane: topology.Lane(m.Subject()), Class: src.class, Attempt: 1, Received: now}
