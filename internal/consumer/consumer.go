@@ -339,6 +339,7 @@ type item struct {
 	class Class
 	size  int
 	ord   uint64 // arrival number in its source's ackOrder
+	acked bool   // its ack went to the ackOrder (which releases it then)
 	// again: re-issue op (after a backoff) rather than complete it.
 	again     bool
 	failures  int
@@ -527,7 +528,9 @@ func (w *Worker) finish(it *item, _ error, status string) {
 	src.held--
 	src.heldBytes -= it.size
 	w.mu.Unlock()
-	src.acks.release(it.ord)
+	if !it.acked {
+		src.acks.release(it.ord)
+	}
 	w.signal()
 	if it.span != nil {
 		endJob(it, status)
@@ -699,9 +702,10 @@ func backoff(n int, base, ceiling time.Duration) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// ack acks it's message in arrival order (see ackOrder); an error is
+// ack acks its message in arrival order (see ackOrder); an error is
 // logged when the ack is sent.
 func (w *Worker) ack(it *item) error {
+	it.acked = true
 	w.src[it.class].acks.ack(it.ord, it.m)
 	return nil
 }
