@@ -1,0 +1,79 @@
+package topology_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hybridscore/hybridscore/internal/topology"
+	"github.com/hybridscore/hybridscore/internal/workertest"
+)
+
+// The provisioned consumers take their whole stream without a filter (the
+// server's cheaper path) and still hand out every lane's jobs; a consumer
+// an earlier version made with a filter is left as it is.
+func TestProvisionedConsumersTakeTheWholeStream(t *testing.T) {
+	ns := workertest.NATS(t)
+	js, err := jetstream.New(workertest.Connect(t, ns.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// An earlier version's bulk consumer, filtered on the stream's subject.
+	var topo topology.Config
+	old := topo.BulkConsumerConfig()
+	old.FilterSubject = topology.BulkPrefix + ">"
+	if _, err := js.CreateStream(ctx, topo.Streams()[1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateConsumer(ctx, topology.BulkStream, old); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := topology.Provision(ctx, js, topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.FilterSubject != "" || len(cfg.FilterSubjects) != 0 {
+		t.Fatalf("provisioned consumer filters on %q %q, want no filter", cfg.FilterSubject, cfg.FilterSubjects)
+	}
+	bulk, err := js.Consumer(ctx, topology.BulkStream, topology.BulkConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := bulk.CachedInfo().Config.FilterSubject; got != old.FilterSubject {
+		t.Fatalf("existing consumer's filter became %q, want it left as %q", got, old.FilterSubject)
+	}
+
+	lanes := []string{"default", "rescore", "a-b_c"}
+	for _, lane := range lanes {
+		if _, err := js.Publish(ctx, topology.JobsPrefix+lane, []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cons, err := js.Consumer(ctx, topology.JobsStream, topology.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(len(lanes), jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for m := range batch.Messages() {
+		got = append(got, topology.Lane(m.Subject()))
+		if err := m.Ack(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(got) != len(lanes) {
+		t.Fatalf("fetched lanes %v, want %v", got, lanes)
+	}
+	for i := range lanes {
+		if got[i] != lanes[i] {
+			t.Fatalf("fetched lanes %v, want %v", got, lanes)
+		}
+	}
+}
