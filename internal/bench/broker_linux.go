@@ -8,8 +8,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/hybridscore/hybridscore/internal/cputime"
 )
 
 // brokerCPU returns a reader of the CPU time (user and system) used so far
@@ -30,36 +31,7 @@ func brokerCPU(natsURL string) func() time.Duration {
 	if pid == 0 {
 		return nil
 	}
-	return procCPU(pid)
-}
-
-// procCPU returns a reader of the CPU time (user and system) process pid
-// has used so far; it reads 0 once the process is gone.
-func procCPU(pid int) func() time.Duration {
-	stat := filepath.Join("/proc", strconv.Itoa(pid), "stat")
-	return func() time.Duration {
-		b, err := os.ReadFile(stat)
-		if err != nil {
-			return 0
-		}
-		// Fields after the command (which may hold spaces) start after ")".
-		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-		if len(f) < 13 {
-			return 0
-		}
-		ut, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		return time.Duration(ut+st) * time.Second / 100 // USER_HZ
-	}
-}
-
-// selfCPU is the CPU time (user and system) this process has used so far.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return cputime.Process(pid)
 }
 
 // cpuTicks reads the machine's CPU time so far from /proc/stat: all of it

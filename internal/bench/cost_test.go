@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -12,17 +11,9 @@ func TestCPUReaders(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("reads /proc")
 	}
-	self := procCPU(os.Getpid())
-	c0, s0 := self(), selfCPU()
 	total0, steal0 := cpuTicks()
 	stolen := stealMeter()
 	for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); { // spin: CPU time to measure
-	}
-	if d := self() - c0; d < 100*time.Millisecond {
-		t.Errorf("/proc/<pid>/stat: %s of CPU over 300 ms of spinning", d)
-	}
-	if d := selfCPU() - s0; d < 100*time.Millisecond {
-		t.Errorf("getrusage: %s of CPU over 300 ms of spinning", d)
 	}
 	total, steal := cpuTicks()
 	if total <= total0 || steal < steal0 || steal > total {
@@ -30,9 +21,6 @@ func TestCPUReaders(t *testing.T) {
 	}
 	if s := stolen(); s < 0 || s > 1 {
 		t.Errorf("steal share %v", s)
-	}
-	if procCPU(1<<30)() != 0 {
-		t.Error("a process that does not exist used CPU")
 	}
 }
 

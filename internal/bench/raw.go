@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hybridscore/hybridscore/internal/cputime"
 	"github.com/hybridscore/hybridscore/internal/topology"
 	"github.com/hybridscore/hybridscore/pkg/job"
 	"github.com/hybridscore/hybridscore/pkg/producer"
@@ -116,7 +117,7 @@ func (b *run) rawOnce(ctx context.Context, n int, tasks, patterns []string) (Thr
 	}
 	var self func() time.Duration
 	if !b.embedded { // embedded, this process is the server and the worker too
-		self = selfCPU
+		self = cputime.Self
 	}
 	m := b.meter(self)
 	stop, err := b.rawLoop(ctx, subject, func(m jetstream.Msg) *nats.Msg {

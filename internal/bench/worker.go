@@ -17,6 +17,7 @@ import (
 
 	"github.com/hybridscore/hybridscore/internal/analysis"
 	"github.com/hybridscore/hybridscore/internal/config"
+	"github.com/hybridscore/hybridscore/internal/cputime"
 	"github.com/hybridscore/hybridscore/internal/server"
 	"github.com/hybridscore/hybridscore/internal/topology"
 )
@@ -149,7 +150,7 @@ func (b *run) scenarioOf(ctx context.Context, prefix, lane string, n int, tasks,
 		return Throughput{}, 0, err
 	}
 	if c, ok := w.(*child); ok {
-		m.client, m.client0 = procCPU(c.cmd.Process.Pid), 0 // from its start
+		m.client, m.client0 = cputime.Process(c.cmd.Process.Pid), 0 // from its start
 	}
 	if concurrent {
 		err = b.ready(ctx, w, tasks, patterns)
