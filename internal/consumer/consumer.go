@@ -427,8 +427,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	pulls.Wait()
 	// Requeue only once the last pull request has no subscriber: the server
 	// would hand a naked job straight back to a pull request still open,
-	// and it would then wait out its AckWait. The fetch unsubscribes just
-	// after closing its channel; the flush makes the server see it first.
+	// and it would then wait out its AckWait. Each puller has drained its
+	// subscription before its pull returned; the flush makes the server
+	// see it first.
 	time.Sleep(20 * time.Millisecond)
 	_ = w.nc.FlushTimeout(time.Second)
 	close(w.drainCh)

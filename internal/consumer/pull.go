@@ -9,7 +9,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
@@ -93,6 +92,23 @@ func (w *Worker) next(p *picker, quit <-chan struct{}) *item {
 // at once.
 func (w *Worker) pull(ctx context.Context, src *source) {
 	delay := 100 * time.Millisecond
+	var p *puller
+	for p == nil {
+		var err error
+		if p, err = newPuller(w.nc, src.stream, src.name, func(m jetstream.Msg) { w.admit(src, m) }); err != nil {
+			w.log.Warn("pull: subscribe", zap.Error(err), zap.Duration("retry_in", delay))
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+			delay = min(2*delay, 5*time.Second)
+		}
+	}
+	// Whatever the subscription still holds is admitted before pull
+	// returns (and, at shutdown, naked with the rest).
+	defer p.close(time.Second)
+	delay = 100 * time.Millisecond
 	for ctx.Err() == nil {
 		n, nb := w.reserve(ctx, src)
 		if n == 0 {
@@ -109,20 +125,14 @@ func (w *Worker) pull(ctx context.Context, src *source) {
 				}
 			}
 		}
-		// A pull request is never cut short, not even at shutdown: messages
-		// the server already sent for it would be dropped by the client and
-		// wait out their AckWait. It expires after PullWait, and what it
-		// brings is held (and, at shutdown, naked) like the rest.
-		batch, err := w.consumer(src).Fetch(n, jetstream.FetchMaxBytes(nb), jetstream.FetchMaxWait(w.cfg.PullWait))
-		if err == nil {
-			for m := range batch.Messages() {
-				w.admit(src, m)
-			}
-			err = batch.Error()
-		}
+		// A pull request is never cut short, not even at shutdown: the
+		// server would still send what it asked for. It expires after
+		// PullWait, and what it brings is held (and, at shutdown, naked)
+		// like the rest.
+		err := p.pull(n, nb, w.cfg.PullWait)
 		w.unreserve(src)
 		switch {
-		case err == nil, errors.Is(err, nats.ErrTimeout), ctx.Err() != nil:
+		case err == nil, ctx.Err() != nil:
 			delay = 100 * time.Millisecond
 			continue
 		case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
