@@ -171,10 +171,13 @@ func (w *Worker) limit(src *source) int {
 	return max(share, h-w.src[Interactive].held-h/4)
 }
 
-// reserve waits until a fetch is worth making (a quarter of the class's
+// reserve waits until a pull is worth making (a sixteenth of the class's
 // limit free, or nothing of it held) and room for any one message is left,
-// and reserves it. With two classes each pull may ask for half the byte
-// budget, so the two together never ask for more than all of it.
+// and reserves it. A pull request costs the puller one publish, so the
+// class refills in small steps and holds close to its limit (with Fetch,
+// which subscribed anew for each request, it waited for a quarter). With
+// two classes each pull may ask for half the byte budget, so the two
+// together never ask for more than all of it.
 func (w *Worker) reserve(ctx context.Context, src *source) (n, nb int) {
 	budget := w.cfg.MaxHeldBytes
 	if w.src[Bulk] != nil {
@@ -185,7 +188,7 @@ func (w *Worker) reserve(ctx context.Context, src *source) (n, nb int) {
 		lim := w.limit(src)
 		free := lim - src.held - src.reserved
 		freeBytes := min(w.cfg.MaxHeldBytes-w.heldBytes, budget)
-		if free > 0 && (free >= max(1, lim/4) || src.held == 0) && freeBytes >= w.maxPayload {
+		if free > 0 && (free >= max(1, lim/16) || src.held == 0) && freeBytes >= w.maxPayload {
 			src.reserved, src.resBytes = free, freeBytes
 			w.mu.Unlock()
 			return free, freeBytes
