@@ -248,7 +248,8 @@ func TestPulledMsgTermWithReason(t *testing.T) {
 // a backlog of jobs in requests of 500 and acking each, against a NATS
 // server in a process of its own (this test binary, serving): besides the
 // time per message it reports the CPU each message cost this process (the
-// client) and the server's (docs/operations.md#measuring-throughput).
+// client) and the server's
+// (docs/operations.md#the-pull-path-against-natsgos-fetch).
 func BenchmarkPullPaths(b *testing.B) {
 	data := []byte(strings.Repeat(`{"task":"x"}`, 40))
 	run := func(b *testing.B, drain func(e *pullEnv, n int)) {
