@@ -113,9 +113,11 @@ func (p *puller) endLocked(r *pullRequest, err error) {
 
 // onMsg hands a delivery on and counts it against the request in
 // progress, or ends a request on its status. A delivery arrives with the
-// job's own subject, a status on the request's reply subject.
+// job's own subject and an ack reply, a status on the request's reply
+// subject and none: an empty job whose producer set a Status header is a
+// job (rejected as such), not a status to swallow.
 func (p *puller) onMsg(m *nats.Msg) {
-	if len(m.Data) == 0 && len(m.Header) > 0 {
+	if len(m.Data) == 0 && m.Reply == "" && strings.HasPrefix(m.Subject, p.inbox) {
 		if status := m.Header.Get("Status"); status != "" {
 			p.status(m, status)
 			return

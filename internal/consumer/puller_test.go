@@ -218,6 +218,25 @@ func TestPullerDeliversLateMessagesAndDrainsOnClose(t *testing.T) {
 	}
 }
 
+// A job whose producer sent no body and a Status header, as the server's
+// own status messages look, is still a job: delivered, not swallowed (it
+// would then wait out its AckWait, delivery after delivery).
+func TestPullerDeliversAJobThatLooksLikeAStatus(t *testing.T) {
+	e := newPullEnv(t)
+	if _, err := e.js.PublishMsg(context.Background(), &nats.Msg{Subject: "pull.jobs",
+		Header: nats.Header{"Status": []string{"408"}, "Description": []string{"Request Timeout"}}}); err != nil {
+		t.Fatal(err)
+	}
+	p, c := startPuller(t, e)
+	defer p.close(time.Second)
+	if err := p.pull(1, 1<<20, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if c.len() != 1 || c.msgs[0].Headers().Get("Status") != "408" {
+		t.Fatalf("delivered %d messages, want the job", c.len())
+	}
+}
+
 // Terminating with a reason reaches the server: the message is not
 // redelivered and the advisory carries the reason.
 func TestPulledMsgTermWithReason(t *testing.T) {
