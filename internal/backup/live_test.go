@@ -153,9 +153,13 @@ func TestFailedRestoreLeavesTheServerAsItWas(t *testing.T) {
 	// Now: A holds other messages under another configuration, B is gone
 	// and X holds its subjects.
 	deleteAll(t, js, "A", "B")
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "A", Subjects: []string{"a.>"}}); err != nil {
-		t.Fatal(err)
-	}
+	// The server may still be removing A's store ("error creating store",
+	// 10049): try again for a moment, as a restore does.
+	var err error
+	eventually.True(t, 5*time.Second, func() bool {
+		_, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: "A", Subjects: []string{"a.>"}})
+		return err == nil
+	}, "stream A created again")
 	if _, err := js.CreateConsumer(ctx, "A", jetstream.ConsumerConfig{Durable: "reader", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +169,7 @@ func TestFailedRestoreLeavesTheServerAsItWas(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := contents(t, js, "A")
-	_, err := backup.Restore(ctx, js, dir, backup.RestoreOptions{Replace: true})
+	_, err = backup.Restore(ctx, js, dir, backup.RestoreOptions{Replace: true})
 	if err == nil {
 		t.Fatal("restored B over X's subjects")
 	}

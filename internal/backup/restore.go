@@ -448,26 +448,34 @@ func restoreStream(ctx context.Context, js jetstream.JetStream, dir string, v ve
 	return rep, nil
 }
 
+// errCodeStoreCreate is nats-server's "error creating store for stream"
+// (10049), which nats.go names no constant for.
+const errCodeStoreCreate jetstream.ErrorCode = 10049
+
 // createEmpty creates a stream and makes sure it starts empty. A file
 // stream deleted while an earlier deletion of the same name is still being
 // cleaned up on the server can come back, created again, with the messages
-// it had (seen with nats-server 2.15 when one name is replaced in quick
-// succession); such a stream is deleted and created again after a pause.
+// it had, or fail to be created at all ("error creating store", 10049),
+// both seen with nats-server 2.15 when one name is replaced in quick
+// succession; either way it is tried again after a pause.
 func createEmpty(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	for attempt := 1; ; attempt++ {
 		s, err := js.CreateStream(ctx, cfg)
-		if err != nil {
+		var apiErr *jetstream.APIError
+		switch {
+		case err != nil && (attempt == 5 || !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeStoreCreate):
 			return nil, fmt.Errorf("backup: create stream %s: %w", cfg.Name, err)
-		}
-		st := s.CachedInfo().State
-		if st.Msgs == 0 && st.LastSeq+1 == max(cfg.FirstSeq, 1) {
-			return s, nil
-		}
-		if attempt == 5 {
-			return nil, fmt.Errorf("backup: stream %s, created again, holds %d messages up to %d of its deleted predecessor", cfg.Name, st.Msgs, st.LastSeq)
-		}
-		if err := js.DeleteStream(ctx, cfg.Name); err != nil {
-			return nil, fmt.Errorf("backup: delete stream %s: %w", cfg.Name, err)
+		case err == nil:
+			st := s.CachedInfo().State
+			if st.Msgs == 0 && st.LastSeq+1 == max(cfg.FirstSeq, 1) {
+				return s, nil
+			}
+			if attempt == 5 {
+				return nil, fmt.Errorf("backup: stream %s, created again, holds %d messages up to %d of its deleted predecessor", cfg.Name, st.Msgs, st.LastSeq)
+			}
+			if err := js.DeleteStream(ctx, cfg.Name); err != nil {
+				return nil, fmt.Errorf("backup: delete stream %s: %w", cfg.Name, err)
+			}
 		}
 		select {
 		case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
