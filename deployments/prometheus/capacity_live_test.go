@@ -72,8 +72,12 @@ func checkCapacity(t *testing.T, p *promAPI, since time.Time) {
 				finished += rt.Avg
 			}
 		}
-		if math.Abs(finished-r.All.Jobs.Avg) > 1e-6*r.All.Jobs.Avg {
-			t.Errorf("finished statuses of scoring_jobs_total average %v jobs/s, classes %v", finished, r.All.Jobs.Avg)
+		// A scrape can fall between a job's increments of the two counters,
+		// so they may differ by a job or two at the window's ends (seen
+		// once: 26.213 against 26.288 jobs/s over 14 s); a double count
+		// would differ by all of them.
+		if tol := max(1e-6*r.All.Jobs.Avg, 3/window.Seconds()); math.Abs(finished-r.All.Jobs.Avg) > tol {
+			t.Errorf("finished statuses of scoring_jobs_total average %v jobs/s, classes %v (tolerance %v)", finished, r.All.Jobs.Avg, tol)
 		}
 		if _, ok := r.Statuses["scored"]; !ok {
 			t.Errorf("statuses %v lack scored", r.Statuses)
