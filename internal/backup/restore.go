@@ -462,10 +462,10 @@ func createEmpty(ctx context.Context, js jetstream.JetStream, cfg jetstream.Stre
 	for attempt := 1; ; attempt++ {
 		s, err := js.CreateStream(ctx, cfg)
 		var apiErr *jetstream.APIError
-		switch {
-		case err != nil && (attempt == 5 || !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeStoreCreate):
+		if err != nil && (attempt == 5 || !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeStoreCreate) {
 			return nil, fmt.Errorf("backup: create stream %s: %w", cfg.Name, err)
-		case err == nil:
+		}
+		if err == nil {
 			st := s.CachedInfo().State
 			if st.Msgs == 0 && st.LastSeq+1 == max(cfg.FirstSeq, 1) {
 				return s, nil

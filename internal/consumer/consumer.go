@@ -517,7 +517,7 @@ func (w *Worker) sources() []*source {
 
 // finish releases a held item after its message was acked, naked or
 // terminated.
-func (w *Worker) finish(it *item, _ error, status string) {
+func (w *Worker) finish(it *item, status string) {
 	w.mu.Lock()
 	if _, ok := w.held[it]; !ok {
 		w.mu.Unlock()
@@ -637,7 +637,8 @@ func (w *Worker) dispose(ctx context.Context, it *item, rep Reply) {
 			ce.Write(zap.String("job_id", rep.JobID), zap.String("lane", it.d.Lane), zap.String("fallback_reason", rep.FallbackReason),
 				zap.Int("attempt", it.d.Attempt), zap.Duration("delay", rep.Delay))
 		}
-		w.finish(it, w.nak(it, rep.Delay, "retry"), StatusRetried)
+		w.nak(it, rep.Delay, "retry")
+		w.finish(it, StatusRetried)
 	case Requeue:
 		w.giveBack(it, rep.Message)
 	case Reject:
@@ -651,7 +652,8 @@ func (w *Worker) dispose(ctx context.Context, it *item, rep Reply) {
 			go func() { defer w.ioWG.Done(); w.deadLetterAndTerm(ctx, it, ReasonInternal, rep.Message) }()
 			return
 		}
-		w.finish(it, w.nak(it, backoff(it.d.Attempt, time.Second, time.Minute), rep.Message), StatusNaked)
+		w.nak(it, backoff(it.d.Attempt, time.Second, time.Minute), rep.Message)
+		w.finish(it, StatusNaked)
 	default:
 		it.rep = Reply{Disposition: Fail, Reason: ReasonInternal, Message: "handler gave no disposition"}
 		w.dispose(ctx, it, it.rep)
@@ -672,7 +674,8 @@ func (w *Worker) infra(it *item, what string, err error) {
 	if !it.d.Last && now.Sub(it.failSince) >= w.cfg.OutageRetryFor {
 		w.log.Warn(what+" still failing; redelivering later", zap.String("job_id", it.rep.JobID), zap.String("lane", it.d.Lane),
 			zap.Int("failures", it.failures), zap.Error(err))
-		w.finish(it, w.nak(it, backoff(it.d.Attempt, 5*time.Second, time.Minute), what+" failed: "+err.Error()), StatusNaked)
+		w.nak(it, backoff(it.d.Attempt, 5*time.Second, time.Minute), what+" failed: "+err.Error())
+		w.finish(it, StatusNaked)
 		return
 	}
 	if w.draining.Load() && now.Sub(it.failSince) >= w.cfg.DrainTimeout/2 {
@@ -694,7 +697,8 @@ func (w *Worker) jobFailure(ctx context.Context, it *item, why string) {
 		go func() { defer w.ioWG.Done(); w.deadLetterAndTerm(ctx, it, ReasonMaxDeliveries, why) }()
 		return
 	}
-	w.finish(it, w.nak(it, backoff(it.d.Attempt, time.Second, time.Minute), why), StatusNaked)
+	w.nak(it, backoff(it.d.Attempt, time.Second, time.Minute), why)
+	w.finish(it, StatusNaked)
 }
 
 // backoff is base·2^(n-1), at most ceiling, with jitter in its upper half.
@@ -705,13 +709,14 @@ func backoff(n int, base, ceiling time.Duration) time.Duration {
 
 // ack acks its message in arrival order (see ackOrder); an error is
 // logged when the ack is sent.
-func (w *Worker) ack(it *item) error {
+func (w *Worker) ack(it *item) {
 	it.acked = true
 	w.src[it.class].acks.ack(it.ord, it.m)
-	return nil
 }
 
-func (w *Worker) nak(it *item, delay time.Duration, why string) error {
+// nak hands the job back (a failure is logged: the job then returns
+// after AckWait).
+func (w *Worker) nak(it *item, delay time.Duration, why string) {
 	var err error
 	if delay > 0 {
 		err = it.m.NakWithDelay(delay)
@@ -721,7 +726,6 @@ func (w *Worker) nak(it *item, delay time.Duration, why string) error {
 	if err != nil {
 		w.log.Warn("nak failed; the job returns after AckWait", zap.String("job_id", it.rep.JobID), zap.String("why", why), zap.Error(err))
 	}
-	return err
 }
 
 // keepAlive sends in-progress acks for every held message before its

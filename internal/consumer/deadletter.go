@@ -40,7 +40,7 @@ func (w *Worker) reject(ctx context.Context, it *item) {
 	if err := it.m.TermWithReason(it.rep.Reason); err != nil {
 		w.log.Warn("term failed", zap.String("job_id", it.rep.JobID), zap.Error(err))
 	}
-	w.finish(it, nil, it.rep.Status)
+	w.finish(it, it.rep.Status)
 	w.log.Warn("rejected", zap.String("job_id", it.rep.JobID), zap.String("correlation_id", it.rep.CorrelationID), zap.String("lane", it.d.Lane),
 		zap.String("status", it.rep.Status), zap.String("code", it.rep.Reason), zap.String("reason", it.rep.Message))
 }
@@ -54,7 +54,7 @@ func (w *Worker) deadLetterAndTerm(ctx context.Context, it *item, reason, messag
 	if err := it.m.TermWithReason(reason); err != nil {
 		w.log.Warn("term failed", zap.String("job_id", it.rep.JobID), zap.Error(err))
 	}
-	w.finish(it, nil, StatusDeadLettered)
+	w.finish(it, StatusDeadLettered)
 	w.log.Warn("dead-lettered", zap.String("job_id", it.rep.JobID), zap.String("lane", it.d.Lane), zap.String("reason", reason),
 		zap.String("message", message), zap.Int("attempt", it.d.Attempt))
 }
@@ -77,13 +77,11 @@ func (w *Worker) retrying(ctx context.Context, it *item, what string, fn func(co
 			return false
 		}
 		if (!it.d.Last && time.Since(since) >= w.cfg.OutageRetryFor) || ctx.Err() != nil {
-			w.finish(it, w.nak(it, backoff(it.d.Attempt, 5*time.Second, time.Minute), what+" failed: "+err.Error()), StatusNaked)
+			w.nak(it, backoff(it.d.Attempt, 5*time.Second, time.Minute), what+" failed: "+err.Error())
+			w.finish(it, StatusNaked)
 			return false
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff(n, 100*time.Millisecond, 5*time.Second)):
-		}
+		sleep(ctx, backoff(n, 100*time.Millisecond, 5*time.Second))
 	}
 }
 

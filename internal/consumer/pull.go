@@ -91,24 +91,14 @@ func (w *Worker) next(p *picker, quit <-chan struct{}) *item {
 // there is room for, so every message that arrives is held and kept alive
 // at once.
 func (w *Worker) pull(ctx context.Context, src *source) {
-	delay := 100 * time.Millisecond
-	var p *puller
-	for p == nil {
-		var err error
-		if p, err = newPuller(w.nc, src.stream, src.name, func(m jetstream.Msg) { w.admit(src, m) }); err != nil {
-			w.log.Warn("pull: subscribe", zap.Error(err), zap.Duration("retry_in", delay))
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(delay):
-			}
-			delay = min(2*delay, 5*time.Second)
-		}
+	p := w.startPuller(ctx, src)
+	if p == nil {
+		return
 	}
 	// Whatever the subscription still holds is admitted before pull
 	// returns (and, at shutdown, naked with the rest).
 	defer p.close(time.Second)
-	delay = 100 * time.Millisecond
+	delay := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		n, nb := w.reserve(ctx, src)
 		if n == 0 {
@@ -143,11 +133,35 @@ func (w *Worker) pull(ctx context.Context, src *source) {
 			continue
 		}
 		w.log.Warn("pull", zap.Error(err), zap.Duration("retry_in", delay))
-		select {
-		case <-ctx.Done():
-		case <-time.After(delay):
-		}
+		sleep(ctx, delay)
 		delay = min(2*delay, 5*time.Second)
+	}
+}
+
+// startPuller subscribes src's puller, trying again after a growing pause
+// until it can, or returns nil when ctx ends first.
+func (w *Worker) startPuller(ctx context.Context, src *source) *puller {
+	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
+		p, err := newPuller(w.nc, src.stream, src.name, func(m jetstream.Msg) { w.admit(src, m) })
+		if err == nil {
+			return p
+		}
+		w.log.Warn("pull: subscribe", zap.Error(err), zap.Duration("retry_in", delay))
+		if !sleep(ctx, delay) {
+			return nil
+		}
+	}
+}
+
+// sleep waits d, or less if ctx ends first (false then).
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -312,10 +326,8 @@ func (w *Worker) rebind(ctx context.Context, src *source) {
 			return
 		}
 		w.log.Warn("bind consumer", zap.Error(err), zap.Duration("retry_in", delay))
-		select {
-		case <-ctx.Done():
+		if !sleep(ctx, delay) {
 			return
-		case <-time.After(delay):
 		}
 		delay = min(2*delay, 10*time.Second)
 	}

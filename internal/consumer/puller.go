@@ -82,7 +82,7 @@ func (p *puller) pull(batch, maxBytes int, wait time.Duration) error {
 	p.mu.Unlock()
 	body := fmt.Appendf(nil, `{"batch":%d,"max_bytes":%d,"expires":%d}`, batch, maxBytes, wait.Nanoseconds())
 	if err := p.nc.PublishRequest(p.subject, p.inbox+strconv.FormatUint(r.id, 36), body); err != nil {
-		p.end(r, nil)
+		p.end(r.id, nil)
 		return err
 	}
 	t := time.NewTimer(wait + time.Second)
@@ -90,22 +90,22 @@ func (p *puller) pull(batch, maxBytes int, wait time.Duration) error {
 	select {
 	case <-r.done:
 	case <-t.C:
-		p.end(r, nil)
+		p.end(r.id, nil)
 	}
 	return r.err
 }
 
-// end ends r with err, once.
-func (p *puller) end(r *pullRequest, err error) {
+// end ends request id with err if it is still the one in progress.
+func (p *puller) end(id uint64, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.endLocked(r, err)
+	if r := p.cur; r != nil && r.id == id {
+		p.endLocked(r, err)
+	}
 }
 
+// endLocked ends r, the request in progress (under p.mu).
 func (p *puller) endLocked(r *pullRequest, err error) {
-	if p.cur != r {
-		return
-	}
 	p.cur = nil
 	r.err = err
 	close(r.done)
@@ -137,41 +137,38 @@ func (p *puller) onMsg(m *nats.Msg) {
 	p.mu.Unlock()
 }
 
-// status ends the request a status message is about. 100 (a heartbeat)
-// is not an end; 404 and 408 (no messages, expired) end it without error;
-// 409 ends it, with jetstream.ErrConsumerDeleted when the consumer went
-// away; 503 (no responders) means there is no consumer to ask.
+// status ends the request a status message is about (a heartbeat, 100,
+// ends none).
 func (p *puller) status(m *nats.Msg, status string) {
 	if status == "100" {
 		return
 	}
-	id, err := strconv.ParseUint(strings.TrimPrefix(m.Subject, p.inbox), 36, 64)
-	if err != nil {
-		return
+	if id, err := strconv.ParseUint(strings.TrimPrefix(m.Subject, p.inbox), 36, 64); err == nil {
+		p.end(id, statusErr(status, m.Header.Get("Description")))
 	}
-	desc := m.Header.Get("Description")
+}
+
+// statusErr is how a status ends a pull request: 404 and 408 (no
+// messages, expired) and the 409s that only end a request without error;
+// other 409s with an error, jetstream.ErrConsumerDeleted when the consumer
+// went away; 503 (no responders) with jetstream.ErrConsumerNotFound, as
+// there is no consumer to ask.
+func statusErr(status, desc string) error {
 	switch status {
 	case "404", "408":
-		err = nil
+		return nil
 	case "409":
 		switch d := strings.ToLower(desc); {
 		case strings.Contains(d, "consumer deleted"):
-			err = fmt.Errorf("%w: %w", jetstream.ErrConsumerDeleted, errPullStatus)
+			return fmt.Errorf("%w: %w", jetstream.ErrConsumerDeleted, errPullStatus)
 		case strings.Contains(d, "exceeds maxbytes"), strings.Contains(d, "leadership change"), strings.Contains(d, "batch completed"):
-			err = nil
-		default:
-			err = fmt.Errorf("%w: 409 %s", errPullStatus, desc)
+			return nil
 		}
+		return fmt.Errorf("%w: 409 %s", errPullStatus, desc)
 	case "503":
-		err = fmt.Errorf("%w: %w", jetstream.ErrConsumerNotFound, nats.ErrNoResponders)
-	default:
-		err = fmt.Errorf("%w: %s %s", errPullStatus, status, desc)
+		return fmt.Errorf("%w: %w", jetstream.ErrConsumerNotFound, nats.ErrNoResponders)
 	}
-	p.mu.Lock()
-	if r := p.cur; r != nil && r.id == id {
-		p.endLocked(r, err)
-	}
-	p.mu.Unlock()
+	return fmt.Errorf("%w: %s %s", errPullStatus, status, desc)
 }
 
 // close stops the subscription once every message it already holds has

@@ -196,6 +196,30 @@ func TestPullerReportsAConsumerThatIsGone(t *testing.T) {
 	}
 }
 
+// Which statuses end a request quietly, which with an error, and which
+// error sends the worker to bind its consumer again.
+func TestStatusErr(t *testing.T) {
+	for _, c := range []struct {
+		status, desc string
+		want         error // nil: ends without error
+	}{
+		{"404", "No Messages", nil},
+		{"408", "Request Timeout", nil},
+		{"409", "Message Size Exceeds MaxBytes", nil},
+		{"409", "Leadership Change", nil},
+		{"409", "Batch Completed", nil},
+		{"409", "Consumer Deleted", jetstream.ErrConsumerDeleted},
+		{"409", "Exceeded MaxWaiting", errPullStatus},
+		{"503", "", jetstream.ErrConsumerNotFound},
+		{"400", "Bad Request", errPullStatus},
+	} {
+		err := statusErr(c.status, c.desc)
+		if (c.want == nil) != (err == nil) || (c.want != nil && !errors.Is(err, c.want)) {
+			t.Errorf("%s %s: %v, want %v", c.status, c.desc, err, c.want)
+		}
+	}
+}
+
 // What arrives after a request was given up is still delivered (and so
 // held and kept alive), and close hands on everything the subscription
 // received before it returns.

@@ -28,7 +28,8 @@ const MaxRequeues = 3
 // message instead, and the delivery acked.
 func (w *Worker) giveBack(it *item, why string) {
 	if !it.d.Last {
-		w.finish(it, w.nak(it, 0, why), StatusNaked)
+		w.nak(it, 0, why)
+		w.finish(it, StatusNaked)
 		return
 	}
 	w.ioWG.Add(1)
@@ -40,12 +41,14 @@ func (w *Worker) giveBack(it *item, why string) {
 		if err != nil {
 			w.log.Warn("give back on the last delivery: publishing the job again failed; naked", zap.String("job_id", it.rep.JobID),
 				zap.String("lane", it.d.Lane), zap.Error(err))
-			w.finish(it, w.nak(it, 0, why), StatusNaked)
+			w.nak(it, 0, why)
+			w.finish(it, StatusNaked)
 			return
 		}
 		w.log.Info("given back on its last delivery: published again with a fresh delivery budget", zap.String("job_id", it.rep.JobID),
 			zap.String("lane", it.d.Lane), zap.String("why", why))
-		w.finish(it, w.ack(it), StatusNaked)
+		w.ack(it)
+		w.finish(it, StatusNaked)
 	}()
 }
 

@@ -52,7 +52,8 @@ func (w *Worker) stored(ctx context.Context, it *item, res resultstore.Result) {
 				zap.String("lane", it.d.Lane), zap.Int("attempt", it.d.Attempt), zap.String("reply_subject", it.rep.Subject), zap.String("source", source))
 			status = StatusDuplicate
 		}
-		w.finish(it, w.ack(it), status)
+		w.ack(it)
+		w.finish(it, status)
 	case resultstore.Conflict:
 		w.conflict(ctx, it)
 	case resultstore.Unstorable:
@@ -63,7 +64,8 @@ func (w *Worker) stored(ctx context.Context, it *item, res resultstore.Result) {
 			// result is stored on the job's own subject all the same.
 			w.log.Warn("reply subject refused by NATS permissions; the result is stored on the job's subject only",
 				zap.String("job_id", it.rep.JobID), zap.String("lane", it.d.Lane), zap.String("subject", it.rep.Subject))
-			w.finish(it, w.ack(it), it.rep.Status)
+			w.ack(it)
+			w.finish(it, it.rep.Status)
 			return
 		}
 		w.infra(it, res.Stage, res.Err)
