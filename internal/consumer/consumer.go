@@ -332,14 +332,15 @@ const (
 // party owns it at a time: the pool, an I/O goroutine, a timer, or the
 // map of the request in flight (whoever removes it from the map owns it).
 type item struct {
-	m     jetstream.Msg
-	d     Delivery
-	rep   Reply
-	op    op
-	class Class
-	size  int
-	ord   uint64 // arrival number in its source's ackOrder
-	acked bool   // its ack went to the ackOrder (which releases it then)
+	m      jetstream.Msg
+	pulled pulledMsg // m, when the puller delivered it: one allocation a job less
+	d      Delivery
+	rep    Reply
+	op     op
+	class  Class
+	size   int
+	ord    uint64 // arrival number in its source's ackOrder
+	acked  bool   // its ack went to the ackOrder (which releases it then)
 	// again: re-issue op (after a backoff) rather than complete it.
 	again     bool
 	failures  int
@@ -649,7 +650,9 @@ func (w *Worker) dispose(ctx context.Context, it *item, rep Reply) {
 			zap.String("error", rep.Message), zap.Bool("last_delivery", it.d.Last))
 		if it.d.Last {
 			w.ioWG.Add(1)
-			go func() { defer w.ioWG.Done(); w.deadLetterAndTerm(ctx, it, ReasonInternal, rep.Message) }()
+			// it.rep, not rep: a closure over rep would move every
+			// Reply to the heap, the published ones included.
+			go func() { defer w.ioWG.Done(); w.deadLetterAndTerm(ctx, it, ReasonInternal, it.rep.Message) }()
 			return
 		}
 		w.nak(it, backoff(it.d.Attempt, time.Second, time.Minute), rep.Message)

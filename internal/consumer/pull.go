@@ -9,6 +9,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
@@ -142,7 +143,11 @@ func (w *Worker) pull(ctx context.Context, src *source) {
 // until it can, or returns nil when ctx ends first.
 func (w *Worker) startPuller(ctx context.Context, src *source) *puller {
 	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
-		p, err := newPuller(w.nc, src.stream, src.name, func(m jetstream.Msg) { w.admit(src, m) })
+		p, err := newPuller(w.nc, src.stream, src.name, func(m *nats.Msg) {
+			it := &item{}
+			it.pulled = pulledMsg{m: m, nc: w.nc}
+			w.hold(src, it, &it.pulled)
+		})
 		if err == nil {
 			return p
 		}
@@ -240,6 +245,10 @@ func (w *Worker) signal() {
 }
 
 func msgSize(m jetstream.Msg) int {
+	if pm, ok := m.(*pulledMsg); ok {
+		// What arrived on the wire: subject, reply, headers and data.
+		return pm.m.Size() + 64
+	}
 	n := len(m.Data()) + len(m.Subject()) + 64
 	for k, vs := range m.Headers() {
 		for _, v := range vs {
@@ -249,17 +258,39 @@ func msgSize(m jetstream.Msg) int {
 	return n
 }
 
+// delivery reads what admitting a message needs of its metadata. A pulled
+// message's is read with nats.go's core Metadata, without the copy into
+// jetstream's type that its Metadata method makes.
+func delivery(m jetstream.Msg) (delivered, seq, pending uint64, ok bool) {
+	if pm, isPulled := m.(*pulledMsg); isPulled {
+		md, err := pm.m.Metadata()
+		if err != nil {
+			return 0, 0, 0, false
+		}
+		return md.NumDelivered, md.Sequence.Stream, md.NumPending, true
+	}
+	md, err := m.Metadata()
+	if err != nil {
+		return 0, 0, 0, false
+	}
+	return md.NumDelivered, md.Sequence.Stream, md.NumPending, true
+}
+
 // admit holds a message of src that just arrived and queues it for the
 // pool.
-func (w *Worker) admit(src *source, m jetstream.Msg) {
-	it := &item{m: m, size: msgSize(m), class: src.class, ord: src.acks.arrive()}
+func (w *Worker) admit(src *source, m jetstream.Msg) { w.hold(src, &item{}, m) }
+
+// hold is admit into an item already allocated (a pulled message lives in
+// its item).
+func (w *Worker) hold(src *source, it *item, m jetstream.Msg) {
+	it.m, it.size, it.class, it.ord = m, msgSize(m), src.class, src.acks.arrive()
 	now := time.Now()
 	it.progress.Store(now.UnixNano())
 	it.d = Delivery{Subject: m.Subject(), Data: m.Data(), Header: m.Headers(), Lane: topology.Lane(m.Subject()), Class: src.class, Attempt: 1, Received: now}
-	if md, err := m.Metadata(); err == nil {
-		it.d.Attempt, it.d.Seq = int(md.NumDelivered), md.Sequence.Stream
+	if delivered, seq, pending, ok := delivery(m); ok {
+		it.d.Attempt, it.d.Seq = int(delivered), seq
 		if src.class == Interactive {
-			w.pace.interactiveBacklog(md.NumPending)
+			w.pace.interactiveBacklog(pending)
 		}
 	}
 	it.d.Last = w.cfg.MaxDeliver > 0 && it.d.Attempt >= w.cfg.MaxDeliver

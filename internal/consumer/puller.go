@@ -31,7 +31,7 @@ type puller struct {
 	nc      *nats.Conn
 	subject string // the consumer's next-messages API subject
 	inbox   string // a request answers on inbox + its id
-	deliver func(jetstream.Msg)
+	deliver func(*nats.Msg)
 	sub     *nats.Subscription
 	closed  chan struct{}
 
@@ -53,8 +53,10 @@ type pullRequest struct {
 var errPullStatus = errors.New("pull request ended")
 
 // newPuller subscribes for deliveries of consumer name on stream; deliver
-// receives each message, on the subscription's goroutine, in arrival order.
-func newPuller(nc *nats.Conn, stream, name string, deliver func(jetstream.Msg)) (*puller, error) {
+// receives each message, on the subscription's goroutine, in arrival order
+// (a core message: its holder wraps it as a pulledMsg where it lives, so
+// the wrapper costs no allocation of its own).
+func newPuller(nc *nats.Conn, stream, name string, deliver func(*nats.Msg)) (*puller, error) {
 	p := &puller{nc: nc, subject: fmt.Sprintf("%sCONSUMER.MSG.NEXT.%s.%s", jetstream.DefaultAPIPrefix, stream, name),
 		inbox: nc.NewInbox() + ".", deliver: deliver, closed: make(chan struct{})}
 	sub, err := nc.Subscribe(p.inbox+"*", p.onMsg)
@@ -123,7 +125,7 @@ func (p *puller) onMsg(m *nats.Msg) {
 			return
 		}
 	}
-	p.deliver(&pulledMsg{m: m, nc: p.nc})
+	p.deliver(m)
 	p.mu.Lock()
 	if r := p.cur; r != nil {
 		// A delivery that arrives after its request was given up counts

@@ -85,13 +85,14 @@ func (e *pullEnv) info(tb testing.TB) *jetstream.ConsumerInfo {
 
 // collector records what a puller delivers.
 type collector struct {
+	nc   *nats.Conn
 	mu   sync.Mutex
 	msgs []jetstream.Msg
 }
 
-func (c *collector) deliver(m jetstream.Msg) {
+func (c *collector) deliver(m *nats.Msg) {
 	c.mu.Lock()
-	c.msgs = append(c.msgs, m)
+	c.msgs = append(c.msgs, &pulledMsg{m: m, nc: c.nc})
 	c.mu.Unlock()
 }
 
@@ -105,7 +106,7 @@ func (c *collector) len() int {
 // delivers.
 func startPuller(t *testing.T, e *pullEnv) (*puller, *collector) {
 	t.Helper()
-	c := &collector{}
+	c := &collector{nc: e.nc}
 	p, err := newPuller(e.nc, "PULL", "c", c.deliver)
 	if err != nil {
 		t.Fatal(err)
@@ -324,7 +325,7 @@ func BenchmarkPullPaths(b *testing.B) {
 	b.Run("puller", func(b *testing.B) {
 		run(b, func(e *pullEnv, n int) {
 			var got atomic.Int64
-			p, err := newPuller(e.nc, "PULL", "c", func(m jetstream.Msg) { _ = m.Ack(); got.Add(1) })
+			p, err := newPuller(e.nc, "PULL", "c", func(m *nats.Msg) { pm := pulledMsg{m: m, nc: e.nc}; _ = pm.Ack(); got.Add(1) })
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -140,7 +140,7 @@ func (m *Metrics) ObserveLangextract(endpoint, status string, d time.Duration) {
 func (m *Metrics) BreakerChanged(_, to breaker.State) { m.breakerState.Set(float64(to)) }
 
 // ObserveOutcome records one scoring (scoring.Observer).
-func (m *Metrics) ObserveOutcome(o *scoring.Outcome) {
+func (m *Metrics) ObserveOutcome(o scoring.Outcome) {
 	m.scoringDuration.Observe(o.Duration.Seconds())
 	if o.Status == scoring.Scored {
 		m.patternScore.Observe(o.Pattern)

@@ -36,9 +36,10 @@ type FeatureSource interface {
 	Get(ctx context.Context, q analysis.Query) (*similarity.Features, semcache.Status, error)
 }
 
-// Observer is told about every outcome (metrics); it must not retain o.
+// Observer is told about every outcome (metrics). It takes a copy: a
+// pointer handed to an interface would move every Outcome to the heap.
 type Observer interface {
-	ObserveOutcome(o *Outcome)
+	ObserveOutcome(o Outcome)
 }
 
 // Request is one job's input to scoring.
@@ -197,7 +198,7 @@ func (s *Service) score(ctx context.Context, req *Request, mayLoad bool) (o Outc
 	}
 	o.Duration = time.Since(start)
 	if s.obs != nil {
-		s.obs.ObserveOutcome(&o)
+		s.obs.ObserveOutcome(o)
 	}
 	return o, true, nil
 }
