@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -139,8 +140,46 @@ func (r *Result) AppendJSON(b []byte) []byte {
 	return append(b, '}')
 }
 
-// Timestamp formats t as results carry it (RFC 3339, UTC).
-func Timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+// Timestamp formats t as results carry it (RFC 3339 with nanoseconds,
+// UTC), as t.UTC().Format(time.RFC3339Nano) does. Every result carries one,
+// so the date and time of day are formatted once a second and only the
+// fraction per call.
+func Timestamp(t time.Time) string {
+	t = t.UTC()
+	sec := t.Unix()
+	c := lastSecond.Load()
+	if c == nil || c.unix != sec {
+		if y := t.Year(); y < 0 || y > 9999 {
+			return t.Format(time.RFC3339Nano)
+		}
+		c = &formattedSecond{unix: sec}
+		t.Truncate(time.Second).AppendFormat(c.text[:0], "2006-01-02T15:04:05")
+		lastSecond.Store(c)
+	}
+	var b [len("2006-01-02T15:04:05.999999999Z")]byte
+	n := copy(b[:], c.text[:])
+	if ns := t.Nanosecond(); ns != 0 {
+		b[n] = '.'
+		for i := 9; i > 0; i-- {
+			b[n+i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n += 10
+		for b[n-1] == '0' {
+			n--
+		}
+	}
+	b[n] = 'Z'
+	return string(b[:n+1])
+}
+
+// formattedSecond is one second formatted as 2006-01-02T15:04:05.
+type formattedSecond struct {
+	unix int64
+	text [19]byte
+}
+
+var lastSecond atomic.Pointer[formattedSecond]
 
 func appendFloatField(b []byte, name string, v *float64) []byte {
 	b = append(b, name...)
