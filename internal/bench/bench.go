@@ -431,8 +431,9 @@ func (b *run) connect(ctx context.Context) (closeAll func(), err error) {
 	return closeAll, nil
 }
 
-// rounds alternates the raw loop (with --baseline) and the worker on a warm
-// cache, Rounds times, and reports the medians and their ratio.
+// rounds runs the raw loop (with --baseline) and the worker on a warm
+// cache, Rounds times, the raw loop first in odd rounds and the worker first
+// in even ones, and reports the medians and their ratio.
 func (b *run) rounds(ctx context.Context, tasks, patterns, warm []string) error {
 	if b.o.Baseline {
 		cleanup, err := b.rawSetup(ctx)
@@ -446,21 +447,41 @@ func (b *run) rounds(ctx context.Context, tasks, patterns, warm []string) error 
 			return fmt.Errorf("raw loop: %w", err)
 		}
 	}
-	for r := 1; r <= b.o.Rounds; r++ {
-		if b.o.Baseline {
-			t, err := b.rawOnce(ctx, b.o.Jobs, tasks, patterns)
-			if err != nil {
-				return fmt.Errorf("raw loop, round %d: %w", r, err)
-			}
-			b.rep.RawRounds = append(b.rep.RawRounds, t)
-			b.printf("round %d/%d  raw JetStream loop    %s\n", r, b.o.Rounds, t)
+	raw := func(r int) error {
+		if !b.o.Baseline {
+			return nil
 		}
+		t, err := b.rawOnce(ctx, b.o.Jobs, tasks, patterns)
+		if err != nil {
+			return fmt.Errorf("raw loop, round %d: %w", r, err)
+		}
+		b.rep.RawRounds = append(b.rep.RawRounds, t)
+		b.printf("round %d/%d  raw JetStream loop    %s\n", r, b.o.Rounds, t)
+		return nil
+	}
+	worker := func(r int) error {
 		t, peak, err := b.scenario(ctx, topology.JobsPrefix, "bench-warm-"+nonce(), b.o.Jobs, tasks, patterns, warm, false)
 		if err != nil {
 			return fmt.Errorf("warm, round %d: %w", r, err)
 		}
 		b.rep.WarmRounds = append(b.rep.WarmRounds, t)
 		b.printf("round %d/%d  worker (warm cache)   %s%s\n", r, b.o.Rounds, t, peakNote(peak))
+		return nil
+	}
+	for r := 1; r <= b.o.Rounds; r++ {
+		// The order alternates: the server's CPU per job grows with what
+		// the results stream holds (every earlier scenario's results), so
+		// whichever went second in every round would always pay more.
+		first, second := raw, worker
+		if r%2 == 0 {
+			first, second = worker, raw
+		}
+		if err := first(r); err != nil {
+			return err
+		}
+		if err := second(r); err != nil {
+			return err
+		}
 	}
 	if b.o.Baseline {
 		b.rep.Raw = median(b.rep.RawRounds)

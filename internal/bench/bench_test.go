@@ -122,6 +122,40 @@ func TestRepliesRounds(t *testing.T) {
 	}
 }
 
+// The rounds alternate which of the raw loop and the worker goes first, so
+// neither always meets the other's results in the stream; each round of
+// each answers all its jobs and the ratio is of the medians.
+func TestRoundsAlternateTheOrder(t *testing.T) {
+	var out strings.Builder
+	b, ctx := embeddedRun(t, Options{Baseline: true, Jobs: 300, Rounds: 3, Out: &out}, 2*time.Minute)
+	tasks, patterns := texts("t", taskTexts), texts("p", patternTexts)
+	if err := b.rounds(ctx, tasks, patterns, slices.Concat(tasks, patterns)); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	var order []string
+	for _, line := range strings.Split(out.String(), "\n") {
+		if strings.HasPrefix(line, "round ") {
+			kind := "worker"
+			if strings.Contains(line, "raw JetStream loop") {
+				kind = "raw"
+			}
+			order = append(order, line[:len("round 1/3")]+" "+kind)
+		}
+	}
+	want := []string{"round 1/3 raw", "round 1/3 worker", "round 2/3 worker", "round 2/3 raw", "round 3/3 raw", "round 3/3 worker"}
+	if !slices.Equal(order, want) {
+		t.Fatalf("order %q, want %q\n%s", order, want, out.String())
+	}
+	for _, r := range slices.Concat(b.rep.RawRounds, b.rep.WarmRounds) {
+		if r.Jobs != 300 || r.PerSec <= 0 {
+			t.Errorf("round %+v: want 300 results", r)
+		}
+	}
+	if want := median(b.rep.WarmRounds).PerSec / median(b.rep.RawRounds).PerSec; b.rep.Ratio != want {
+		t.Errorf("ratio %v, want the medians' %v", b.rep.Ratio, want)
+	}
+}
+
 // embeddedRun returns a bench run of o (with Run's defaults) against an
 // embedded server of its own, connected, with the topology's streams; all
 // of it ends with t.
