@@ -4,7 +4,8 @@
 // 1000 jobs buffered, store a same-size result with Nats-Msg-Id through
 // asynchronous publishes, ack each job when its own PubAck arrives, no
 // decoding, no scoring (raw.go). The raw loop and the worker run on the same
-// server in the same run, one after the other, each draining a lane of jobs
+// server in the same run, one after the other (the raw loop first in odd
+// rounds, the worker in even ones), each draining a lane of jobs
 // published beforehand (50 distinct task texts, 37 distinct pattern texts:
 // the cache is warm), timed from the first stored result to the last by the
 // result stream's own timestamps; several rounds, medians, and the ratio
