@@ -276,12 +276,9 @@ func delivery(m jetstream.Msg) (delivered, seq, pending uint64, ok bool) {
 	return md.NumDelivered, md.Sequence.Stream, md.NumPending, true
 }
 
-// admit holds a message of src that just arrived and queues it for the
-// pool.
-func (w *Worker) admit(src *source, m jetstream.Msg) { w.hold(src, &item{}, m) }
-
-// hold is admit into an item already allocated (a pulled message lives in
-// its item).
+// hold holds m, a message of src that just arrived, in it and queues it
+// for the pool. The item is the caller's: a pulled message lives in its
+// item, one allocation for both.
 func (w *Worker) hold(src *source, it *item, m jetstream.Msg) {
 	it.m, it.size, it.class, it.ord = m, msgSize(m), src.class, src.acks.arrive()
 	now := time.Now()

@@ -643,3 +643,7 @@ func holding(ctx context.Context, d *Delivery) Reply {
 	<-ctx.Done()
 	return Reply{Disposition: Requeue}
 }
+
+// admit holds a message of any kind, as the puller's callback holds a
+// pulled one: the tests' way in.
+func (w *Worker) admit(src *source, m jetstream.Msg) { w.hold(src, &item{}, m) }
