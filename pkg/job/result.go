@@ -153,7 +153,7 @@ func Timestamp(t time.Time) string {
 			return t.Format(time.RFC3339Nano)
 		}
 		c = &formattedSecond{unix: sec}
-		t.Truncate(time.Second).AppendFormat(c.text[:0], "2006-01-02T15:04:05")
+		t.AppendFormat(c.text[:0], "2006-01-02T15:04:05")
 		lastSecond.Store(c)
 	}
 	var b [len("2006-01-02T15:04:05.999999999Z")]byte
