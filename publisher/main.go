@@ -275,6 +275,7 @@ type benchCmd struct {
 	ColdJobs    int           `default:"2000" help:"Jobs of the cold-cache scenario."`
 	Rounds      int           `default:"3" help:"Rounds of raw loop and warm worker; the medians are compared."`
 	Baseline    bool          `help:"Also run the raw JetStream loop (docs/operations.md#measuring-throughput) and print the ratio worker/raw."`
+	SameWrite   bool          `name:"same-write" help:"With the raw loop (implies --baseline), also run it storing each result the worker's way (on its job's own subject with Nats-Expected-Last-Subject-Sequence: 0) and print worker/that too: the worker's own cost, apart from what the server charges for that check."`
 	Concurrency int           `help:"Worker concurrency (WORKER_CONCURRENCY; default: the worker's)."`
 	Rate        float64       `default:"1000" help:"Steady-rate latency scenario, jobs/s (0 skips it)."`
 	RateFor     time.Duration `default:"10s" help:"Duration of the steady-rate scenario."`
@@ -289,7 +290,7 @@ type benchCmd struct {
 
 func (b *benchCmd) Run(ctx context.Context) error {
 	_, err := bench.Run(ctx, bench.Options{NATSURL: b.NATSURL, WorkerBin: b.WorkerBin, Jobs: b.Jobs, ColdJobs: b.ColdJobs, Rounds: b.Rounds,
-		Baseline: b.Baseline, Concurrency: b.Concurrency, Rate: b.Rate, RateFor: b.RateFor, SyncAlways: b.SyncAlways,
+		Baseline: b.Baseline || b.SameWrite, SameWrite: b.SameWrite, Concurrency: b.Concurrency, Rate: b.Rate, RateFor: b.RateFor, SyncAlways: b.SyncAlways,
 		Mixed: b.Mixed, MixedFor: b.MixedFor, MixedBulk: b.MixedBulk, Replies: b.Replies, Soak: b.Soak, Trickle: b.Trickle, Out: os.Stdout})
 	return err
 }

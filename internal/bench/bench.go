@@ -9,9 +9,12 @@
 // published beforehand (50 distinct task texts, 37 distinct pattern texts:
 // the cache is warm), timed from the first stored result to the last by the
 // result stream's own timestamps; several rounds, medians, and the ratio
-// worker ÷ raw loop. It also runs a cold-cache and a concurrent-publisher
-// scenario and a steady-rate latency test; with Options.Mixed, the two job
-// classes side by side (mixed.go).
+// worker ÷ raw loop. With Options.SameWrite a third design joins the
+// rounds (each round then starts one design later): the raw loop storing
+// each result the worker's way, which tells the worker's own cost from
+// what the server charges for that write. It also runs a cold-cache and a
+// concurrent-publisher scenario and a steady-rate latency test; with
+// Options.Mixed, the two job classes side by side (mixed.go).
 //
 // With no server URL it starts an embedded server and in-process workers.
 // Given one (a nats-server in its own process), it starts the worker
@@ -58,11 +61,15 @@ type Options struct {
 	NATSURL string
 	// WorkerBin is the worker executable (NATSURL set); "" means
 	// DefaultWorkerBin.
-	WorkerBin   string
-	Jobs        int           // jobs per throughput scenario; 0 means 100000
-	ColdJobs    int           // jobs of the cold-cache scenario; 0 means 2000
-	Rounds      int           // rounds of raw loop and warm worker; 0 means 3
-	Baseline    bool          // also run the raw JetStream loop and report the ratio
+	WorkerBin string
+	Jobs      int  // jobs per throughput scenario; 0 means 100000
+	ColdJobs  int  // jobs of the cold-cache scenario; 0 means 2000
+	Rounds    int  // rounds of raw loop and warm worker; 0 means 3
+	Baseline  bool // also run the raw JetStream loop and report the ratio
+	// SameWrite (with Baseline) also runs the raw loop storing each result
+	// on its job's own subject with Nats-Expected-Last-Subject-Sequence: 0,
+	// as the worker does, and reports the worker's ratio to it too.
+	SameWrite   bool
 	Concurrency int           // worker concurrency; 0 means the worker's default
 	Rate        float64       // steady-rate scenario, jobs/s; 0 skips it
 	RateFor     time.Duration // steady-rate duration; 0 means 10 s
@@ -106,6 +113,13 @@ type Report struct {
 	// the CPU per job of each design, broker and client together (sums of
 	// the rounds' medians).
 	RawCPU, WarmCPU time.Duration
+	// Same, SameRounds, SameRatio and SameCPU are the raw loop's storing
+	// each result the worker's way (Options.SameWrite): what the worker
+	// costs beside the server's price of its one-write check.
+	Same       Throughput
+	SameRounds []Throughput
+	SameRatio  float64
+	SameCPU    time.Duration
 	// MaxSteal is the largest share of the machine's CPU the hypervisor
 	// took during a round (-1: not measured).
 	MaxSteal        float64
@@ -432,9 +446,11 @@ func (b *run) connect(ctx context.Context) (closeAll func(), err error) {
 	return closeAll, nil
 }
 
-// rounds runs the raw loop (with --baseline) and the worker on a warm
-// cache, Rounds times, the raw loop first in odd rounds and the worker first
-// in even ones, and reports the medians and their ratio.
+// rounds runs the raw loop (with --baseline), the worker on a warm cache
+// and, with SameWrite, the raw loop storing the worker's way, Rounds times,
+// each round starting one design later than the round before (with two:
+// the raw loop first in odd rounds, the worker in even ones), and reports
+// the medians and their ratios.
 func (b *run) rounds(ctx context.Context, tasks, patterns, warm []string) error {
 	if b.o.Baseline {
 		cleanup, err := b.rawSetup(ctx)
@@ -444,21 +460,20 @@ func (b *run) rounds(ctx context.Context, tasks, patterns, warm []string) error 
 		defer cleanup()
 		// A short unmeasured pass first: the first writes to a fresh store
 		// are slower, and the ceiling should not be measured cold.
-		if _, err := b.rawOnce(ctx, max(b.o.Jobs/10, 500), tasks, patterns); err != nil {
+		if _, err := b.rawOnce(ctx, max(b.o.Jobs/10, 500), tasks, patterns, withMsgID); err != nil {
 			return fmt.Errorf("raw loop: %w", err)
 		}
 	}
-	raw := func(r int) error {
-		if !b.o.Baseline {
+	raw := func(form rawForm, label string, into *[]Throughput) func(int) error {
+		return func(r int) error {
+			t, err := b.rawOnce(ctx, b.o.Jobs, tasks, patterns, form)
+			if err != nil {
+				return fmt.Errorf("%s, round %d: %w", strings.TrimSpace(label), r, err)
+			}
+			*into = append(*into, t)
+			b.printf("round %d/%d  %s %s\n", r, b.o.Rounds, label, t)
 			return nil
 		}
-		t, err := b.rawOnce(ctx, b.o.Jobs, tasks, patterns)
-		if err != nil {
-			return fmt.Errorf("raw loop, round %d: %w", r, err)
-		}
-		b.rep.RawRounds = append(b.rep.RawRounds, t)
-		b.printf("round %d/%d  raw JetStream loop    %s\n", r, b.o.Rounds, t)
-		return nil
 	}
 	worker := func(r int) error {
 		t, peak, err := b.scenario(ctx, topology.JobsPrefix, "bench-warm-"+nonce(), b.o.Jobs, tasks, patterns, warm, false)
@@ -469,30 +484,41 @@ func (b *run) rounds(ctx context.Context, tasks, patterns, warm []string) error 
 		b.printf("round %d/%d  worker (warm cache)   %s%s\n", r, b.o.Rounds, t, peakNote(peak))
 		return nil
 	}
+	designs := []func(int) error{worker}
+	if b.o.Baseline {
+		designs = []func(int) error{raw(withMsgID, "raw JetStream loop   ", &b.rep.RawRounds), worker}
+		if b.o.SameWrite {
+			designs = append(designs, raw(perJobSubject, "raw loop, worker's write", &b.rep.SameRounds))
+		}
+	}
 	for r := 1; r <= b.o.Rounds; r++ {
-		// The order alternates: the server's CPU per job grows with what
-		// the results stream holds (every earlier scenario's results), so
-		// whichever went second in every round would always pay more.
-		first, second := raw, worker
-		if r%2 == 0 {
-			first, second = worker, raw
-		}
-		if err := first(r); err != nil {
-			return err
-		}
-		if err := second(r); err != nil {
-			return err
+		// The order rotates: the server's CPU per job grows with what the
+		// results stream holds (every earlier scenario's results), so
+		// whichever went last in every round would always pay more.
+		for i := range designs {
+			if err := designs[(r-1+i)%len(designs)](r); err != nil {
+				return err
+			}
 		}
 	}
 	if b.o.Baseline {
 		b.rep.Raw = median(b.rep.RawRounds)
 		b.printf("raw JetStream loop:   median %.0f results/s of %d rounds (%s)\n", b.rep.Raw.PerSec, b.o.Rounds, rates(b.rep.RawRounds))
 	}
+	if len(b.rep.SameRounds) > 0 {
+		b.rep.Same = median(b.rep.SameRounds)
+		b.printf("raw loop, worker's write: median %.0f results/s of %d rounds (%s)\n", b.rep.Same.PerSec, b.o.Rounds, rates(b.rep.SameRounds))
+	}
 	b.rep.Warm = median(b.rep.WarmRounds)
 	b.printf("warm cache:           median %.0f results/s of %d rounds (%s)\n", b.rep.Warm.PerSec, b.o.Rounds, rates(b.rep.WarmRounds))
 	if b.o.Baseline && b.rep.Raw.PerSec > 0 {
 		b.rep.Ratio = b.rep.Warm.PerSec / b.rep.Raw.PerSec
 		b.printf("ratio worker/raw:     %.2f (medians, warm cache, same server, same run)\n", b.rep.Ratio)
+		if b.rep.Same.PerSec > 0 {
+			b.rep.SameRatio = b.rep.Warm.PerSec / b.rep.Same.PerSec
+			b.printf("ratio worker/same write: %.2f (against the raw loop storing each result on its job's own subject\n"+
+				"                      with Nats-Expected-Last-Subject-Sequence: 0, as the worker does: the worker's own cost)\n", b.rep.SameRatio)
+		}
 		b.costs()
 		if w, r := float64(b.rep.Warm.ResultBytes), float64(b.rep.Raw.ResultBytes); w > 1.2*r || w < r/1.2 {
 			b.printf("note: the worker's results are %.0f bytes, the raw loop's %.0f (sized to match: about %d)\n", w, r, rawResultBytes)
@@ -522,9 +548,14 @@ func (b *run) costs() {
 		b.rep.RawCPU, b.rep.WarmCPU = rb+rc, wb+wc
 		b.printf("CPU per job:          raw loop %.1f µs (broker %.1f + loop %.1f), worker %.1f µs (broker %.1f + worker %.1f) (medians)\n",
 			micros(rb+rc), micros(rb), micros(rc), micros(wb+wc), micros(wb), micros(wc))
+		if same := b.rep.SameRounds; len(same) > 0 {
+			sb, sc := med(same, broker), med(same, client)
+			b.rep.SameCPU = sb + sc
+			b.printf("                      raw loop, worker's write %.1f µs (broker %.1f + loop %.1f) (medians)\n", micros(sb+sc), micros(sb), micros(sc))
+		}
 	}
 	hi := -1.0
-	for _, t := range slices.Concat(raw, warm) {
+	for _, t := range slices.Concat(raw, warm, b.rep.SameRounds) {
 		hi = max(hi, t.Steal)
 	}
 	b.rep.MaxSteal = hi

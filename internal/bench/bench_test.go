@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -70,7 +71,7 @@ func TestRawLoop(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cleanup()
-	tp, err := b.rawOnce(ctx, 5000, texts("t", taskTexts), texts("p", patternTexts))
+	tp, err := b.rawOnce(ctx, 5000, texts("t", taskTexts), texts("p", patternTexts), withMsgID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,17 +133,8 @@ func TestRoundsAlternateTheOrder(t *testing.T) {
 	if err := b.rounds(ctx, tasks, patterns, slices.Concat(tasks, patterns)); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	var order []string
-	for _, line := range strings.Split(out.String(), "\n") {
-		if strings.HasPrefix(line, "round ") {
-			kind := "worker"
-			if strings.Contains(line, "raw JetStream loop") {
-				kind = "raw"
-			}
-			order = append(order, line[:len("round 1/3")]+" "+kind)
-		}
-	}
-	want := []string{"round 1/3 raw", "round 1/3 worker", "round 2/3 worker", "round 2/3 raw", "round 3/3 raw", "round 3/3 worker"}
+	order := roundOrder(out.String())
+	want := []string{"1 raw", "1 worker", "2 worker", "2 raw", "3 raw", "3 worker"}
 	if !slices.Equal(order, want) {
 		t.Fatalf("order %q, want %q\n%s", order, want, out.String())
 	}
@@ -154,6 +146,63 @@ func TestRoundsAlternateTheOrder(t *testing.T) {
 	if want := median(b.rep.WarmRounds).PerSec / median(b.rep.RawRounds).PerSec; b.rep.Ratio != want {
 		t.Errorf("ratio %v, want the medians' %v", b.rep.Ratio, want)
 	}
+}
+
+// With SameWrite the three designs rotate (each round starts one later),
+// and the third stores each result the worker's way: on its job's own
+// subject, which the server then refuses a second result for.
+func TestSameWriteRotatesAndStoresOnePerJobSubject(t *testing.T) {
+	var out strings.Builder
+	b, ctx := embeddedRun(t, Options{Baseline: true, SameWrite: true, Jobs: 300, Rounds: 3, Out: &out}, 2*time.Minute)
+	tasks, patterns := texts("t", taskTexts), texts("p", patternTexts)
+	if err := b.rounds(ctx, tasks, patterns, slices.Concat(tasks, patterns)); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	order := roundOrder(out.String())
+	want := []string{"1 raw", "1 worker", "1 same", "2 worker", "2 same", "2 raw", "3 same", "3 raw", "3 worker"}
+	if !slices.Equal(order, want) {
+		t.Fatalf("order %q, want %q\n%s", order, want, out.String())
+	}
+	if len(b.rep.SameRounds) != 3 || b.rep.SameRatio != median(b.rep.WarmRounds).PerSec/median(b.rep.SameRounds).PerSec {
+		t.Fatalf("same-write rounds %+v, ratio %v\n%s", b.rep.SameRounds, b.rep.SameRatio, out.String())
+	}
+	if !strings.Contains(out.String(), "ratio worker/same write: ") {
+		t.Fatalf("no same-write ratio printed\n%s", out.String())
+	}
+
+	// The form itself: a second result for a job is refused whatever the
+	// delay, as the worker's own is.
+	m := perJobSubject.msg("lane-x", "job.1")
+	if m.Subject != "scoring.results.lane-x.job~1" {
+		t.Fatalf("subject %q", m.Subject)
+	}
+	if _, err := b.js.PublishMsg(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	_, err := b.js.PublishMsg(ctx, m)
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence {
+		t.Fatalf("second result: %v, want the server's wrong last sequence", err)
+	}
+}
+
+// roundOrder lists the rounds a bench printed, as "<round> <design>".
+func roundOrder(out string) []string {
+	var order []string
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.HasPrefix(line, "round ") {
+			continue
+		}
+		kind := "worker"
+		switch {
+		case strings.Contains(line, "raw JetStream loop"):
+			kind = "raw"
+		case strings.Contains(line, "raw loop, worker's write"):
+			kind = "same"
+		}
+		order = append(order, line[len("round "):len("round 1")]+" "+kind)
+	}
+	return order
 }
 
 // embeddedRun returns a bench run of o (with Run's defaults) against an

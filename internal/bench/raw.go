@@ -102,16 +102,19 @@ func (b *run) rawSetup(ctx context.Context) (cleanup func(), err error) {
 
 // rawOnce runs the ceiling once: n jobs published beforehand to a lane of
 // the scratch stream, then drained by rawLoop, each result the template
-// with the job's id, published with Nats-Msg-Id.
-func (b *run) rawOnce(ctx context.Context, n int, tasks, patterns []string) (Throughput, error) {
+// with the job's id, stored as form says.
+func (b *run) rawOnce(ctx context.Context, n int, tasks, patterns []string, form rawForm) (Throughput, error) {
 	lane := "bench-raw-" + nonce()
 	subject := rawSubjectPrefix + lane
 	if err := b.publishLane(ctx, subject, lane, n, 1, tasks, patterns); err != nil {
 		return Throughput{}, err
 	}
-	resultSubject := topology.ResultsPrefix + lane
-	b.purgeLater(resultSubject)
-	c, err := b.collect(ctx, resultSubject, n)
+	results := topology.ResultsPrefix + lane
+	if form == perJobSubject {
+		results += ".>"
+	}
+	b.purgeLater(results)
+	c, err := b.collect(ctx, results, n)
 	if err != nil {
 		return Throughput{}, err
 	}
@@ -120,10 +123,7 @@ func (b *run) rawOnce(ctx context.Context, n int, tasks, patterns []string) (Thr
 		self = cputime.Self
 	}
 	m := b.meter(self)
-	stop, err := b.rawLoop(ctx, subject, func(m jetstream.Msg) *nats.Msg {
-		id := m.Headers().Get(jetstream.MsgIDHeader)
-		return &nats.Msg{Subject: resultSubject, Data: rawResultFor(id), Header: nats.Header{jetstream.MsgIDHeader: []string{id}}}
-	})
+	stop, err := b.rawLoop(ctx, subject, form.result(lane))
 	if err != nil {
 		return Throughput{}, err
 	}
@@ -131,6 +131,35 @@ func (b *run) rawOnce(ctx context.Context, n int, tasks, patterns []string) (Thr
 	t, err := c.wait(ctx, nil)
 	m.done(&t, n)
 	return t, errors.Join(err, stop())
+}
+
+// rawForm is how the raw loop stores a result.
+type rawForm int
+
+const (
+	// withMsgID stores every result of a lane on one subject,
+	// scoring.results.<lane>, with Nats-Msg-Id: the ceiling the contract
+	// compares the worker with.
+	withMsgID rawForm = iota
+	// perJobSubject stores each result the worker's way, on its job's own
+	// subject with Nats-Expected-Last-Subject-Sequence: 0. The server
+	// checks that subject's last sequence for every write, which costs it
+	// more than the duplicate window's map does (docs/operations.md).
+	perJobSubject
+)
+
+// result returns the raw loop's result for a job m of lane.
+func (f rawForm) result(lane string) func(m jetstream.Msg) *nats.Msg {
+	return func(m jetstream.Msg) *nats.Msg { return f.msg(lane, m.Headers().Get(jetstream.MsgIDHeader)) }
+}
+
+// msg is the result of job id of lane.
+func (f rawForm) msg(lane, id string) *nats.Msg {
+	if f == perJobSubject {
+		return &nats.Msg{Subject: job.ResultSubject(lane, id), Data: rawResultFor(id),
+			Header: nats.Header{jetstream.ExpectedLastSubjSeqHeader: []string{"0"}}}
+	}
+	return &nats.Msg{Subject: topology.ResultsPrefix + lane, Data: rawResultFor(id), Header: nats.Header{jetstream.MsgIDHeader: []string{id}}}
 }
 
 // rawLoop drains subject of the scratch stream with the fastest raw loop
@@ -234,11 +263,7 @@ func (b *run) rawLatency(ctx context.Context, rate float64, dur time.Duration, t
 	}
 	defer cleanup()
 	lane := "bench-rawsteady-" + nonce()
-	stop, err := b.rawLoop(ctx, rawSubjectPrefix+lane, func(m jetstream.Msg) *nats.Msg {
-		id := m.Headers().Get(jetstream.MsgIDHeader)
-		return &nats.Msg{Subject: job.ResultSubject(lane, id), Data: rawResultFor(id),
-			Header: nats.Header{jetstream.ExpectedLastSubjSeqHeader: []string{"0"}}}
-	})
+	stop, err := b.rawLoop(ctx, rawSubjectPrefix+lane, perJobSubject.result(lane))
 	if err != nil {
 		return 0, 0, err
 	}
