@@ -424,7 +424,8 @@ func (b *run) connect(ctx context.Context) (closeAll func(), err error) {
 				return nil, err
 			}
 		}
-		b.printf("NATS %s (external server); worker %s, a child process per scenario\n", b.url, b.o.WorkerBin)
+		b.printf("NATS %s (external server); worker %s, a child process per scenario, its in-memory cache\n"+
+			"  SEMANTIC_CACHE_MAX_SIZE=%s entries (the resident memory of cold scenarios includes what it holds)\n", b.url, b.o.WorkerBin, cacheSize())
 		if b.o.SyncAlways {
 			b.printf("(--sync-always applies to the embedded server only: the external server's own setting holds)\n")
 		}

@@ -251,3 +251,17 @@ func TestSetupFailuresAreErrors(t *testing.T) {
 		})
 	}
 }
+
+// The cache size the bench reports is the one its worker processes get:
+// the bench's own unless the environment sets one (startChild puts the
+// caller's environment after its defaults).
+func TestCacheSizeFollowsTheEnvironment(t *testing.T) {
+	t.Setenv("SEMANTIC_CACHE_MAX_SIZE", "")
+	if got := cacheSize(); got != "200000" {
+		t.Errorf("cache size %q, want the bench's 200000", got)
+	}
+	t.Setenv("SEMANTIC_CACHE_MAX_SIZE", "1000")
+	if got := cacheSize(); got != "1000" {
+		t.Errorf("cache size %q, want the environment's 1000", got)
+	}
+}

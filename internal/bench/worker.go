@@ -63,7 +63,7 @@ func (b *run) startWorker(ctx context.Context, warm []string) (worker, error) {
 	cfg.NATSURL = b.url
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.LogLevel = "warn"
-	cfg.SemanticCacheMaxSize = 200000
+	cfg.SemanticCacheMaxSize = cacheEntries
 	if b.o.Concurrency > 0 {
 		cfg.WorkerConcurrency = b.o.Concurrency
 	}
