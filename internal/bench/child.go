@@ -46,7 +46,8 @@ type child struct {
 // (about 2 KiB a text).
 const cacheEntries = 200000
 
-// cacheSize is the in-memory cache a bench worker process gets.
+// cacheSize is the in-memory cache a bench worker process gets: the
+// caller's SEMANTIC_CACHE_MAX_SIZE, else cacheEntries.
 func cacheSize() string {
 	if v := os.Getenv("SEMANTIC_CACHE_MAX_SIZE"); v != "" {
 		return v
@@ -54,24 +55,32 @@ func cacheSize() string {
 	return strconv.Itoa(cacheEntries)
 }
 
-// startChild starts the worker executable with no arguments (the consumer
-// pool) against the bench's server. Its environment: defaults the caller's
-// environment may override (LOG_LEVEL=warn, a cache large enough for every
-// text of a run, the warm file), then the caller's, then what the bench
-// must control (NATS_URL, HTTP_ADDR on a free loopback port, and
-// WORKER_CONCURRENCY when --concurrency is given).
-func (b *run) startChild(warmFile string) (*child, error) {
-	env := []string{"LOG_LEVEL=warn", "SEMANTIC_CACHE_MAX_SIZE=" + strconv.Itoa(cacheEntries)}
+// childEnv is a worker process's environment (see startChild); a variable
+// set twice takes its last value.
+func (b *run) childEnv(warmFile string) []string {
+	env := []string{"LOG_LEVEL=warn"}
 	if warmFile != "" {
 		env = append(env, "SEMANTIC_CACHE_WARM_FILE="+warmFile)
 	}
 	env = append(env, os.Environ()...)
-	env = append(env, "NATS_URL="+b.url, "HTTP_ADDR=127.0.0.1:0")
+	// After the caller's: an empty SEMANTIC_CACHE_MAX_SIZE gets the
+	// bench's size too, the one the bench reports.
+	env = append(env, "SEMANTIC_CACHE_MAX_SIZE="+cacheSize(), "NATS_URL="+b.url, "HTTP_ADDR=127.0.0.1:0")
 	if b.o.Concurrency > 0 {
 		env = append(env, "WORKER_CONCURRENCY="+strconv.Itoa(b.o.Concurrency))
 	}
+	return env
+}
+
+// startChild starts the worker executable with no arguments (the consumer
+// pool) against the bench's server. Its environment: defaults the caller's
+// environment may override (LOG_LEVEL=warn, the warm file), then the
+// caller's, then the cache size (cacheSize) and what the bench must
+// control (NATS_URL, HTTP_ADDR on a free loopback port, and
+// WORKER_CONCURRENCY when --concurrency is given).
+func (b *run) startChild(warmFile string) (*child, error) {
 	c := &child{cmd: exec.Command(b.o.WorkerBin), out: &tail{max: 16 << 10}, exited: make(chan struct{})}
-	c.cmd.Env, c.cmd.Stdout, c.cmd.Stderr = env, c.out, c.out
+	c.cmd.Env, c.cmd.Stdout, c.cmd.Stderr = b.childEnv(warmFile), c.out, c.out
 	orphanGuard(c.cmd)
 	if err := c.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("worker %s: %w", b.o.WorkerBin, err)
