@@ -122,7 +122,11 @@ type Report struct {
 	SameCPU    time.Duration
 	// MaxSteal is the largest share of the machine's CPU the hypervisor
 	// took during a round (-1: not measured).
-	MaxSteal        float64
+	MaxSteal float64
+	// RawSpread is how much faster the raw loop's fastest round was than
+	// its slowest, as a share of the slowest: the same work each time, so
+	// a wide spread means the machine's speed changed during the run.
+	RawSpread       float64
 	RSSMB           float64 // this process at the end (embedded: worker and server included)
 	WorkerPeakRSSMB float64 // external server: the largest peak resident set (VmHWM) of the worker processes
 	Mixed           Mixed   // Options.Mixed

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -59,6 +60,27 @@ func TestMedian(t *testing.T) {
 	}
 	if m := median(ts[:2]); m.PerSec != 2 {
 		t.Errorf("median of two %v", m.PerSec)
+	}
+}
+
+func TestSpreadOf(t *testing.T) {
+	for _, c := range []struct {
+		rates []float64
+		want  float64
+	}{
+		{nil, 0},
+		{[]float64{50000}, 0},
+		{[]float64{60411, 53006, 43965}, 60411/43965.0 - 1},
+		{[]float64{100, 100, 100}, 0},
+		{[]float64{0, 100}, 0}, // a round that measured nothing says nothing
+	} {
+		ts := make([]Throughput, len(c.rates))
+		for i, r := range c.rates {
+			ts[i] = Throughput{Jobs: 1, PerSec: r}
+		}
+		if got := spreadOf(ts); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("spreadOf(%v) = %v, want %v", c.rates, got, c.want)
+		}
 	}
 }
 
@@ -145,6 +167,12 @@ func TestRoundsAlternateTheOrder(t *testing.T) {
 	}
 	if want := median(b.rep.WarmRounds).PerSec / median(b.rep.RawRounds).PerSec; b.rep.Ratio != want {
 		t.Errorf("ratio %v, want the medians' %v", b.rep.Ratio, want)
+	}
+	if want := spreadOf(b.rep.RawRounds); b.rep.RawSpread != want {
+		t.Errorf("raw spread %v, want %v", b.rep.RawSpread, want)
+	}
+	if noted := strings.Contains(out.String(), "the machine's\n      speed changed"); noted != (b.rep.RawSpread >= spreadNote) {
+		t.Errorf("spread %.2f: noted %v\n%s", b.rep.RawSpread, noted, out.String())
 	}
 }
 

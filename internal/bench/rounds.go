@@ -84,6 +84,7 @@ func (b *run) rounds(ctx context.Context, tasks, patterns, warm []string) error 
 				"                      with Nats-Expected-Last-Subject-Sequence: 0, as the worker does: the worker's own cost)\n", b.rep.SameRatio)
 		}
 		b.costs()
+		b.spread()
 		if w, r := float64(b.rep.Warm.ResultBytes), float64(b.rep.Raw.ResultBytes); w > 1.2*r || w < r/1.2 {
 			b.printf("note: the worker's results are %.0f bytes, the raw loop's %.0f (sized to match: about %d)\n", w, r, rawResultBytes)
 		}
@@ -128,6 +129,40 @@ func (b *run) costs() {
 			"      the other guests as much as the designs; compare CPU per job, or run again when steal stays under %.0f %%\n", 100*hi, 100*stealNote)
 	}
 }
+
+// spread notes how far apart the raw loop's rounds were. They do the same
+// work against the same server, so what separates them is the machine: on
+// a shared host its speed can change by a third within a minute without
+// any steal being counted (a neighbour's load on the caches and memory),
+// and a ratio of medians taken across such a change says little.
+func (b *run) spread() {
+	b.rep.RawSpread = spreadOf(b.rep.RawRounds)
+	if b.rep.RawSpread >= spreadNote {
+		b.printf("note: the raw loop's rounds, the same work each time, differ by %.0f %% (%s results/s): the machine's\n"+
+			"      speed changed during the run, and the ratio with it; run again, or with more --rounds\n", 100*b.rep.RawSpread, rates(b.rep.RawRounds))
+	}
+}
+
+// spreadOf is how much faster the fastest round was than the slowest, as
+// a share of the slowest (0 with fewer than two rounds).
+func spreadOf(ts []Throughput) float64 {
+	if len(ts) < 2 {
+		return 0
+	}
+	lo, hi := ts[0].PerSec, ts[0].PerSec
+	for _, t := range ts[1:] {
+		lo, hi = min(lo, t.PerSec), max(hi, t.PerSec)
+	}
+	if lo <= 0 {
+		return 0
+	}
+	return hi/lo - 1
+}
+
+// spreadNote is the spread of the raw loop's rounds from which the bench
+// warns that the machine's speed changed during the run: on a quiet
+// machine its rounds stay within about a tenth of each other.
+const spreadNote = 0.15
 
 // stealNote is the steal from which the bench warns that its rates are
 // not the machine's.
