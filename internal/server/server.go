@@ -178,6 +178,8 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Server, erro
 		default:
 			s.log.Info("JetStream streams all present again")
 		}
+	}, Provisioned: func(streams []string) {
+		s.log.Warn("JetStream streams were missing and are created again, empty: what they held is gone", zap.Strings("streams", streams))
 	}}
 	s.checker = &health.Checker{Version: Version, Start: time.Now(),
 		Streams:     s.streams.Missing,

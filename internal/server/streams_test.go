@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/hybridscore/hybridscore/internal/config"
 	"github.com/hybridscore/hybridscore/internal/eventually"
@@ -57,9 +61,11 @@ func TestMissingResultsStreamIsReported(t *testing.T) {
 }
 
 // With provisioning on, a deleted results stream is created again while
-// the worker runs, and jobs get their results stored in it.
+// the worker runs, and jobs get their results stored in it; the worker
+// warns, naming it, since the results stored before are gone.
 func TestMissingResultsStreamIsProvisionedAgain(t *testing.T) {
-	h := newHarness(t, nil)
+	core, logs := observer.New(zapcore.InfoLevel)
+	h := newHarnessLog(t, nil, zap.New(core))
 	ctx := context.Background()
 	if err := h.client.JS.DeleteStream(ctx, topology.ResultsStream); err != nil {
 		t.Fatal(err)
@@ -76,4 +82,8 @@ func TestMissingResultsStreamIsProvisionedAgain(t *testing.T) {
 		return nil
 	}, "SCORING_RESULTS provisioned again, holding the job's result")
 	healthSays(t, h, health.Healthy, health.Healthy, "")
+	warned := logs.FilterMessageSnippet("created again").FilterLevelExact(zapcore.WarnLevel).All()
+	if len(warned) != 1 || !slices.Equal(warned[0].ContextMap()["streams"].([]any), []any{topology.ResultsStream}) {
+		t.Fatalf("warnings that streams were created again: %v", warned)
+	}
 }

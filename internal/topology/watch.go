@@ -30,6 +30,12 @@ type Watch struct {
 	// Changed, when set, is told each time what is missing changes (nil:
 	// nothing), with the provisioning error if one failed.
 	Changed func(missing []string, err error)
+	// Provisioned, when set, is told the streams a look found missing and
+	// created again at once. What is missing then stays empty, so Changed
+	// hears nothing; yet a stream that vanished took what it held with it
+	// (the results stored so far, with SCORING_RESULTS), which an operator
+	// must learn of.
+	Provisioned func(streams []string)
 
 	mu      sync.Mutex
 	missing []string
@@ -67,12 +73,22 @@ func (w *Watch) Check(ctx context.Context) ([]string, error) {
 		return w.Missing(), err
 	}
 	var perr error
+	var created []string
 	if len(missing) > 0 && w.Provision {
 		if _, perr = Provision(ctx, w.JS, w.Config); perr == nil {
+			found := missing
 			if missing, err = w.look(ctx); err != nil {
 				return w.Missing(), err
 			}
+			for _, name := range found {
+				if !slices.Contains(missing, name) {
+					created = append(created, name)
+				}
+			}
 		}
+	}
+	if len(created) > 0 && w.Provisioned != nil {
+		w.Provisioned(created)
 	}
 	w.mu.Lock()
 	changed := !slices.Equal(missing, w.missing)
