@@ -200,12 +200,24 @@ type BackupResult struct {
 // manifest is written last, once every file is complete. js must reach
 // JetStream's API; Backup changes no stream or consumer.
 func Backup(ctx context.Context, js jetstream.JetStream, dir string, o BackupOptions) (*BackupResult, error) {
-	if err := emptyDir(dir); err != nil {
-		return nil, err
-	}
 	names, explicit := o.Streams, len(o.Streams) > 0
 	if !explicit {
 		names = DefaultStreams()
+	} else {
+		// Every stream asked for must exist before anything is written: a
+		// typo found halfway would leave a directory of files and no
+		// manifest. Each is looked up again when its turn comes, so that
+		// its state is read then, not now.
+		for _, name := range names {
+			if _, err := js.Stream(ctx, StreamName(name)); errors.Is(err, jetstream.ErrStreamNotFound) {
+				return nil, fmt.Errorf("%w: %s: no such stream on the server; nothing was written", ErrUnknownStream, StreamName(name))
+			} else if err != nil {
+				return nil, fmt.Errorf("backup: stream %s: %w", StreamName(name), err)
+			}
+		}
+	}
+	if err := emptyDir(dir); err != nil {
+		return nil, err
 	}
 	res := &BackupResult{Manifest: &Manifest{Format: Format, Created: time.Now().UTC()}}
 	if nc := js.Conn(); nc != nil {

@@ -275,6 +275,16 @@ func TestBackupRefusals(t *testing.T) {
 	if _, err := backup.Backup(ctx, js, t.TempDir(), backup.BackupOptions{Streams: []string{topology.ResultsStream}}); !errors.Is(err, backup.ErrUnknownStream) {
 		t.Fatalf("missing named stream: %v", err)
 	}
+	// One named stream the server lacks, after one it has: nothing is
+	// written, not even the directory.
+	partial := filepath.Join(t.TempDir(), "partial")
+	_, err := backup.Backup(ctx, js, partial, backup.BackupOptions{Streams: []string{topology.DLQStream, topology.LegacyClaimsBucket}})
+	if !errors.Is(err, backup.ErrUnknownStream) || !strings.Contains(err.Error(), backup.ClaimsStream) {
+		t.Fatalf("missing second named stream: %v", err)
+	}
+	if _, serr := os.Stat(partial); !errors.Is(serr, os.ErrNotExist) {
+		t.Fatalf("backup directory after a refused backup: %v", serr)
+	}
 	res, err := backup.Backup(ctx, js, t.TempDir(), backup.BackupOptions{})
 	if err != nil || len(res.Manifest.Streams) != 1 || len(res.Skipped) != 4 {
 		t.Fatalf("default streams: %v %+v", err, res)
