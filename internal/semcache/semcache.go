@@ -289,7 +289,7 @@ func (c *Cache) Get(ctx context.Context, q analysis.Query) (*similarity.Features
 		c.memHits.Add(1)
 		return f, Memory, nil
 	}
-	return c.fill(ctx, k, q)
+	return c.fill(ctx, k, q, true)
 }
 
 // CachedPair returns the tier-1 features of both a and b, counting a hit
@@ -407,13 +407,19 @@ func (c *Cache) store(k Key, q analysis.Query, f *similarity.Features) {
 	}
 }
 
-// fill coalesces concurrent misses of one key into one load.
-func (c *Cache) fill(ctx context.Context, k Key, q analysis.Query) (*similarity.Features, Status, error) {
+// fill coalesces concurrent misses of one key into one load. Unless
+// counted, it leaves the lookup and hit counters and the entries' lives
+// as they were: a warm-up is not traffic.
+func (c *Cache) fill(ctx context.Context, k Key, q analysis.Query, counted bool) (*similarity.Features, Status, error) {
 	c.mu.Lock()
 	// A load may have finished between the caller's tier-1 miss and now:
 	// it stores before it retires its call, so look again under the lock.
 	if e, now := c.items[k], c.cfg.Now().UnixNano(); e != nil && now < e.expires {
 		f := e.f
+		if !counted {
+			c.mu.Unlock()
+			return f, Memory, nil
+		}
 		e.hits++
 		c.life.hit(now-e.created, e.expires-e.created)
 		c.mu.Unlock()
@@ -457,6 +463,9 @@ func (c *Cache) fill(ctx context.Context, k Key, q analysis.Query) (*similarity.
 	st := cl.status
 	if waiting {
 		st = Shared
+	}
+	if !counted {
+		return cl.f, st, nil
 	}
 	switch st {
 	case Miss:
@@ -528,7 +537,11 @@ func (c *Cache) load0(ctx context.Context, q analysis.Query) (f *similarity.Feat
 }
 
 // Warm loads queries into the cache, at most eight at a time, and returns
-// how many are now cached. Failures are joined into the error.
+// how many are now cached. Failures are joined into the error. It counts no
+// lookup, hit or miss and no hit in an entry's life: those describe the
+// jobs' traffic (the hit rate, cache report's reuse and ages at hit), and a
+// warm file of texts already cached would otherwise read as a jump in the
+// hit rate.
 func (c *Cache) Warm(ctx context.Context, qs []analysis.Query) (int, error) {
 	var (
 		n    atomic.Int64
@@ -548,7 +561,7 @@ func (c *Cache) Warm(ctx context.Context, qs []analysis.Query) (int, error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if _, _, err := c.Get(ctx, q); err != nil {
+			if _, _, err := c.fill(ctx, KeyOf(q), q, false); err != nil {
 				mu.Lock()
 				if len(errs) < 10 {
 					errs = append(errs, err)

@@ -379,9 +379,31 @@ func TestWarm(t *testing.T) {
 	if err != nil || n != 4 {
 		t.Fatalf("Warm = %d, %v", n, err)
 	}
+	if m := c.Metrics(); m.Hits != 0 || m.Misses != 0 || m.TotalRequests != 0 {
+		t.Fatalf("a warm-up counted as lookups: %+v", m)
+	}
+	// Warming what is cached already loads nothing and counts nothing: no
+	// lookup, no hit, no hit in an entry's life (cache report's ages at
+	// hit).
+	if n, err := c.Warm(context.Background(), analysis.Texts(texts, analysis.Query{})); err != nil || n != 4 || l.calls.Load() != 3 {
+		t.Fatalf("Warm again = %d, %v, %d loads", n, err, l.calls.Load())
+	}
+	if m, r := c.Metrics(), c.Report(); m.TotalRequests != 0 || bucketsTotal(r.AgeAtHitSeconds) != 0 {
+		t.Fatalf("warming cached texts counted: %+v, ages at hit %v", m, r.AgeAtHitSeconds)
+	}
 	if f := c.Cached(analysis.Of(text(2))); f == nil {
 		t.Fatal("warmed text not cached")
 	}
+	if m := c.Metrics(); m.Hits != 1 || m.TotalRequests != 1 {
+		t.Fatalf("a job's lookup after the warm-up: %+v", m)
+	}
+}
+
+func bucketsTotal(bs []semcache.Bucket) (n uint64) {
+	for _, b := range bs {
+		n += b.Count
+	}
+	return n
 }
 
 // BenchmarkEntryBytes measures the heap held per tier-1 entry for the
