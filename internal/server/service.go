@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -55,6 +56,10 @@ type Status struct {
 	Breaker       string                  `json:"breaker"`
 	Cache         semcache.Metrics        `json:"cache"`
 	Classes       map[string]health.Class `json:"classes"`
+	// Health and Warnings are the worker's /health status (healthy,
+	// degraded, unhealthy) and warnings.
+	Health   string   `json:"health"`
+	Warnings []string `json:"warnings"`
 }
 
 // BreakerReply is the breaker.reset endpoint's answer.
@@ -102,7 +107,11 @@ func (s *Server) startService(started time.Time) (micro.Service, error) {
 		name, endpoint string
 		h              micro.HandlerFunc
 	}{
-		{"status", EndpointStatus, func(r micro.Request) { respond(r, s.status(started)) }},
+		{"status", EndpointStatus, func(r micro.Request) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			respond(r, s.status(ctx, started))
+		}},
 		{"breaker-reset", EndpointBreakerReset, func(r micro.Request) {
 			if !s.resetBreaker() {
 				_ = r.Error("409", "no circuit breaker: the built-in analyzer is in use", nil)
@@ -130,10 +139,14 @@ func respond(r micro.Request, v any) {
 	_ = r.Respond(b, micro.WithHeaders(micro.Headers(nats.Header{"Content-Type": []string{"application/json"}})))
 }
 
-func (s *Server) status(started time.Time) Status {
+func (s *Server) status(ctx context.Context, started time.Time) Status {
 	st := Status{WorkerID: s.cfg.WorkerID, Version: Version, Started: started.UTC(), UptimeSeconds: time.Since(started).Seconds(),
 		Ready: s.Ready(), Draining: s.worker.Draining(), InFlight: s.Metrics.InFlightJobs(), Breaker: s.breakerState(),
 		Cache: s.Cache.Metrics(), Classes: s.Metrics.Classes()}
+	if s.checker != nil {
+		rep := s.checker.Report(ctx)
+		st.Health, st.Warnings = rep.Status, rep.Warnings
+	}
 	return st
 }
 
