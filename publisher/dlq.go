@@ -101,7 +101,7 @@ func (r *dlqReplayCmd) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	n := 0
+	n, dups := 0, 0
 	err = deadletter.Each(ctx, c.JS, r.filter(), func(m *jetstream.RawStreamMsg) error {
 		subject, err := deadletter.Target(m)
 		if err != nil {
@@ -112,12 +112,25 @@ func (r *dlqReplayCmd) Run(ctx context.Context) error {
 			fmt.Printf("would replay %d: job %s to %s (%s)\n", m.Sequence, m.Header.Get(consumer.HeaderJobID), subject, m.Header.Get(consumer.HeaderReason))
 			return nil
 		}
-		if err := deadletter.Replay(ctx, c.JS, dlq, m, r.Delete); err != nil {
+		published, err := deadletter.Replay(ctx, c.JS, dlq, m, r.Delete)
+		if err != nil {
 			return err
+		}
+		if !published {
+			dups++
+			fmt.Printf("not published %d: job %s was replayed from this dead letter less than the duplicate window ago\n", m.Sequence, m.Header.Get(consumer.HeaderJobID))
+			return nil
 		}
 		fmt.Printf("replayed %d: job %s to %s\n", m.Sequence, m.Header.Get(consumer.HeaderJobID), subject)
 		return nil
 	})
-	fmt.Printf("%d dead letters %s\n", n, map[bool]string{true: "would be replayed", false: "replayed"}[r.DryRun])
+	if r.DryRun {
+		fmt.Printf("%d dead letters would be replayed\n", n)
+	} else {
+		fmt.Printf("%d dead letters replayed\n", n-dups)
+		if dups > 0 {
+			fmt.Printf("%d not published again: replayed less than the jobs stream's duplicate window ago\n", dups)
+		}
+	}
 	return err
 }

@@ -203,6 +203,14 @@ func TestConsoleInABrowser(t *testing.T) {
 		if !strings.Contains(text(t, ctx, `tr[data-worker="worker-c"] .breaker`), "open") {
 			t.Fatalf("worker-c's breaker not shown open:\n%s", table)
 		}
+		// Its /health says degraded (langextract unavailable), and so does
+		// the overview, with the warning; the others are not marked.
+		if h := text(t, ctx, `tr[data-worker="worker-c"] .health`); h != "degraded" {
+			t.Fatalf("worker-c's health shown %q:\n%s", h, table)
+		}
+		if text(t, ctx, `tr[data-worker="worker-a"] .health`) != "" {
+			t.Fatalf("worker-a marked:\n%s", table)
+		}
 		// The live part is fetched again, without reloading the page.
 		var refreshed string
 		eventually.True(t, 10*time.Second, func() bool {
@@ -315,9 +323,20 @@ func TestConsoleInABrowser(t *testing.T) {
 			t.Fatalf("payload %q", p)
 		}
 		shoot(t, ctx, shots, "letter.png")
+		jobs, _ := st.js.Stream(bg, topology.JobsStream)
+		before := jobs.CachedInfo().State.LastSeq
 		run(t, ctx, "replay", chromedp.Click(chromedp.CSS("#replay button")), visible("#message"))
 		if msg := text(t, ctx, "#message"); !strings.Contains(msg, "Replayed dead letter "+strconv.FormatUint(letterSeq, 10)) {
 			t.Fatalf("replay answered %q", msg)
+		}
+		// The outcome is a page of its own: reloading it replays nothing.
+		run(t, ctx, "reload the outcome", chromedp.Reload(), visible("#message"))
+		if msg := text(t, ctx, "#message"); !strings.Contains(msg, "Replayed dead letter "+strconv.FormatUint(letterSeq, 10)) {
+			t.Fatalf("reloaded outcome %q", msg)
+		}
+		jobs, _ = st.js.Stream(bg, topology.JobsStream)
+		if after := jobs.CachedInfo().State.LastSeq; after != before+1 {
+			t.Fatalf("the jobs stream moved from %d to %d: want one replay", before, after)
 		}
 		tiny, _ := st.js.Stream(bg, "TINY")
 		eventually.NoError(t, 20*time.Second, func() error {
@@ -335,6 +354,34 @@ func TestConsoleInABrowser(t *testing.T) {
 		if _, err := dlq.GetMsg(bg, letterSeq); err == nil {
 			t.Fatal("the replayed dead letter was not deleted")
 		}
+	})
+
+	t.Run("a paused consumer is shown paused", func(t *testing.T) {
+		if _, err := st.js.PauseConsumer(bg, topology.BulkStream, topology.BulkConsumer, time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _, _ = st.js.ResumeConsumer(bg, topology.BulkStream, topology.BulkConsumer) }()
+		run(t, ctx, "open the overview", chromedp.Navigate(st.url+"/"), visible(`tr[data-class="bulk"] .paused`))
+		if p := text(t, ctx, `tr[data-class="bulk"] .paused`); p != "paused, 1h0m0s left" && !strings.HasPrefix(p, "paused, 59m") {
+			t.Fatalf("bulk shown %q", p)
+		}
+		if text(t, ctx, `tr[data-class="interactive"] .paused`) != "" {
+			t.Fatal("interactive shown paused")
+		}
+	})
+
+	t.Run("a phone's width scrolls tables, not pages", func(t *testing.T) {
+		run(t, ctx, "a 390 px viewport", chromedp.EmulateViewport(390, 844))
+		defer run(t, ctx, "back to 1280 px", chromedp.EmulateViewport(1280, 900))
+		for _, path := range []string{"/", "/deadletters", "/jobs?job_id=never-published"} {
+			run(t, ctx, "open "+path, chromedp.Navigate(st.url+path), visible("main"))
+			if w := eval[int](t, ctx, `document.documentElement.scrollWidth`); w > 390 {
+				shoot(t, ctx, shots, "narrow.png")
+				t.Fatalf("%s is %d px wide in a 390 px window", path, w)
+			}
+		}
+		run(t, ctx, "open the overview", chromedp.Navigate(st.url+"/"), visible("#workers"))
+		shoot(t, ctx, shots, "overview-narrow.png")
 	})
 
 	t.Run("a job found by id", func(t *testing.T) {

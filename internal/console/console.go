@@ -48,6 +48,7 @@ type Console struct {
 	js       jetstream.JetStream
 	sessions *sessions
 	tally    *tally
+	outcomes outcomes
 	pages    map[string]*template.Template
 
 	rateMu sync.Mutex
@@ -141,6 +142,10 @@ type view struct {
 	Data          any
 }
 
+// titles names each page in the browser's tab.
+var titles = map[string]string{"overview": "Overview", "deadletters": "Dead letters", "letter": "Dead letter",
+	"job": "Find a job", "cache": "Cache report", "login": "Sign in"}
+
 type message struct {
 	Title, Text string
 	Back        string
@@ -157,6 +162,8 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, code int, name,
 	v := view{Nav: strings.TrimSuffix(name, ".html"), SignedIn: ok, SignInEnabled: c.cfg.Token != "", CSRF: sess.csrf, Data: data}
 	if m, isMsg := data.(message); isMsg {
 		v.Title = m.Title
+	} else {
+		v.Title = titles[v.Nav]
 	}
 	t := c.pages[name]
 	if t == nil {
@@ -176,6 +183,18 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, code int, name,
 }
 
 func (c *Console) log(msg string, kv ...any) { c.cfg.Log.Sugar().Infow(msg, kv...) }
+
+// errDisconnected: the console's NATS connection is down. A request would
+// wait out its timeout meanwhile (nats.go holds it for the reconnect), so
+// the pages ask nothing and say so at once.
+var errDisconnected = errors.New("NATS is not connected (the console keeps trying to reconnect)")
+
+func (c *Console) connected() error {
+	if !c.cfg.NC.IsConnected() {
+		return errDisconnected
+	}
+	return nil
+}
 
 // Handler returns the console's routes.
 func (c *Console) Handler() http.Handler {
@@ -197,10 +216,15 @@ func (c *Console) Handler() http.Handler {
 	mux.HandleFunc("POST /deadletters/{seq}/delete", c.mutation(c.deleteOne))
 	mux.HandleFunc("POST /deadletters/replay", c.mutation(c.replaySet))
 	mux.HandleFunc("GET /jobs", c.jobPage)
+	mux.HandleFunc("GET /done/{id}", c.outcomePage)
 	mux.HandleFunc("POST /workers/{id}/breaker-reset", c.mutation(c.breakerReset))
 	mux.HandleFunc("GET /workers/{id}/cache-report", c.signedIn(c.cacheReport))
 	mux.HandleFunc("GET /login", func(w http.ResponseWriter, r *http.Request) {
 		c.page(w, r, http.StatusOK, "login.html", message{Title: "Sign in"})
+	})
+	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
+		c.page(w, r, http.StatusNotFound, "message.html", message{Title: "No such page",
+			Text: "The console has no page " + r.URL.Path + ".", Back: "/"})
 	})
 	mux.HandleFunc("POST /login", c.signIn)
 	mux.HandleFunc("POST /logout", c.signOut)

@@ -159,8 +159,16 @@ func TestDeadLetterPagesCountsAndReplay(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(b), "Replayed 10 dead letters.") {
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "Replayed 10 dead letters, each deleted once published.") {
 		t.Fatalf("replay answered %d:\n%s", resp.StatusCode, b)
+	}
+	// The answer was a redirect to the outcome's page: reloading it shows
+	// the outcome again and replays nothing.
+	if resp.Request.Method != http.MethodGet || !strings.HasPrefix(resp.Request.URL.Path, "/done/") {
+		t.Fatalf("the replay's answer ended on %s %s, want a GET of its outcome", resp.Request.Method, resp.Request.URL)
+	}
+	if code, body := get(t, signed, resp.Request.URL.String()); code != 200 || !strings.Contains(body, "Replayed 10 dead letters") {
+		t.Fatalf("reloading the outcome: %d\n%s", code, body)
 	}
 	jobs, _ = st.js.Stream(context.Background(), topology.JobsStream)
 	if got := jobs.CachedInfo().State.Msgs; got != before+10 {
@@ -197,6 +205,16 @@ func TestFindJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadLetter(t, st.js, "default", consumer.ReasonConflict, "dead-1")
+	// A rejected job is answered and dead-lettered both: the page says
+	// rejected and lists its letter.
+	if _, err := st.js.Publish(ctx, job.ResultSubject("default", "bad-1"), []byte(`{"job_id":"bad-1","status":"rejected"}`)); err != nil {
+		t.Fatal(err)
+	}
+	deadLetter(t, st.js, "default", job.CodeInvalidField, "bad-1")
+	eventually.True(t, 10*time.Second, func() bool { _, total, ready, _ := st.console.Counts(); return ready && total == 2 }, "2 letters counted")
+	if v := st.console.FindJob(ctx, "default", "bad-1"); v.Where != console.WhereAnswered || v.Status != job.StatusRejected || len(v.Letters) != 1 {
+		t.Fatalf("a rejected job: %+v", v)
+	}
 	for _, tc := range []struct{ lane, id, where string }{
 		{"default", "waits-1", console.WhereWaiting},
 		{"default", "done.1", console.WhereAnswered},
@@ -211,6 +229,57 @@ func TestFindJob(t *testing.T) {
 		if tc.where == console.WhereAnswered && !strings.Contains(v.Result, `"done.1"`) {
 			t.Fatalf("result %q", v.Result)
 		}
+	}
+}
+
+// With NATS gone, no page passes an outage off as an answer: a job is
+// "not known" (503), not "unknown"; the overview says so above figures
+// shown as unknown, not zero; the dead letters and a letter answer 503,
+// not "none" and 404. Each answers at once.
+func TestPagesDuringAnOutage(t *testing.T) {
+	st := newStack(t)
+	st.provision(t)
+	ctx := context.Background()
+	if _, err := st.js.Publish(ctx, job.ResultSubject("default", "done-1"), []byte(`{"job_id":"done-1","status":"scored"}`)); err != nil {
+		t.Fatal(err)
+	}
+	deadLetter(t, st.js, "default", consumer.ReasonConflict, "dead-1")
+	eventually.True(t, 10*time.Second, func() bool { _, total, ready, _ := st.console.Counts(); return ready && total == 1 }, "1 letter counted")
+	if code, body := get(t, http.DefaultClient, st.url+"/jobs?job_id=done-1&lane=default"); code != 200 || !strings.Contains(body, "answered: scored") {
+		t.Fatalf("before the outage: %d\n%s", code, body)
+	}
+	st.nats.Stop()
+	eventually.True(t, 10*time.Second, func() bool { code, _ := get(t, http.DefaultClient, st.url+"/healthz"); return code == 503 },
+		"the console's /healthz says NATS is down")
+	start := time.Now()
+	for _, tc := range []struct {
+		path string
+		code int
+		want []string
+		not  []string
+	}{
+		{"/jobs?job_id=done-1&lane=default", http.StatusServiceUnavailable, []string{"not known", "NATS is not connected"}, []string{">unknown<"}},
+		{"/", http.StatusOK, []string{`id="outage"`, "– stored in"}, []string{"0 stored in"}},
+		{"/deadletters", http.StatusServiceUnavailable, []string{`id="list-error"`, "Not read (above)."}, []string{"No dead letter."}},
+		{"/deadletters/1", http.StatusServiceUnavailable, []string{"NATS did not answer"}, nil},
+	} {
+		code, body := get(t, http.DefaultClient, st.url+tc.path)
+		if code != tc.code {
+			t.Errorf("%s during the outage: %d, want %d\n%s", tc.path, code, tc.code, body)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(body, w) {
+				t.Errorf("%s during the outage lacks %q\n%s", tc.path, w, body)
+			}
+		}
+		for _, w := range tc.not {
+			if strings.Contains(body, w) {
+				t.Errorf("%s during the outage says %q\n%s", tc.path, w, body)
+			}
+		}
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the four pages took %s during the outage", d)
 	}
 }
 
@@ -305,14 +374,20 @@ func TestReplayAndDeleteOneLetter(t *testing.T) {
 	if !exists(1) {
 		t.Fatal("letter 1 deleted without the box ticked")
 	}
+	// Again within the duplicate window: the server drops the copy, and
+	// the console says so instead of "Replayed".
+	if code, body := post("/deadletters/1/replay", url.Values{}); code != 200 || !strings.Contains(body, "Not published again") ||
+		!strings.Contains(body, "dropped this one") {
+		t.Fatalf("replay 1 again: %d\n%s", code, body)
+	}
 	if code, _ := post("/deadletters/2/replay", url.Values{"delete": {"1"}}); code != 200 || exists(2) {
 		t.Fatalf("replay 2 with delete: %d, still there: %v", code, exists(2))
 	}
 	if code, body := post("/deadletters/3/delete", url.Values{}); code != 200 || exists(3) {
 		t.Fatalf("delete 3: %d\n%s", code, body)
 	}
-	if code, _ := post("/deadletters/3/delete", url.Values{}); code != http.StatusConflict {
-		t.Fatalf("deleting a deleted letter answered %d", code)
+	if code, body := post("/deadletters/3/delete", url.Values{}); code != http.StatusNotFound || !strings.Contains(body, "No dead letter 3: deleted") {
+		t.Fatalf("deleting a deleted letter answered %d\n%s", code, body)
 	}
 	jobs, _ := st.js.Stream(context.Background(), topology.JobsStream)
 	if n := jobs.CachedInfo().State.Msgs; n != 2 {

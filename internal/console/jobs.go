@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -26,6 +27,9 @@ const (
 	WhereWaiting    = "waiting"
 	WhereDeadLetter = "dead letter"
 	WhereUnknown    = "unknown"
+	// WhereNotKnown: a lookup failed (NATS down, a timeout) and the others
+	// found nothing: the job may exist all the same.
+	WhereNotKnown = "not known"
 )
 
 // maxWaitingScan bounds the waiting jobs a lookup reads to find one that
@@ -42,37 +46,70 @@ type JobView struct {
 	Stored      time.Time
 	Result      string
 	Letters     []LetterRow
-	Note        string
-	Err         string
+	// Status is an answered job's result status (scored, degraded,
+	// rejected).
+	Status string
+	Note   string
+	Err    string
 }
 
 // FindJob looks job jobID of lane up: its stored result (the last message
-// on job.ResultSubject), else the job waiting in a job stream, else its
-// dead letters, else unknown.
-func (c *Console) FindJob(ctx context.Context, lane, jobID string) JobView {
-	v := JobView{JobID: jobID, Lane: lane, Where: WhereUnknown}
+// on job.ResultSubject; a rejected job's dead letters beside it), else the
+// job waiting in a job stream, else its dead letters, else unknown, or not
+// known when a lookup failed.
+func (c *Console) FindJob(ctx context.Context, lane, jobID string) (v JobView) {
+	v = JobView{JobID: jobID, Lane: lane, Where: WhereUnknown}
+	var errs []string
+	failed := func(err error) { errs = append(errs, err.Error()) }
+	defer func() {
+		v.Err = strings.Join(errs, "; ")
+		if v.Where == WhereUnknown && len(errs) > 0 {
+			v.Where = WhereNotKnown
+		}
+	}()
+	if err := c.connected(); err != nil {
+		failed(err)
+		return v
+	}
+	letters := func() {
+		rows, _, _, err := c.Letters(ctx, 0, filterJob(jobID), 20)
+		if err != nil {
+			failed(err)
+		}
+		for _, r := range rows {
+			if r.Lane == lane {
+				v.Letters = append(v.Letters, r)
+			}
+		}
+	}
 	results, err := c.js.Stream(ctx, topology.ResultsStream)
-	if err == nil {
+	if err != nil {
+		failed(fmt.Errorf("stream %s: %w", topology.ResultsStream, err))
+	} else {
 		subject := job.ResultSubject(lane, jobID)
 		m, gerr := results.GetLastMsgForSubject(ctx, subject)
 		switch {
 		case gerr == nil:
 			v.Where, v.Subject, v.Stream, v.Seq, v.Stored = WhereAnswered, subject, topology.ResultsStream, m.Sequence, m.Time
-			v.Result, _ = showPayload(m.Data)
+			v.Result, _, _ = showPayload(m.Data)
+			var r struct{ Status string }
+			if json.Unmarshal(m.Data, &r) == nil {
+				v.Status = r.Status
+			}
+			if v.Status == job.StatusRejected {
+				letters()
+			}
 			return v
 		case !errors.Is(gerr, jetstream.ErrMsgNotFound):
-			err = gerr
+			failed(fmt.Errorf("result on %s: %w", subject, gerr))
 		}
-	}
-	if err != nil {
-		v.Err = err.Error()
 	}
 	for _, s := range []struct{ stream, subject string }{
 		{topology.JobsStream, topology.JobsPrefix + lane}, {topology.BulkStream, topology.BulkPrefix + lane},
 	} {
 		seq, capped, err := c.findWaiting(ctx, s.stream, s.subject, jobID)
 		if err != nil {
-			v.Err = err.Error()
+			failed(fmt.Errorf("stream %s: %w", s.stream, err))
 			continue
 		}
 		if seq != 0 {
@@ -83,15 +120,7 @@ func (c *Console) FindJob(ctx context.Context, lane, jobID string) JobView {
 			v.Note = fmt.Sprintf("only the first %d jobs waiting on %s were searched", maxWaitingScan, s.subject)
 		}
 	}
-	rows, _, _, err := c.Letters(ctx, 0, filterJob(jobID), 20)
-	if err != nil {
-		v.Err = err.Error()
-	}
-	for _, r := range rows {
-		if r.Lane == lane {
-			v.Letters = append(v.Letters, r)
-		}
-	}
+	letters()
 	if len(v.Letters) > 0 {
 		v.Where = WhereDeadLetter
 	}
@@ -137,7 +166,11 @@ func (c *Console) jobPage(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		v = c.FindJob(ctx, lane, id)
 	}
-	c.page(w, r, http.StatusOK, "job.html", v)
+	code := http.StatusOK
+	if v.Where == WhereNotKnown {
+		code = http.StatusServiceUnavailable
+	}
+	c.page(w, r, code, "job.html", v)
 }
 
 func (c *Console) breakerReset(w http.ResponseWriter, r *http.Request) {
@@ -147,9 +180,20 @@ func (c *Console) breakerReset(w http.ResponseWriter, r *http.Request) {
 		c.page(w, r, http.StatusBadGateway, "message.html", message{Title: "Breaker not reset", Text: err.Error(), Back: "/"})
 		return
 	}
-	c.log("breaker reset", "worker", id, "state", reply.State)
-	c.page(w, r, http.StatusOK, "message.html", message{Title: "Breaker reset",
-		Text: fmt.Sprintf("Worker %s: breaker %s, now %s.", id, reply.Status, reply.State), Back: "/"})
+	name := c.workerName(r.Context(), id)
+	c.log("breaker reset", "worker", name, "state", reply.State)
+	c.done(w, r, message{Title: "Breaker reset",
+		Text: fmt.Sprintf("Worker %s: breaker %s, now %s.", name, reply.Status, reply.State), Back: "/"})
+}
+
+// workerName is "<WORKER_ID> (<service id>)", or the service id alone
+// when the worker does not say its WORKER_ID.
+func (c *Console) workerName(ctx context.Context, id string) string {
+	var st server.Status
+	if call(ctx, c.cfg.NC, id, server.EndpointStatus, &st) == nil && st.WorkerID != "" {
+		return st.WorkerID + " (" + id + ")"
+	}
+	return id
 }
 
 // CacheReportView is a worker's cache report page.
@@ -170,12 +214,7 @@ func (c *Console) cacheReport(w http.ResponseWriter, r *http.Request) {
 		c.page(w, r, http.StatusBadGateway, "message.html", message{Title: "No cache report", Text: err.Error(), Back: "/"})
 		return
 	}
-	name := id
-	var st server.Status
-	if call(r.Context(), c.cfg.NC, id, server.EndpointStatus, &st) == nil && st.WorkerID != "" {
-		name = st.WorkerID + " (" + id + ")"
-	}
-	c.page(w, r, http.StatusOK, "cache.html", CacheReportView{Worker: name, Report: b.String()})
+	c.page(w, r, http.StatusOK, "cache.html", CacheReportView{Worker: c.workerName(r.Context(), id), Report: b.String()})
 }
 
 func filterJob(id string) deadletter.Filter { return deadletter.Filter{JobID: []string{id}} }

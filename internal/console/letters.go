@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -44,8 +46,15 @@ type LettersView struct {
 	More         bool
 	Counts       []ReasonCount
 	Total        int
-	Ready        bool
-	Err          string
+	// Matching is how many letters the filter selects, by the counts.
+	Matching int
+	// Reasons are the reasons among Counts, each once.
+	Reasons []string
+	Ready   bool
+	Err     string
+	// CountErr: the counts could not be brought up to date; they are the
+	// last ones read.
+	CountErr string
 }
 
 func row(m *jetstream.RawStreamMsg) LetterRow {
@@ -55,18 +64,25 @@ func row(m *jetstream.RawStreamMsg) LetterRow {
 		Subject: h.Get(consumer.HeaderSubject), OriginalSeq: h.Get(consumer.HeaderStreamSeq)}
 }
 
+// filterOf reads a filter from a form. Reasons are lower-case codes, so a
+// reason is taken in any case; spaces around any value are dropped (a
+// pasted "invalid_json " selects what "invalid_json" does).
 func filterOf(r *http.Request) deadletter.Filter {
 	var f deadletter.Filter
-	if v := r.FormValue("reason"); v != "" {
+	if v := formReason(r); v != "" {
 		f.Reason = []string{v}
 	}
-	if v := r.FormValue("lane"); v != "" {
+	if v := strings.TrimSpace(r.FormValue("lane")); v != "" {
 		f.Lane = []string{v}
 	}
-	if v := r.FormValue("job_id"); v != "" {
+	if v := strings.TrimSpace(r.FormValue("job_id")); v != "" {
 		f.JobID = []string{v}
 	}
 	return f
+}
+
+func formReason(r *http.Request) string {
+	return strings.ToLower(strings.TrimSpace(r.FormValue("reason")))
 }
 
 // Letters returns up to n dead letters after sequence after that f selects,
@@ -75,6 +91,9 @@ func filterOf(r *http.Request) deadletter.Filter {
 // lane's subject with one get. next is the sequence the next page starts
 // after.
 func (c *Console) Letters(ctx context.Context, after uint64, f deadletter.Filter, n int) (rows []LetterRow, next uint64, more bool, err error) {
+	if err := c.connected(); err != nil {
+		return nil, after, false, err
+	}
 	dlq, err := c.js.Stream(ctx, topology.DLQStream)
 	if err != nil {
 		return nil, after, false, fmt.Errorf("stream %s: %w", topology.DLQStream, err)
@@ -127,14 +146,27 @@ func (c *Console) Letters(ctx context.Context, after uint64, f deadletter.Filter
 func (c *Console) lettersPage(w http.ResponseWriter, r *http.Request) {
 	after, _ := strconv.ParseUint(r.FormValue("after"), 10, 64)
 	f := filterOf(r)
-	v := LettersView{Reason: r.FormValue("reason"), Lane: r.FormValue("lane"), After: after}
+	v := LettersView{Reason: formReason(r), Lane: strings.TrimSpace(r.FormValue("lane")), After: after}
 	var err error
 	v.Rows, v.Next, v.More, err = c.Letters(r.Context(), after, f, c.cfg.PageSize)
+	code := http.StatusOK
 	if err != nil {
-		v.Err = err.Error()
+		v.Err, code = err.Error(), http.StatusServiceUnavailable
 	}
-	v.Counts, v.Total, v.Ready, _ = c.tally.counts()
-	c.page(w, r, http.StatusOK, "deadletters.html", v)
+	var cerr error
+	v.Counts, v.Total, v.Ready, cerr = c.tally.counts()
+	if cerr != nil {
+		v.CountErr = cerr.Error()
+	}
+	for _, rc := range v.Counts {
+		if len(f.JobID) == 0 && f.MatchFields(rc.Reason, rc.Lane, "") {
+			v.Matching += rc.N
+		}
+		if !slices.Contains(v.Reasons, rc.Reason) {
+			v.Reasons = append(v.Reasons, rc.Reason)
+		}
+	}
+	c.page(w, r, code, "deadletters.html", v)
 }
 
 // LetterView is one dead letter's page.
@@ -142,6 +174,8 @@ type LetterView struct {
 	Row     LetterRow
 	Headers []Header
 	Payload string
+	// PayloadNote says how the shown payload differs from the stored one.
+	PayloadNote string
 }
 
 // Header is one header line of a message.
@@ -158,82 +192,115 @@ func headers(m *jetstream.RawStreamMsg) []Header {
 	return hs
 }
 
-// showPayload indents a JSON payload, and shows anything else as text
-// (bytes that are not UTF-8 escaped by the template's text).
-func showPayload(b []byte) (string, string) {
-	trunc := ""
+// showPayload returns a payload as the page shows it, what was cut off
+// and how it differs from the bytes stored: JSON is indented; a payload
+// that is not UTF-8 is quoted with its bad bytes escaped (\xNN), which a
+// browser would otherwise show as "�" and hide the very fault.
+func showPayload(b []byte) (text, trunc, note string) {
 	if len(b) > maxShownPayload {
 		b, trunc = b[:maxShownPayload], fmt.Sprintf("(first %d bytes shown)", maxShownPayload)
 	}
+	if !utf8.Valid(b) {
+		return fmt.Sprintf("%q", b), trunc, "(not valid UTF-8: quoted, each invalid byte escaped as \\xNN)"
+	}
 	var out bytes.Buffer
 	if json.Indent(&out, b, "", "  ") == nil {
-		return out.String(), trunc
+		if out.Len() != len(b) {
+			note = "(indented for reading; the stored bytes differ in white space only)"
+		}
+		return out.String(), trunc, note
 	}
-	if !utf8.Valid(b) {
-		return fmt.Sprintf("%q", b), trunc
-	}
-	return string(b), trunc
+	return string(b), trunc, ""
 }
 
 func (c *Console) getLetter(ctx context.Context, r *http.Request) (*jetstream.RawStreamMsg, jetstream.Stream, error) {
 	seq, err := strconv.ParseUint(r.PathValue("seq"), 10, 64)
 	if err != nil || seq == 0 {
-		return nil, nil, fmt.Errorf("no dead letter %q", r.PathValue("seq"))
+		return nil, nil, fmt.Errorf("%w: %q is no sequence", errNoLetter, r.PathValue("seq"))
+	}
+	if err := c.connected(); err != nil {
+		return nil, nil, err
 	}
 	dlq, err := c.js.Stream(ctx, topology.DLQStream)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("stream %s: %w", topology.DLQStream, err)
 	}
 	m, err := dlq.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, nil, fmt.Errorf("%w %d: deleted (or replayed with delete), or never stored", errNoLetter, seq)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("dead letter %d: %w", seq, err)
 	}
 	return m, dlq, nil
 }
 
+// errNoLetter: the stream answered, and has no such dead letter.
+var errNoLetter = errors.New("no dead letter")
+
+// letterError shows why a letter could not be had: 404 when the stream
+// has none, 503 when it could not be asked (NATS down, a timeout): an
+// outage must not read as "no such letter".
+func (c *Console) letterError(w http.ResponseWriter, r *http.Request, title string, err error) {
+	code, text := http.StatusServiceUnavailable, "NATS did not answer, so nothing is known about this dead letter: "+err.Error()
+	if errors.Is(err, errNoLetter) {
+		code, text = http.StatusNotFound, "N"+strings.TrimPrefix(err.Error(), "n")+"."
+	}
+	c.page(w, r, code, "message.html", message{Title: title, Text: text, Back: "/deadletters"})
+}
+
 func (c *Console) letterPage(w http.ResponseWriter, r *http.Request) {
 	m, _, err := c.getLetter(r.Context(), r)
 	if err != nil {
-		c.page(w, r, http.StatusNotFound, "message.html", message{Title: "Dead letter", Text: err.Error(), Back: "/deadletters"})
+		c.letterError(w, r, "Dead letter", err)
 		return
 	}
 	v := LetterView{Row: row(m), Headers: headers(m)}
-	v.Payload, v.Row.PayloadTruncated = showPayload(m.Data)
+	v.Payload, v.Row.PayloadTruncated, v.PayloadNote = showPayload(m.Data)
 	c.page(w, r, http.StatusOK, "letter.html", v)
 }
 
 func (c *Console) replayOne(w http.ResponseWriter, r *http.Request) {
 	m, dlq, err := c.getLetter(r.Context(), r)
-	if err == nil {
-		err = deadletter.Replay(r.Context(), c.js, dlq, m, r.FormValue("delete") != "")
+	if err != nil {
+		c.letterError(w, r, "Not replayed", err)
+		return
 	}
+	del := r.FormValue("delete") != ""
+	published, err := deadletter.Replay(r.Context(), c.js, dlq, m, del)
 	if err != nil {
 		c.page(w, r, http.StatusConflict, "message.html", message{Title: "Not replayed", Text: err.Error(), Back: "/deadletters"})
 		return
 	}
-	del := r.FormValue("delete") != ""
 	if del {
 		c.tally.deleted(m.Sequence)
 	}
 	job, subject := m.Header.Get(consumer.HeaderJobID), m.Header.Get(consumer.HeaderSubject)
-	c.log("dead letter replayed", "seq", m.Sequence, "job_id", job, "subject", subject, "deleted", del)
-	c.page(w, r, http.StatusOK, "message.html", message{Title: "Replayed",
-		Text: fmt.Sprintf("Replayed dead letter %d: job %s to %s%s.", m.Sequence, job, subject, map[bool]string{true: ", dead letter deleted"}[del]),
-		Back: "/jobs?job_id=" + urlQuery(job) + "&lane=" + urlQuery(topology.Lane(subject))})
+	c.log("dead letter replayed", "seq", m.Sequence, "job_id", job, "subject", subject, "deleted", del, "published", published)
+	deleted := map[bool]string{true: "; the dead letter is deleted"}[del]
+	out := message{Title: "Replayed", Text: fmt.Sprintf("Replayed dead letter %d: job %s to %s%s.", m.Sequence, job, subject, deleted),
+		Back: "/jobs?job_id=" + urlQuery(job) + "&lane=" + urlQuery(topology.Lane(subject))}
+	if !published {
+		out.Title = "Not published again"
+		out.Text = fmt.Sprintf("Dead letter %d was replayed less than the jobs stream's duplicate window ago: the server kept that copy of job %s and dropped this one%s.",
+			m.Sequence, job, deleted)
+	}
+	c.done(w, r, out)
 }
 
 func (c *Console) deleteOne(w http.ResponseWriter, r *http.Request) {
 	m, dlq, err := c.getLetter(r.Context(), r)
-	if err == nil {
-		err = dlq.DeleteMsg(r.Context(), m.Sequence)
-	}
 	if err != nil {
+		c.letterError(w, r, "Not deleted", err)
+		return
+	}
+	if err := dlq.DeleteMsg(r.Context(), m.Sequence); err != nil {
 		c.page(w, r, http.StatusConflict, "message.html", message{Title: "Not deleted", Text: err.Error(), Back: "/deadletters"})
 		return
 	}
 	c.tally.deleted(m.Sequence)
 	c.log("dead letter deleted", "seq", m.Sequence, "job_id", m.Header.Get(consumer.HeaderJobID))
-	c.page(w, r, http.StatusOK, "message.html", message{Title: "Deleted",
+	c.done(w, r, message{Title: "Deleted",
 		Text: fmt.Sprintf("Deleted dead letter %d (job %s).", m.Sequence, m.Header.Get(consumer.HeaderJobID)), Back: "/deadletters"})
 }
 
@@ -251,18 +318,23 @@ func (c *Console) replaySet(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
 	defer cancel()
 	dlq, err := c.js.Stream(ctx, topology.DLQStream)
-	n := 0
+	n, dups := 0, 0
 	replay := func(m *jetstream.RawStreamMsg) error {
 		if !f.Match(m.Header) {
 			return nil
 		}
-		if err := deadletter.Replay(ctx, c.js, dlq, m, del); err != nil {
+		published, err := deadletter.Replay(ctx, c.js, dlq, m, del)
+		if err != nil {
 			return err
 		}
 		if del {
 			c.tally.deleted(m.Sequence)
 		}
-		n++
+		if published {
+			n++
+		} else {
+			dups++
+		}
 		return nil
 	}
 	if err == nil {
@@ -283,11 +355,23 @@ func (c *Console) replaySet(w http.ResponseWriter, r *http.Request) {
 			err = deadletter.Each(ctx, c.js, f, replay)
 		}
 	}
-	c.log("dead letters replayed", "count", n, "reason", f.Reason, "lane", f.Lane, "job_id", f.JobID, "deleted", del, "error", err)
-	text := fmt.Sprintf("Replayed %d dead letters.", n)
-	code := http.StatusOK
-	if err != nil {
-		text, code = fmt.Sprintf("Replayed %d dead letters, then: %v", n, err), http.StatusConflict
+	c.log("dead letters replayed", "count", n, "not_published", dups, "reason", f.Reason, "lane", f.Lane, "job_id", f.JobID, "deleted", del, "error", err)
+	text := fmt.Sprintf("Replayed %s%s.", plural(n, "dead letter"), map[bool]string{true: ", each deleted once published"}[del && n > 0])
+	if dups > 0 {
+		text += fmt.Sprintf(" %s not published again: replayed less than the jobs stream's duplicate window ago, the server kept the earlier copy.",
+			plural(dups, "dead letter"))
 	}
-	c.page(w, r, code, "message.html", message{Title: "Replayed", Text: text, Back: "/deadletters"})
+	if err != nil {
+		c.page(w, r, http.StatusConflict, "message.html", message{Title: "Replay stopped", Text: text + " Then: " + err.Error(), Back: "/deadletters"})
+		return
+	}
+	c.done(w, r, message{Title: "Replayed", Text: text, Back: "/deadletters"})
+}
+
+// plural is "1 dead letter", "2 dead letters".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }

@@ -19,7 +19,14 @@ type ClassView struct {
 	// FinishedRate is jobs a second leaving the work queue (acknowledged
 	// or dead-lettered); negative until two samples exist.
 	FinishedRate float64
-	Err          string
+	// Paused: an operator paused the consumer (nats consumer pause) for
+	// PauseRemaining more; its jobs wait meanwhile.
+	Paused         bool
+	PauseRemaining time.Duration
+	// Known is false when the stream or the consumer could not be read:
+	// the figures are then not zero but unknown.
+	Known bool
+	Err   string
 }
 
 // Overview is the overview page's data.
@@ -34,6 +41,12 @@ type Overview struct {
 	DeadErr     string
 	Workers     []Worker
 	WorkersErr  string
+	// ResultsKnown is false when the results stream could not be read.
+	ResultsKnown bool
+	ResultsErr   string
+	// Outage is set when NATS did not answer every question: the page
+	// says so above every figure.
+	Outage bool
 }
 
 // sample is what rates are measured between.
@@ -56,6 +69,15 @@ func (c *Console) Overview(ctx context.Context) Overview {
 	defer cancel()
 	now := time.Now()
 	o := Overview{At: now}
+	if err := c.connected(); err != nil {
+		o.Outage, o.ResultsErr, o.WorkersErr, o.ResultsRate = true, err.Error(), err.Error(), -1
+		for _, cl := range classes {
+			o.Classes = append(o.Classes, ClassView{Name: cl.name, Stream: cl.stream, Consumer: cl.consumer, FinishedRate: -1, Err: err.Error()})
+		}
+		o.DeadLetters, o.DeadTotal, o.DeadReady, _ = c.tally.counts()
+		o.DeadErr = err.Error()
+		return o
+	}
 	s := &sample{at: now, finished: make([]uint64, len(classes))}
 	for i, cl := range classes {
 		v := ClassView{Name: cl.name, Stream: cl.stream, Consumer: cl.consumer}
@@ -73,14 +95,18 @@ func (c *Console) Overview(ctx context.Context) Overview {
 				v.Err = err.Error()
 			} else {
 				info := cons.CachedInfo()
-				v.Pending, v.AckPending = info.NumPending, uint64(info.NumAckPending)
+				v.Pending, v.AckPending, v.Known = info.NumPending, uint64(info.NumAckPending), true
+				v.Paused, v.PauseRemaining = info.Paused, info.PauseRemaining
 			}
 		}
+		o.Outage = o.Outage || !v.Known
 		o.Classes = append(o.Classes, v)
 	}
 	if st, err := c.js.Stream(ctx, topology.ResultsStream); err == nil {
 		s.results = st.CachedInfo().State.LastSeq
-		o.Results = st.CachedInfo().State.Msgs
+		o.Results, o.ResultsKnown = st.CachedInfo().State.Msgs, true
+	} else {
+		o.ResultsErr, o.Outage = err.Error(), true
 	}
 	rates := c.rates(s)
 	for i := range o.Classes {
@@ -90,11 +116,12 @@ func (c *Console) Overview(ctx context.Context) Overview {
 	var err error
 	o.DeadLetters, o.DeadTotal, o.DeadReady, err = c.tally.counts()
 	if err != nil {
-		o.DeadErr = err.Error()
+		o.DeadErr, o.Outage = err.Error(), true
 	}
 	if o.Workers, err = Workers(ctx, c.cfg.NC); err != nil {
-		o.WorkersErr = err.Error()
+		o.WorkersErr, o.Outage = err.Error(), true
 	}
+	o.Outage = o.Outage || !c.cfg.NC.IsConnected()
 	return o
 }
 

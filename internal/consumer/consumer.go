@@ -95,7 +95,9 @@ const (
 
 // Headers. A result carries HeaderDigest (and HeaderRepeat when sent
 // again); a dead letter carries the rest, and its payload is the job
-// unchanged.
+// unchanged. A job replayed from a dead letter or requeued carries
+// HeaderJobID too: its Nats-Msg-Id is then the copy's own, and a job
+// whose payload cannot be read is named by HeaderJobID.
 const (
 	HeaderDigest    = resultstore.HeaderDigest
 	HeaderRepeat    = resultstore.HeaderRepeat

@@ -100,7 +100,9 @@ func (w *Worker) rejection(ctx context.Context, it *item) resultstore.Request {
 func (w *Worker) deadLetter(ctx context.Context, it *item, reason, message string) error {
 	id := it.rep.JobID
 	if id == "" {
-		id = it.d.Header.Get(jetstream.MsgIDHeader)
+		if id = it.d.Header.Get(HeaderJobID); id == "" {
+			id = it.d.Header.Get(jetstream.MsgIDHeader)
+		}
 	}
 	return w.storeDeadLetter(ctx, deadLetter{stream: w.src[it.class].stream, subject: it.d.Subject, payload: it.d.Data,
 		seq: it.d.Seq, attempt: it.d.Attempt, reason: reason, message: message, jobID: id})

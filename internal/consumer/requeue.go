@@ -69,6 +69,11 @@ func (w *Worker) requeue(ctx context.Context, stream, subject string, data []byt
 	}
 	n, _ := strconv.Atoi(hdr.Get(HeaderRequeues))
 	h.Set(HeaderRequeues, strconv.Itoa(n+1))
+	if id := hdr.Get(jetstream.MsgIDHeader); id != "" && h.Get(HeaderJobID) == "" {
+		// The copy's Nats-Msg-Id is its own: a job whose payload cannot
+		// be read keeps its producer's id by this header.
+		h.Set(HeaderJobID, id)
+	}
 	h.Set(jetstream.MsgIDHeader, "requeue-"+stream+"-"+strconv.FormatInt(s.CachedInfo().Created.UnixNano(), 36)+"-"+strconv.FormatUint(seq, 10))
 	_, err = w.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: data, Header: h})
 	return err

@@ -82,22 +82,33 @@ func Target(m *jetstream.RawStreamMsg) (string, error) {
 // Replay publishes dead letter m's payload, unchanged, to the subject it
 // came from. It gets a new Nats-Msg-Id (replay-<dead letter sequence>) so
 // the jobs stream's duplicate window does not drop it, and arrives as a new
-// message: a fresh delivery budget, the same job_id. With del, the dead
-// letter is deleted from dlq (stream SCORING_DLQ) once the job is published
-// again.
-func Replay(ctx context.Context, js jetstream.JetStream, dlq jetstream.Stream, m *jetstream.RawStreamMsg, del bool) error {
+// message: a fresh delivery budget, the same job_id. Its Hybridscore-Job-Id
+// header carries the dead letter's job id, by which the worker names a job
+// whose payload it cannot read (it would otherwise take the replay's
+// Nats-Msg-Id). With del, the dead letter is deleted from dlq (stream
+// SCORING_DLQ) once the job is published again.
+//
+// Replaying one dead letter twice within the duplicate window publishes
+// it once: the second time the server drops the copy, and Replay reports
+// published false (and still deletes the letter with del, since its job was
+// published by the first replay).
+func Replay(ctx context.Context, js jetstream.JetStream, dlq jetstream.Stream, m *jetstream.RawStreamMsg, del bool) (published bool, err error) {
 	subject, err := Target(m)
 	if err != nil {
-		return err
+		return false, err
 	}
-	if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: m.Data,
-		Header: nats.Header{jetstream.MsgIDHeader: []string{"replay-" + strconv.FormatUint(m.Sequence, 10)}}}); err != nil {
-		return fmt.Errorf("replay dead letter %d: %w", m.Sequence, err)
+	h := nats.Header{jetstream.MsgIDHeader: []string{"replay-" + strconv.FormatUint(m.Sequence, 10)}}
+	if id := m.Header.Get(consumer.HeaderJobID); id != "" {
+		h.Set(consumer.HeaderJobID, id)
+	}
+	ack, err := js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: m.Data, Header: h})
+	if err != nil {
+		return false, fmt.Errorf("replay dead letter %d: %w", m.Sequence, err)
 	}
 	if del {
 		if err := dlq.DeleteMsg(ctx, m.Sequence); err != nil {
-			return fmt.Errorf("delete dead letter %d: %w", m.Sequence, err)
+			return !ack.Duplicate, fmt.Errorf("delete dead letter %d: %w", m.Sequence, err)
 		}
 	}
-	return nil
+	return !ack.Duplicate, nil
 }

@@ -208,8 +208,9 @@ func (h *JobHandler) publish(d *consumer.Delivery, r *job.Result, rep consumer.R
 }
 
 // reject answers an invalid job: by its own id and reply subject when they
-// could be read, else by the message's Nats-Msg-Id (or stream sequence),
-// on the job's subject of the lane's results.
+// could be read, else by the job id a replay or requeue carried over
+// (Hybridscore-Job-Id), else by the message's Nats-Msg-Id (or stream
+// sequence), on the job's subject of the lane's results.
 func (h *JobHandler) reject(d *consumer.Delivery, p job.Partial, err error) consumer.Reply {
 	var je *job.Error
 	if !errors.As(err, &je) {
@@ -218,8 +219,10 @@ func (h *JobHandler) reject(d *consumer.Delivery, p job.Partial, err error) cons
 	id, subject := p.JobID, p.ReplySubject
 	if id == "" {
 		subject = ""
-		if id = d.Header.Get(jetstream.MsgIDHeader); !job.ValidJobID(id) {
-			id = "seq-" + strconv.FormatUint(d.Seq, 10)
+		if id = d.Header.Get(consumer.HeaderJobID); !job.ValidJobID(id) {
+			if id = d.Header.Get(jetstream.MsgIDHeader); !job.ValidJobID(id) {
+				id = "seq-" + strconv.FormatUint(d.Seq, 10)
+			}
 		}
 	}
 	if subject != "" && h.reservedReply(d.Lane, id, subject) != "" {
