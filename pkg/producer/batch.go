@@ -2,6 +2,7 @@ package producer
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -43,7 +44,11 @@ type BatchOptions struct {
 	Rate         float64       // jobs per second; 0 means unlimited
 	MaxPending   int           // jobs published and not yet answered; 0 means 10000
 	Timeout      time.Duration // wait for results after the last publish; 0 means 5 min
-	Out          io.Writer     // results, one JSON object per line
+	// PubAckTimeout bounds the wait for a job's PubAck; 0 means 30 s. A
+	// stream that takes a job and never answers (a store the server
+	// failed to create) would otherwise hold the batch for ever.
+	PubAckTimeout time.Duration
+	Out           io.Writer // results, one JSON object per line
 	// Answered holds job ids already in Out (--resume): they are not
 	// published again.
 	Answered []string
@@ -65,7 +70,12 @@ type Summary struct {
 	DeadLettersUnread string
 	// DeadLetteredNow counts jobs of this run dead-lettered without a
 	// result (max_deliveries, job_id_conflict, …): not waited for.
-	DeadLetteredNow             int
+	DeadLetteredNow int
+	// Conflicts are job ids the jobs stream dropped as copies of a job
+	// with the same job_id published within its duplicate window, whose
+	// answer is for other content: never taken as theirs. Publish them
+	// again under new job ids.
+	Conflicts                   []string
 	Results, Missing            int
 	ByStatus                    map[string]int
 	ByReason                    map[string]int
@@ -143,7 +153,7 @@ func (c *Client) Batch(ctx context.Context, o BatchOptions) (*Summary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read results: %w", err)
 	}
-	cc, err := cons.Consume(func(m jetstream.Msg) { b.onResult(m.Data(), time.Now()) })
+	cc, err := cons.Consume(func(m jetstream.Msg) { b.onResult(m.Data(), m.Headers().Get(headerDigest), time.Now()) })
 	if err != nil {
 		return nil, fmt.Errorf("read results: %w", err)
 	}
@@ -153,7 +163,11 @@ func (c *Client) Batch(ctx context.Context, o BatchOptions) (*Summary, error) {
 	defer stop()
 	b.catchUp(ctx, &b.received, earlier)
 	b.catchUp(ctx, &b.deadRead, b.deadBefore)
-	pubErr := b.publishAll(ctx, c.JS)
+	pjs, err := jetstream.New(c.NC, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(cmp.Or(o.PubAckTimeout, 30*time.Second)))
+	if err != nil {
+		return nil, err
+	}
+	pubErr := b.publishAll(ctx, pjs)
 	b.awaitResults(ctx)
 	return b.s, b.outcome(ctx, pubErr)
 }
@@ -183,13 +197,15 @@ type batch struct {
 	// the source: results of other jobs of the lane are not this run's.
 	mine    map[uint64]struct{}
 	pending map[uint64]time.Time // published, unanswered: when published
+	// dropped holds the digests of jobs the stream dropped as duplicates.
+	dropped map[uint64]string
 	out     *bufio.Writer
 	werr    error
 }
 
 func newBatch(o BatchOptions) *batch {
 	b := &batch{o: o, start: time.Now(), s: &Summary{ByStatus: map[string]int{}, ByReason: map[string]int{}, CacheTiers: map[string]int{}},
-		dead: map[uint64]struct{}{}, written: map[uint64]struct{}{}, pending: map[uint64]time.Time{}, out: bufio.NewWriterSize(o.Out, 256<<10)}
+		dead: map[uint64]struct{}{}, written: map[uint64]struct{}{}, pending: map[uint64]time.Time{}, dropped: map[uint64]string{}, out: bufio.NewWriterSize(o.Out, 256<<10)}
 	b.cond = sync.NewCond(&b.mu)
 	for _, id := range o.Answered {
 		b.written[xxhash.Sum64String(id)] = struct{}{}
@@ -204,7 +220,11 @@ func (b *batch) wake() {
 }
 
 // onResult writes a result that arrived, once per job, and counts it.
-func (b *batch) onResult(data []byte, at time.Time) {
+//
+// digest is the answer's Hybridscore-Digest ("" when it has none, or was
+// compared already): a job the stream dropped as a duplicate takes only an
+// answer for its own content.
+func (b *batch) onResult(data []byte, digest string, at time.Time) {
 	var r resultView
 	if json.Unmarshal(data, &r) != nil || r.JobID == "" {
 		b.mu.Lock()
@@ -219,6 +239,16 @@ func (b *batch) onResult(data []byte, at time.Time) {
 	b.received++
 	_, ours := b.mine[h]
 	if _, dup := b.written[h]; dup || (b.mine != nil && !ours) {
+		b.cond.Broadcast()
+		return
+	}
+	if want, ok := b.dropped[h]; ok && digest != "" && digest != want {
+		// The answer of another job that had this job_id: never this
+		// one's, and nothing else will come for it.
+		b.written[h] = struct{}{}
+		delete(b.pending, h)
+		delete(b.dropped, h)
+		b.s.Conflicts = append(b.s.Conflicts, r.JobID)
 		b.cond.Broadcast()
 		return
 	}
@@ -262,25 +292,29 @@ func (b *batch) unpend(h uint64) {
 }
 
 type inflight struct {
-	fut  jetstream.PubAckFuture
-	h    uint64
-	span trace.Span // the job message's, ended at its PubAck
+	fut        jetstream.PubAckFuture
+	h          uint64
+	id, digest string
+	span       trace.Span // the job message's, ended at its PubAck
 }
 
 // watchAcks reads the PubAcks of the published jobs in order, counting
-// duplicates and giving up jobs that were not stored; it returns the first
-// error.
-func (b *batch) watchAcks(acks <-chan inflight) error {
+// duplicates and giving up jobs that were not stored (no PubAck within
+// PubAckTimeout, or ctx ended first); it returns the first error.
+func (b *batch) watchAcks(ctx context.Context, acks <-chan inflight) error {
 	var first error
 	for f := range acks {
+		var err error
 		select {
 		case a := <-f.fut.Ok():
 			if a.Duplicate {
-				b.mu.Lock()
-				b.s.Duplicates++
-				b.mu.Unlock()
+				b.duplicate(ctx, f)
 			}
-		case err := <-f.fut.Err():
+		case err = <-f.fut.Err():
+		case <-ctx.Done():
+			err = fmt.Errorf("job %s: no PubAck before the batch stopped: %w", f.id, ctx.Err())
+		}
+		if err != nil {
 			if first == nil {
 				first = err
 			}
@@ -290,6 +324,20 @@ func (b *batch) watchAcks(acks <-chan inflight) error {
 		f.span.End()
 	}
 	return first
+}
+
+// duplicate handles a job the jobs stream dropped as a copy of one with
+// its job_id published within the duplicate window: that job's answer is
+// this one's only if it is for the same content. An answer stored already
+// is taken or refused now; a later one, when it comes.
+func (b *batch) duplicate(ctx context.Context, f inflight) {
+	b.mu.Lock()
+	b.s.Duplicates++
+	b.dropped[f.h] = f.digest
+	b.mu.Unlock()
+	if m, err := b.results.GetLastMsgForSubject(ctx, job.ResultSubject(b.o.Lane, f.id)); err == nil {
+		b.onResult(m.Data, m.Header.Get(headerDigest), time.Now())
+	}
 }
 
 // publishAll publishes every job of the source not already answered,
@@ -302,7 +350,7 @@ func (b *batch) publishAll(ctx context.Context, js jetstream.JetStream) error {
 	}
 	acks := make(chan inflight, 4096)
 	ackDone := make(chan error, 1)
-	go func() { ackDone <- b.watchAcks(acks) }()
+	go func() { ackDone <- b.watchAcks(ctx, acks) }()
 	subject := topology.JobsPrefix + b.o.Lane
 	if b.o.Bulk {
 		subject = topology.BulkPrefix + b.o.Lane
@@ -324,7 +372,7 @@ func (b *batch) publishAll(ctx context.Context, js jetstream.JetStream) error {
 		if c.stored != nil {
 			// Stored as the job's own result (one subject per job):
 			// written to Out as if it had just arrived.
-			b.onResult(c.stored, time.Now())
+			b.onResult(c.stored, "", time.Now())
 			b.mu.Lock()
 			b.s.Skipped++
 			b.mu.Unlock()
@@ -368,7 +416,7 @@ func (b *batch) publishAll(ctx context.Context, js jetstream.JetStream) error {
 			break
 		}
 		b.s.Published++
-		acks <- inflight{fut: fut, h: h, span: span}
+		acks <- inflight{fut: fut, h: h, id: w.JobID, digest: digestOf(w), span: span}
 	}
 	close(acks)
 	if err := <-ackDone; err != nil && pubErr == nil {
@@ -500,6 +548,9 @@ func (b *batch) outcome(ctx context.Context, pubErr error) error {
 		return fmt.Errorf("write results: %w", b.werr)
 	case ferr != nil:
 		return fmt.Errorf("write results: %w", ferr)
+	case len(b.s.Conflicts) > 0:
+		return fmt.Errorf("%w: %d jobs dropped by the jobs stream as copies of jobs with the same job_id and other content, published within its duplicate window: %s",
+			ErrConflict, len(b.s.Conflicts), strings.Join(b.s.Conflicts[:min(len(b.s.Conflicts), 5)], ", "))
 	case b.s.Missing > 0 || b.s.DeadLetteredNow > 0:
 		return fmt.Errorf("%w: %d of %d jobs unanswered, %d of them dead-lettered without a result", ErrNoResult,
 			b.s.Missing+b.s.DeadLetteredNow, b.s.Published, b.s.DeadLetteredNow)
@@ -532,6 +583,10 @@ func (s *Summary) Write(w io.Writer) {
 	}
 	if s.DeadLettersUnread != "" {
 		fmt.Fprintf(tw, "dead letters not read\t%s\t(jobs dead-lettered before were published again)\n", s.DeadLettersUnread)
+	}
+	if len(s.Conflicts) > 0 {
+		fmt.Fprintf(tw, "job_id reused for other content\t%d\t(dropped by the jobs stream within its duplicate window, never answered with the other job's result; publish under new job ids: %s)\n",
+			len(s.Conflicts), strings.Join(s.Conflicts[:min(len(s.Conflicts), 5)], ", "))
 	}
 	if s.Invalid > 0 {
 		fmt.Fprintf(tw, "unreadable input lines\t%d\n", s.Invalid)

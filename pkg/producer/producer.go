@@ -128,6 +128,11 @@ func startProduce(ctx context.Context, m *nats.Msg) (context.Context, trace.Span
 // ErrNoResult is returned when no result arrived in time.
 var ErrNoResult = errors.New("producer: no result before the timeout")
 
+// ErrConflict is Batch's error when a job's job_id was reused for other
+// content within the jobs stream's duplicate window: the stream dropped the
+// job, and the answer that came is the other job's (Summary.Conflicts).
+var ErrConflict = errors.New("producer: job_id reused for other content")
+
 // Submit publishes one job and waits for its result. Without a reply
 // subject of its own the job gets a fresh inbox as one, so a job answered
 // before (resubmitted at any delay) is answered again there at once, marked

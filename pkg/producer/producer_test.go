@@ -371,3 +371,93 @@ func TestBatchStopsWhenCancelledWhileBlocked(t *testing.T) {
 		t.Fatalf("err %v after %s", err, time.Since(start))
 	}
 }
+
+// A stream that takes a job and never answers (here a plain subscriber
+// where the jobs stream was) cannot hold a batch for ever: the job is given
+// up after PubAckTimeout, and at once when ctx ends.
+func TestBatchGivesUpAJobWithoutPubAck(t *testing.T) {
+	c, _ := setup(t)
+	ctx := context.Background()
+	if _, err := topology.Provision(ctx, c.JS, topology.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.JS.DeleteStream(ctx, topology.JobsStream); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := c.NC.Subscribe(topology.JobsPrefix+"mute", func(*nats.Msg) {}) // takes, never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	src, _ := producer.NewSource(strings.NewReader(jsonl(2, 700)), "jsonl")
+	start := time.Now()
+	_, err = c.Batch(ctx, producer.BatchOptions{Source: src, Lane: "mute", Out: io.Discard, Timeout: time.Minute, PubAckTimeout: 300 * time.Millisecond})
+	if !errors.Is(err, jetstream.ErrAsyncPublishTimeout) || time.Since(start) > 10*time.Second {
+		t.Fatalf("err %v after %s", err, time.Since(start))
+	}
+	src, _ = producer.NewSource(strings.NewReader(jsonl(2, 800)), "jsonl")
+	cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	_, err = c.Batch(cctx, producer.BatchOptions{Source: src, Lane: "mute", Out: io.Discard, Timeout: time.Minute, PubAckTimeout: time.Hour})
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 10*time.Second {
+		t.Fatalf("cancelled: err %v after %s", err, time.Since(start))
+	}
+}
+
+// A job_id reused for other content within the duplicate window is dropped
+// by the jobs stream; the batch never takes the other job's answer as its
+// own, whether that answer was stored before or comes later, and says so
+// at once instead of waiting out its timeout.
+func TestBatchJobIDReusedWithinTheWindow(t *testing.T) {
+	c, start := setup(t)
+	ctx := context.Background()
+	if _, err := topology.Provision(ctx, c.JS, topology.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	first := job.Wire{JobID: "reused-1", TaskDescription: "first task", HistoricalPatternText: "first pattern", VectorSimilarity: 0.3}
+	if _, err := c.Publish(ctx, "reuse", first); err != nil { // waits: no worker yet
+		t.Fatal(err)
+	}
+	other := `{"job_id":"reused-1","task_description":"other task","historical_pattern_text":"other pattern","vector_similarity":0.9}` + "\n"
+	type outcome struct {
+		s   *producer.Summary
+		err error
+	}
+	done := make(chan outcome, 1)
+	var out bytes.Buffer
+	go func() {
+		src, _ := producer.NewSource(strings.NewReader(other), "jsonl")
+		s, err := c.Batch(ctx, producer.BatchOptions{Source: src, Lane: "reuse", Out: &out, Timeout: time.Minute})
+		done <- outcome{s, err}
+	}()
+	// The first job's answer comes after the batch published its own.
+	eventually.True(t, 10*time.Second, func() bool {
+		jobs, err := c.JS.Stream(ctx, topology.JobsStream)
+		return err == nil && jobs.CachedInfo().State.Msgs == 1
+	}, "the first job waiting")
+	time.Sleep(200 * time.Millisecond)
+	stop := start()
+	defer stop()
+	var o outcome
+	select {
+	case o = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the batch waited for the other job's answer")
+	}
+	if !errors.Is(o.err, producer.ErrConflict) || len(o.s.Conflicts) != 1 || o.s.Conflicts[0] != "reused-1" || o.s.Results != 0 || out.Len() != 0 {
+		t.Fatalf("answer stored later: %v %+v\n%s", o.err, o.s, out.String())
+	}
+	// Again, the other job's answer now stored: refused at the PubAck.
+	src, _ := producer.NewSource(strings.NewReader(other), "jsonl")
+	begin := time.Now()
+	s, err := c.Batch(ctx, producer.BatchOptions{Source: src, Lane: "reuse", Out: &out, Timeout: time.Minute})
+	if !errors.Is(err, producer.ErrConflict) || len(s.Conflicts) != 1 || s.Results != 0 || time.Since(begin) > 10*time.Second {
+		t.Fatalf("answer stored before: %v %+v after %s", err, s, time.Since(begin))
+	}
+	var summary bytes.Buffer
+	s.Write(&summary)
+	if !strings.Contains(summary.String(), "job_id reused for other content") {
+		t.Fatalf("summary:\n%s", summary.String())
+	}
+}
