@@ -80,6 +80,18 @@ type Checker struct {
 // Report probes every component. NATS down is unhealthy; Redis or
 // langextract down is degraded; each comes with its warning.
 func (c *Checker) Report(ctx context.Context) Report {
+	r := c.Assess(ctx)
+	r.UptimeSeconds = round(time.Since(c.Start).Seconds(), 1)
+	r.MemoryUsageMB = round(float64(rss())/(1<<20), 1)
+	r.CPUUsagePercent = round(c.cpuPercent(), 1)
+	return r
+}
+
+// Assess is Report without the process figures (uptime, memory, CPU): the
+// status, components, warnings and classes. It takes no CPU sample, so
+// asking it often (the console's status polls) leaves /health's CPU
+// figure, measured since the previous report, as it was.
+func (c *Checker) Assess(ctx context.Context) Report {
 	r := Report{Status: Healthy, Timestamp: time.Now().UTC().Format(time.RFC3339), Version: c.Version,
 		Components: map[string]string{}, Warnings: []string{}}
 	if c.Classes != nil {
@@ -127,9 +139,6 @@ func (c *Checker) Report(ctx context.Context) Report {
 	if r.Status == Healthy && (le != Healthy || redisDown || r.Components["semantic_cache"] != Healthy) {
 		r.Status = Degraded
 	}
-	r.UptimeSeconds = round(time.Since(c.Start).Seconds(), 1)
-	r.MemoryUsageMB = round(float64(rss())/(1<<20), 1)
-	r.CPUUsagePercent = round(c.cpuPercent(), 1)
 	return r
 }
 

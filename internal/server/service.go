@@ -144,7 +144,7 @@ func (s *Server) status(ctx context.Context, started time.Time) Status {
 		Ready: s.Ready(), Draining: s.worker.Draining(), InFlight: s.Metrics.InFlightJobs(), Breaker: s.breakerState(),
 		Cache: s.Cache.Metrics(), Classes: s.Metrics.Classes()}
 	if s.checker != nil {
-		rep := s.checker.Report(ctx)
+		rep := s.checker.Assess(ctx)
 		st.Health, st.Warnings = rep.Status, rep.Warnings
 	}
 	return st
