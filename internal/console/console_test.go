@@ -149,7 +149,8 @@ func TestDeadLetterPagesCountsAndReplay(t *testing.T) {
 	eventually.True(t, 10*time.Second, func() bool { _, total, _, _ := st.console.Counts(); return total == 117 }, "117 dead letters counted")
 
 	// A filtered replay: every invalid_field letter of lane beta goes back
-	// to its subject with Nats-Msg-Id replay-<seq>, and is deleted.
+	// to its subject with Nats-Msg-Id replay-<SCORING_DLQ created>-<seq>
+	// and its job id, and is deleted.
 	signed, csrf := signIn(t, st.url, adminToken)
 	jobs, _ := st.js.Stream(context.Background(), topology.JobsStream)
 	before := jobs.CachedInfo().State.Msgs
@@ -175,7 +176,9 @@ func TestDeadLetterPagesCountsAndReplay(t *testing.T) {
 		t.Fatalf("jobs stream holds %d, want %d", got, before+10)
 	}
 	m, err := jobs.GetMsg(context.Background(), 1, jetstream.WithGetMsgSubject(topology.JobsPrefix+"beta"))
-	if err != nil || m.Header.Get(jetstream.MsgIDHeader) != "replay-12" || !strings.Contains(string(m.Data), `"job-012"`) {
+	dlqInfo, _ := st.js.Stream(context.Background(), topology.DLQStream)
+	wantID := "replay-" + strconv.FormatInt(dlqInfo.CachedInfo().Created.UnixNano(), 36) + "-12"
+	if err != nil || m.Header.Get(jetstream.MsgIDHeader) != wantID || m.Header.Get(consumer.HeaderJobID) != "job-012" || !strings.Contains(string(m.Data), `"job-012"`) {
 		t.Fatalf("first replayed job %v %s (%v)", m.Header, m.Data, err)
 	}
 	if _, total, _, _ := st.console.Counts(); total != 107 {

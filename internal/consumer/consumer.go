@@ -33,6 +33,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,7 +98,7 @@ const (
 // again); a dead letter carries the rest, and its payload is the job
 // unchanged. A job replayed from a dead letter or requeued carries
 // HeaderJobID too: its Nats-Msg-Id is then the copy's own, and a job
-// whose payload cannot be read is named by HeaderJobID.
+// whose payload cannot be read is named by HeaderJobID (CarriedJobID).
 const (
 	HeaderDigest    = resultstore.HeaderDigest
 	HeaderRepeat    = resultstore.HeaderRepeat
@@ -760,4 +761,27 @@ func (w *Worker) keepAlive(quit <-chan struct{}) {
 			_ = it.m.InProgress()
 		}
 	}
+}
+
+// Prefixes of the Nats-Msg-Id of copies of a job made by the system: a
+// replay of a dead letter and a requeue.
+const (
+	ReplayIDPrefix  = "replay-"
+	RequeueIDPrefix = "requeue-"
+)
+
+// CarriedJobID is the job id a copy of a job carries over from the job it
+// copies (HeaderJobID), or "". It is believed only on a message whose
+// Nats-Msg-Id has the prefix of such a copy (a replay's or a requeue's),
+// and only when it is a valid job id: an ordinary producer's header naming
+// another job is ignored, so its unreadable job is not answered in that
+// job's place. (A producer that forges both can still do what its
+// Nats-Msg-Id alone always allowed: NATS permissions, not headers, keep
+// producers apart.)
+func CarriedJobID(h nats.Header) string {
+	id, msgID := h.Get(HeaderJobID), h.Get(jetstream.MsgIDHeader)
+	if !strings.HasPrefix(msgID, ReplayIDPrefix) && !strings.HasPrefix(msgID, RequeueIDPrefix) || !job.ValidJobID(id) {
+		return ""
+	}
+	return id
 }

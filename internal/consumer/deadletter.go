@@ -100,7 +100,7 @@ func (w *Worker) rejection(ctx context.Context, it *item) resultstore.Request {
 func (w *Worker) deadLetter(ctx context.Context, it *item, reason, message string) error {
 	id := it.rep.JobID
 	if id == "" {
-		if id = it.d.Header.Get(HeaderJobID); id == "" {
+		if id = CarriedJobID(it.d.Header); id == "" {
 			id = it.d.Header.Get(jetstream.MsgIDHeader)
 		}
 	}

@@ -69,12 +69,17 @@ func (w *Worker) requeue(ctx context.Context, stream, subject string, data []byt
 	}
 	n, _ := strconv.Atoi(hdr.Get(HeaderRequeues))
 	h.Set(HeaderRequeues, strconv.Itoa(n+1))
-	if id := hdr.Get(jetstream.MsgIDHeader); id != "" && h.Get(HeaderJobID) == "" {
-		// The copy's Nats-Msg-Id is its own: a job whose payload cannot
-		// be read keeps its producer's id by this header.
+	// The copy's Nats-Msg-Id is its own: a job whose payload cannot be
+	// read keeps its producer's id (or the one a replay carried) by this
+	// header.
+	if id := CarriedJobID(hdr); id != "" {
 		h.Set(HeaderJobID, id)
+	} else if id := hdr.Get(jetstream.MsgIDHeader); id != "" {
+		h.Set(HeaderJobID, id)
+	} else {
+		h.Del(HeaderJobID)
 	}
-	h.Set(jetstream.MsgIDHeader, "requeue-"+stream+"-"+strconv.FormatInt(s.CachedInfo().Created.UnixNano(), 36)+"-"+strconv.FormatUint(seq, 10))
+	h.Set(jetstream.MsgIDHeader, RequeueIDPrefix+stream+"-"+strconv.FormatInt(s.CachedInfo().Created.UnixNano(), 36)+"-"+strconv.FormatUint(seq, 10))
 	_, err = w.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: data, Header: h})
 	return err
 }

@@ -80,7 +80,8 @@ func Target(m *jetstream.RawStreamMsg) (string, error) {
 }
 
 // Replay publishes dead letter m's payload, unchanged, to the subject it
-// came from. It gets a new Nats-Msg-Id (replay-<dead letter sequence>) so
+// came from. It gets a new Nats-Msg-Id (replay-<SCORING_DLQ's creation
+// time, base 36>-<dead letter sequence>) so
 // the jobs stream's duplicate window does not drop it, and arrives as a new
 // message: a fresh delivery budget, the same job_id. Its Hybridscore-Job-Id
 // header carries the dead letter's job id, by which the worker names a job
@@ -97,7 +98,11 @@ func Replay(ctx context.Context, js jetstream.JetStream, dlq jetstream.Stream, m
 	if err != nil {
 		return false, err
 	}
-	h := nats.Header{jetstream.MsgIDHeader: []string{"replay-" + strconv.FormatUint(m.Sequence, 10)}}
+	// The id names SCORING_DLQ by its creation time, as a dead letter's
+	// own id names its job stream: a re-created SCORING_DLQ numbers its
+	// letters from 1 again, and its letter 5 is not the old letter 5.
+	h := nats.Header{jetstream.MsgIDHeader: []string{consumer.ReplayIDPrefix + strconv.FormatInt(dlq.CachedInfo().Created.UnixNano(), 36) +
+		"-" + strconv.FormatUint(m.Sequence, 10)}}
 	if id := m.Header.Get(consumer.HeaderJobID); id != "" {
 		h.Set(consumer.HeaderJobID, id)
 	}

@@ -209,7 +209,7 @@ func (h *JobHandler) publish(d *consumer.Delivery, r *job.Result, rep consumer.R
 
 // reject answers an invalid job: by its own id and reply subject when they
 // could be read, else by the job id a replay or requeue carried over
-// (Hybridscore-Job-Id), else by the message's Nats-Msg-Id (or stream
+// (consumer.CarriedJobID), else by the message's Nats-Msg-Id (or stream
 // sequence), on the job's subject of the lane's results.
 func (h *JobHandler) reject(d *consumer.Delivery, p job.Partial, err error) consumer.Reply {
 	var je *job.Error
@@ -219,7 +219,7 @@ func (h *JobHandler) reject(d *consumer.Delivery, p job.Partial, err error) cons
 	id, subject := p.JobID, p.ReplySubject
 	if id == "" {
 		subject = ""
-		if id = d.Header.Get(consumer.HeaderJobID); !job.ValidJobID(id) {
+		if id = consumer.CarriedJobID(d.Header); id == "" {
 			if id = d.Header.Get(jetstream.MsgIDHeader); !job.ValidJobID(id) {
 				id = "seq-" + strconv.FormatUint(d.Seq, 10)
 			}

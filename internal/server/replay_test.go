@@ -2,9 +2,11 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hybridscore/hybridscore/internal/consumer"
@@ -57,5 +59,42 @@ func TestReplayedUnreadableJobKeepsItsName(t *testing.T) {
 	}
 	if last := jobs.CachedInfo().State.LastSeq; last != 2 {
 		t.Fatalf("the jobs stream's last sequence is %d: want the job and one replay", last)
+	}
+}
+
+// The job id header is believed only on a copy the system made: a
+// producer's unreadable job that names another job in it is answered and
+// dead-lettered under its own Nats-Msg-Id, never in the other job's place.
+func TestAProducersJobIDHeaderIsNotBelieved(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	m := &nats.Msg{Subject: topology.JobsPrefix + "default", Data: []byte(`{"job_id":`),
+		Header: nats.Header{jetstream.MsgIDHeader: []string{"mine-1"}, consumer.HeaderJobID: []string{"victim-1"}}}
+	if _, err := h.client.JS.PublishMsg(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	dlq, err := h.client.JS.Stream(ctx, topology.DLQStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually.NoError(t, 10*time.Second, func() error {
+		l, err := dlq.GetMsg(ctx, 1)
+		if err != nil {
+			return err
+		}
+		if id := l.Header.Get(consumer.HeaderJobID); id != "mine-1" {
+			t.Fatalf("dead-lettered as job %q", id)
+		}
+		return nil
+	}, "the dead letter")
+	results, err := h.client.JS.Stream(ctx, topology.ResultsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := results.GetLastMsgForSubject(ctx, job.ResultSubject("default", "victim-1")); !errors.Is(err, jetstream.ErrMsgNotFound) {
+		t.Fatalf("a result stored in victim-1's place: %v", err)
+	}
+	if _, err := results.GetLastMsgForSubject(ctx, job.ResultSubject("default", "mine-1")); err != nil {
+		t.Fatalf("mine-1's rejection: %v", err)
 	}
 }
