@@ -40,12 +40,12 @@ type LetterRow struct {
 
 // LettersView is a page of dead letters.
 type LettersView struct {
-	Rows         []LetterRow
-	Reason, Lane string
-	After, Next  uint64
-	More         bool
-	Counts       []ReasonCount
-	Total        int
+	Rows                []LetterRow
+	Reason, Lane, JobID string
+	After, Next         uint64
+	More                bool
+	Counts              []ReasonCount
+	Total               int
 	// Matching is how many letters the filter selects, by the counts.
 	Matching int
 	// Reasons are the reasons among Counts, each once.
@@ -146,7 +146,7 @@ func (c *Console) Letters(ctx context.Context, after uint64, f deadletter.Filter
 func (c *Console) lettersPage(w http.ResponseWriter, r *http.Request) {
 	after, _ := strconv.ParseUint(r.FormValue("after"), 10, 64)
 	f := filterOf(r)
-	v := LettersView{Reason: formReason(r), Lane: strings.TrimSpace(r.FormValue("lane")), After: after}
+	v := LettersView{Reason: formReason(r), Lane: strings.TrimSpace(r.FormValue("lane")), JobID: strings.TrimSpace(r.FormValue("job_id")), After: after}
 	var err error
 	v.Rows, v.Next, v.More, err = c.Letters(r.Context(), after, f, c.cfg.PageSize)
 	code := http.StatusOK

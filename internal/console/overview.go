@@ -2,8 +2,11 @@ package console
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hybridscore/hybridscore/internal/topology"
 )
@@ -79,10 +82,16 @@ func (c *Console) Overview(ctx context.Context) Overview {
 		return o
 	}
 	s := &sample{at: now, finished: make([]uint64, len(classes))}
+	// A stream or consumer that does not exist yet (no worker provisioned
+	// them) is an answer, not an outage.
+	unanswered := func(err error) bool {
+		return !errors.Is(err, jetstream.ErrStreamNotFound) && !errors.Is(err, jetstream.ErrConsumerNotFound)
+	}
 	for i, cl := range classes {
 		v := ClassView{Name: cl.name, Stream: cl.stream, Consumer: cl.consumer}
 		if st, err := c.js.Stream(ctx, cl.stream); err != nil {
 			v.Err = err.Error()
+			o.Outage = o.Outage || unanswered(err)
 		} else {
 			state := st.CachedInfo().State
 			// A work queue removes each finished job: every message stored
@@ -93,20 +102,20 @@ func (c *Console) Overview(ctx context.Context) Overview {
 			}
 			if cons, err := st.Consumer(ctx, cl.consumer); err != nil {
 				v.Err = err.Error()
+				o.Outage = o.Outage || unanswered(err)
 			} else {
 				info := cons.CachedInfo()
 				v.Pending, v.AckPending, v.Known = info.NumPending, uint64(info.NumAckPending), true
 				v.Paused, v.PauseRemaining = info.Paused, info.PauseRemaining
 			}
 		}
-		o.Outage = o.Outage || !v.Known
 		o.Classes = append(o.Classes, v)
 	}
 	if st, err := c.js.Stream(ctx, topology.ResultsStream); err == nil {
 		s.results = st.CachedInfo().State.LastSeq
 		o.Results, o.ResultsKnown = st.CachedInfo().State.Msgs, true
 	} else {
-		o.ResultsErr, o.Outage = err.Error(), true
+		o.ResultsErr, o.Outage = err.Error(), o.Outage || unanswered(err)
 	}
 	rates := c.rates(s)
 	for i := range o.Classes {
