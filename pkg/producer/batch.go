@@ -168,6 +168,7 @@ func (c *Client) Batch(ctx context.Context, o BatchOptions) (*Summary, error) {
 		return nil, err
 	}
 	pubErr := b.publishAll(ctx, pjs)
+	pjs.CleanupPublisher()
 	b.awaitResults(ctx)
 	return b.s, b.outcome(ctx, pubErr)
 }
@@ -197,15 +198,25 @@ type batch struct {
 	// the source: results of other jobs of the lane are not this run's.
 	mine    map[uint64]struct{}
 	pending map[uint64]time.Time // published, unanswered: when published
-	// dropped holds the digests of jobs the stream dropped as duplicates.
-	dropped map[uint64]string
+	// digests holds the digest of each published, unanswered job: an
+	// answer for other content (the job_id's earlier user's, when the
+	// stream dropped this job as a duplicate) is never taken as its own.
+	digests map[uint64]string
+	// closed: the run is over; a late answer changes nothing.
+	closed bool
+	// unseen holds the ids of jobs the stream dropped as duplicates whose
+	// answer was not stored yet, when the run reads a reply subject: the
+	// earlier job's answer goes to its own reply subject, not the run's,
+	// so pollDropped looks on the job's own subject.
+	unseen  map[uint64]string
+	polling bool
 	out     *bufio.Writer
 	werr    error
 }
 
 func newBatch(o BatchOptions) *batch {
 	b := &batch{o: o, start: time.Now(), s: &Summary{ByStatus: map[string]int{}, ByReason: map[string]int{}, CacheTiers: map[string]int{}},
-		dead: map[uint64]struct{}{}, written: map[uint64]struct{}{}, pending: map[uint64]time.Time{}, dropped: map[uint64]string{}, out: bufio.NewWriterSize(o.Out, 256<<10)}
+		dead: map[uint64]struct{}{}, written: map[uint64]struct{}{}, pending: map[uint64]time.Time{}, digests: map[uint64]string{}, unseen: map[uint64]string{}, out: bufio.NewWriterSize(o.Out, 256<<10)}
 	b.cond = sync.NewCond(&b.mu)
 	for _, id := range o.Answered {
 		b.written[xxhash.Sum64String(id)] = struct{}{}
@@ -242,16 +253,22 @@ func (b *batch) onResult(data []byte, digest string, at time.Time) {
 		b.cond.Broadcast()
 		return
 	}
-	if want, ok := b.dropped[h]; ok && digest != "" && digest != want {
+	if b.closed {
+		return
+	}
+	if want, ok := b.digests[h]; ok && digest != "" && digest != want {
 		// The answer of another job that had this job_id: never this
-		// one's, and nothing else will come for it.
+		// one's. Either the stream dropped this job as a duplicate, and
+		// nothing else will come for it, or a worker will dead-letter it
+		// as job_id_conflict: it is not waited for either way.
 		b.written[h] = struct{}{}
 		delete(b.pending, h)
-		delete(b.dropped, h)
+		delete(b.digests, h)
 		b.s.Conflicts = append(b.s.Conflicts, r.JobID)
 		b.cond.Broadcast()
 		return
 	}
+	delete(b.digests, h)
 	b.written[h] = struct{}{}
 	if _, err := b.out.Write(append(data, '\n')); err != nil && b.werr == nil {
 		b.werr = err
@@ -287,15 +304,16 @@ func (s *Summary) count(r *resultView) {
 func (b *batch) unpend(h uint64) {
 	b.mu.Lock()
 	delete(b.pending, h)
+	delete(b.digests, h)
 	b.cond.Broadcast()
 	b.mu.Unlock()
 }
 
 type inflight struct {
-	fut        jetstream.PubAckFuture
-	h          uint64
-	id, digest string
-	span       trace.Span // the job message's, ended at its PubAck
+	fut  jetstream.PubAckFuture
+	h    uint64
+	id   string
+	span trace.Span // the job message's, ended at its PubAck
 }
 
 // watchAcks reads the PubAcks of the published jobs in order, counting
@@ -333,10 +351,57 @@ func (b *batch) watchAcks(ctx context.Context, acks <-chan inflight) error {
 func (b *batch) duplicate(ctx context.Context, f inflight) {
 	b.mu.Lock()
 	b.s.Duplicates++
-	b.dropped[f.h] = f.digest
 	b.mu.Unlock()
 	if m, err := b.results.GetLastMsgForSubject(ctx, job.ResultSubject(b.o.Lane, f.id)); err == nil {
 		b.onResult(m.Data, m.Header.Get(headerDigest), time.Now())
+		return
+	}
+	if b.o.ReplySubject == "" {
+		return // the run reads the jobs' own subjects: the answer comes there
+	}
+	b.mu.Lock()
+	b.unseen[f.h] = f.id
+	start := !b.polling
+	b.polling = true
+	b.mu.Unlock()
+	if start {
+		go b.pollDropped(ctx)
+	}
+}
+
+// pollDropped looks for the answers of the unseen jobs on their own
+// subjects, twice a second, until the run ends.
+func (b *batch) pollDropped(ctx context.Context) {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		b.mu.Lock()
+		if b.closed {
+			b.mu.Unlock()
+			return
+		}
+		ids := make(map[uint64]string, len(b.unseen))
+		for h, id := range b.unseen {
+			if _, waiting := b.pending[h]; waiting {
+				ids[h] = id
+			} else {
+				delete(b.unseen, h)
+			}
+		}
+		b.mu.Unlock()
+		for h, id := range ids {
+			if m, err := b.results.GetLastMsgForSubject(ctx, job.ResultSubject(b.o.Lane, id)); err == nil {
+				b.mu.Lock()
+				delete(b.unseen, h)
+				b.mu.Unlock()
+				b.onResult(m.Data, m.Header.Get(headerDigest), time.Now())
+			}
+		}
 	}
 }
 
@@ -402,6 +467,10 @@ func (b *batch) publishAll(ctx context.Context, js jetstream.JetStream) error {
 			// limiter's wait.
 			b.stamp(h)
 		}
+		digest := digestOf(w)
+		b.mu.Lock()
+		b.digests[h] = digest
+		b.mu.Unlock()
 		data, _ := json.Marshal(w)
 		msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{w.JobID}}}
 		// Each job's span is a child of ctx's: a caller that passes no
@@ -416,7 +485,7 @@ func (b *batch) publishAll(ctx context.Context, js jetstream.JetStream) error {
 			break
 		}
 		b.s.Published++
-		acks <- inflight{fut: fut, h: h, id: w.JobID, digest: digestOf(w), span: span}
+		acks <- inflight{fut: fut, h: h, id: w.JobID, span: span}
 	}
 	close(acks)
 	if err := <-ackDone; err != nil && pubErr == nil {
@@ -538,6 +607,9 @@ func (b *batch) awaitResults(ctx context.Context) {
 // outcome flushes the results file and says how the run ended.
 func (b *batch) outcome(ctx context.Context, pubErr error) error {
 	b.mu.Lock()
+	// The results consumer runs until Batch returns: from here on it
+	// changes neither the summary the caller gets nor the output.
+	b.closed = true
 	ferr := b.out.Flush()
 	b.mu.Unlock()
 	b.s.Elapsed = time.Since(b.start)
