@@ -55,6 +55,12 @@ type LettersView struct {
 	// CountErr: the counts could not be brought up to date; they are the
 	// last ones read.
 	CountErr string
+	// From and To number the page's letters among those the filter
+	// selects, of Of (0: not known yet); Prev is where the page before
+	// starts, when HasPrev.
+	From, To, Of int
+	Prev         uint64
+	HasPrev      bool
 }
 
 func row(m *jetstream.RawStreamMsg) LetterRow {
@@ -152,6 +158,12 @@ func (c *Console) lettersPage(w http.ResponseWriter, r *http.Request) {
 	code := http.StatusOK
 	if err != nil {
 		v.Err, code = err.Error(), http.StatusServiceUnavailable
+	}
+	if before, total, prev, hasPrev, ok := c.tally.position(after, f, c.cfg.PageSize); ok {
+		v.Prev, v.HasPrev, v.Of = prev, hasPrev, total
+		if len(v.Rows) > 0 {
+			v.From, v.To = before+1, before+len(v.Rows)
+		}
 	}
 	var cerr error
 	v.Counts, v.Total, v.Ready, cerr = c.tally.counts()

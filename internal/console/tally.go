@@ -184,6 +184,42 @@ func (t *tally) find(after uint64, f deadletter.Filter, n int) (seqs []uint64, o
 	return seqs, true
 }
 
+// position places the page of up to n letters after sequence after among
+// those f selects: before is how many of them come at or before after,
+// total how many there are, and prev the "after" of the page before it
+// (hasPrev false on the first page). ok is false until the tally is ready.
+func (t *tally) position(after uint64, f deadletter.Filter, n int) (before, total int, prev uint64, hasPrev, ok bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.ready {
+		return 0, 0, 0, false, false
+	}
+	// The last n+1 selected sequences at or before after: the oldest of
+	// them is where the page before starts after.
+	ring := make([]uint64, n+1)
+	for i, seq := range t.seqs {
+		k := t.keys[i]
+		if k < 0 {
+			continue
+		}
+		if rc := t.names[k]; !f.MatchFields(rc.Reason, rc.Lane, t.ids[i]) {
+			continue
+		}
+		total++
+		if seq <= after {
+			ring[before%(n+1)] = seq
+			before++
+		}
+	}
+	switch {
+	case before == 0:
+		return before, total, 0, false, true
+	case before <= n:
+		return before, total, 0, true, true
+	}
+	return before, total, ring[(before-n-1)%(n+1)], true, true
+}
+
 // scanHeaders reads the headers of stream's messages from sequence from to
 // upto (on filter's subjects, every subject when empty) with an ordered
 // consumer, oldest first, and calls fn for each until stop (when not nil)
