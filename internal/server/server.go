@@ -128,10 +128,8 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Server, erro
 	// bind finds the consumer; with provisioning on it also recreates a
 	// consumer (or stream) an operator deleted while the worker ran.
 	bind := func(ctx context.Context) (jetstream.Consumer, error) {
-		if cfg.Provision {
-			if _, err := topology.Provision(ctx, s.js, topo); err != nil {
-				return nil, err
-			}
+		if err := s.provision(ctx, topo); err != nil {
+			return nil, err
 		}
 		return s.js.Consumer(ctx, topology.JobsStream, topology.Consumer)
 	}
@@ -140,10 +138,8 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Server, erro
 		return nil, fmt.Errorf("bind consumer: %w", err)
 	}
 	bindBulk := func(ctx context.Context) (jetstream.Consumer, error) {
-		if cfg.Provision {
-			if _, err := topology.Provision(ctx, s.js, topo); err != nil {
-				return nil, err
-			}
+		if err := s.provision(ctx, topo); err != nil {
+			return nil, err
 		}
 		return s.js.Consumer(ctx, topology.BulkStream, topology.BulkConsumer)
 	}
@@ -190,6 +186,26 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Server, erro
 	}
 	ok = true
 	return s, nil
+}
+
+// provision creates what is missing of the topology, with provisioning
+// on. Once the worker runs (a consumer bound again after an operator
+// deleted it, or its stream) it goes through the stream watch, which warns
+// when a stream had to be created again: whatever it held is gone.
+func (s *Server) provision(ctx context.Context, topo topology.Config) error {
+	if !s.cfg.Provision {
+		return nil
+	}
+	if s.streams != nil {
+		_, err := s.streams.Check(ctx)
+		if err != nil {
+			return err
+		}
+		_, err = topology.Provision(ctx, s.js, topo) // the consumers
+		return err
+	}
+	_, err := topology.Provision(ctx, s.js, topo)
+	return err
 }
 
 func (s *Server) connectNATS() error {

@@ -87,3 +87,26 @@ func TestMissingResultsStreamIsProvisionedAgain(t *testing.T) {
 		t.Fatalf("warnings that streams were created again: %v", warned)
 	}
 }
+
+// A bulk stream deleted under a running worker is created again at once by
+// the bulk puller's rebind (before the stream watch's next look), and the
+// worker warns all the same: its bulk jobs are gone.
+func TestDeletedStreamCreatedAgainByARebindIsReported(t *testing.T) {
+	core, logs := observer.New(zapcore.InfoLevel)
+	h := newHarnessLog(t, nil, zap.New(core))
+	ctx := context.Background()
+	if err := h.client.JS.DeleteStream(ctx, topology.BulkStream); err != nil {
+		t.Fatal(err)
+	}
+	eventually.NoError(t, 20*time.Second, func() error {
+		for _, e := range logs.FilterMessageSnippet("created again").FilterLevelExact(zapcore.WarnLevel).All() {
+			if slices.Contains(e.ContextMap()["streams"].([]any), any(topology.BulkStream)) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no warning naming %s: %v", topology.BulkStream, logs.All())
+	}, "a warning that SCORING_BULK was created again")
+	if _, err := h.client.JS.Stream(ctx, topology.BulkStream); err != nil {
+		t.Fatalf("SCORING_BULK after the warning: %v", err)
+	}
+}
