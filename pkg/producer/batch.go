@@ -71,10 +71,12 @@ type Summary struct {
 	// DeadLetteredNow counts jobs of this run dead-lettered without a
 	// result (max_deliveries, job_id_conflict, …): not waited for.
 	DeadLetteredNow int
-	// Conflicts are job ids the jobs stream dropped as copies of a job
-	// with the same job_id published within its duplicate window, whose
-	// answer is for other content: never taken as theirs. Publish them
-	// again under new job ids.
+	// Conflicts are job ids of the run reused for other content, never
+	// answered with the other job's result: a worker dead-lettered the job
+	// as job_id_conflict (its job_id was answered before), or the jobs
+	// stream dropped it as a copy of a job published with the same job_id
+	// within its duplicate window and the answer that came is that job's.
+	// Publish them again under new job ids.
 	Conflicts                   []string
 	Results, Missing            int
 	ByStatus                    map[string]int
@@ -621,14 +623,31 @@ func (b *batch) outcome(ctx context.Context, pubErr error) error {
 	case ferr != nil:
 		return fmt.Errorf("write results: %w", ferr)
 	case len(b.s.Conflicts) > 0:
-		return fmt.Errorf("%w: %d jobs dropped by the jobs stream as copies of jobs with the same job_id and other content, published within its duplicate window: %s",
+		return fmt.Errorf("%w: %d jobs whose job_id was used before for other content (publish them under new job ids): %s",
 			ErrConflict, len(b.s.Conflicts), strings.Join(b.s.Conflicts[:min(len(b.s.Conflicts), 5)], ", "))
-	case b.s.Missing > 0 || b.s.DeadLetteredNow > 0:
-		return fmt.Errorf("%w: %d of %d jobs unanswered, %d of them dead-lettered without a result", ErrNoResult,
-			b.s.Missing+b.s.DeadLetteredNow, b.s.Published, b.s.DeadLetteredNow)
+	case b.s.Missing > 0:
+		return fmt.Errorf("%w: %d of %d jobs got no result within %s%s", ErrNoResult, b.s.Missing, b.s.Published, b.o.Timeout, deadNote(b.s.DeadLetteredNow))
+	case b.s.DeadLetteredNow > 0:
+		return &unanswered{fmt.Sprintf("producer: %d of %d jobs were dead-lettered in this run without a result (publisher dlq list --ids says why)",
+			b.s.DeadLetteredNow, b.s.Published)}
 	}
 	return ctx.Err()
 }
+
+func deadNote(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", and %d were dead-lettered without a result (publisher dlq list --ids says why)", n)
+}
+
+// unanswered is the batch's error when jobs were dead-lettered without a
+// result but none waited out the timeout: ErrNoResult, in words that do not
+// speak of a timeout.
+type unanswered struct{ msg string }
+
+func (e *unanswered) Error() string { return e.msg }
+func (e *unanswered) Unwrap() error { return ErrNoResult }
 
 // Percentile returns the q-quantile (0..1) of v, nearest rank; NaN when empty.
 func Percentile(v []float64, q float64) float64 {
@@ -657,7 +676,7 @@ func (s *Summary) Write(w io.Writer) {
 		fmt.Fprintf(tw, "dead letters not read\t%s\t(jobs dead-lettered before were published again)\n", s.DeadLettersUnread)
 	}
 	if len(s.Conflicts) > 0 {
-		fmt.Fprintf(tw, "job_id reused for other content\t%d\t(dropped by the jobs stream within its duplicate window, never answered with the other job's result; publish under new job ids: %s)\n",
+		fmt.Fprintf(tw, "job_id reused for other content\t%d\t(never answered with the other job's result; publish under new job ids: %s)\n",
 			len(s.Conflicts), strings.Join(s.Conflicts[:min(len(s.Conflicts), 5)], ", "))
 	}
 	if s.Invalid > 0 {

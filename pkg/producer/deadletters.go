@@ -15,6 +15,13 @@ import (
 // (docs/contract.md#dead-letters).
 const headerJobID = "Hybridscore-Job-Id"
 
+// headerReason is a dead letter's reason header, and reasonConflict the
+// reason of a job whose job_id was answered before for other content.
+const (
+	headerReason   = "Hybridscore-Reason"
+	reasonConflict = "job_id_conflict"
+)
+
 // deadLetterGrace is how long a job of this run that was dead-lettered is
 // still waited for: a rejected job is dead-lettered and answered, and its
 // result may come after its dead letter.
@@ -53,15 +60,17 @@ func (b *batch) watchDeadLetters(ctx context.Context, js jetstream.JetStream) (s
 	if err != nil {
 		return unread(err)
 	}
-	cc, err := cons.Consume(func(m jetstream.Msg) { b.onDeadLetter(m.Headers().Get(headerJobID)) })
+	cc, err := cons.Consume(func(m jetstream.Msg) { b.onDeadLetter(m.Headers().Get(headerJobID), m.Headers().Get(headerReason)) })
 	if err != nil {
 		return unread(err)
 	}
 	return cc.Stop
 }
 
-// onDeadLetter records the dead letter of job id.
-func (b *batch) onDeadLetter(id string) {
+// onDeadLetter records the dead letter of job id: a job of the run
+// dead-lettered as job_id_conflict is a job_id reused for other content
+// (Summary.Conflicts), any other one dead-lettered without a result.
+func (b *batch) onDeadLetter(id, reason string) {
 	h := xxhash.Sum64String(id)
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -75,9 +84,14 @@ func (b *batch) onDeadLetter(id string) {
 		time.AfterFunc(deadLetterGrace, func() {
 			b.mu.Lock()
 			defer b.mu.Unlock()
-			if _, still := b.pending[h]; still {
+			if _, still := b.pending[h]; still && !b.closed {
 				delete(b.pending, h)
-				b.s.DeadLetteredNow++
+				delete(b.digests, h)
+				if reason == reasonConflict {
+					b.s.Conflicts = append(b.s.Conflicts, id)
+				} else {
+					b.s.DeadLetteredNow++
+				}
 				b.cond.Broadcast()
 			}
 		})

@@ -251,7 +251,8 @@ func TestBatchRerunPublishesNothingAnsweredOrDeadLettered(t *testing.T) {
 
 	// A job whose id another job's content claimed already: the worker
 	// dead-letters it (job_id_conflict) without a result, and the batch
-	// stops waiting for it instead of running into its timeout.
+	// stops waiting for it instead of running into its timeout, and says
+	// the job_id was reused.
 	claimed := &nats.Msg{Subject: job.ResultSubject("idem", "claimed-1"), Data: []byte(`{"job_id":"claimed-1","status":"scored"}`),
 		Header: nats.Header{"Hybridscore-Digest": []string{"the digest of other content"}}}
 	if _, err := c.JS.PublishMsg(ctx, claimed); err != nil {
@@ -259,7 +260,7 @@ func TestBatchRerunPublishesNothingAnsweredOrDeadLettered(t *testing.T) {
 	}
 	src, _ := producer.NewSource(strings.NewReader(`{"job_id":"claimed-1","task_description":"Other content","historical_pattern_text":"p","vector_similarity":0.3}`+"\n"), "jsonl")
 	s, err = c.Batch(ctx, producer.BatchOptions{Source: src, Lane: "idem", ReplySubject: "scoring.results.idem.batch.conflict", Out: io.Discard, Timeout: time.Minute})
-	if !errors.Is(err, producer.ErrNoResult) || s.Published != 1 || s.DeadLetteredNow != 1 || s.Missing != 0 {
+	if !errors.Is(err, producer.ErrConflict) || s.Published != 1 || len(s.Conflicts) != 1 || s.Conflicts[0] != "claimed-1" || s.DeadLetteredNow != 0 || s.Missing != 0 {
 		t.Fatalf("a job dead-lettered during the run: %v, %+v", err, s)
 	}
 }
