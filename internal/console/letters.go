@@ -256,7 +256,7 @@ var errNoLetter = errors.New("no dead letter")
 func (c *Console) letterError(w http.ResponseWriter, r *http.Request, title string, err error) {
 	code, text := http.StatusServiceUnavailable, "NATS did not answer, so nothing is known about this dead letter: "+err.Error()
 	if errors.Is(err, errNoLetter) {
-		code, text = http.StatusNotFound, "N"+strings.TrimPrefix(err.Error(), "n")+"."
+		code, text = http.StatusNotFound, fmt.Sprintf("No dead letter %s: deleted (or replayed with delete), or never stored.", r.PathValue("seq"))
 	}
 	c.page(w, r, code, "message.html", message{Title: title, Text: text, Back: "/deadletters"})
 }

@@ -197,13 +197,11 @@ func (s *Server) provision(ctx context.Context, topo topology.Config) error {
 		return nil
 	}
 	if s.streams != nil {
-		_, err := s.streams.Check(ctx)
-		if err != nil {
+		if _, err := s.streams.Check(ctx); err != nil {
 			return err
 		}
-		_, err = topology.Provision(ctx, s.js, topo) // the consumers
-		return err
 	}
+	// The consumers (and, before the watch exists, at start, the streams).
 	_, err := topology.Provision(ctx, s.js, topo)
 	return err
 }

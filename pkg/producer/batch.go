@@ -207,9 +207,7 @@ type batch struct {
 	// closed: the run is over; a late answer changes nothing.
 	closed bool
 	// unseen holds the ids of jobs the stream dropped as duplicates whose
-	// answer was not stored yet, when the run reads a reply subject: the
-	// earlier job's answer goes to its own reply subject, not the run's,
-	// so pollDropped looks on the job's own subject.
+	// answer has not come: pollDropped looks on each job's own subject.
 	unseen  map[uint64]string
 	polling bool
 	out     *bufio.Writer
@@ -235,8 +233,7 @@ func (b *batch) wake() {
 // onResult writes a result that arrived, once per job, and counts it.
 //
 // digest is the answer's Hybridscore-Digest ("" when it has none, or was
-// compared already): a job the stream dropped as a duplicate takes only an
-// answer for its own content.
+// compared already): a job takes only an answer for its own content.
 func (b *batch) onResult(data []byte, digest string, at time.Time) {
 	var r resultView
 	if json.Unmarshal(data, &r) != nil || r.JobID == "" {
@@ -348,20 +345,13 @@ func (b *batch) watchAcks(ctx context.Context, acks <-chan inflight) error {
 
 // duplicate handles a job the jobs stream dropped as a copy of one with
 // its job_id published within the duplicate window: that job's answer is
-// this one's only if it is for the same content. An answer stored already
-// is taken or refused now; a later one, when it comes.
+// this one's only if it is for the same content (onResult compares). The
+// answer may be stored already, before the run's results consumer
+// started, or go to that job's reply subject rather than the run's:
+// pollDropped looks for it on the job's own subject.
 func (b *batch) duplicate(ctx context.Context, f inflight) {
 	b.mu.Lock()
 	b.s.Duplicates++
-	b.mu.Unlock()
-	if m, err := b.results.GetLastMsgForSubject(ctx, job.ResultSubject(b.o.Lane, f.id)); err == nil {
-		b.onResult(m.Data, m.Header.Get(headerDigest), time.Now())
-		return
-	}
-	if b.o.ReplySubject == "" {
-		return // the run reads the jobs' own subjects: the answer comes there
-	}
-	b.mu.Lock()
 	b.unseen[f.h] = f.id
 	start := !b.polling
 	b.polling = true
@@ -372,16 +362,11 @@ func (b *batch) duplicate(ctx context.Context, f inflight) {
 }
 
 // pollDropped looks for the answers of the unseen jobs on their own
-// subjects, twice a second, until the run ends.
+// subjects, at once and then twice a second, until the run ends.
 func (b *batch) pollDropped(ctx context.Context) {
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
 		b.mu.Lock()
 		if b.closed {
 			b.mu.Unlock()
@@ -403,6 +388,11 @@ func (b *batch) pollDropped(ctx context.Context) {
 				b.mu.Unlock()
 				b.onResult(m.Data, m.Header.Get(headerDigest), time.Now())
 			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
 }
