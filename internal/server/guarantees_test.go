@@ -273,6 +273,54 @@ func TestResubmittedJobIsAnsweredAtOnce(t *testing.T) {
 	}
 }
 
+// Submit, as `publisher submit` runs it, after the duplicate window: the
+// job answered before returns its stored answer, byte for byte, not the
+// result the worker computed again (whose store the server refused, and
+// which a core subscriber of the result subject sees all the same); the
+// same job_id with other content is ErrConflict, within the window (the
+// stored answer is another content's) and after it (the worker's
+// job_id_conflict dead letter), not the other content's result.
+func TestSubmitTakesOnlyTheStoredAnswer(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.DuplicateWindow = time.Second; c.LangextractURL = "" })
+	ctx := context.Background()
+	w := wire("sub-1", "Add rate limiting to the login endpoint", "Throttle login attempts per user", 0.7)
+	first, err := h.client.Submit(ctx, "sub", w, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	attempts, _ := h.client.NC.SubscribeSync(job.ResultSubject("sub", "sub-1"))
+	_ = h.client.NC.Flush()
+	time.Sleep(1500 * time.Millisecond) // past the window
+	again, err := h.client.Submit(ctx, "sub", w, 10*time.Second)
+	if err != nil || string(again) != string(first) {
+		t.Fatalf("Submit after the window: %v\n%s\nwant the stored\n%s", err, again, first)
+	}
+	// The refused store did reach a core subscriber of the subject: what
+	// Submit must not take.
+	if m, err := attempts.NextMsg(5 * time.Second); err != nil || string(m.Data) == string(first) {
+		t.Fatalf("a core subscriber saw no refused store (%v): the check above proves nothing", err)
+	}
+	other := wire("sub-1", "A different task altogether", "Throttle login attempts per user", 0.2)
+	// Within the window of a copy just published: the stream drops it, and
+	// the stored answer is the first content's.
+	if _, err := h.client.Publish(ctx, "sub", w); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := h.client.Submit(ctx, "sub", other, 10*time.Second); !errors.Is(err, producer.ErrConflict) {
+		t.Fatalf("other content within the window: %v %s", err, res)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	start := time.Now()
+	res, err := h.client.Submit(ctx, "sub", other, 20*time.Second)
+	if !errors.Is(err, producer.ErrConflict) || !strings.Contains(err.Error(), "job_id_conflict") {
+		t.Fatalf("other content after the window: %v %s", err, res)
+	}
+	t.Logf("conflict reported in %s: %v", time.Since(start).Round(time.Millisecond), err)
+	if n := h.stored("scoring.results.sub.>")["sub-1"]; n != 1 {
+		t.Fatalf("%d results stored", n)
+	}
+}
+
 // Reply subjects that would feed a result back into what the worker
 // consumes or manages are refused: the job is rejected, nothing lands
 // there.

@@ -15,10 +15,12 @@ import (
 // (docs/contract.md#dead-letters).
 const headerJobID = "Hybridscore-Job-Id"
 
-// headerReason is a dead letter's reason header, and reasonConflict the
-// reason of a job whose job_id was answered before for other content.
+// headerReason is a dead letter's reason header, headerError its
+// message, and reasonConflict the reason of a job whose job_id was answered
+// before for other content.
 const (
 	headerReason   = "Hybridscore-Reason"
+	headerError    = "Hybridscore-Error"
 	reasonConflict = "job_id_conflict"
 )
 

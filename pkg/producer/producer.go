@@ -12,10 +12,13 @@
 //
 // Publish sends a job to scoring.jobs.<lane> and returns once the stream has
 // stored it. The worker stores its result on the job's own subject,
-// job.ResultSubject(lane, job_id) = scoring.results.<lane>.<job> (subscribe
-// to scoring.results.<lane>.> for every result of a lane), and sends a copy
-// to the job's reply_subject when it has one. Submit publishes and waits
-// for that result; Stored reads a stored one.
+// job.ResultSubject(lane, job_id) = scoring.results.<lane>.<job>, and
+// sends a copy to the job's reply_subject when it has one. Read a lane's
+// results through JetStream (a consumer of SCORING_RESULTS filtered on
+// scoring.results.<lane>.>, as Batch does): a core subscription there also
+// sees a worker's stores that the server refused (a job answered before,
+// computed again; a job_id reused for other content). Submit publishes and
+// waits for the stored answer; Stored reads one.
 //
 // Every job carries its job_id as Nats-Msg-Id: publishing the same job_id
 // again within the stream's duplicate window is reported as a duplicate,
@@ -36,7 +39,8 @@
 // # Errors and tracing
 //
 // Publishing errors wrap the NATS error; a result that does not come within
-// Submit's timeout is ErrNoResult. When the program installs an
+// Submit's timeout is ErrNoResult, a job_id reused for other content
+// ErrConflict, a job dead-lettered without an answer ErrDeadLettered. When the program installs an
 // OpenTelemetry provider (internal/tracing does it from OTEL_* variables in
 // the publisher), every job carries its span's trace context in its headers
 // and the worker continues the trace.
@@ -128,80 +132,17 @@ func startProduce(ctx context.Context, m *nats.Msg) (context.Context, trace.Span
 // ErrNoResult is returned when no result arrived in time.
 var ErrNoResult = errors.New("producer: no result before the timeout")
 
-// ErrConflict is Batch's error when a job's job_id was reused for other
-// content within the jobs stream's duplicate window: the stream dropped the
-// job, and the answer that came is the other job's (Summary.Conflicts).
+// ErrConflict is the error of a job whose job_id was answered before for
+// other content: Submit's, and Batch's for the jobs of Summary.Conflicts.
+// Within the jobs stream's duplicate window the stream dropped the job and
+// the stored answer is the other job's; after it, a worker dead-lettered
+// the job as job_id_conflict.
 var ErrConflict = errors.New("producer: job_id reused for other content")
 
-// Submit publishes one job and waits for its result. Without a reply
-// subject of its own the job gets a fresh inbox as one, so a job answered
-// before (resubmitted at any delay) is answered again there at once, marked
-// as a repeat; a job that the stream reports as a duplicate (inside its
-// window) is read from its stored result, or awaited on its result subject.
-func (c *Client) Submit(ctx context.Context, lane string, w job.Wire, timeout time.Duration) (json.RawMessage, error) {
-	if w.JobID == "" {
-		w.JobID = DeriveJobID(w)
-	}
-	if w.ReplySubject == "" {
-		w.ReplySubject = c.NC.NewInbox()
-	}
-	ctx, span := tracer().Start(ctx, tracing.SpanSubmit, trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(tracing.AttrJobID.String(w.JobID), tracing.AttrLane.String(lane)))
-	defer span.End()
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	found := make(chan json.RawMessage, 1)
-	match := func(data []byte) {
-		var r struct {
-			JobID string `json:"job_id"`
-		}
-		if json.Unmarshal(data, &r) == nil && r.JobID == w.JobID {
-			select {
-			case found <- json.RawMessage(append([]byte(nil), data...)):
-			default:
-			}
-		}
-	}
-	record := job.ResultSubject(lane, w.JobID)
-	for _, subject := range []string{w.ReplySubject, record} {
-		sub, err := c.NC.Subscribe(subject, func(m *nats.Msg) { match(m.Data) })
-		if err != nil {
-			return nil, err
-		}
-		defer func() { _ = sub.Unsubscribe() }()
-	}
-	if err := c.NC.FlushWithContext(ctx); err != nil {
-		return nil, err
-	}
-	dup, err := c.Publish(ctx, lane, w)
-	if err != nil {
-		span.SetStatus(codes.Error, err.Error())
-		return nil, err
-	}
-	if dup {
-		// The first copy is stored or on its way: read it back, or wait
-		// for it on its subject.
-		go func() {
-			if data, err := c.Stored(ctx, lane, w.JobID); err == nil {
-				match(data)
-			}
-		}()
-	}
-	select {
-	case r := <-found:
-		if span.IsRecording() {
-			var v struct {
-				Status string `json:"status"`
-			}
-			_ = json.Unmarshal(r, &v)
-			span.SetAttributes(tracing.AttrStatus.String(v.Status))
-		}
-		return r, nil
-	case <-ctx.Done():
-		span.SetStatus(codes.Error, ErrNoResult.Error())
-		return nil, fmt.Errorf("%w (job %s)", ErrNoResult, w.JobID)
-	}
-}
+// ErrDeadLettered is Submit's error for a job a worker dead-lettered
+// without answering it (max_deliveries, internal); the error names the
+// reason and the worker's message.
+var ErrDeadLettered = errors.New("producer: job dead-lettered")
 
 // ErrNotAnswered is returned by Stored for a job whose result is not
 // stored (not answered yet, or aged out of the result stream).

@@ -1,0 +1,187 @@
+package producer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hybridscore/hybridscore/internal/topology"
+	"github.com/hybridscore/hybridscore/internal/tracing"
+	"github.com/hybridscore/hybridscore/pkg/job"
+)
+
+// Submit publishes one job and waits for its answer.
+//
+// The answer is taken only from what a worker stored: a job without a
+// reply subject of its own gets a fresh inbox as one, and a worker sends
+// the result there once it is stored, or, for a job answered before
+// (resubmitted at any delay), the stored answer again, marked as a repeat.
+// A job the jobs stream drops as a duplicate (a copy is inside its window)
+// is answered from its stored result, read through JetStream as soon as it
+// is stored. Submit never listens on the job's result subject itself: a
+// worker's store that the server refused is published there too.
+//
+// An answer for other content, or a dead letter job_id_conflict for the
+// job, is ErrConflict; a dead letter of another reason with no answer
+// within 2 s (a rejected job is both answered and dead-lettered) is
+// ErrDeadLettered. A user that may not read SCORING_DLQ waits for its
+// timeout instead.
+func (c *Client) Submit(ctx context.Context, lane string, w job.Wire, timeout time.Duration) (json.RawMessage, error) {
+	if w.JobID == "" {
+		w.JobID = DeriveJobID(w)
+	}
+	if w.ReplySubject == "" {
+		w.ReplySubject = c.NC.NewInbox()
+	}
+	ctx, span := tracer().Start(ctx, tracing.SpanSubmit, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(tracing.AttrJobID.String(w.JobID), tracing.AttrLane.String(lane)))
+	defer span.End()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	s := &submission{id: w.JobID, digest: digestOf(&w), done: make(chan struct{})}
+	sub, err := c.NC.Subscribe(w.ReplySubject, func(m *nats.Msg) { s.answer(m.Data, m.Header.Get(headerDigest)) })
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := c.NC.FlushWithContext(ctx); err != nil {
+		return nil, err
+	}
+	// Letters from a moment before the publish on: the watch starts
+	// beside it, and a clock a little apart from the server's loses none.
+	defer c.watchLetters(ctx, lane, s, time.Now().Add(-5*time.Second))()
+	dup, err := c.Publish(ctx, lane, w)
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+		return nil, err
+	}
+	if dup {
+		defer c.readStored(ctx, lane, s)()
+	}
+	select {
+	case <-s.done:
+		if s.err != nil {
+			span.SetStatus(codes.Error, s.err.Error())
+			return nil, s.err
+		}
+		if span.IsRecording() {
+			var v struct {
+				Status string `json:"status"`
+			}
+			_ = json.Unmarshal(s.data, &v)
+			span.SetAttributes(tracing.AttrStatus.String(v.Status))
+		}
+		return s.data, nil
+	case <-ctx.Done():
+		span.SetStatus(codes.Error, ErrNoResult.Error())
+		return nil, fmt.Errorf("%w (job %s)", ErrNoResult, w.JobID)
+	}
+}
+
+// submission is one Submit waiting for its answer: the first of an
+// answer, a refusal or a dead letter ends it.
+type submission struct {
+	id, digest string
+	once       sync.Once
+	done       chan struct{}
+	data       json.RawMessage
+	err        error
+}
+
+// end ends the submission with data or err, once.
+func (s *submission) end(data json.RawMessage, err error) {
+	s.once.Do(func() {
+		s.data, s.err = data, err
+		close(s.done)
+	})
+}
+
+// answer takes a message for job s.id. digest is its Hybridscore-Digest:
+// an answer for other content ends the submission with ErrConflict. An
+// answer without one (a rejection) is taken, as Batch takes it.
+func (s *submission) answer(data []byte, digest string) {
+	var r struct {
+		JobID string `json:"job_id"`
+	}
+	if json.Unmarshal(data, &r) != nil || r.JobID != s.id {
+		return
+	}
+	if digest != "" && s.digest != "" && digest != s.digest {
+		s.end(nil, fmt.Errorf("%w (job %s: its stored answer is for other content)", ErrConflict, s.id))
+		return
+	}
+	s.end(append(json.RawMessage(nil), data...), nil)
+}
+
+// letter takes a dead letter of job s.id. A conflict is never answered: it
+// ends the submission at once. Any other reason does unless an answer comes
+// within deadLetterGrace (a rejected job is answered and dead-lettered).
+func (s *submission) letter(reason, msg string) {
+	if reason == reasonConflict {
+		s.end(nil, fmt.Errorf("%w (job %s: answered before for other content, this one dead-lettered as %s)", ErrConflict, s.id, reason))
+		return
+	}
+	time.AfterFunc(deadLetterGrace, func() {
+		s.end(nil, fmt.Errorf("%w (job %s, reason %s: %s)", ErrDeadLettered, s.id, reason, msg))
+	})
+}
+
+// watchLetters reads the dead letters of lane stored from since on,
+// headers only, on a goroutine of its own (a user that may not read them
+// finds out by a timeout, which must not hold up the publish), and hands
+// those of job s.id to s. It returns the function that stops reading.
+func (c *Client) watchLetters(ctx context.Context, lane string, s *submission, since time.Time) (stop func()) {
+	wctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		cctx, ccancel := context.WithTimeout(wctx, 2*time.Second)
+		defer ccancel()
+		cons, err := c.JS.OrderedConsumer(cctx, topology.DLQStream, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{topology.DLQPrefix + lane}, DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &since, HeadersOnly: true})
+		if err != nil {
+			return
+		}
+		cc, err := cons.Consume(func(m jetstream.Msg) {
+			if h := m.Headers(); h.Get(headerJobID) == s.id {
+				s.letter(h.Get(headerReason), h.Get(headerError))
+			}
+		})
+		if err != nil {
+			return
+		}
+		<-wctx.Done()
+		cc.Stop()
+	})
+	return func() { cancel(); wg.Wait() }
+}
+
+// readStored reads job s.id's stored result of lane, through JetStream,
+// now or when it is stored, and hands it to s. It returns the function
+// that stops reading.
+func (c *Client) readStored(ctx context.Context, lane string, s *submission) (stop func()) {
+	cons, err := c.JS.OrderedConsumer(ctx, topology.ResultsStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{job.ResultSubject(lane, s.id)}, DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy})
+	if err != nil {
+		// Read what is stored, if anything, once.
+		go func() {
+			if st, err := c.JS.Stream(ctx, topology.ResultsStream); err == nil {
+				if m, err := st.GetLastMsgForSubject(ctx, job.ResultSubject(lane, s.id)); err == nil {
+					s.answer(m.Data, m.Header.Get(headerDigest))
+				}
+			}
+		}()
+		return func() {}
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) { s.answer(m.Data(), m.Headers().Get(headerDigest)) })
+	if err != nil {
+		return func() {}
+	}
+	return cc.Stop
+}
