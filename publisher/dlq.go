@@ -59,6 +59,9 @@ func (l *dlqListCmd) Run(ctx context.Context) error {
 		}
 		return nil
 	})
+	if err != nil && len(counts) == 0 {
+		return err // nothing read: no empty table above the error
+	}
 	if l.IDs {
 		_ = tw.Flush()
 		fmt.Println()

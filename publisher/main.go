@@ -21,6 +21,7 @@ import (
 
 	"github.com/alecthomas/kong"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/hybridscore/hybridscore/internal/bench"
@@ -388,6 +389,20 @@ func main() {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "publisher:", err)
+		if noStreams(ctx.Command(), err) {
+			fmt.Fprintln(os.Stderr, "publisher: the streams do not exist on this NATS yet: a worker creates them when it starts (PROVISION=true); start one against it, or create them as docs/contract.md describes")
+		}
 		os.Exit(1)
 	}
+}
+
+// noStreams tells whether err, of a command that publishes jobs or reads
+// results or dead letters, says a scoring stream is missing: most often no
+// worker has run against this server yet.
+func noStreams(command string, err error) bool {
+	switch strings.Fields(command + " x")[0] {
+	case "submit", "batch", "dlq":
+		return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, jetstream.ErrStreamNotFound)
+	}
+	return false
 }

@@ -63,7 +63,7 @@ type Config struct {
 	WorkerPrefetch     int           `name:"worker-prefetch" env:"WORKER_PREFETCH" default:"1536" help:"Jobs held at once (buffered, being scored, awaiting their PubAck); each is kept alive with in-progress acks. At least 4: a quarter is kept for interactive jobs."`
 	WorkerBulkShare    float64       `name:"worker-bulk-share" env:"WORKER_BULK_SHARE" default:"0.1" help:"Share of capacity bulk jobs (scoring.bulk.>) are guaranteed while interactive jobs saturate the worker; all of it while there are none."`
 	WorkerMaxHeldBytes int           `name:"worker-max-held-bytes" env:"WORKER_MAX_HELD_BYTES" default:"67108864" help:"Bytes of the jobs held at once (raised to twice the server's maximum payload)."`
-	PublishTimeout     time.Duration `name:"publish-timeout" env:"WORKER_PUBLISH_TIMEOUT" default:"5s" help:"Wait for one PubAck or claim lookup before retrying."`
+	PublishTimeout     time.Duration `name:"publish-timeout" env:"WORKER_PUBLISH_TIMEOUT" default:"5s" help:"Wait for one PubAck or lookup before retrying."`
 	OutageRetryFor     time.Duration `name:"outage-retry-for" env:"WORKER_OUTAGE_RETRY_FOR" default:"2m" help:"In-process retries of NATS failures before a job is redelivered later (never on its last delivery)."`
 	WorkerID           string        `name:"worker-id" env:"WORKER_ID" help:"Identity in results; default host name and pid."`
 	RetryBackoff       time.Duration `name:"retry-backoff" env:"WORKER_RETRY_BACKOFF" default:"1s" help:"First on_fallback=retry delay, doubled per delivery."`

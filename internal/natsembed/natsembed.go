@@ -9,10 +9,15 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 )
+
+// ErrPortInUse is Start's error when its address is taken, most often by
+// another embedded server.
+var ErrPortInUse = errors.New("the port is in use")
 
 // Options configure the embedded server. The zero value listens on
 // 127.0.0.1:4222 without authentication and stores JetStream data in the
@@ -60,6 +65,16 @@ func Start(o Options) (*Server, error) {
 	}
 	if o.ReadyTimeout <= 0 {
 		o.ReadyTimeout = 10 * time.Second
+	}
+	if o.Port > 0 {
+		// Said at once: the server itself only fails to become ready,
+		// after ReadyTimeout, with the reason in its log.
+		addr := net.JoinHostPort(o.Host, strconv.Itoa(o.Port))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("natsembed: %w: %w", ErrPortInUse, err)
+		}
+		_ = l.Close()
 	}
 	if err := os.MkdirAll(o.StoreDir, 0o750); err != nil {
 		return nil, fmt.Errorf("natsembed: store directory: %w", err)

@@ -1,8 +1,11 @@
 package natsembed_test
 
 import (
+	"errors"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -40,5 +43,22 @@ func TestDefaultStoreDirIsPerUser(t *testing.T) {
 	t.Setenv("HOME", "/home/u")
 	if d := natsembed.DefaultStoreDir(); d != "/home/u/.local/state/hybridscore/nats" {
 		t.Fatalf("store %s", d)
+	}
+}
+
+// A second embedded server on a taken port (a second worker started on
+// the defaults) says so at once, not after ReadyTimeout.
+func TestPortInUseIsSaidAtOnce(t *testing.T) {
+	s, err := natsembed.Start(natsembed.Options{Port: -1, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	addr := s.Addr().String()
+	port, _ := strconv.Atoi(addr[strings.LastIndexByte(addr, ':')+1:])
+	start := time.Now()
+	_, err = natsembed.Start(natsembed.Options{Port: port, StoreDir: t.TempDir()})
+	if !errors.Is(err, natsembed.ErrPortInUse) || time.Since(start) > time.Second {
+		t.Fatalf("second server on %s: %v after %s", addr, err, time.Since(start))
 	}
 }

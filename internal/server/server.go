@@ -220,6 +220,10 @@ func (s *Server) connectNATS() error {
 		}
 		s.embedded, err = natsembed.Start(natsembed.Options{Host: host, Port: port, StoreDir: cfg.NATSStoreDir, SyncAlways: cfg.NATSSyncAlways,
 			User: cfg.NATSUser, Password: cfg.NATSPassword})
+		if errors.Is(err, natsembed.ErrPortInUse) {
+			return fmt.Errorf("embedded NATS on %s: %w (another worker's embedded server? a second worker joins it with NATS_URL=nats://%s, or starts its own with another NATS_LISTEN and NATS_STORE_DIR)",
+				cfg.NATSListen, err, net.JoinHostPort(cmp.Or(host, "127.0.0.1"), portStr))
+		}
 		if err != nil {
 			return fmt.Errorf("embedded NATS on %s: %w", cfg.NATSListen, err)
 		}

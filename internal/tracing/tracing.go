@@ -53,7 +53,7 @@ const (
 	SpanCache       = "hybridscore.cache"       // worker: one text's features from the cache (a miss loads them)
 	SpanLangextract = "hybridscore.langextract" // worker: one HTTP request to langextract
 	SpanSimilarity  = "hybridscore.similarity"  // worker: pattern similarity and the combined score
-	SpanPublish     = "hybridscore.publish"     // worker: claim lookup, result publish and PubAck, claim write
+	SpanPublish     = "hybridscore.publish"     // worker: result store and PubAck, lookup of a refused store, reply copy
 )
 
 // Attributes of this module's own (the rest follow OpenTelemetry's
