@@ -109,7 +109,7 @@ func New() *Metrics {
 	m.deadLetters = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scoring_dead_letters_total",
 		Help: "Jobs copied to the dead-letter stream, by lane and reason."}, []string{"lane", "reason"})
 	m.duplicates = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scoring_duplicates_total",
-		Help: "Jobs answered before and acked without a second result, by lane and how it was found (claim, pub_ack)."}, []string{"lane", "source"})
+		Help: "Jobs answered before and acked without a second result, by lane and how it was found (record: the job's stored result; claim: an earlier version's claim)."}, []string{"lane", "source"})
 	m.adminAuth = prometheus.NewCounter(prometheus.CounterOpts{Name: "scoring_admin_auth_failures_total",
 		Help: "Admin requests refused for a missing or wrong bearer token."})
 	m.pending = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "scoring_consumer_pending",

@@ -216,9 +216,10 @@ func (h *JobHandler) reject(d *consumer.Delivery, p job.Partial, err error) cons
 	if !errors.As(err, &je) {
 		je = &job.Error{Code: job.CodeInvalidJSON, Message: err.Error()}
 	}
+	// A reply subject that could be read is answered even when the job id
+	// could not: the requester learns why its job was refused.
 	id, subject := p.JobID, p.ReplySubject
 	if id == "" {
-		subject = ""
 		if id = consumer.CarriedJobID(d.Header); id == "" {
 			if id = d.Header.Get(jetstream.MsgIDHeader); !job.ValidJobID(id) {
 				id = "seq-" + strconv.FormatUint(d.Seq, 10)

@@ -26,3 +26,19 @@ func TestPanicInScoringIsInternalNotTheJobsFault(t *testing.T) {
 		}
 	}
 }
+
+// A job whose job_id cannot be read is still answered on a reply subject
+// that could: the requester learns why it was refused. One that addresses
+// what the worker manages is not.
+func TestRejectionWithoutJobIDIsSentToItsReplySubject(t *testing.T) {
+	h := &JobHandler{Scorer: panicScorer{}, WorkerID: "w"}
+	for data, want := range map[string]string{
+		`{"job_id":12,"task_description":"t","historical_pattern_text":"p","vector_similarity":0.5,"reply_subject":"_INBOX.r1"}`:            "_INBOX.r1",
+		`{"job_id":12,"task_description":"t","historical_pattern_text":"p","vector_similarity":0.5,"reply_subject":"scoring.jobs.default"}`: "",
+	} {
+		rep := h.Handle(context.Background(), &consumer.Delivery{Lane: "r", Attempt: 1, Seq: 7, Data: []byte(data)})
+		if rep.Disposition != consumer.Reject || rep.JobID != "seq-7" || rep.Subject != want {
+			t.Errorf("%s: %+v, want reply subject %q", data, rep, want)
+		}
+	}
+}
