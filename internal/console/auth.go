@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -104,7 +105,17 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", HttpOnly: true, Secure: r.TLS != nil,
 		SameSite: http.SameSiteStrictMode, MaxAge: int(sessionTTL / time.Second)})
 	c.log("signed in", "remote", r.RemoteAddr)
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	next := r.PostFormValue("next")
+	if !localPath(next) {
+		next = "/"
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// localPath tells whether p is a path of this console to return to after
+// signing in: never another site ("//host", "/\host", a scheme).
+func localPath(p string) bool {
+	return strings.HasPrefix(p, "/") && !strings.HasPrefix(p, "//") && !strings.ContainsAny(p, "\\\r\n") && !strings.HasPrefix(p, "/login")
 }
 
 func (c *Console) signOut(w http.ResponseWriter, r *http.Request) {
@@ -123,7 +134,7 @@ func (c *Console) mutation(h http.HandlerFunc) http.HandlerFunc {
 		_, sess, ok := c.sessions.get(r)
 		if !ok {
 			c.log("mutation refused: not signed in", "path", r.URL.Path, "remote", r.RemoteAddr)
-			c.page(w, r, http.StatusForbidden, "message.html", message{Title: "Refused", Text: "Sign in with the admin token to change anything."})
+			c.page(w, r, http.StatusForbidden, "message.html", message{Title: "Refused", Text: "Sign in with the admin token to change anything.", SignIn: true})
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
@@ -140,7 +151,7 @@ func (c *Console) mutation(h http.HandlerFunc) http.HandlerFunc {
 func (c *Console) signedIn(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if _, _, ok := c.sessions.get(r); !ok {
-			c.page(w, r, http.StatusForbidden, "message.html", message{Title: "Refused", Text: "Sign in with the admin token to see this."})
+			c.page(w, r, http.StatusForbidden, "message.html", message{Title: "Refused", Text: "Sign in with the admin token to see this.", SignIn: true})
 			return
 		}
 		h(w, r)

@@ -220,6 +220,19 @@ func TestConsoleInABrowser(t *testing.T) {
 		if text(t, ctx, "#signed-in") != "" || strings.Contains(table, "Reset breaker") {
 			t.Fatal("a signed-out overview offers mutations")
 		}
+		// A link the keyboard is on keeps the focus: the live part waits
+		// until it leaves, then refreshes again.
+		run(t, ctx, "focus a link of the live part", chromedp.Focus(chromedp.CSS(`#live a`)))
+		at := eval[string](t, ctx, `document.getElementById("live").dataset.refreshed`)
+		time.Sleep(4500 * time.Millisecond)
+		if eval[bool](t, ctx, `!document.getElementById("live").contains(document.activeElement)`) ||
+			eval[string](t, ctx, `document.getElementById("live").dataset.refreshed`) != at {
+			t.Fatal("the refresh took the keyboard's focus away")
+		}
+		eval[bool](t, ctx, `document.activeElement.blur(), true`)
+		eventually.True(t, 10*time.Second, func() bool {
+			return eval[string](t, ctx, `document.getElementById("live").dataset.refreshed`) != at
+		}, "the overview refreshed once the focus left")
 	})
 
 	t.Run("a signed-out session cannot mutate", func(t *testing.T) {
@@ -378,6 +391,9 @@ func TestConsoleInABrowser(t *testing.T) {
 			if w := eval[int](t, ctx, `document.documentElement.scrollWidth`); w > 390 {
 				shoot(t, ctx, shots, "narrow.png")
 				t.Fatalf("%s is %d px wide in a 390 px window", path, w)
+			}
+			if path == "/deadletters" {
+				shoot(t, ctx, shots, "deadletters-narrow.png")
 			}
 		}
 		run(t, ctx, "open the overview", chromedp.Navigate(st.url+"/"), visible("#workers"))

@@ -14,6 +14,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -139,7 +140,10 @@ type view struct {
 	SignedIn      bool
 	SignInEnabled bool
 	CSRF          string
-	Data          any
+	// Here is where signing in returns to: this page when it was a GET,
+	// else the overview.
+	Here string
+	Data any
 }
 
 // titles names each page in the browser's tab.
@@ -149,6 +153,8 @@ var titles = map[string]string{"overview": "Overview", "deadletters": "Dead lett
 type message struct {
 	Title, Text string
 	Back        string
+	// SignIn offers signing in, back to the page the action came from.
+	SignIn bool
 }
 
 func (c *Console) page(w http.ResponseWriter, r *http.Request, code int, name string, data any) {
@@ -159,7 +165,18 @@ func (c *Console) page(w http.ResponseWriter, r *http.Request, code int, name st
 // anything else a fragment of one.
 func (c *Console) render(w http.ResponseWriter, r *http.Request, code int, name, tmpl string, data any) {
 	_, sess, ok := c.sessions.get(r)
-	v := view{Nav: strings.TrimSuffix(name, ".html"), SignedIn: ok, SignInEnabled: c.cfg.Token != "", CSRF: sess.csrf, Data: data}
+	v := view{Nav: strings.TrimSuffix(name, ".html"), SignedIn: ok, SignInEnabled: c.cfg.Token != "", CSRF: sess.csrf, Here: "/", Data: data}
+	switch {
+	case r.Method == http.MethodGet && r.URL.Path != "/login":
+		v.Here = r.URL.RequestURI()
+	case localPath(r.FormValue("next")):
+		v.Here = r.FormValue("next")
+	default:
+		// An action refused or failed: back to the page it came from.
+		if ref, err := url.Parse(r.Referer()); err == nil && ref.Host == r.Host && localPath(ref.RequestURI()) {
+			v.Here = ref.RequestURI()
+		}
+	}
 	if m, isMsg := data.(message); isMsg {
 		v.Title = m.Title
 	} else {

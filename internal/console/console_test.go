@@ -247,6 +247,24 @@ func TestFindJob(t *testing.T) {
 			t.Fatalf("result %q", v.Result)
 		}
 	}
+	// An answered job's conflicting copy is listed beside its result; the
+	// same id dead-lettered in another lane is listed apart; the page trims
+	// what was typed.
+	deadLetter(t, st.js, "default", consumer.ReasonConflict, "done.1")
+	deadLetter(t, st.js, "rescore", job.CodeInvalidField, "far-1")
+	eventually.True(t, 10*time.Second, func() bool { _, total, ready, _ := st.console.Counts(); return ready && total == 4 }, "4 letters counted")
+	if v := st.console.FindJob(ctx, "default", "done.1"); v.Where != console.WhereAnswered || len(v.Letters) != 1 || v.Letters[0].Reason != consumer.ReasonConflict {
+		t.Fatalf("an answered job with a conflicting copy: %+v", v)
+	}
+	if v := st.console.FindJob(ctx, "default", "far-1"); v.Where != console.WhereUnknown || len(v.Elsewhere) != 1 || v.Elsewhere[0].Lane != "rescore" {
+		t.Fatalf("a job id dead-lettered in another lane: %+v", v)
+	}
+	if code, body := get(t, http.DefaultClient, st.url+"/jobs?job_id=done.1+&lane=+default"); code != 200 || !strings.Contains(body, "answered: scored") {
+		t.Fatalf("a job id typed with spaces around: %d\n%s", code, body)
+	}
+	if code, body := get(t, http.DefaultClient, st.url+"/jobs?job_id=far-1"); code != 200 || !strings.Contains(body, `id="elsewhere"`) {
+		t.Fatalf("the other lane's letter is not shown: %d\n%s", code, body)
+	}
 }
 
 // With NATS gone, no page passes an outage off as an answer: a job is
@@ -265,6 +283,7 @@ func TestPagesDuringAnOutage(t *testing.T) {
 	if code, body := get(t, http.DefaultClient, st.url+"/jobs?job_id=done-1&lane=default"); code != 200 || !strings.Contains(body, "answered: scored") {
 		t.Fatalf("before the outage: %d\n%s", code, body)
 	}
+	signedIn, csrf := signIn(t, st.url, adminToken)
 	st.nats.Stop()
 	eventually.True(t, 10*time.Second, func() bool { code, _ := get(t, http.DefaultClient, st.url+"/healthz"); return code == 503 },
 		"the console's /healthz says NATS is down")
@@ -297,6 +316,49 @@ func TestPagesDuringAnOutage(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("the four pages took %s during the outage", d)
+	}
+	// Signed in: no set of letters is offered for replay, and one asked
+	// for all the same is refused at once, not after the replay's timeout.
+	if _, body := get(t, signedIn, st.url+"/deadletters?reason=job_id_conflict"); strings.Contains(body, `id="replay-set"`) {
+		t.Errorf("a replay is offered for letters that could not be read\n%s", body)
+	}
+	start = time.Now()
+	resp, err := signedIn.PostForm(st.url+"/deadletters/replay", url.Values{"csrf": {csrf}, "reason": {"job_id_conflict"}, "delete": {"1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "NATS did not answer") || time.Since(start) > 2*time.Second {
+		t.Errorf("a replay of a set during the outage: %d after %s\n%s", resp.StatusCode, time.Since(start), body)
+	}
+}
+
+// Signing in returns to the page it was asked from (the layout's link
+// carries it), never to another site.
+func TestSignInReturnsToThePage(t *testing.T) {
+	ns := workertest.NATS(t)
+	c, err := console.New(console.Config{NC: workertest.Connect(t, ns.URL()), Token: adminToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptestServer(t, c.Handler())
+	if _, body := get(t, http.DefaultClient, hs+"/deadletters?reason=internal"); !strings.Contains(body, `href="/login?next=%2fdeadletters%3freason%3dinternal"`) {
+		t.Fatalf("the sign-in link does not carry the page\n%s", body)
+	}
+	if _, body := get(t, http.DefaultClient, hs+"/login?next=%2fdeadletters%3freason%3dinternal"); !strings.Contains(body, `name="next" value="/deadletters?reason=internal"`) {
+		t.Fatalf("the sign-in form does not carry the page\n%s", body)
+	}
+	for next, want := range map[string]string{"/deadletters?reason=internal": "/deadletters?reason=internal", "//evil.example/x": "/", "https://evil.example/": "/", "/\\evil.example": "/"} {
+		jar, _ := cookiejar.New(nil)
+		resp, err := (&http.Client{Jar: jar}).PostForm(hs+"/login", url.Values{"token": {adminToken}, "next": {next}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Request.URL.RequestURI(); resp.Request.URL.Host != strings.TrimPrefix(hs, "http://") || got != want {
+			t.Errorf("signed in with next %q: landed on %s, want %s", next, resp.Request.URL, want)
+		}
 	}
 }
 

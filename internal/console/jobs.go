@@ -46,6 +46,9 @@ type JobView struct {
 	Stored      time.Time
 	Result      string
 	Letters     []LetterRow
+	// Elsewhere are dead letters of the same job id in other lanes: other
+	// jobs, but most often the one looked for, in the lane it went to.
+	Elsewhere []LetterRow
 	// Status is an answered job's result status (scored, degraded,
 	// rejected).
 	Status string
@@ -54,9 +57,10 @@ type JobView struct {
 }
 
 // FindJob looks job jobID of lane up: its stored result (the last message
-// on job.ResultSubject; a rejected job's dead letters beside it), else the
-// job waiting in a job stream, else its dead letters, else unknown, or not
-// known when a lookup failed.
+// on job.ResultSubject), else the job waiting in a job stream, else its
+// dead letters, else unknown, or not known when a lookup failed. Its dead
+// letters are listed whatever it is (a rejected job's, a copy's
+// job_id_conflict), and those of the same id in other lanes beside them.
 func (c *Console) FindJob(ctx context.Context, lane, jobID string) (v JobView) {
 	v = JobView{JobID: jobID, Lane: lane, Where: WhereUnknown}
 	var errs []string
@@ -79,6 +83,8 @@ func (c *Console) FindJob(ctx context.Context, lane, jobID string) (v JobView) {
 		for _, r := range rows {
 			if r.Lane == lane {
 				v.Letters = append(v.Letters, r)
+			} else {
+				v.Elsewhere = append(v.Elsewhere, r)
 			}
 		}
 	}
@@ -96,9 +102,7 @@ func (c *Console) FindJob(ctx context.Context, lane, jobID string) (v JobView) {
 			if json.Unmarshal(m.Data, &r) == nil {
 				v.Status = r.Status
 			}
-			if v.Status == job.StatusRejected {
-				letters()
-			}
+			letters()
 			return v
 		case !errors.Is(gerr, jetstream.ErrMsgNotFound):
 			failed(fmt.Errorf("result on %s: %w", subject, gerr))
@@ -154,7 +158,7 @@ func (c *Console) findWaiting(ctx context.Context, stream, subject, jobID string
 }
 
 func (c *Console) jobPage(w http.ResponseWriter, r *http.Request) {
-	id, lane := r.FormValue("job_id"), r.FormValue("lane")
+	id, lane := strings.TrimSpace(r.FormValue("job_id")), strings.TrimSpace(r.FormValue("lane"))
 	if lane == "" {
 		lane = "default"
 	}

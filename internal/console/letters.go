@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"slices"
 	"sort"
 	"strconv"
@@ -228,7 +229,7 @@ func showPayload(b []byte) (text, trunc, note string) {
 func (c *Console) getLetter(ctx context.Context, r *http.Request) (*jetstream.RawStreamMsg, jetstream.Stream, error) {
 	seq, err := strconv.ParseUint(r.PathValue("seq"), 10, 64)
 	if err != nil || seq == 0 {
-		return nil, nil, fmt.Errorf("%w: %q is no sequence", errNoLetter, r.PathValue("seq"))
+		return nil, nil, fmt.Errorf("%w: %w", errNoLetter, errNotSeq)
 	}
 	if err := c.connected(); err != nil {
 		return nil, nil, err
@@ -247,15 +248,22 @@ func (c *Console) getLetter(ctx context.Context, r *http.Request) (*jetstream.Ra
 	return m, dlq, nil
 }
 
-// errNoLetter: the stream answered, and has no such dead letter.
-var errNoLetter = errors.New("no dead letter")
+// errNoLetter: the stream answered, and has no such dead letter; errNotSeq:
+// the address names no sequence at all.
+var (
+	errNoLetter = errors.New("no dead letter")
+	errNotSeq   = errors.New("not a sequence number")
+)
 
 // letterError shows why a letter could not be had: 404 when the stream
 // has none, 503 when it could not be asked (NATS down, a timeout): an
 // outage must not read as "no such letter".
 func (c *Console) letterError(w http.ResponseWriter, r *http.Request, title string, err error) {
 	code, text := http.StatusServiceUnavailable, "NATS did not answer, so nothing is known about this dead letter: "+err.Error()
-	if errors.Is(err, errNoLetter) {
+	switch {
+	case errors.Is(err, errNotSeq):
+		code, text = http.StatusNotFound, fmt.Sprintf("%q is not a dead letter's sequence number (a whole number from 1, as the list shows).", r.PathValue("seq"))
+	case errors.Is(err, errNoLetter):
 		code, text = http.StatusNotFound, fmt.Sprintf("No dead letter %s: deleted (or replayed with delete), or never stored.", r.PathValue("seq"))
 	}
 	c.page(w, r, code, "message.html", message{Title: title, Text: text, Back: "/deadletters"})
@@ -316,6 +324,13 @@ func (c *Console) deleteOne(w http.ResponseWriter, r *http.Request) {
 		Text: fmt.Sprintf("Deleted dead letter %d (job %s).", m.Sequence, m.Header.Get(consumer.HeaderJobID)), Back: "/deadletters"})
 }
 
+// Bounds of a replay of a set: the whole, under the HTTP server's write
+// timeout (WriteTimeout, publisher/console.go), and each letter's step.
+const (
+	replaySetTimeout  = 4 * time.Minute
+	replayStepTimeout = 10 * time.Second
+)
+
 // replaySet replays every dead letter a filter selects, as `publisher dlq
 // replay` does: a filter is required, each letter goes back to its subject
 // with a fresh delivery budget, and is deleted when asked.
@@ -326,16 +341,27 @@ func (c *Console) replaySet(w http.ResponseWriter, r *http.Request) {
 			Text: "Choose what to replay: a reason, a lane or a job id.", Back: "/deadletters"})
 		return
 	}
+	if err := c.connected(); err != nil {
+		c.letterError(w, r, "Not replayed", err)
+		return
+	}
 	del := r.FormValue("delete") != ""
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
+	// Well inside the HTTP server's write timeout, so the outcome page is
+	// always sent; each letter has a bound of its own, so NATS going away
+	// mid-way stops the replay in seconds, not at the end of the whole.
+	ctx, cancel := context.WithTimeout(r.Context(), replaySetTimeout)
 	defer cancel()
-	dlq, err := c.js.Stream(ctx, topology.DLQStream)
+	sctx, scancel := context.WithTimeout(ctx, replayStepTimeout)
+	dlq, err := c.js.Stream(sctx, topology.DLQStream)
+	scancel()
 	n, dups := 0, 0
 	replay := func(m *jetstream.RawStreamMsg) error {
 		if !f.Match(m.Header) {
 			return nil
 		}
-		published, err := deadletter.Replay(ctx, c.js, dlq, m, del)
+		sctx, scancel := context.WithTimeout(ctx, replayStepTimeout)
+		defer scancel()
+		published, err := deadletter.Replay(sctx, c.js, dlq, m, del)
 		if err != nil {
 			return err
 		}
@@ -352,7 +378,9 @@ func (c *Console) replaySet(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		if seqs, ok := c.tally.find(0, f, math.MaxInt); ok {
 			for _, seq := range seqs {
-				m, gerr := dlq.GetMsg(ctx, seq)
+				gctx, gcancel := context.WithTimeout(ctx, replayStepTimeout)
+				m, gerr := dlq.GetMsg(gctx, seq)
+				gcancel()
 				if errors.Is(gerr, jetstream.ErrMsgNotFound) {
 					continue
 				}
@@ -374,10 +402,24 @@ func (c *Console) replaySet(w http.ResponseWriter, r *http.Request) {
 			plural(dups, "dead letter"))
 	}
 	if err != nil {
-		c.page(w, r, http.StatusConflict, "message.html", message{Title: "Replay stopped", Text: text + " Then: " + err.Error(), Back: "/deadletters"})
+		c.page(w, r, http.StatusConflict, "message.html", message{Title: "Replay stopped", Text: text + " Then: " + err.Error(), Back: lettersURL(f)})
 		return
 	}
-	c.done(w, r, message{Title: "Replayed", Text: text, Back: "/deadletters"})
+	c.done(w, r, message{Title: "Replayed", Text: text, Back: lettersURL(f)})
+}
+
+// lettersURL is the list of the dead letters f selects.
+func lettersURL(f deadletter.Filter) string {
+	q := url.Values{}
+	for k, vs := range map[string][]string{"reason": f.Reason, "lane": f.Lane, "job_id": f.JobID} {
+		if len(vs) > 0 {
+			q.Set(k, strings.Join(vs, ","))
+		}
+	}
+	if len(q) == 0 {
+		return "/deadletters"
+	}
+	return "/deadletters?" + q.Encode()
 }
 
 // plural is "1 dead letter", "2 dead letters".
