@@ -54,6 +54,8 @@ type Console struct {
 
 	rateMu sync.Mutex
 	prev   *sample // the last sample rates are measured from
+
+	seen seen // workers that answered lately, to tell one gone
 }
 
 // New returns a console on cfg.NC. Run keeps its dead-letter counts

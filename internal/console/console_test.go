@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/hybridscore/hybridscore/internal/config"
 	"github.com/hybridscore/hybridscore/internal/console"
 	"github.com/hybridscore/hybridscore/internal/consumer"
 	"github.com/hybridscore/hybridscore/internal/eventually"
@@ -474,5 +475,26 @@ func TestReplayAndDeleteOneLetter(t *testing.T) {
 	}
 	if _, total, _, _ := st.console.Counts(); total != 1 {
 		t.Fatalf("%d letters counted, want 1", total)
+	}
+}
+
+// A worker that stops answering stays on the overview, marked gone with
+// when it last answered, instead of vanishing; the count is of those that
+// answer.
+func TestStoppedWorkerIsListedGone(t *testing.T) {
+	st := newStack(t)
+	_, stop := workertest.Worker(t, st.nats.URL(), func(c *config.Config) { c.WorkerID = "leaving"; c.LangextractURL = "" })
+	eventually.True(t, 10*time.Second, func() bool {
+		o := st.console.Overview(context.Background())
+		return o.Answering == 1 && len(o.Workers) == 1 && o.Workers[0].Status != nil
+	}, "the worker on the overview")
+	stop()
+	o := st.console.Overview(context.Background())
+	if o.Answering != 0 || len(o.Workers) != 1 || o.Workers[0].Gone.IsZero() || o.Workers[0].Name() != "leaving" {
+		t.Fatalf("after the stop: %d answering, %+v", o.Answering, o.Workers)
+	}
+	if _, body := get(t, http.DefaultClient, st.url+"/partial/overview"); !strings.Contains(body, `class="badge bad gone"`) ||
+		!strings.Contains(body, `id="worker-count">0<`) {
+		t.Fatalf("the overview does not show the worker gone\n%s", body)
 	}
 }

@@ -43,6 +43,7 @@ type Overview struct {
 	DeadReady   bool
 	DeadErr     string
 	Workers     []Worker
+	Answering   int // workers that answer now (the others are gone)
 	WorkersErr  string
 	// ResultsKnown is false when the results stream could not be read.
 	ResultsKnown bool
@@ -129,6 +130,13 @@ func (c *Console) Overview(ctx context.Context) Overview {
 	}
 	if o.Workers, err = Workers(ctx, c.cfg.NC); err != nil {
 		o.WorkersErr, o.Outage = err.Error(), true
+	} else {
+		o.Workers = c.seen.with(o.Workers, time.Now())
+		for _, w := range o.Workers {
+			if w.Gone.IsZero() {
+				o.Answering++
+			}
+		}
 	}
 	o.Outage = o.Outage || !c.cfg.NC.IsConnected()
 	return o

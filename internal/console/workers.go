@@ -22,6 +22,9 @@ type Worker struct {
 	Version string
 	Status  *server.Status
 	Err     string // why the status is missing
+	// Gone is when a worker that answered lately was last heard of; zero
+	// for one that answers now.
+	Gone time.Time
 }
 
 // Name is the worker's WORKER_ID, or its service id before its status came.
@@ -30,6 +33,51 @@ func (w Worker) Name() string {
 		return w.Status.WorkerID
 	}
 	return w.ID
+}
+
+// goneFor is how long a worker that stopped answering is still listed,
+// as gone: a worker stopped (or unreachable) would otherwise only vanish
+// from the list, leaving a count one lower to notice.
+const goneFor = 10 * time.Minute
+
+// seen remembers the workers that answered in the last goneFor.
+type seen struct {
+	mu sync.Mutex
+	m  map[string]Worker // by service id; Gone holds when it last answered
+}
+
+// with returns ws with the workers seen lately that are not in it, marked
+// gone, and remembers those in it.
+func (s *seen) with(ws []Worker, now time.Time) []Worker {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string]Worker{}
+	}
+	here := map[string]bool{}
+	for _, w := range ws {
+		here[w.ID] = true
+		if w.Status != nil { // one that answered its status, not one stopping
+			last := w
+			last.Gone = now
+			s.m[w.ID] = last
+		}
+	}
+	for id, w := range s.m {
+		switch {
+		case now.Sub(w.Gone) > goneFor:
+			delete(s.m, id)
+		case !here[id]:
+			ws = append(ws, Worker{ID: w.ID, Version: w.Version, Status: w.Status, Gone: w.Gone})
+		}
+	}
+	sort.Slice(ws, func(i, j int) bool {
+		if ws[i].Gone.IsZero() != ws[j].Gone.IsZero() {
+			return ws[i].Gone.IsZero()
+		}
+		return ws[i].Name() < ws[j].Name()
+	})
+	return ws
 }
 
 // discoveryWindow is how long a discovery request collects answers: every
@@ -65,6 +113,10 @@ func Workers(ctx context.Context, nc *nats.Conn) ([]Worker, error) {
 			var st server.Status
 			if err := call(ctx, nc, w.ID, server.EndpointStatus, &st); err != nil {
 				w.Err = err.Error()
+				if errors.Is(err, nats.ErrNoResponders) {
+					// It answered discovery a moment ago: it is stopping.
+					w.Err = "stopping: it no longer answers for its status"
+				}
 				return
 			}
 			w.Status = &st
