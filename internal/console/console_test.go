@@ -122,7 +122,7 @@ func TestDeadLetterPagesCountsAndReplay(t *testing.T) {
 	if code != 200 || len(first) != 50 || first[0] != 1 || first[49] != 50 || !strings.Contains(body, `href="/deadletters?after=50&amp;`) {
 		t.Fatalf("first page %d: %v", code, first)
 	}
-	if !strings.Contains(body, `id="position">1–50 of 120<`) || strings.Contains(body, `id="prev-page"`) {
+	if !strings.Contains(body, `position">1–50 of 120<`) || strings.Contains(body, `class="prev-page"`) {
 		t.Fatalf("first page's position:\n%s", body)
 	}
 	_, body = get(t, client, st.url+"/deadletters?after=50")
@@ -130,14 +130,14 @@ func TestDeadLetterPagesCountsAndReplay(t *testing.T) {
 		t.Fatalf("next page %v", next)
 	}
 	_, body = get(t, client, st.url+"/deadletters?after=100")
-	if !strings.Contains(body, `id="position">101–120 of 120<`) || !strings.Contains(body, `href="/deadletters?after=50&amp;reason=&amp;lane=" id="prev-page"`) {
+	if !strings.Contains(body, `position">101–120 of 120<`) || !strings.Contains(body, `href="/deadletters?after=50&amp;reason=&amp;lane=" class="prev-page"`) {
 		t.Fatalf("third page's position and previous page:\n%s", body)
 	}
 	// Filtered: max_deliveries/alpha is letters 1, 2, 5, 7, 10, 11 of
 	// every twelve, 60 in all; the 50th is letter 98.
 	_, body = get(t, client, st.url+"/deadletters?reason=max_deliveries&lane=alpha&after=98")
-	if got := pageSeqs(body); len(got) != 10 || got[0] != 101 || !strings.Contains(body, `id="position">51–60 of 60<`) ||
-		!strings.Contains(body, `id="first-page"`) || strings.Contains(body, `id="prev-page"`) {
+	if got := pageSeqs(body); len(got) != 10 || got[0] != 101 || !strings.Contains(body, `position">51–60 of 60<`) ||
+		!strings.Contains(body, `class="first-page"`) || strings.Contains(body, `class="prev-page"`) {
 		t.Fatalf("max_deliveries/alpha, second page: %v\n%s", got, body)
 	}
 	_, body = get(t, client, st.url+"/deadletters?lane=beta")
