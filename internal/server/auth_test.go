@@ -90,14 +90,17 @@ func TestAuthenticationAndTLS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			nc, err := nats.Connect(url, opts...)
+			// The same credentials, but the inbox of a client, not the
+			// worker's own (a reply there is refused as reserved).
+			nc, err := nats.Connect(url, append(opts, nats.CustomInboxPrefix("_INBOX_client"))...)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer nc.Close()
 			client, _ := producer.NewClient(nc)
-			if _, err := client.Submit(ctx, "auth", wire("auth-1", "task", "pattern", 0.5), 10*time.Second); err != nil {
-				t.Fatal(err)
+			res, err := client.Submit(ctx, "auth", wire("auth-1", "task", "pattern", 0.5), 10*time.Second)
+			if err != nil || !strings.Contains(string(res), `"status":"scored"`) {
+				t.Fatalf("%v %s", err, res)
 			}
 		})
 	}
