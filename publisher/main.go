@@ -51,11 +51,22 @@ func (n natsFlags) connect() (*producer.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	nc, err := nats.Connect(n.NATSURL, append(auth, nats.Name("hybridscore-publisher"), nats.MaxReconnects(-1))...)
+	nc, err := nats.Connect(n.NATSURL, append(auth, nats.Name("hybridscore-publisher"), nats.MaxReconnects(-1), nats.ErrorHandler(asyncError))...)
 	if err != nil {
 		return nil, fmt.Errorf("NATS_URL %s: %w", config.RedactURL(n.NATSURL), config.RedactError(err, n.NATSURL))
 	}
 	return producer.NewClient(nc)
+}
+
+// asyncError prints what NATS reports apart from a call, as nats.go's
+// default does, except a refusal to read the dead letters: a user without
+// that right (compose's producer) meets it on every submit, which reports
+// it itself when it matters (a job that gets no answer).
+func asyncError(_ *nats.Conn, _ *nats.Subscription, err error) {
+	if errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), topology.DLQStream) {
+		return
+	}
+	fmt.Fprintln(os.Stderr, "nats:", err)
 }
 
 type cli struct {

@@ -422,17 +422,51 @@ func (s *Store) lookup(op *Op) {
 		switch {
 		case errors.Is(err, jetstream.ErrMsgNotFound):
 			err = nil
+		case err == nil && m.Header.Get(HeaderStatus) != "rejected":
+			op.found, op.stored, op.other = true, m.Data, m.Header.Get(HeaderDigest)
 		case err == nil:
-			op.found, op.stored = true, m.Data
-			op.other = m.Header.Get(HeaderDigest)
-			if m.Header.Get(HeaderStatus) == "rejected" {
-				op.other = ""
+			// Rejections stand last: a record may still stand behind
+			// them (stored by a version that put rejections after
+			// records), and then it is the job's.
+			var rec *jetstream.RawStreamMsg
+			if rec, _, err = s.standing(ctx, job.ResultSubject(op.Lane, op.JobID)); rec != nil {
+				op.found, op.stored, op.other = true, rec.Data, rec.Header.Get(HeaderDigest)
+			} else {
+				op.found, op.stored, op.expect = true, m.Data, strconv.FormatUint(m.Sequence, 10)
 			}
-			op.expect = strconv.FormatUint(m.Sequence, 10)
 		}
 		op.err = err
 		op.notify(op)
 	}()
+}
+
+// maxStanding bounds the messages standing reads on one subject: a record
+// and the rejections of a job's bad copies.
+const maxStanding = 64
+
+// standing reads what subject holds, first to last: the record among its
+// messages (the first that is not a rejection), if any, and the sequence
+// of its last message (0: none). Only the rare paths read it: a rejection
+// refused, a lookup that found a rejection last.
+func (s *Store) standing(ctx context.Context, subject string) (record *jetstream.RawStreamMsg, last uint64, err error) {
+	st, err := s.js.Stream(ctx, s.cfg.Stream)
+	if err != nil {
+		return nil, 0, err
+	}
+	for seq, n := uint64(1), 0; n < maxStanding; n++ {
+		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil, last, nil
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		if m.Header.Get(HeaderStatus) != "rejected" {
+			return m, m.Sequence, nil
+		}
+		last, seq = m.Sequence, m.Sequence+1
+	}
+	return nil, 0, fmt.Errorf("more than %d rejections stored on %s", maxStanding, subject)
 }
 
 // copy sends the answer to the job's reply subject: a JetStream publish
@@ -578,16 +612,38 @@ func (s *Store) Do(ctx context.Context, r Request) Result {
 // Reject stores a rejected job's answer on the job's subject, where it does
 // not count as the job's record (HeaderStatus), and sends it to the reply
 // subject. It waits for the PubAcks.
+//
+// A rejection is stored only where no record stands: on a subject that
+// holds nothing or rejections, each expecting the last one seen. Behind a
+// record it would stand as the subject's last message, where the job's
+// next copy looks its record up, and that copy would be stored as a second
+// result; there the rejection only goes to the reply subject.
 func (s *Store) Reject(ctx context.Context, r Request) error {
-	h := make(nats.Header, len(r.Header)+1)
+	h := make(nats.Header, len(r.Header)+2)
 	for k, v := range r.Header {
 		h[k] = v
 	}
 	h[HeaderStatus] = []string{"rejected"}
 	subject := job.ResultSubject(r.Lane, r.JobID)
-	if _, err := s.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: r.Result, Header: h}); err != nil {
-		return err
+	for expect, tries := "0", 0; ; tries++ {
+		h[jetstream.ExpectedLastSubjSeqHeader] = []string{expect}
+		_, err := s.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: r.Result, Header: h})
+		if err == nil {
+			break
+		}
+		if !wrongLastSequence(err) || tries == 5 {
+			return err
+		}
+		rec, last, err := s.standing(ctx, subject)
+		if err != nil {
+			return err
+		}
+		if rec != nil {
+			break // a record stands: the rejection is not stored
+		}
+		expect = strconv.FormatUint(last, 10)
 	}
+	delete(h, jetstream.ExpectedLastSubjSeqHeader)
 	if r.Reply == "" || r.Reply == subject {
 		return nil
 	}

@@ -208,6 +208,68 @@ func TestRejectionIsNotTheRecord(t *testing.T) {
 	}
 }
 
+// A bad copy of a job answered before is rejected to its requester but
+// not stored: behind the record it would stand last on the subject, and
+// the next copy with other content would be stored as a second result
+// instead of being refused as a conflict. Two rejections in a row are both
+// stored (each expecting the last), and a record stored behind rejections
+// by an earlier version is still found behind a rejection stored after it.
+func TestRejectionNeverStandsBehindTheRecord(t *testing.T) {
+	e := newEnv(t, "", topology.Config{})
+	e.start(Config{Timeout: 2 * time.Second})
+	ctx := context.Background()
+	replies, _ := e.nc.SubscribeSync("_INBOX.rej.>")
+	_ = e.nc.Flush()
+	rejection := func(id, reply string) Request {
+		return Request{Lane: "l", JobID: id, Reply: reply, Result: []byte(`{"job_id":"` + id + `","status":"rejected"}`)}
+	}
+	if r := e.do(req("rec", "d1", "")); r.Outcome != Stored {
+		t.Fatalf("first: %+v", r)
+	}
+	if err := e.s.Reject(ctx, rejection("rec", "_INBOX.rej.1")); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := replies.NextMsg(5 * time.Second); err != nil || m.Header.Get(HeaderStatus) != "rejected" {
+		t.Fatalf("the bad copy's requester heard nothing: %v %v", m, err)
+	}
+	if rs := e.stored("l", "rec"); len(rs) != 1 || rs[0].Header.Get(HeaderDigest) != "d1" {
+		t.Fatalf("a rejection stored behind the record: %d messages", len(rs))
+	}
+	if r := e.do(req("rec", "d2", "")); r.Outcome != Conflict {
+		t.Fatalf("other content after the bad copy: %+v", r)
+	}
+
+	for range 2 {
+		if err := e.s.Reject(ctx, rejection("twice", "")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := e.do(req("twice", "d", "")); r.Outcome != Stored {
+		t.Fatalf("corrected after two rejections: %+v", r)
+	}
+	if rs := e.stored("l", "twice"); len(rs) != 3 || rs[2].Header.Get(HeaderDigest) != "d" {
+		t.Fatalf("stored %d", len(rs))
+	}
+
+	// As an earlier version left it: the record, then a rejection after it.
+	if r := e.do(req("old", "d1", "")); r.Outcome != Stored {
+		t.Fatalf("old: %+v", r)
+	}
+	if _, err := e.js.PublishMsg(ctx, &nats.Msg{Subject: job.ResultSubject("l", "old"), Data: []byte(`{}`),
+		Header: nats.Header{HeaderStatus: []string{"rejected"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.do(req("old", "d2", "")); r.Outcome != Conflict {
+		t.Fatalf("other content behind an earlier version's rejection: %+v", r)
+	}
+	if r := e.do(req("old", "d1", "")); r.Outcome != Repeated {
+		t.Fatalf("the same content behind an earlier version's rejection: %+v", r)
+	}
+	if rs := e.stored("l", "old"); len(rs) != 2 {
+		t.Fatalf("stored %d", len(rs))
+	}
+}
+
 func TestReplySubjectStoredByAStreamGetsAPubAck(t *testing.T) {
 	e := newEnv(t, "", topology.Config{})
 	ctx := context.Background()

@@ -319,6 +319,17 @@ func TestSubmitTakesOnlyTheStoredAnswer(t *testing.T) {
 	if n := h.stored("scoring.results.sub.>")["sub-1"]; n != 1 {
 		t.Fatalf("%d results stored", n)
 	}
+	// A bad copy, then at once the corrected job: the stream drops the
+	// corrected one as a duplicate, and the stored rejection is not its
+	// answer.
+	bad := wire("sub-2", "A task", "A pattern", 1.5)
+	if res, err := h.client.Submit(ctx, "sub", bad, 10*time.Second); err != nil || !strings.Contains(string(res), `"status":"rejected"`) {
+		t.Fatalf("the bad copy: %v %s", err, res)
+	}
+	if res, err := h.client.Submit(ctx, "sub", wire("sub-2", "A task", "A pattern", 0.5), 10*time.Second); !errors.Is(err, producer.ErrConflict) ||
+		!strings.Contains(err.Error(), "publish it again") {
+		t.Fatalf("the corrected job inside the window: %v %s", err, res)
+	}
 }
 
 // Reply subjects that would feed a result back into what the worker

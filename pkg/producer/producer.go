@@ -15,7 +15,7 @@
 // job.ResultSubject(lane, job_id) = scoring.results.<lane>.<job>, and
 // sends a copy to the job's reply_subject when it has one. Read a lane's
 // results through JetStream (a consumer of SCORING_RESULTS filtered on
-// scoring.results.<lane>.>, as Batch does): a core subscription there also
+// scoring.results.<lane>.*, as Batch does): a core subscription there also
 // sees a worker's stores that the server refused (a job answered before,
 // computed again; a job_id reused for other content). Submit publishes and
 // waits for the stored answer; Stored reads one.

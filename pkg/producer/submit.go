@@ -3,7 +3,9 @@ package producer
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,7 +48,7 @@ func (c *Client) Submit(ctx context.Context, lane string, w job.Wire, timeout ti
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	s := &submission{id: w.JobID, digest: digestOf(&w), done: make(chan struct{})}
-	sub, err := c.NC.Subscribe(w.ReplySubject, func(m *nats.Msg) { s.answer(m.Data, m.Header.Get(headerDigest)) })
+	sub, err := c.NC.Subscribe(w.ReplySubject, func(m *nats.Msg) { s.answer(m.Data, m.Header.Get(headerDigest), false) })
 	if err != nil {
 		return nil, err
 	}
@@ -81,6 +83,10 @@ func (c *Client) Submit(ctx context.Context, lane string, w job.Wire, timeout ti
 		return s.data, nil
 	case <-ctx.Done():
 		span.SetStatus(codes.Error, ErrNoResult.Error())
+		if err := s.lettersUnread(); err != nil {
+			return nil, fmt.Errorf("%w (job %s; %s could not be read, so a job_id reused for other content or a dead letter shows only as this timeout: %w)",
+				ErrNoResult, w.JobID, topology.DLQStream, err)
+		}
 		return nil, fmt.Errorf("%w (job %s)", ErrNoResult, w.JobID)
 	}
 }
@@ -93,6 +99,15 @@ type submission struct {
 	done       chan struct{}
 	data       json.RawMessage
 	err        error
+
+	mu         sync.Mutex
+	unreadable error // why the dead letters could not be read
+}
+
+func (s *submission) lettersUnread() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unreadable
 }
 
 // end ends the submission with data or err, once.
@@ -105,10 +120,18 @@ func (s *submission) end(data json.RawMessage, err error) {
 
 // answer takes a message for job s.id. digest is its Hybridscore-Digest:
 // an answer for other content ends the submission with ErrConflict. An
-// answer without one (a rejection) is taken, as Batch takes it.
-func (s *submission) answer(data []byte, digest string) {
+// answer without one is a rejection: on the reply subject it is this job's.
+// Stored (read for a copy the jobs stream dropped as a duplicate), it is
+// another copy's when this job passes the checks that rejection failed: the
+// corrected job was dropped behind its rejected copy, and ErrConflict says
+// to publish it again after the window.
+func (s *submission) answer(data []byte, digest string, stored bool) {
 	var r struct {
 		JobID string `json:"job_id"`
+		Error *struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
 	}
 	if json.Unmarshal(data, &r) != nil || r.JobID != s.id {
 		return
@@ -117,7 +140,19 @@ func (s *submission) answer(data []byte, digest string) {
 		s.end(nil, fmt.Errorf("%w (job %s: its stored answer is for other content)", ErrConflict, s.id))
 		return
 	}
+	if stored && digest == "" && s.digest != "" && r.Error != nil && !ownRejection(r.Error.Code, r.Error.Message) {
+		s.end(nil, fmt.Errorf("%w (job %s: the answer stored for this id is the rejection of a copy with other content (%s: %s), and the jobs stream dropped this one as its duplicate: publish it again once the duplicate window has passed)",
+			ErrConflict, s.id, r.Error.Code, r.Error.Message))
+		return
+	}
 	s.end(append(json.RawMessage(nil), data...), nil)
+}
+
+// ownRejection tells whether a rejection may be of a job that decodes and
+// validates here (digestOf gives it a digest): only the worker's own
+// limits (too_large) and reply-subject rules are not checked here.
+func ownRejection(code, message string) bool {
+	return code == job.CodeTooLarge || strings.Contains(message, "reply_subject")
 }
 
 // letter takes a dead letter of job s.id. A conflict is never answered: it
@@ -146,6 +181,14 @@ func (c *Client) watchLetters(ctx context.Context, lane string, s *submission, s
 		cons, err := c.JS.OrderedConsumer(cctx, topology.DLQStream, jetstream.OrderedConsumerConfig{
 			FilterSubjects: []string{topology.DLQPrefix + lane}, DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &since, HeadersOnly: true})
 		if err != nil {
+			if wctx.Err() == nil {
+				if errors.Is(err, context.DeadlineExceeded) {
+					err = errors.New("no answer within 2 s (may this user read it?)")
+				}
+				s.mu.Lock()
+				s.unreadable = err
+				s.mu.Unlock()
+			}
 			return
 		}
 		cc, err := cons.Consume(func(m jetstream.Msg) {
@@ -173,13 +216,13 @@ func (c *Client) readStored(ctx context.Context, lane string, s *submission) (st
 		go func() {
 			if st, err := c.JS.Stream(ctx, topology.ResultsStream); err == nil {
 				if m, err := st.GetLastMsgForSubject(ctx, job.ResultSubject(lane, s.id)); err == nil {
-					s.answer(m.Data, m.Header.Get(headerDigest))
+					s.answer(m.Data, m.Header.Get(headerDigest), true)
 				}
 			}
 		}()
 		return func() {}
 	}
-	cc, err := cons.Consume(func(m jetstream.Msg) { s.answer(m.Data(), m.Headers().Get(headerDigest)) })
+	cc, err := cons.Consume(func(m jetstream.Msg) { s.answer(m.Data(), m.Headers().Get(headerDigest), true) })
 	if err != nil {
 		return func() {}
 	}
