@@ -14,7 +14,6 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -22,6 +21,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
+
+	"github.com/hybridscore/hybridscore/internal/consumer"
+	"github.com/hybridscore/hybridscore/pkg/job"
 )
 
 //go:embed templates/*.html static/*
@@ -111,6 +113,16 @@ var funcs = template.FuncMap{
 	},
 	"secs": func(s float64) string { return (time.Duration(s) * time.Second).String() },
 	"when": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
+	// refusedAgain tells whether a letter of this reason was refused for
+	// its payload: replayed unchanged, it is refused again unless what
+	// refused it changed.
+	"refusedAgain": func(reason string) bool {
+		switch reason {
+		case job.CodeInvalidJSON, job.CodeInvalidUTF8, job.CodeMissingField, job.CodeInvalidField, job.CodeTooLarge, consumer.ReasonConflict:
+			return true
+		}
+		return false
+	},
 }
 
 // parsePages builds each page from the layout and its own template; the
@@ -169,15 +181,12 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, code int, name,
 	_, sess, ok := c.sessions.get(r)
 	v := view{Nav: strings.TrimSuffix(name, ".html"), SignedIn: ok, SignInEnabled: c.cfg.Token != "", CSRF: sess.csrf, Here: "/", Data: data}
 	switch {
+	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/partial/"):
+		// A fragment of the overview: its forms return to the overview.
 	case r.Method == http.MethodGet && r.URL.Path != "/login":
 		v.Here = r.URL.RequestURI()
 	case localPath(r.FormValue("next")):
 		v.Here = r.FormValue("next")
-	default:
-		// An action refused or failed: back to the page it came from.
-		if ref, err := url.Parse(r.Referer()); err == nil && ref.Host == r.Host && localPath(ref.RequestURI()) {
-			v.Here = ref.RequestURI()
-		}
 	}
 	if m, isMsg := data.(message); isMsg {
 		v.Title = m.Title

@@ -266,6 +266,13 @@ func TestFindJob(t *testing.T) {
 	if code, body := get(t, http.DefaultClient, st.url+"/jobs?job_id=far-1"); code != 200 || !strings.Contains(body, `id="elsewhere"`) {
 		t.Fatalf("the other lane's letter is not shown: %d\n%s", code, body)
 	}
+	if code, body := get(t, http.DefaultClient, st.url+"/jobs?job_id=far-1&lane=*"); code != http.StatusBadRequest || !strings.Contains(body, `id="invalid"`) {
+		t.Fatalf("a lane that is no lane: %d\n%s", code, body)
+	}
+	// A letter refused for its payload warns that a replay is refused again.
+	if _, body := get(t, http.DefaultClient, st.url+"/deadletters?reason=invalid_field"); !strings.Contains(body, `id="refused-again"`) {
+		t.Fatalf("no warning over invalid_field letters\n%s", body)
+	}
 }
 
 // With NATS gone, no page passes an outage off as an answer: a job is
@@ -349,6 +356,18 @@ func TestSignInReturnsToThePage(t *testing.T) {
 	}
 	if _, body := get(t, http.DefaultClient, hs+"/login?next=%2fdeadletters%3freason%3dinternal"); !strings.Contains(body, `name="next" value="/deadletters?reason=internal"`) {
 		t.Fatalf("the sign-in form does not carry the page\n%s", body)
+	}
+	// A change refused for want of a session offers signing in, back to
+	// the page the form was on (its hidden next field: the console sends
+	// no Referer).
+	resp, err := http.PostForm(hs+"/deadletters/7/delete", url.Values{"next": {"/deadletters/7"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), `id="sign-in-here"`) || !strings.Contains(string(body), `href="/login?next=%2fdeadletters%2f7"`) {
+		t.Fatalf("a refused change: %d\n%s", resp.StatusCode, body)
 	}
 	for next, want := range map[string]string{"/deadletters?reason=internal": "/deadletters?reason=internal", "//evil.example/x": "/", "https://evil.example/": "/", "/\\evil.example": "/"} {
 		jar, _ := cookiejar.New(nil)
@@ -497,4 +516,10 @@ func TestStoppedWorkerIsListedGone(t *testing.T) {
 		!strings.Contains(body, `id="worker-count">0<`) {
 		t.Fatalf("the overview does not show the worker gone\n%s", body)
 	}
+	// Started again under the same WORKER_ID, it is one worker again.
+	workertest.Worker(t, st.nats.URL(), func(c *config.Config) { c.WorkerID = "leaving"; c.LangextractURL = "" })
+	eventually.True(t, 10*time.Second, func() bool {
+		o := st.console.Overview(context.Background())
+		return o.Answering == 1 && len(o.Workers) == 1 && o.Workers[0].Gone.IsZero()
+	}, "the restarted worker alone, not beside a gone row")
 }

@@ -54,6 +54,8 @@ type JobView struct {
 	Status string
 	Note   string
 	Err    string
+	// Invalid says why nothing was looked up.
+	Invalid string
 }
 
 // FindJob looks job jobID of lane up: its stored result (the last message
@@ -163,9 +165,14 @@ func (c *Console) jobPage(w http.ResponseWriter, r *http.Request) {
 		lane = "default"
 	}
 	var v JobView
-	if id == "" {
+	switch {
+	case id == "":
 		v = JobView{Lane: lane}
-	} else {
+	case !job.ValidLane(lane):
+		c.page(w, r, http.StatusBadRequest, "job.html", JobView{JobID: id, Lane: lane,
+			Invalid: fmt.Sprintf("%q is not a lane: a lane is one word of letters, digits, '-' and '_' (empty: default).", lane)})
+		return
+	default:
 		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 		defer cancel()
 		v = c.FindJob(ctx, lane, id)

@@ -342,7 +342,8 @@ func (c *Console) replaySet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := c.connected(); err != nil {
-		c.letterError(w, r, "Not replayed", err)
+		c.page(w, r, http.StatusServiceUnavailable, "message.html", message{Title: "Not replayed",
+			Text: "NATS did not answer, so nothing was replayed: " + err.Error(), Back: lettersURL(f)})
 		return
 	}
 	del := r.FormValue("delete") != ""

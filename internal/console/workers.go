@@ -57,7 +57,8 @@ func (s *seen) with(ws []Worker, now time.Time) []Worker {
 	here := map[string]bool{}
 	for _, w := range ws {
 		here[w.ID] = true
-		if w.Status != nil { // one that answered its status, not one stopping
+		here[w.Name()] = true // the same WORKER_ID restarted is not gone
+		if w.Status != nil {  // one that answered its status, not one stopping
 			last := w
 			last.Gone = now
 			s.m[w.ID] = last
@@ -67,7 +68,7 @@ func (s *seen) with(ws []Worker, now time.Time) []Worker {
 		switch {
 		case now.Sub(w.Gone) > goneFor:
 			delete(s.m, id)
-		case !here[id]:
+		case !here[id] && !here[w.Name()]:
 			ws = append(ws, Worker{ID: w.ID, Version: w.Version, Status: w.Status, Gone: w.Gone})
 		}
 	}

@@ -10,6 +10,12 @@ document.querySelectorAll("[data-refresh]").forEach(function (el) {
   note.id = "console-unreachable";
   note.hidden = true;
   el.parentNode.insertBefore(note, el);
+  var paused = document.createElement("p");
+  paused.className = "muted";
+  paused.id = "refresh-paused";
+  paused.hidden = true;
+  paused.textContent = "Refresh paused while the keyboard is on a link or button below; it resumes when the focus leaves.";
+  el.parentNode.insertBefore(paused, el);
   var session = function (root) {
     var s = root.querySelector("[data-session]");
     return s ? s.dataset.session : "";
@@ -19,7 +25,8 @@ document.querySelectorAll("[data-refresh]").forEach(function (el) {
     // Replacing the element would take the keyboard focus from a link or
     // button inside it: wait until the focus leaves.
     var a = document.activeElement;
-    if (a && a !== document.body && el.contains(a)) { return; }
+    paused.hidden = !(a && a !== document.body && el.contains(a));
+    if (!paused.hidden) { return; }
     fetch(el.dataset.refresh, { credentials: "same-origin", cache: "no-store" })
       .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
       .then(function (html) {
@@ -33,7 +40,7 @@ document.querySelectorAll("[data-refresh]").forEach(function (el) {
       })
       .catch(function () {
         if (!el.classList.contains("stale")) {
-          note.textContent = "The console did not answer at " + new Date().toLocaleTimeString() +
+          note.textContent = "The console did not answer at " + new Date().toISOString().replace(/\.\d+Z$/, "Z") +
             ": the figures below are from before then (retrying every 2 s).";
         }
         el.classList.add("stale");
