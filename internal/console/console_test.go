@@ -266,6 +266,14 @@ func TestFindJob(t *testing.T) {
 	if code, body := get(t, http.DefaultClient, st.url+"/jobs?job_id=far-1"); code != 200 || !strings.Contains(body, `id="elsewhere"`) {
 		t.Fatalf("the other lane's letter is not shown: %d\n%s", code, body)
 	}
+	// Looked for in the default lane (the field left empty), a job
+	// answered in another lane is pointed at.
+	if _, err := st.js.Publish(ctx, job.ResultSubject("rescore", "near-1"), []byte(`{"job_id":"near-1","status":"scored"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if v := st.console.FindJob(ctx, "default", "near-1"); v.Where != console.WhereUnknown || v.OtherLane != "rescore" {
+		t.Fatalf("a job answered in another lane: %+v", v)
+	}
 	if code, body := get(t, http.DefaultClient, st.url+"/jobs?job_id=far-1&lane=*"); code != http.StatusBadRequest || !strings.Contains(body, `id="invalid"`) {
 		t.Fatalf("a lane that is no lane: %d\n%s", code, body)
 	}
@@ -494,6 +502,15 @@ func TestReplayAndDeleteOneLetter(t *testing.T) {
 	}
 	if _, total, _, _ := st.console.Counts(); total != 1 {
 		t.Fatalf("%d letters counted, want 1", total)
+	}
+	// Replayed while an operator has paused the consumer: the outcome
+	// says the job waits, not only that it was published.
+	if _, err := st.js.PauseConsumer(context.Background(), topology.JobsStream, topology.Consumer, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	deadLetter(t, st.js, "default", consumer.ReasonMaxDeliveries, "one-4")
+	if code, body := post("/deadletters/4/replay", url.Values{}); code != 200 || !strings.Contains(body, "is paused for") || !strings.Contains(body, "nats consumer resume SCORING_JOBS hybrid-scorer") {
+		t.Fatalf("replay into a paused consumer: %d\n%s", code, body)
 	}
 }
 

@@ -56,6 +56,9 @@ type JobView struct {
 	Err    string
 	// Invalid says why nothing was looked up.
 	Invalid string
+	// OtherLane is a lane where a job with this id has a result, when it
+	// has none in Lane.
+	OtherLane string
 }
 
 // FindJob looks job jobID of lane up: its stored result (the last message
@@ -129,6 +132,13 @@ func (c *Console) FindJob(ctx context.Context, lane, jobID string) (v JobView) {
 	letters()
 	if len(v.Letters) > 0 {
 		v.Where = WhereDeadLetter
+	}
+	if v.Where == WhereUnknown && results != nil {
+		// Most often the lane field was left empty: say where the id
+		// has a result.
+		if m, err := results.GetLastMsgForSubject(ctx, topology.ResultsPrefix+"*."+job.ResultToken(jobID)); err == nil {
+			v.OtherLane = strings.TrimPrefix(strings.TrimSuffix(m.Subject, "."+job.ResultToken(jobID)), topology.ResultsPrefix)
+		}
 	}
 	return v
 }

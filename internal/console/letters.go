@@ -298,7 +298,7 @@ func (c *Console) replayOne(w http.ResponseWriter, r *http.Request) {
 	job, subject := m.Header.Get(consumer.HeaderJobID), m.Header.Get(consumer.HeaderSubject)
 	c.log("dead letter replayed", "seq", m.Sequence, "job_id", job, "subject", subject, "deleted", del, "published", published)
 	deleted := map[bool]string{true: "; the dead letter is deleted"}[del]
-	out := message{Title: "Replayed", Text: fmt.Sprintf("Replayed dead letter %d: job %s to %s%s.", m.Sequence, job, subject, deleted),
+	out := message{Title: "Replayed", Text: fmt.Sprintf("Replayed dead letter %d: job %s to %s%s.", m.Sequence, job, subject, deleted) + c.pausedNote(r.Context(), subject),
 		Back: "/jobs?job_id=" + urlQuery(job) + "&lane=" + urlQuery(topology.Lane(subject))}
 	if !published {
 		out.Title = "Not published again"
@@ -356,9 +356,13 @@ func (c *Console) replaySet(w http.ResponseWriter, r *http.Request) {
 	dlq, err := c.js.Stream(sctx, topology.DLQStream)
 	scancel()
 	n, dups := 0, 0
+	var subjects []string
 	replay := func(m *jetstream.RawStreamMsg) error {
 		if !f.Match(m.Header) {
 			return nil
+		}
+		if s := m.Header.Get(consumer.HeaderSubject); !slices.Contains(subjects, s) && len(subjects) < 100 {
+			subjects = append(subjects, s)
 		}
 		sctx, scancel := context.WithTimeout(ctx, replayStepTimeout)
 		defer scancel()
@@ -406,7 +410,35 @@ func (c *Console) replaySet(w http.ResponseWriter, r *http.Request) {
 		c.page(w, r, http.StatusConflict, "message.html", message{Title: "Replay stopped", Text: text + " Then: " + err.Error(), Back: lettersURL(f)})
 		return
 	}
+	if n > 0 {
+		text += c.pausedNote(r.Context(), subjects...)
+	}
 	c.done(w, r, message{Title: "Replayed", Text: text, Back: lettersURL(f)})
+}
+
+// pausedNote says which of the consumers that take jobs on subjects is
+// paused, so a replay's outcome does not read as if the jobs were on their
+// way: they wait until it resumes. "" when none is (or none could be
+// asked).
+func (c *Console) pausedNote(ctx context.Context, subjects ...string) string {
+	var notes []string
+	for _, cl := range classes {
+		prefix := topology.JobsPrefix
+		if cl.stream == topology.BulkStream {
+			prefix = topology.BulkPrefix
+		}
+		if !slices.ContainsFunc(subjects, func(s string) bool { return strings.HasPrefix(s, prefix) }) {
+			continue
+		}
+		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		info, err := c.js.Consumer(ictx, cl.stream, cl.consumer)
+		cancel()
+		if err == nil && info.CachedInfo().Paused {
+			notes = append(notes, fmt.Sprintf(" The %s consumer %s is paused for %s more (nats consumer resume %s %s): the replayed jobs wait in %s until then.",
+				cl.name, cl.consumer, info.CachedInfo().PauseRemaining.Round(time.Second), cl.stream, cl.consumer, cl.stream))
+		}
+	}
+	return strings.Join(notes, "")
 }
 
 // lettersURL is the list of the dead letters f selects.
