@@ -194,7 +194,12 @@ func (w *Worker) onMaxDeliveries(ctx context.Context, jobs string) nats.MsgHandl
 			return
 		}
 		lane := topology.Lane(raw.Subject)
-		id := raw.Header.Get(jetstream.MsgIDHeader)
+		// A requeued copy's Nats-Msg-Id is the requeue's; the job's id is
+		// the one it carries.
+		id := CarriedJobID(raw.Header)
+		if id == "" {
+			id = raw.Header.Get(jetstream.MsgIDHeader)
+		}
 		if requeues(raw.Header) < MaxRequeues {
 			// Not finished because its worker died or stalled on the last
 			// delivery (a worker that fails a job dead-letters it itself):

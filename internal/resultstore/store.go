@@ -440,20 +440,19 @@ func (s *Store) lookup(op *Op) {
 	}()
 }
 
-// maxStanding bounds the messages standing reads on one subject: a record
-// and the rejections of a job's bad copies.
-const maxStanding = 64
-
 // standing reads what subject holds, first to last: the record among its
 // messages (the first that is not a rejection), if any, and the sequence
 // of its last message (0: none). Only the rare paths read it: a rejection
-// refused, a lookup that found a rejection last.
+// refused, a lookup that found a rejection last. It reads every rejection
+// before the record, however many a producer's bad copies stored (each
+// read is one request; the subject's messages are finite, kept for
+// RESULTS_MAX_AGE).
 func (s *Store) standing(ctx context.Context, subject string) (record *jetstream.RawStreamMsg, last uint64, err error) {
 	st, err := s.js.Stream(ctx, s.cfg.Stream)
 	if err != nil {
 		return nil, 0, err
 	}
-	for seq, n := uint64(1), 0; n < maxStanding; n++ {
+	for seq := uint64(1); ; {
 		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return nil, last, nil
@@ -466,7 +465,6 @@ func (s *Store) standing(ctx context.Context, subject string) (record *jetstream
 		}
 		last, seq = m.Sequence, m.Sequence+1
 	}
-	return nil, 0, fmt.Errorf("more than %d rejections stored on %s", maxStanding, subject)
 }
 
 // copy sends the answer to the job's reply subject: a JetStream publish

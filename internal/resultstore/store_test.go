@@ -250,6 +250,19 @@ func TestRejectionNeverStandsBehindTheRecord(t *testing.T) {
 	if rs := e.stored("l", "twice"); len(rs) != 3 || rs[2].Header.Get(HeaderDigest) != "d" {
 		t.Fatalf("stored %d", len(rs))
 	}
+	// However many bad copies a producer sent, the corrected job is
+	// stored (and the next copy still finds it).
+	for range 80 {
+		if err := e.s.Reject(ctx, rejection("many", "")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := e.do(req("many", "d", "")); r.Outcome != Stored {
+		t.Fatalf("corrected after 80 rejections: %+v", r)
+	}
+	if r := e.do(req("many", "d2", "")); r.Outcome != Conflict {
+		t.Fatalf("other content after 80 rejections and the record: %+v", r)
+	}
 
 	// As an earlier version left it: the record, then a rejection after it.
 	if r := e.do(req("old", "d1", "")); r.Outcome != Stored {

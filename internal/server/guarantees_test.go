@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -329,6 +330,30 @@ func TestSubmitTakesOnlyTheStoredAnswer(t *testing.T) {
 	if res, err := h.client.Submit(ctx, "sub", wire("sub-2", "A task", "A pattern", 0.5), 10*time.Second); !errors.Is(err, producer.ErrConflict) ||
 		!strings.Contains(err.Error(), "publish it again") {
 		t.Fatalf("the corrected job inside the window: %v %s", err, res)
+	}
+	// A bad copy of a job answered a moment ago: the stored record is not
+	// its answer. And Submit leaves no consumer behind on the server.
+	consumers := func() []string {
+		var names []string
+		for _, name := range []string{topology.ResultsStream, topology.DLQStream} {
+			if s, err := h.client.JS.Stream(ctx, name); err == nil {
+				for n := range s.ConsumerNames(ctx).Name() {
+					names = append(names, n)
+				}
+			}
+		}
+		slices.Sort(names)
+		return names
+	}
+	before := consumers()
+	if _, err := h.client.Submit(ctx, "sub", wire("sub-3", "A task", "A pattern", 0.5), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := h.client.Submit(ctx, "sub", wire("sub-3", "A task", "A pattern", 1.5), 10*time.Second); !errors.Is(err, producer.ErrConflict) {
+		t.Fatalf("a bad copy inside the window: %v %s", err, res)
+	}
+	if after := consumers(); !slices.Equal(before, after) {
+		t.Fatalf("consumers before the two Submits %v, after %v", before, after)
 	}
 }
 

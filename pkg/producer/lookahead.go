@@ -3,6 +3,7 @@ package producer
 import (
 	"context"
 	"encoding/json"
+	"math"
 
 	"github.com/hybridscore/hybridscore/pkg/job"
 )
@@ -75,12 +76,15 @@ const headerDigest = "Hybridscore-Digest"
 
 // digestOf is the digest the worker gives the job: of its decoded form, with
 // the defaults applied; "" when it does not decode (the worker rejects it).
+// Sizes are not checked here: a worker's limits (MAX_TEXT_BYTES,
+// MAX_JOB_BYTES) may be above the defaults, and a job over them is
+// answered as rejected, which carries no digest.
 func digestOf(w *job.Wire) string {
 	data, err := json.Marshal(w)
 	if err != nil {
 		return ""
 	}
-	j, _, err := job.Decode(data, job.Limits{})
+	j, _, err := job.Decode(data, job.Limits{MaxTextBytes: math.MaxInt32, MaxJobBytes: math.MaxInt32})
 	if err != nil {
 		return ""
 	}

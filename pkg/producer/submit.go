@@ -57,8 +57,10 @@ func (c *Client) Submit(ctx context.Context, lane string, w job.Wire, timeout ti
 		return nil, err
 	}
 	// Letters from a moment before the publish on: the watch starts
-	// beside it, and a clock a little apart from the server's loses none.
-	defer c.watchLetters(ctx, lane, s, time.Now().Add(-5*time.Second))()
+	// beside it, and a clock a little apart from the server's loses none
+	// (a second: a shorter duplicate window could let an earlier copy's
+	// letter in).
+	defer c.watchLetters(ctx, lane, s, time.Now().Add(-time.Second))()
 	dup, err := c.Publish(ctx, lane, w)
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
@@ -136,17 +138,29 @@ func (s *submission) answer(data []byte, digest string, stored bool) {
 	if json.Unmarshal(data, &r) != nil || r.JobID != s.id {
 		return
 	}
-	if digest != "" && s.digest != "" && digest != s.digest {
+	if digest != "" && digest != s.digest {
+		// Another content's result (this job's digest is "" when it
+		// does not decode: then no result is its answer).
 		s.end(nil, fmt.Errorf("%w (job %s: its stored answer is for other content)", ErrConflict, s.id))
 		return
 	}
 	if stored && digest == "" && s.digest != "" && r.Error != nil && !ownRejection(r.Error.Code, r.Error.Message) {
-		s.end(nil, fmt.Errorf("%w (job %s: the answer stored for this id is the rejection of a copy with other content (%s: %s), and the jobs stream dropped this one as its duplicate: publish it again once the duplicate window has passed)",
-			ErrConflict, s.id, r.Error.Code, r.Error.Message))
+		// A rejection of another copy. It may be an old one, with the
+		// copy this one duplicates still on its way to a record: give
+		// that record a moment to follow before saying so.
+		code, msg := r.Error.Code, r.Error.Message
+		time.AfterFunc(rejectedCopyGrace, func() {
+			s.end(nil, fmt.Errorf("%w (job %s: the answer stored for this id is the rejection of a copy with other content (%s: %s), and the jobs stream dropped this one as its duplicate: publish it again once the duplicate window has passed)",
+				ErrConflict, s.id, code, msg))
+		})
 		return
 	}
 	s.end(append(json.RawMessage(nil), data...), nil)
 }
+
+// rejectedCopyGrace is how long a stored rejection of another copy waits
+// for a record to follow it.
+const rejectedCopyGrace = 5 * time.Second
 
 // ownRejection tells whether a rejection may be of a job that decodes and
 // validates here (digestOf gives it a digest): only the worker's own
@@ -156,9 +170,14 @@ func ownRejection(code, message string) bool {
 }
 
 // letter takes a dead letter of job s.id. A conflict is never answered: it
-// ends the submission at once. Any other reason does unless an answer comes
-// within deadLetterGrace (a rejected job is answered and dead-lettered).
+// ends the submission at once. A rejection is answered (on the reply
+// subject, or stored): the answer ends it. Any other reason (max_deliveries,
+// internal) ends it unless an answer comes within deadLetterGrace.
 func (s *submission) letter(reason, msg string) {
+	switch reason {
+	case job.CodeInvalidJSON, job.CodeInvalidUTF8, job.CodeMissingField, job.CodeInvalidField, job.CodeTooLarge:
+		return
+	}
 	if reason == reasonConflict {
 		s.end(nil, fmt.Errorf("%w (job %s: answered before for other content, this one dead-lettered as %s)", ErrConflict, s.id, reason))
 		return
@@ -167,6 +186,11 @@ func (s *submission) letter(reason, msg string) {
 		s.end(nil, fmt.Errorf("%w (job %s, reason %s: %s)", ErrDeadLettered, s.id, reason, msg))
 	})
 }
+
+// orderedInactive is how long the server keeps a Submit's ordered
+// consumer that could not be deleted once nothing reads it: its default (5
+// minutes) would leave one or two per Submit.
+const orderedInactive = 5 * time.Second
 
 // watchLetters reads the dead letters of lane stored from since on,
 // headers only, on a goroutine of its own (a user that may not read them
@@ -179,7 +203,8 @@ func (c *Client) watchLetters(ctx context.Context, lane string, s *submission, s
 		cctx, ccancel := context.WithTimeout(wctx, 2*time.Second)
 		defer ccancel()
 		cons, err := c.JS.OrderedConsumer(cctx, topology.DLQStream, jetstream.OrderedConsumerConfig{
-			FilterSubjects: []string{topology.DLQPrefix + lane}, DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &since, HeadersOnly: true})
+			FilterSubjects: []string{topology.DLQPrefix + lane}, DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &since, HeadersOnly: true,
+			InactiveThreshold: orderedInactive})
 		if err != nil {
 			if wctx.Err() == nil {
 				if errors.Is(err, context.DeadlineExceeded) {
@@ -191,6 +216,7 @@ func (c *Client) watchLetters(ctx context.Context, lane string, s *submission, s
 			}
 			return
 		}
+		defer c.deleteOrdered(ctx, topology.DLQStream, cons)
 		cc, err := cons.Consume(func(m jetstream.Msg) {
 			if h := m.Headers(); h.Get(headerJobID) == s.id {
 				s.letter(h.Get(headerReason), h.Get(headerError))
@@ -210,7 +236,7 @@ func (c *Client) watchLetters(ctx context.Context, lane string, s *submission, s
 // that stops reading.
 func (c *Client) readStored(ctx context.Context, lane string, s *submission) (stop func()) {
 	cons, err := c.JS.OrderedConsumer(ctx, topology.ResultsStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{job.ResultSubject(lane, s.id)}, DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy})
+		FilterSubjects: []string{job.ResultSubject(lane, s.id)}, DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy, InactiveThreshold: orderedInactive})
 	if err != nil {
 		// Read what is stored, if anything, once.
 		go func() {
@@ -224,7 +250,18 @@ func (c *Client) readStored(ctx context.Context, lane string, s *submission) (st
 	}
 	cc, err := cons.Consume(func(m jetstream.Msg) { s.answer(m.Data(), m.Headers().Get(headerDigest), true) })
 	if err != nil {
+		c.deleteOrdered(ctx, topology.ResultsStream, cons)
 		return func() {}
 	}
-	return cc.Stop
+	return func() { cc.Stop(); c.deleteOrdered(ctx, topology.ResultsStream, cons) }
+}
+
+// deleteOrdered deletes an ordered consumer once read: nats.go leaves it
+// to the server, which keeps it while its last pull request lasts and
+// orderedInactive after. Best effort: a user that may not delete it leaves
+// it to expire.
+func (c *Client) deleteOrdered(ctx context.Context, stream string, cons jetstream.Consumer) {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	_ = c.JS.DeleteConsumer(dctx, stream, cons.CachedInfo().Name)
 }
