@@ -116,13 +116,7 @@ var funcs = template.FuncMap{
 	// refusedAgain tells whether a letter of this reason was refused for
 	// its payload: replayed unchanged, it is refused again unless what
 	// refused it changed.
-	"refusedAgain": func(reason string) bool {
-		switch reason {
-		case job.CodeInvalidJSON, job.CodeInvalidUTF8, job.CodeMissingField, job.CodeInvalidField, job.CodeTooLarge, consumer.ReasonConflict:
-			return true
-		}
-		return false
-	},
+	"refusedAgain": func(reason string) bool { return job.Rejected(reason) || reason == consumer.ReasonConflict },
 }
 
 // parsePages builds each page from the layout and its own template; the

@@ -414,26 +414,16 @@ func (s *Store) lookup(op *Op) {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
 		defer cancel()
 		op.found, op.other, op.stored, op.expect = false, "", nil, "0"
-		st, err := s.js.Stream(ctx, s.cfg.Stream)
-		var m *jetstream.RawStreamMsg
-		if err == nil {
-			m, err = st.GetLastMsgForSubject(ctx, job.ResultSubject(op.Lane, op.JobID))
-		}
+		// The record, wherever it stands among rejections (an earlier
+		// version stored them after it), else the last rejection to store
+		// after.
+		rec, last, err := s.standing(ctx, job.ResultSubject(op.Lane, op.JobID))
 		switch {
-		case errors.Is(err, jetstream.ErrMsgNotFound):
-			err = nil
-		case err == nil && m.Header.Get(HeaderStatus) != "rejected":
-			op.found, op.stored, op.other = true, m.Data, m.Header.Get(HeaderDigest)
-		case err == nil:
-			// Rejections stand last: a record may still stand behind
-			// them (stored by a version that put rejections after
-			// records), and then it is the job's.
-			var rec *jetstream.RawStreamMsg
-			if rec, _, err = s.standing(ctx, job.ResultSubject(op.Lane, op.JobID)); rec != nil {
-				op.found, op.stored, op.other = true, rec.Data, rec.Header.Get(HeaderDigest)
-			} else {
-				op.found, op.stored, op.expect = true, m.Data, strconv.FormatUint(m.Sequence, 10)
-			}
+		case err != nil:
+		case rec != nil:
+			op.found, op.stored, op.other = true, rec.Data, rec.Header.Get(HeaderDigest)
+		case last != 0:
+			op.expect = strconv.FormatUint(last, 10)
 		}
 		op.err = err
 		op.notify(op)

@@ -378,3 +378,18 @@ func BenchmarkReferenceDecodeLarge(b *testing.B) {
 		_, _, _ = referenceDecode(doc, Limits{})
 	}
 }
+
+// Every code a rejection carries is Rejected; an expired job's and the
+// worker's own dead-letter reasons are not.
+func TestRejectedCodes(t *testing.T) {
+	for _, c := range []string{CodeInvalidJSON, CodeInvalidUTF8, CodeMissingField, CodeInvalidField, CodeTooLarge} {
+		if !Rejected(c) {
+			t.Errorf("%s not Rejected", c)
+		}
+	}
+	for _, c := range []string{CodeDeadlineExceeded, "job_id_conflict", "max_deliveries", "internal", ""} {
+		if Rejected(c) {
+			t.Errorf("%q Rejected", c)
+		}
+	}
+}

@@ -26,6 +26,16 @@ const (
 	CodeDeadlineExceeded = "deadline_exceeded"
 )
 
+// Rejected tells whether code is a rejected job's error code: the job
+// itself was refused (and answered so), as opposed to a job that expired.
+func Rejected(code string) bool {
+	switch code {
+	case CodeInvalidJSON, CodeInvalidUTF8, CodeMissingField, CodeInvalidField, CodeTooLarge:
+		return true
+	}
+	return false
+}
+
 // ErrInvalid is wrapped by every *Error: errors.Is(err, job.ErrInvalid).
 var ErrInvalid = errors.New("job: invalid")
 

@@ -151,6 +151,15 @@ var ErrNotAnswered = errors.New("producer: no stored result")
 // Stored returns the stored result of a job of lane: the one message on
 // its subject job.ResultSubject(lane, jobID) in the result stream.
 func (c *Client) Stored(ctx context.Context, lane, jobID string) (json.RawMessage, error) {
+	m, err := c.storedMsg(ctx, lane, jobID)
+	if err != nil {
+		return nil, err
+	}
+	return m.Data, nil
+}
+
+// storedMsg is Stored's message, headers included.
+func (c *Client) storedMsg(ctx context.Context, lane, jobID string) (*jetstream.RawStreamMsg, error) {
 	s, err := c.JS.Stream(ctx, topology.ResultsStream)
 	if err != nil {
 		return nil, err
@@ -159,8 +168,5 @@ func (c *Client) Stored(ctx context.Context, lane, jobID string) (json.RawMessag
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, fmt.Errorf("%w (job %s of lane %s)", ErrNotAnswered, jobID, lane)
 	}
-	if err != nil {
-		return nil, err
-	}
-	return m.Data, nil
+	return m, err
 }

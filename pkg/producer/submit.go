@@ -174,8 +174,7 @@ func ownRejection(code, message string) bool {
 // subject, or stored): the answer ends it. Any other reason (max_deliveries,
 // internal) ends it unless an answer comes within deadLetterGrace.
 func (s *submission) letter(reason, msg string) {
-	switch reason {
-	case job.CodeInvalidJSON, job.CodeInvalidUTF8, job.CodeMissingField, job.CodeInvalidField, job.CodeTooLarge:
+	if job.Rejected(reason) {
 		return
 	}
 	if reason == reasonConflict {
@@ -240,10 +239,8 @@ func (c *Client) readStored(ctx context.Context, lane string, s *submission) (st
 	if err != nil {
 		// Read what is stored, if anything, once.
 		go func() {
-			if st, err := c.JS.Stream(ctx, topology.ResultsStream); err == nil {
-				if m, err := st.GetLastMsgForSubject(ctx, job.ResultSubject(lane, s.id)); err == nil {
-					s.answer(m.Data, m.Header.Get(headerDigest), true)
-				}
+			if m, err := c.storedMsg(ctx, lane, s.id); err == nil {
+				s.answer(m.Data, m.Header.Get(headerDigest), true)
 			}
 		}()
 		return func() {}
