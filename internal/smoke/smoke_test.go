@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -175,9 +176,26 @@ func withRunID(t *testing.T, o Options) Options {
 // check of the worker that is gone.
 func TestAbsentWorkerFails(t *testing.T) {
 	ns := workertest.NATS(t)
-	w, stop := workertest.Worker(t, ns.ClientURL(), nil) // provisions the streams
-	base := "http://" + w.HTTPAddr()
+	_, stop := workertest.Worker(t, ns.ClientURL(), nil) // provisions the streams
 	stop()
+	// The gone worker's address is one this test holds, answering nothing:
+	// the port a stopped worker frees can be taken at once by a server of
+	// another package's test, whose health would then pass.
+	gone, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gone.Close() })
+	go func() {
+		for {
+			c, err := gone.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	base := "http://" + gone.Addr().String()
 	rep := run(t, Options{Connect: connectTo(ns.ClientURL()), HealthURL: base, MetricsURL: base, Timeout: 2 * time.Second})
 	want(t, rep, map[string]Outcome{CheckScored: Fail, CheckDegraded: Fail, CheckRejected: Fail, CheckExpired: Fail, CheckHealth: Fail, CheckMetrics: Fail})
 	if rep.OK || rep.Err() == nil {
