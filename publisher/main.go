@@ -60,8 +60,8 @@ func (n natsFlags) connect() (*producer.Client, error) {
 
 // asyncError prints what NATS reports apart from a call, as nats.go's
 // default does, except a refusal to read the dead letters: a user without
-// that right (compose's producer) meets it on every submit, which reports
-// it itself when it matters (a job that gets no answer).
+// that right meets it on every submit, which reports it itself when it
+// matters (a job that gets no answer), as dlq list does.
 func asyncError(_ *nats.Conn, _ *nats.Subscription, err error) {
 	if errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), topology.DLQStream) {
 		return

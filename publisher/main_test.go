@@ -263,7 +263,11 @@ func TestPublisherUnderLeastPrivilege(t *testing.T) {
 		t.Fatal("server not ready")
 	}
 	defer ns.Shutdown()
-	workertest.Worker(t, ns.ClientURL(), func(c *config.Config) { c.NATSUser, c.NATSPassword = "worker", "w-pw" })
+	// A short duplicate window: a job_id reused after it is the worker's to
+	// find, and its dead letter the producer's to read.
+	workertest.Worker(t, ns.ClientURL(), func(c *config.Config) {
+		c.NATSUser, c.NATSPassword, c.DuplicateWindow = "worker", "w-pw", time.Second
+	})
 	auth := []string{"--nats-url", ns.ClientURL(), "--nats-user", "producer", "--nats-password", "p-pw"}
 	out, err := run(t, append([]string{"submit", "--task", "Implement OAuth2 login", "--pattern", "Build OAuth2 authentication", "--vector", "0.8"}, auth...)...)
 	if err != nil || !strings.Contains(out, `"status": "scored"`) {
@@ -274,10 +278,29 @@ func TestPublisherUnderLeastPrivilege(t *testing.T) {
 	_ = os.WriteFile(jobs, []byte(`{"task_description":"a","historical_pattern_text":"b","vector_similarity":0.5}`+"\n"+
 		`{"task_description":"c","historical_pattern_text":"d","vector_similarity":0.5}`+"\n"), 0o644)
 	out, err = run(t, append([]string{"batch", jobs, "--out", filepath.Join(dir, "out.jsonl"), "--timeout", "20s"}, auth...)...)
-	if err != nil || !hasRow(out, "results 2") || !strings.Contains(out, "dead letters not read") {
-		t.Fatalf("batch as producer: %v\n%s", err, out)
+	if err != nil || !hasRow(out, "results 2") || strings.Contains(out, "dead letters not read") {
+		t.Fatalf("batch as producer (the dead letters are the producer's to read): %v\n%s", err, out)
 	}
 	t.Logf("batch as producer:\n%s", out)
+
+	// A job_id reused for other content: the worker dead-letters it as
+	// job_id_conflict, and the producer, who may read dead letters, is told
+	// so at once instead of waiting out its timeout.
+	conflict := append([]string{"submit", "--job-id", "reused", "--task", "first", "--pattern", "p", "--vector", "0.5", "--timeout", "20s"}, auth...)
+	if out, err := run(t, conflict...); err != nil {
+		t.Fatalf("submit reused: %v\n%s", err, out)
+	}
+	conflict[4] = "second"
+	time.Sleep(1500 * time.Millisecond) // past the window
+	start := time.Now()
+	out, err = run(t, conflict...)
+	if err == nil || !strings.Contains(out, "other content") || time.Since(start) > 10*time.Second {
+		t.Fatalf("conflicting submit as producer after %s: %v\n%s", time.Since(start).Round(time.Millisecond), err, out)
+	}
+	// dlq list reads too (deleting and replaying stay the operator's).
+	if out, err := run(t, append([]string{"dlq", "list"}, auth...)...); err != nil || !strings.Contains(out, "job_id_conflict") {
+		t.Fatalf("dlq list as producer: %v\n%s", err, out)
+	}
 }
 
 // A malformed secret-bearing URL fails the command without printing the

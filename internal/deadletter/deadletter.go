@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -46,19 +47,28 @@ func Lane(h nats.Header) string { return topology.Lane(h.Get(consumer.HeaderSubj
 
 // Each calls fn for every dead letter f selects, oldest first, reading the
 // stream by sequence up to its last message when called.
+//
+// Each request has RequestTimeout: NATS refuses a user that may not read
+// the stream without answering (the refusal reaches the connection's error
+// handler only), so without a bound of its own a refused read would wait
+// out ctx.
 func Each(ctx context.Context, js jetstream.JetStream, f Filter, fn func(*jetstream.RawStreamMsg) error) error {
-	s, err := js.Stream(ctx, topology.DLQStream)
+	rctx, cancel := context.WithTimeout(ctx, RequestTimeout)
+	s, err := js.Stream(rctx, topology.DLQStream)
+	cancel()
 	if err != nil {
-		return fmt.Errorf("stream %s: %w", topology.DLQStream, err)
+		return fmt.Errorf("stream %s: %w", topology.DLQStream, unanswered(ctx, err))
 	}
 	st := s.CachedInfo().State
 	for seq := st.FirstSeq; st.Msgs > 0 && seq <= st.LastSeq; seq++ {
-		m, err := s.GetMsg(ctx, seq)
+		rctx, cancel := context.WithTimeout(ctx, RequestTimeout)
+		m, err := s.GetMsg(rctx, seq)
+		cancel()
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue // deleted
 		}
 		if err != nil {
-			return err
+			return fmt.Errorf("dead letter %d: %w", seq, unanswered(ctx, err))
 		}
 		if f.Match(m.Header) {
 			if err := fn(m); err != nil {
@@ -67,6 +77,18 @@ func Each(ctx context.Context, js jetstream.JetStream, f Filter, fn func(*jetstr
 		}
 	}
 	return nil
+}
+
+// RequestTimeout bounds each JetStream API request of Each.
+var RequestTimeout = 10 * time.Second
+
+// unanswered says what a request that timed out on its own bound (ctx
+// itself still running) most likely met.
+func unanswered(ctx context.Context, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		return fmt.Errorf("%s did not answer within %s (may this NATS user read it?): %w", topology.DLQStream, RequestTimeout, err)
+	}
+	return err
 }
 
 // Target is the job subject dead letter m is replayed to; an error when its

@@ -33,9 +33,8 @@ const deadLetterGrace = 2 * time.Second
 // whole run: those stored before it (b.deadBefore; catchUp waits for them)
 // keep their jobs from being published again, and one that comes for a job
 // of this run gives up waiting for it unless its result follows within
-// deadLetterGrace. A user that may not read the dead letters (compose's
-// producer) is told in the summary. It returns the function that stops
-// reading, or nil.
+// deadLetterGrace. A user that may not read the dead letters is told in
+// the summary. It returns the function that stops reading, or nil.
 func (b *batch) watchDeadLetters(ctx context.Context, js jetstream.JetStream) (stop func()) {
 	subject := topology.DLQPrefix + b.o.Lane
 	// A user the server does not let read them finds out by a timeout: a
