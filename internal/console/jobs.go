@@ -144,7 +144,7 @@ func (c *Console) FindJob(ctx context.Context, lane, jobID string) (v JobView) {
 }
 
 // findWaiting returns the sequence of the job waiting on subject with
-// jobID as its Nats-Msg-Id (the producer's). A work queue takes no second
+// jobID as its Nats-Msg-Id, alone or as the producer's <lane>/<job_id>. A work queue takes no second
 // consumer that does not acknowledge, so the jobs are read one get at a
 // time, at most maxWaitingScan of them.
 func (c *Console) findWaiting(ctx context.Context, stream, subject, jobID string) (seq uint64, capped bool, err error) {
@@ -161,7 +161,7 @@ func (c *Console) findWaiting(ctx context.Context, stream, subject, jobID string
 		if err != nil {
 			return 0, false, err
 		}
-		if m.Header.Get(jetstream.MsgIDHeader) == jobID {
+		if id := m.Header.Get(jetstream.MsgIDHeader); id == jobID || id == job.MsgID(topology.Lane(subject), jobID) {
 			return m.Sequence, false, nil
 		}
 		next = m.Sequence + 1

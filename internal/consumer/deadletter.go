@@ -17,6 +17,7 @@ import (
 	"github.com/hybridscore/hybridscore/internal/resultstore"
 	"github.com/hybridscore/hybridscore/internal/topology"
 	"github.com/hybridscore/hybridscore/internal/tracing"
+	"github.com/hybridscore/hybridscore/pkg/job"
 )
 
 // reject dead-letters an invalid job, answers it and terminates it, so it
@@ -101,7 +102,9 @@ func (w *Worker) deadLetter(ctx context.Context, it *item, reason, message strin
 	id := it.rep.JobID
 	if id == "" {
 		if id = CarriedJobID(it.d.Header); id == "" {
-			id = it.d.Header.Get(jetstream.MsgIDHeader)
+			if id = job.JobIDOfMsgID(it.d.Lane, it.d.Header.Get(jetstream.MsgIDHeader)); id == "" {
+				id = it.d.Header.Get(jetstream.MsgIDHeader)
+			}
 		}
 	}
 	return w.storeDeadLetter(ctx, deadLetter{stream: w.src[it.class].stream, subject: it.d.Subject, payload: it.d.Data,
@@ -198,7 +201,9 @@ func (w *Worker) onMaxDeliveries(ctx context.Context, jobs string) nats.MsgHandl
 		// the one it carries.
 		id := CarriedJobID(raw.Header)
 		if id == "" {
-			id = raw.Header.Get(jetstream.MsgIDHeader)
+			if id = job.JobIDOfMsgID(lane, raw.Header.Get(jetstream.MsgIDHeader)); id == "" {
+				id = raw.Header.Get(jetstream.MsgIDHeader)
+			}
 		}
 		if requeues(raw.Header) < MaxRequeues {
 			// Not finished because its worker died or stalled on the last

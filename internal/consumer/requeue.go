@@ -8,6 +8,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
+
+	"github.com/hybridscore/hybridscore/internal/topology"
+	"github.com/hybridscore/hybridscore/pkg/job"
 )
 
 // HeaderRequeues counts the times a job was given back with a fresh
@@ -74,7 +77,7 @@ func (w *Worker) requeue(ctx context.Context, stream, subject string, data []byt
 	// header.
 	if id := CarriedJobID(hdr); id != "" {
 		h.Set(HeaderJobID, id)
-	} else if id := hdr.Get(jetstream.MsgIDHeader); id != "" {
+	} else if id := job.JobIDOfMsgID(topology.Lane(subject), hdr.Get(jetstream.MsgIDHeader)); id != "" {
 		h.Set(HeaderJobID, id)
 	} else {
 		h.Del(HeaderJobID)

@@ -29,6 +29,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
@@ -484,7 +485,7 @@ func (s *Store) copy(op *Op) (Result, bool) {
 		}
 		return s.done(op), true
 	}
-	h[jetstream.MsgIDHeader] = []string{op.JobID}
+	h[jetstream.MsgIDHeader] = []string{CopyMsgID(op.Lane, op.JobID, data)}
 	s.request(op)
 	return Result{}, false
 }
@@ -643,9 +644,20 @@ func (s *Store) Reject(ctx context.Context, r Request) error {
 	for k, v := range h {
 		m.Header[k] = v
 	}
-	m.Header[jetstream.MsgIDHeader] = []string{r.JobID}
+	m.Header[jetstream.MsgIDHeader] = []string{CopyMsgID(r.Lane, r.JobID, r.Result)}
 	_, err := s.js.PublishMsg(ctx, m)
 	return err
+}
+
+// CopyMsgID is the Nats-Msg-Id of a copy of answer data for job jobID of
+// lane to a reply subject a stream stores: <lane>/<job_id>/<xxhash64 of
+// data, hex>. A copy sent again with the same answer (a retried publish, a
+// repeat of the stored answer) is stored once inside that stream's
+// duplicate window, while another answer (the scored copy of a job
+// rejected before, the same job_id on another lane) is stored too: with
+// the job_id alone that stream would drop it.
+func CopyMsgID(lane, jobID string, data []byte) string {
+	return job.MsgID(lane, jobID) + "/" + strconv.FormatUint(xxhash.Sum64(data), 16)
 }
 
 // wrongLastSequence reports the server's refusal of a second result: 10071

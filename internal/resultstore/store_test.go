@@ -298,8 +298,35 @@ func TestReplySubjectStoredByAStreamGetsAPubAck(t *testing.T) {
 	}
 	st, _ := e.js.Stream(ctx, "REPLIES")
 	m, err := st.GetLastMsgForSubject(ctx, "pipeline.a.done")
-	if err != nil || m.Header.Get(jetstream.MsgIDHeader) != "copy-1" {
+	if err != nil || m.Header.Get(jetstream.MsgIDHeader) != CopyMsgID("l", "copy-1", m.Data) {
 		t.Fatalf("copy %v %v", m, err)
+	}
+	copies := func(subject string) uint64 {
+		t.Helper()
+		info, err := st.Info(ctx, jetstream.WithSubjectFilter(subject))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Subjects[subject]
+	}
+	// The same answer sent again (a repeat) is stored once there; another
+	// answer for the same job_id (on another lane; a corrected job after
+	// its rejection) is stored too, not dropped as a duplicate.
+	if r := e.do(req("copy-1", "d", "pipeline.a.done")); r.Outcome != Repeated || copies("pipeline.a.done") != 1 {
+		t.Fatalf("repeat: %+v, %d copies", r, copies("pipeline.a.done"))
+	}
+	other := req("copy-1", "d", "pipeline.a.done")
+	other.Lane, other.Result = "m", []byte(`{"job_id":"copy-1","lane":"m"}`)
+	if r := e.do(other); r.Outcome != Stored || copies("pipeline.a.done") != 2 {
+		t.Fatalf("same id, other lane: %+v, %d copies", r, copies("pipeline.a.done"))
+	}
+	rejected := req("fix-1", "", "pipeline.b.done")
+	rejected.Result = []byte(`{"job_id":"fix-1","status":"rejected"}`)
+	if err := s.Reject(ctx, rejected); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.do(req("fix-1", "d", "pipeline.b.done")); r.Outcome != Stored || copies("pipeline.b.done") != 2 {
+		t.Fatalf("corrected after its rejection: %+v, %d copies", r, copies("pipeline.b.done"))
 	}
 	// Stream-backed reply subject whose stream refuses: a failure to retry,
 	// not an answer.

@@ -221,7 +221,7 @@ func (h *JobHandler) reject(d *consumer.Delivery, p job.Partial, err error) cons
 	id, subject := p.JobID, p.ReplySubject
 	if id == "" {
 		if id = consumer.CarriedJobID(d.Header); id == "" {
-			if id = d.Header.Get(jetstream.MsgIDHeader); !job.ValidJobID(id) {
+			if id = job.JobIDOfMsgID(d.Lane, d.Header.Get(jetstream.MsgIDHeader)); id == "" {
 				id = "seq-" + strconv.FormatUint(d.Seq, 10)
 			}
 		}

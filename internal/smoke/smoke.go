@@ -27,6 +27,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hybridscore/hybridscore/internal/langextract"
+	"github.com/hybridscore/hybridscore/internal/resultstore"
 	"github.com/hybridscore/hybridscore/internal/topology"
 	"github.com/hybridscore/hybridscore/pkg/job"
 	"github.com/hybridscore/hybridscore/pkg/producer"
@@ -214,9 +215,9 @@ func urlBytes(text string) int {
 }
 
 type answer struct {
-	data  []byte
-	msgID string
-	at    time.Time
+	data          []byte
+	msgID, wantID string // the copy's Nats-Msg-Id, and what it should be
+	at            time.Time
 }
 
 // runJobs publishes the four jobs and judges their results.
@@ -244,7 +245,7 @@ func runJobs(ctx context.Context, o Options) []Check {
 	if err != nil {
 		return failAll("JetStream: %v", err)
 	}
-	col := &collector{answers: map[string][]answer{}, arrived: make(chan struct{}, 1)}
+	col := &collector{lane: o.Lane, answers: map[string][]answer{}, arrived: make(chan struct{}, 1)}
 	sub, err := nc.Subscribe(resultsSubject(o), col.receive)
 	if err != nil {
 		return failAll("subscribe to %s: %v", resultsSubject(o), err)
@@ -290,6 +291,7 @@ func runJobs(ctx context.Context, o Options) []Check {
 
 // collector keeps the results that arrive on the run's subject, by job id.
 type collector struct {
+	lane    string
 	mu      sync.Mutex
 	answers map[string][]answer
 	arrived chan struct{} // a result arrived since the last look
@@ -301,7 +303,8 @@ func (c *collector) receive(m *nats.Msg) {
 	}
 	_ = json.Unmarshal(m.Data, &id)
 	c.mu.Lock()
-	c.answers[id.JobID] = append(c.answers[id.JobID], answer{data: m.Data, msgID: m.Header.Get(jetstream.MsgIDHeader), at: time.Now()})
+	c.answers[id.JobID] = append(c.answers[id.JobID], answer{data: m.Data, msgID: m.Header.Get(jetstream.MsgIDHeader),
+		wantID: resultstore.CopyMsgID(c.lane, id.JobID, m.Data), at: time.Now()})
 	c.mu.Unlock()
 	select {
 	case c.arrived <- struct{}{}:
@@ -344,8 +347,8 @@ func judge(c jobCase, a answer, copies int) (Outcome, string) {
 		return Fail, fmt.Sprintf("result is not JSON: %v", err)
 	}
 	switch {
-	case a.msgID != c.wire.JobID:
-		return Fail, fmt.Sprintf("result's Nats-Msg-Id is %q, want the job id %q", a.msgID, c.wire.JobID)
+	case a.msgID != a.wantID:
+		return Fail, fmt.Sprintf("result's Nats-Msg-Id is %q, want %q (<lane>/<job_id>/<answer's hash>)", a.msgID, a.wantID)
 	case r.CorrelationID != c.wire.CorrelationID:
 		return Fail, fmt.Sprintf("correlation_id %q, want %q echoed", r.CorrelationID, c.wire.CorrelationID)
 	}

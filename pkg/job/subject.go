@@ -27,3 +27,25 @@ func ResultToken(jobID string) string {
 	}
 	return "=" + base64.RawURLEncoding.EncodeToString([]byte(jobID))
 }
+
+// MsgID is the Nats-Msg-Id a producer gives job jobID of lane:
+// <lane>/<job_id>. A job is its lane and its job_id, while a jobs stream
+// drops a second message with the same Nats-Msg-Id inside its duplicate
+// window whatever its subject: with the job_id alone, the same id on
+// another lane (a job id derived from content, submitted to two lanes)
+// would be dropped there and never answered.
+func MsgID(lane, jobID string) string { return lane + "/" + jobID }
+
+// JobIDOfMsgID is the job id a job message of lane names by its
+// Nats-Msg-Id, read when its payload cannot be: msgID itself when it is a
+// valid job id (a producer that sets the job_id alone), the id of
+// MsgID(lane, id), else "".
+func JobIDOfMsgID(lane, msgID string) string {
+	if validJobID(msgID) {
+		return msgID
+	}
+	if id, ok := strings.CutPrefix(msgID, lane+"/"); ok && validJobID(id) {
+		return id
+	}
+	return ""
+}

@@ -464,7 +464,7 @@ func (b *batch) publishAll(ctx context.Context, js jetstream.JetStream) error {
 		b.digests[h] = digest
 		b.mu.Unlock()
 		data, _ := json.Marshal(w)
-		msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{w.JobID}}}
+		msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{job.MsgID(b.o.Lane, w.JobID)}}}
 		// Each job's span is a child of ctx's: a caller that passes no
 		// span gets one trace per job.
 		_, span := startProduce(ctx, msg)

@@ -20,8 +20,9 @@
 // computed again; a job_id reused for other content). Submit publishes and
 // waits for the stored answer; Stored reads one.
 //
-// Every job carries its job_id as Nats-Msg-Id: publishing the same job_id
-// again within the stream's duplicate window is reported as a duplicate,
+// Every job carries its lane and job_id as Nats-Msg-Id (job.MsgID):
+// publishing the same job again within the stream's duplicate window is
+// reported as a duplicate (the same job_id on another lane is another job),
 // and at any later time the worker finds the stored result and sends it
 // again to the job's reply subject, marked Hybridscore-Repeat: true: one
 // stored result per job (docs/contract.md#guarantees). Leave JobID empty and Submit derives it
@@ -81,7 +82,8 @@ func NewClient(nc *nats.Conn) (*Client, error) {
 	return &Client{NC: nc, JS: js}, nil
 }
 
-// Publish sends one job to scoring.jobs.<lane> with Nats-Msg-Id: job_id and
+// Publish sends one job to scoring.jobs.<lane> with Nats-Msg-Id
+// <lane>/<job_id> (job.MsgID) and
 // waits for the stream's PubAck. dup reports a duplicate inside the window.
 // The message carries the trace context (traceparent, tracestate) of its
 // span, a child of ctx's, when the process traces
@@ -91,7 +93,7 @@ func (c *Client) Publish(ctx context.Context, lane string, w job.Wire) (dup bool
 	if err != nil {
 		return false, err
 	}
-	msg := &nats.Msg{Subject: topology.JobsPrefix + lane, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{w.JobID}}}
+	msg := &nats.Msg{Subject: topology.JobsPrefix + lane, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{job.MsgID(lane, w.JobID)}}}
 	ctx, span := startProduce(ctx, msg)
 	defer span.End()
 	ack, err := c.JS.PublishMsg(ctx, msg, publishRetries...)

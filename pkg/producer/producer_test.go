@@ -317,6 +317,38 @@ func TestSubmit(t *testing.T) {
 	}
 }
 
+// A job is its lane and job_id: the same content (so the same derived id)
+// submitted to two lanes at once is two jobs, each answered on its lane,
+// not one dropped by the jobs stream as the other's duplicate. So is a
+// batch of the same file to two lanes.
+func TestSameJobIDOnTwoLanes(t *testing.T) {
+	c, start := setup(t)
+	start()
+	ctx := context.Background()
+	w := job.Wire{TaskDescription: "Rescore the billing pipeline", HistoricalPatternText: "Billing pipeline rework", VectorSimilarity: 0.4}
+	for _, lane := range []string{"lane-a", "lane-b"} {
+		r, err := c.Submit(ctx, lane, w, 10*time.Second)
+		var res job.Result
+		if err != nil || json.Unmarshal(r, &res) != nil || res.Status != job.StatusScored {
+			t.Fatalf("submit on %s: %v %s", lane, err, r)
+		}
+		if _, err := c.Stored(ctx, lane, producer.DeriveJobID(w)); err != nil {
+			t.Fatalf("stored on %s: %v", lane, err)
+		}
+	}
+	for _, lane := range []string{"rescore-a", "rescore-b"} {
+		var out bytes.Buffer
+		src, err := producer.NewSource(strings.NewReader(jsonl(5, 0)), "jsonl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := c.Batch(ctx, producer.BatchOptions{Source: src, Out: &out, Lane: lane, Timeout: 10 * time.Second})
+		if err != nil || s.Results != 5 || s.Duplicates != 0 {
+			t.Fatalf("batch on %s: %v %+v", lane, err, s)
+		}
+	}
+}
+
 // A publish while the job stream has no responder (being created here; a
 // replicated stream electing a leader answers the same way) waits for it
 // rather than failing after nats.go's default half second, and the job is
