@@ -108,7 +108,7 @@ func (w *Worker) deadLetter(ctx context.Context, it *item, reason, message strin
 		}
 	}
 	return w.storeDeadLetter(ctx, deadLetter{stream: w.src[it.class].stream, subject: it.d.Subject, payload: it.d.Data,
-		seq: it.d.Seq, attempt: it.d.Attempt, reason: reason, message: message, jobID: id})
+		seq: it.d.Seq, attempt: it.d.Attempt, reason: reason, message: message, jobID: id, digest: it.rep.Digest})
 }
 
 // deadLetter is one job on its way to SCORING_DLQ.
@@ -119,6 +119,7 @@ type deadLetter struct {
 	attempt         int
 	reason, message string
 	jobID           string
+	digest          string // of the job's content, when it could be read
 }
 
 // storeDeadLetter stores the job's payload unchanged under
@@ -143,6 +144,11 @@ func (w *Worker) storeDeadLetter(ctx context.Context, dl deadLetter) error {
 	h.Set(HeaderSubject, dl.subject)
 	h.Set(HeaderStreamSeq, seq)
 	h.Set(HeaderDelivery, strconv.Itoa(dl.attempt))
+	if dl.digest != "" {
+		// Whose letter it is: a producer waiting for a job with this id
+		// tells its own content's letter from another's.
+		h.Set(HeaderDigest, dl.digest)
+	}
 	if _, err := w.js.PublishMsg(ctx, &nats.Msg{Subject: topology.DLQPrefix + lane, Data: dl.payload, Header: h}); err != nil {
 		return err
 	}

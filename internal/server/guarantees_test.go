@@ -317,6 +317,11 @@ func TestSubmitTakesOnlyTheStoredAnswer(t *testing.T) {
 		t.Fatalf("other content after the window: %v %s", err, res)
 	}
 	t.Logf("conflict reported in %s: %v", time.Since(start).Round(time.Millisecond), err)
+	// The first content submitted again right after: the other content's
+	// job_id_conflict letter, a moment old, is not its letter.
+	if again, err := h.client.Submit(ctx, "sub", w, 10*time.Second); err != nil || string(again) != string(first) {
+		t.Fatalf("the first content right after another's conflict: %v\n%s", err, again)
+	}
 	if n := h.stored("scoring.results.sub.>")["sub-1"]; n != 1 {
 		t.Fatalf("%d results stored", n)
 	}

@@ -61,7 +61,9 @@ func (b *batch) watchDeadLetters(ctx context.Context, js jetstream.JetStream) (s
 	if err != nil {
 		return unread(err)
 	}
-	cc, err := cons.Consume(func(m jetstream.Msg) { b.onDeadLetter(m.Headers().Get(headerJobID), m.Headers().Get(headerReason)) })
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		b.onDeadLetter(m.Headers().Get(headerJobID), m.Headers().Get(headerReason), m.Headers().Get(headerDigest))
+	})
 	if err != nil {
 		return unread(err)
 	}
@@ -71,7 +73,7 @@ func (b *batch) watchDeadLetters(ctx context.Context, js jetstream.JetStream) (s
 // onDeadLetter records the dead letter of job id: a job of the run
 // dead-lettered as job_id_conflict is a job_id reused for other content
 // (Summary.Conflicts), any other one dead-lettered without a result.
-func (b *batch) onDeadLetter(id, reason string) {
+func (b *batch) onDeadLetter(id, reason, digest string) {
 	h := xxhash.Sum64String(id)
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -79,6 +81,9 @@ func (b *batch) onDeadLetter(id, reason string) {
 	b.cond.Broadcast()
 	if id == "" {
 		return
+	}
+	if d, ok := b.digests[h]; ok && digest != "" && d != digest {
+		return // a letter of other content under this id: not this job's
 	}
 	b.dead[h] = struct{}{}
 	if _, ok := b.pending[h]; ok {

@@ -217,7 +217,9 @@ func (c *Client) watchLetters(ctx context.Context, lane string, s *submission, s
 		}
 		defer c.deleteOrdered(ctx, topology.DLQStream, cons)
 		cc, err := cons.Consume(func(m jetstream.Msg) {
-			if h := m.Headers(); h.Get(headerJobID) == s.id {
+			// A letter of other content under the same id (another
+			// producer's conflicting job) is not this job's.
+			if h := m.Headers(); h.Get(headerJobID) == s.id && (h.Get(headerDigest) == "" || h.Get(headerDigest) == s.digest) {
 				s.letter(h.Get(headerReason), h.Get(headerError))
 			}
 		})
