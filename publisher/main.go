@@ -162,7 +162,7 @@ type batchCmd struct {
 	Rate        float64       `help:"Jobs per second; 0 means as fast as the stream accepts."`
 	MaxPending  int           `default:"10000" help:"Jobs published and not yet answered, at most."`
 	Timeout     time.Duration `default:"5m" help:"Wait for results after the last job is published; exit non-zero when some are missing."`
-	RunID       string        `help:"Also copy this run's results to scoring.results.<lane>.batch.<run-id> (a second stored message a job, for a subscriber of the run). Default: none; the results are read from each job's own result subject, where a rerun finds them too."`
+	RunID       string        `help:"Also copy this run's results to scoring.results.<lane>.batch.<run-id> (a second stored message a job, for a subscriber of the run; it replaces a job's own reply_subject). Default: none, each job keeps the reply_subject it names; the results are read from each job's own result subject, where a rerun finds them too."`
 	Progress    string        `enum:"auto,always,never" default:"auto" help:"auto: a progress bar on a terminal, a plain line every 5 s otherwise; always; never."`
 	NoProgress  bool          `help:"Same as --progress never."`
 }

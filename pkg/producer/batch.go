@@ -35,10 +35,11 @@ type BatchOptions struct {
 	// interactive jobs, with a guaranteed share of each worker, so a large
 	// batch never delays live pipeline jobs.
 	Bulk bool
-	// ReplySubject, if set, receives a copy of this batch's results; it
-	// must lie under scoring.results. so they are stored. That is a second
-	// durable write a job: empty (the default of publisher batch), the
-	// jobs carry no reply subject and the results are read where the
+	// ReplySubject, if set, receives a copy of this batch's results
+	// (replacing each job's own reply_subject); it must lie under
+	// scoring.results. so they are stored. That is a second durable write
+	// a job: empty (the default of publisher batch), each job keeps the
+	// reply_subject it names, if any, and the results are read where the
 	// worker stores each, on its job's own subject.
 	ReplySubject string
 	Rate         float64       // jobs per second; 0 means unlimited
@@ -516,7 +517,10 @@ func (b *batch) next() (w *job.Wire, dead, ok bool) {
 	if v.JobID == "" {
 		v.JobID = DeriveJobID(v)
 	}
-	v.ReplySubject = b.o.ReplySubject
+	if b.o.ReplySubject != "" {
+		// A job has one reply subject: the run's replaces the job's own.
+		v.ReplySubject = b.o.ReplySubject
+	}
 	h := xxhash.Sum64String(v.JobID)
 	b.mu.Lock()
 	if b.mine != nil {

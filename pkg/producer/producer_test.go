@@ -349,6 +349,43 @@ func TestSameJobIDOnTwoLanes(t *testing.T) {
 	}
 }
 
+// A job of a batch keeps the reply_subject it names: its pipeline's
+// subscriber there gets its answer, while the batch reads it where it is
+// stored.
+func TestBatchKeepsEachJobsReplySubject(t *testing.T) {
+	c, start := setup(t)
+	start()
+	sub, err := c.NC.SubscribeSync("pipeline.batch.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.NC.Flush()
+	var in strings.Builder
+	for i := range 5 {
+		fmt.Fprintf(&in, `{"job_id":"own-%d","task_description":"task %d","historical_pattern_text":"pattern","vector_similarity":0.5,"reply_subject":"pipeline.batch.job%d"}`+"\n", i, i, i)
+	}
+	src, err := producer.NewSource(strings.NewReader(in.String()), "jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	s, err := c.Batch(context.Background(), producer.BatchOptions{Source: src, Out: &out, Lane: "own", Timeout: 10 * time.Second})
+	if err != nil || s.Results != 5 {
+		t.Fatalf("batch: %v %+v", err, s)
+	}
+	got := map[string]bool{}
+	for range 5 {
+		m, err := sub.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatalf("answers on the jobs' own reply subjects: %v (got %v)", err, got)
+		}
+		got[m.Subject] = true
+	}
+	if len(got) != 5 {
+		t.Fatalf("answers on %v", got)
+	}
+}
+
 // A publish while the job stream has no responder (being created here; a
 // replicated stream electing a leader answers the same way) waits for it
 // rather than failing after nats.go's default half second, and the job is
