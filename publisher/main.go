@@ -383,7 +383,7 @@ func (d *demoCmd) Run(ctx context.Context) error {
 func main() {
 	var c cli
 	ctx := kong.Parse(&c, kong.Name("publisher"), kong.Description("hybridscore publisher: submit jobs, run batches, benchmark workers."),
-		kong.Vars{"version": server.Version}, kong.ShortUsageOnError())
+		kong.Vars{"version": server.Version}, kong.ShortUsageOnError(), kong.Exit(config.UsageExit))
 	traces, err := tracing.Setup(context.Background(), c.Tracing.TracingConfig("hybridscore-publisher", server.Version))
 	if err == nil {
 		// Every command runs until done or interrupted: Run methods take

@@ -159,7 +159,7 @@ func main() {
 	var c cli
 	ctx := kong.Parse(&c, kong.Name("worker"),
 		kong.Description("hybridscore worker: scores pattern/task similarity jobs from NATS JetStream."),
-		kong.Vars{"version": server.Version}, kong.ShortUsageOnError(), kong.Help(helpWithSettings))
+		kong.Vars{"version": server.Version}, kong.ShortUsageOnError(), kong.Help(helpWithSettings), kong.Exit(config.UsageExit))
 	if err := ctx.Run(); err != nil {
 		if !errors.Is(err, errExit) {
 			fmt.Fprintln(os.Stderr, "worker:", err)

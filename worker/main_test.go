@@ -414,13 +414,16 @@ func TestBadConfigurationNamesTheVariable(t *testing.T) {
 		{"HYBRID_STRATEGY=magic", "HYBRID_STRATEGY"},
 		{"WORKER_CONCURRENCY=0", "WORKER_CONCURRENCY"},
 		{"REDIS_PORT=99999", "REDIS_PORT"},
+		{"DUPLICATE_WINDOW=5", "DUPLICATE_WINDOW"}, // the wrong type
+		{"DUPLICATE_WINDOW=48h", "DUPLICATE_WINDOW"},
 	} {
 		cmd := exec.Command(workerBin)
 		cmd.Env = append(os.Environ(), tt.env, "HTTP_ADDR=127.0.0.1:0", "NATS_LISTEN=127.0.0.1:0", "NATS_STORE_DIR="+t.TempDir())
 		out, err := cmd.CombinedOutput()
 		var exit *exec.ExitError
-		if !errors.As(err, &exit) || exit.ExitCode() == 0 || !strings.Contains(string(out), tt.want) {
-			t.Errorf("%s: err %v, output %q", tt.env, err, out)
+		// 80: a usage error, whatever the kind of mistake.
+		if !errors.As(err, &exit) || exit.ExitCode() != 80 || !strings.Contains(string(out), tt.want) {
+			t.Errorf("%s: err %v (want exit status 80), output %q", tt.env, err, out)
 		}
 	}
 }

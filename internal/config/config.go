@@ -157,6 +157,12 @@ func (c *Config) Validate() error {
 			errs = append(errs, bad(d.env, "must be a positive duration, got %s", d.v))
 		}
 	}
+	if c.DuplicateWindow > c.ResultsMaxAge && c.ResultsMaxAge > 0 {
+		// NATS refuses a stream whose window outlasts its messages, and
+		// the results stream is made after the jobs streams: caught here,
+		// not half way through provisioning.
+		errs = append(errs, bad("DUPLICATE_WINDOW", "must not be longer than RESULTS_MAX_AGE (%s), got %s", c.ResultsMaxAge, c.DuplicateWindow))
+	}
 	if _, err := c.RedisEnabled(); err != nil {
 		errs = append(errs, err)
 	}
@@ -254,4 +260,15 @@ func (c *Config) CacheBytes() int64 { return int64(c.SemanticCacheMaxSize) * Cac
 // the live heap); it is soft: a live heap above it is never refused.
 func (c *Config) MemoryLimit() int64 {
 	return int64(c.WorkerMaxHeldBytes) + c.CacheBytes() + memoryHeadroom
+}
+
+// UsageExit is the kong.Exit of both programs: kong exits when it cannot
+// parse the command line or the environment, and any such failure is a
+// usage error (exit 80), a variable of the wrong type included (kong
+// would exit 1 for that one); --help and --version exit 0.
+func UsageExit(code int) {
+	if code != 0 {
+		code = 80
+	}
+	os.Exit(code)
 }

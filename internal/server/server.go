@@ -147,6 +147,13 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Server, erro
 	if err != nil {
 		return nil, fmt.Errorf("bind bulk consumer: %w", err)
 	}
+	// Streams made earlier keep their settings: say where they differ
+	// from this worker's, so a changed setting is not believed in force.
+	if diffs, err := topology.Drift(pctx, s.js, topo); err == nil {
+		for _, d := range diffs {
+			log.Warn(d + ": a stream made earlier keeps its settings; edit it with the NATS tools (docs/operations.md#rolling-update)")
+		}
+	}
 	// The consumer's own settings rule (an operator may have set them).
 	cc := cons.CachedInfo().Config
 	handler := &scoring.JobHandler{Scorer: s.Scorer, WorkerID: cfg.WorkerID, RetryBackoff: cfg.RetryBackoff,

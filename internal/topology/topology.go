@@ -153,6 +153,35 @@ func Provision(ctx context.Context, js jetstream.JetStream, c Config) (*jetstrea
 	return ensureConsumer(ctx, js, JobsStream, c.ConsumerConfig())
 }
 
+// Drift lists how the existing streams differ from c in the settings c
+// shapes (duplicate window, maximum age, replicas): Provision creates a
+// missing stream but never changes one, so a changed setting takes effect
+// only when an operator edits the stream. One line per difference, each
+// naming the stream, what it keeps and what c asks for.
+func Drift(ctx context.Context, js jetstream.JetStream, c Config) ([]string, error) {
+	var diffs []string
+	for _, want := range c.Streams() {
+		s, err := js.Stream(ctx, want.Name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			continue
+		}
+		if err != nil {
+			return diffs, fmt.Errorf("topology: look up stream %s: %w", want.Name, err)
+		}
+		have := s.CachedInfo().Config
+		if have.Duplicates != want.Duplicates {
+			diffs = append(diffs, fmt.Sprintf("stream %s keeps its duplicate window of %s, not DUPLICATE_WINDOW's %s", want.Name, have.Duplicates, want.Duplicates))
+		}
+		if want.MaxAge > 0 && have.MaxAge != want.MaxAge {
+			diffs = append(diffs, fmt.Sprintf("stream %s keeps its maximum age of %s, not %s", want.Name, have.MaxAge, want.MaxAge))
+		}
+		if have.Replicas != want.Replicas && want.Replicas > 0 {
+			diffs = append(diffs, fmt.Sprintf("stream %s keeps %d replicas, not STREAM_REPLICAS's %d", want.Name, have.Replicas, want.Replicas))
+		}
+	}
+	return diffs, nil
+}
+
 func ensureConsumer(ctx context.Context, js jetstream.JetStream, stream string, cc jetstream.ConsumerConfig) (*jetstream.ConsumerConfig, error) {
 	cons, err := js.Consumer(ctx, stream, cc.Durable)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {

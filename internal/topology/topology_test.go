@@ -2,6 +2,7 @@ package topology_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,5 +76,32 @@ func TestProvisionedConsumersTakeTheWholeStream(t *testing.T) {
 		if got[i] != lanes[i] {
 			t.Fatalf("fetched lanes %v, want %v", got, lanes)
 		}
+	}
+}
+
+// Streams made with other settings are not changed by Provision, and Drift
+// names each difference; streams as configured have none.
+func TestDriftNamesSettingsStreamsKeep(t *testing.T) {
+	ns := workertest.NATS(t)
+	js, err := jetstream.New(workertest.Connect(t, ns.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	earlier := topology.Config{DuplicateWindow: 48 * time.Hour, ResultsMaxAge: 72 * time.Hour}
+	if _, err := topology.Provision(ctx, js, earlier); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := topology.Drift(ctx, js, earlier); err != nil || len(d) != 0 {
+		t.Fatalf("as configured: %v %v", d, err)
+	}
+	now := topology.Config{DuplicateWindow: 5 * time.Second, ResultsMaxAge: 72 * time.Hour}
+	if _, err := topology.Provision(ctx, js, now); err != nil {
+		t.Fatal(err)
+	}
+	d, err := topology.Drift(ctx, js, now)
+	if err != nil || len(d) != 4 || !strings.Contains(d[0], "SCORING_JOBS keeps its duplicate window of 48h0m0s, not DUPLICATE_WINDOW's 5s") {
+		t.Fatalf("drift %q %v", d, err)
 	}
 }
