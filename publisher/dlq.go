@@ -14,6 +14,7 @@ import (
 	"github.com/hybridscore/hybridscore/internal/consumer"
 	"github.com/hybridscore/hybridscore/internal/deadletter"
 	"github.com/hybridscore/hybridscore/internal/topology"
+	"github.com/hybridscore/hybridscore/pkg/job"
 )
 
 // dlqCmd lists and replays dead letters.
@@ -105,12 +106,16 @@ func (r *dlqReplayCmd) Run(ctx context.Context) error {
 		return err
 	}
 	n, dups := 0, 0
+	refused := map[string]int{} // letters refused for their payload, by reason
 	err = deadletter.Each(ctx, c.JS, r.filter(), func(m *jetstream.RawStreamMsg) error {
 		subject, err := deadletter.Target(m)
 		if err != nil {
 			return err
 		}
 		n++
+		if reason := m.Header.Get(consumer.HeaderReason); job.Rejected(reason) || reason == consumer.ReasonConflict {
+			refused[reason]++
+		}
 		if r.DryRun {
 			fmt.Printf("would replay %d: job %s to %s (%s)\n", m.Sequence, m.Header.Get(consumer.HeaderJobID), subject, m.Header.Get(consumer.HeaderReason))
 			return nil
@@ -127,6 +132,15 @@ func (r *dlqReplayCmd) Run(ctx context.Context) error {
 		fmt.Printf("replayed %d: job %s to %s\n", m.Sequence, m.Header.Get(consumer.HeaderJobID), subject)
 		return nil
 	})
+	// A replay publishes the payload unchanged: what was refused for its
+	// payload is refused again (the console says the same).
+	for reason, k := range refused {
+		if reason == consumer.ReasonConflict {
+			fmt.Printf("warning: %d of them dead-lettered as %s: refused again while their job ids' first results are kept (publish them under new job ids instead)\n", k, reason)
+		} else {
+			fmt.Printf("warning: %d of them dead-lettered as %s: refused again unless the limit or rule that refused them has changed (publish the corrected jobs instead; publisher batch publishes a corrected job again)\n", k, reason)
+		}
+	}
 	if r.DryRun {
 		fmt.Printf("%d dead letters would be replayed\n", n)
 	} else {

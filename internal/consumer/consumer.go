@@ -108,6 +108,10 @@ const (
 	HeaderSubject   = "Hybridscore-Subject"
 	HeaderStreamSeq = "Hybridscore-Stream-Seq"
 	HeaderDelivery  = "Hybridscore-Delivery"
+	// HeaderPayloadHash, on a dead letter, is the xxhash64 (hex) of the
+	// payload: a producer that publishes the job again tells a corrected
+	// job from the one dead-lettered without reading the payload.
+	HeaderPayloadHash = "Hybridscore-Payload-Hash"
 )
 
 // Config configures a Worker. The values come from package config (the one

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/trace"
@@ -144,6 +145,7 @@ func (w *Worker) storeDeadLetter(ctx context.Context, dl deadLetter) error {
 	h.Set(HeaderSubject, dl.subject)
 	h.Set(HeaderStreamSeq, seq)
 	h.Set(HeaderDelivery, strconv.Itoa(dl.attempt))
+	h.Set(HeaderPayloadHash, strconv.FormatUint(xxhash.Sum64(dl.payload), 16))
 	if dl.digest != "" {
 		// Whose letter it is: a producer waiting for a job with this id
 		// tells its own content's letter from another's.

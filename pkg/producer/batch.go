@@ -194,7 +194,7 @@ type batch struct {
 	// dead holds the hashes of the lane's dead-lettered job ids; deadRead
 	// counts the dead letters read, of which deadBefore were stored before
 	// the run.
-	dead                 map[uint64]struct{}
+	dead                 map[uint64]uint64 // job id hash → its letter's payload hash, 0 if unknown
 	deadRead, deadBefore uint64
 	written              map[uint64]struct{} // hashes of answered ids: 16 bytes a job, not a job
 	// mine, without a reply subject, holds the hashes of the ids read from
@@ -217,7 +217,7 @@ type batch struct {
 
 func newBatch(o BatchOptions) *batch {
 	b := &batch{o: o, start: time.Now(), s: &Summary{ByStatus: map[string]int{}, ByReason: map[string]int{}, CacheTiers: map[string]int{}},
-		dead: map[uint64]struct{}{}, written: map[uint64]struct{}{}, pending: map[uint64]time.Time{}, digests: map[uint64]string{}, unseen: map[uint64]string{}, out: bufio.NewWriterSize(o.Out, 256<<10)}
+		dead: map[uint64]uint64{}, written: map[uint64]struct{}{}, pending: map[uint64]time.Time{}, digests: map[uint64]string{}, unseen: map[uint64]string{}, out: bufio.NewWriterSize(o.Out, 256<<10)}
 	b.cond = sync.NewCond(&b.mu)
 	for _, id := range o.Answered {
 		b.written[xxhash.Sum64String(id)] = struct{}{}
@@ -530,7 +530,13 @@ func (b *batch) next() (w *job.Wire, dead, ok bool) {
 	}
 	_, done := b.written[h]
 	_, already := b.pending[h]
-	_, dead = b.dead[h]
+	letter, dead := b.dead[h]
+	if dead && letter != 0 {
+		// Dead-lettered with other bytes: the job was corrected since,
+		// and is published again.
+		data, _ := json.Marshal(v)
+		dead = xxhash.Sum64(data) == letter
+	}
 	// With a reply subject of the run's, a dead-lettered job's answer, if
 	// any, was read there; without one, only its lookup finds it.
 	skipDead := dead && b.mine == nil
@@ -661,7 +667,7 @@ func (s *Summary) Write(w io.Writer) {
 	fmt.Fprintf(tw, "published\t%d\t(%d duplicates dropped by the stream)\n", s.Published, s.Duplicates)
 	fmt.Fprintf(tw, "skipped (already answered)\t%d\n", s.Skipped)
 	if s.DeadLettered > 0 {
-		fmt.Fprintf(tw, "skipped (dead-lettered before)\t%d\t(publisher dlq list --ids; dlq replay publishes them again after a fix)\n", s.DeadLettered)
+		fmt.Fprintf(tw, "skipped (dead-lettered before)\t%d\t(publisher dlq list --ids says why; a job corrected in the file is published again)\n", s.DeadLettered)
 	}
 	if s.DeadLetteredNow > 0 {
 		fmt.Fprintf(tw, "dead-lettered in this run\t%d\t(without a result: publisher dlq list --ids)\n", s.DeadLetteredNow)

@@ -3,6 +3,7 @@ package producer
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -11,9 +12,12 @@ import (
 	"github.com/hybridscore/hybridscore/internal/topology"
 )
 
-// headerJobID is the dead letter's header naming its job
+// Headers of a dead letter: the job it holds, and its payload's hash
 // (docs/contract.md#dead-letters).
-const headerJobID = "Hybridscore-Job-Id"
+const (
+	headerJobID       = "Hybridscore-Job-Id"
+	headerPayloadHash = "Hybridscore-Payload-Hash"
+)
 
 // headerReason is a dead letter's reason header, headerError its
 // message, and reasonConflict the reason of a job whose job_id was answered
@@ -62,7 +66,8 @@ func (b *batch) watchDeadLetters(ctx context.Context, js jetstream.JetStream) (s
 		return unread(err)
 	}
 	cc, err := cons.Consume(func(m jetstream.Msg) {
-		b.onDeadLetter(m.Headers().Get(headerJobID), m.Headers().Get(headerReason), m.Headers().Get(headerDigest))
+		h := m.Headers()
+		b.onDeadLetter(h.Get(headerJobID), h.Get(headerReason), h.Get(headerDigest), h.Get(headerPayloadHash))
 	})
 	if err != nil {
 		return unread(err)
@@ -73,7 +78,7 @@ func (b *batch) watchDeadLetters(ctx context.Context, js jetstream.JetStream) (s
 // onDeadLetter records the dead letter of job id: a job of the run
 // dead-lettered as job_id_conflict is a job_id reused for other content
 // (Summary.Conflicts), any other one dead-lettered without a result.
-func (b *batch) onDeadLetter(id, reason, digest string) {
+func (b *batch) onDeadLetter(id, reason, digest, payloadHash string) {
 	h := xxhash.Sum64String(id)
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -85,7 +90,9 @@ func (b *batch) onDeadLetter(id, reason, digest string) {
 	if d, ok := b.digests[h]; ok && digest != "" && d != digest {
 		return // a letter of other content under this id: not this job's
 	}
-	b.dead[h] = struct{}{}
+	// The letter's payload, when it says: the same job corrected in the
+	// file (other bytes) is published again.
+	b.dead[h], _ = strconv.ParseUint(payloadHash, 16, 64)
 	if _, ok := b.pending[h]; ok {
 		time.AfterFunc(deadLetterGrace, func() {
 			b.mu.Lock()

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hybridscore/hybridscore/internal/config"
 	"github.com/hybridscore/hybridscore/internal/eventually"
 	"github.com/hybridscore/hybridscore/internal/topology"
 	"github.com/hybridscore/hybridscore/internal/workertest"
@@ -180,6 +181,43 @@ func dlqCount(t *testing.T, c *producer.Client, lane string) uint64 {
 // answered on the reply subject, a job whose result is stored on its own
 // subject (job.ResultSubject), and a job dead-lettered before are all
 // skipped, and the dead-letter stream does not grow.
+// A job dead-lettered for its payload and corrected in the file since is
+// published again by the rerun (a day later: past the duplicate window),
+// while the unchanged bad job stays skipped.
+func TestBatchRerunPublishesACorrectedJob(t *testing.T) {
+	ns := workertest.NATS(t)
+	c, _ := producer.NewClient(workertest.Connect(t, ns.URL()))
+	workertest.Worker(t, ns.URL(), func(cfg *config.Config) { cfg.DuplicateWindow = time.Second })
+	ctx := context.Background()
+	run := func(input string) *producer.Summary {
+		t.Helper()
+		src, _ := producer.NewSource(strings.NewReader(input), "jsonl")
+		s, err := c.Batch(ctx, producer.BatchOptions{Source: src, Lane: "fix", Out: io.Discard, Timeout: 20 * time.Second})
+		if err != nil {
+			t.Fatalf("%v, %+v", err, s)
+		}
+		return s
+	}
+	bad := `{"job_id":"fix-1","task_description":"","historical_pattern_text":"Build OAuth2 authentication","vector_similarity":0.8}` + "\n"
+	if s := run(bad); s.ByStatus["rejected"] != 1 {
+		t.Fatalf("first run %+v", s)
+	}
+	eventually.NoError(t, 10*time.Second, func() error {
+		if n := dlqCount(t, c, "fix"); n != 1 {
+			return fmt.Errorf("%d dead letters", n)
+		}
+		return nil
+	}, "the rejected job dead-lettered")
+	time.Sleep(1500 * time.Millisecond) // past the window
+	if s := run(bad); s.Published != 0 || s.ByStatus["rejected"] != 1 {
+		t.Fatalf("the unchanged bad job rerun (answered by its stored rejection): %+v", s)
+	}
+	fixed := strings.Replace(bad, `"task_description":""`, `"task_description":"Implement OAuth2 login"`, 1)
+	if s := run(fixed); s.Published != 1 || s.ByStatus["scored"] != 1 {
+		t.Fatalf("the corrected job rerun: %+v", s)
+	}
+}
+
 func TestBatchRerunPublishesNothingAnsweredOrDeadLettered(t *testing.T) {
 	c, start := setup(t)
 	start()
@@ -236,8 +274,10 @@ func TestBatchRerunPublishesNothingAnsweredOrDeadLettered(t *testing.T) {
 {"job_id":"own-1","task_description":"a","historical_pattern_text":"b","vector_similarity":0.1}
 {"job_id":"dead-1","task_description":"c","historical_pattern_text":"d","vector_similarity":0.2}
 `
+	// bad-1 is answered by its stored rejection: a copy of another reply
+	// subject is other bytes than its dead letter's, but not corrected.
 	s, out = run(other, "scoring.results.idem.batch.elsewhere", producer.BatchOptions{})
-	if s.Published != 0 || s.DeadLettered != 2 || s.Skipped != 1 || !strings.Contains(out, stored) {
+	if s.Published != 0 || s.DeadLettered != 1 || s.Skipped != 2 || !strings.Contains(out, stored) {
 		t.Fatalf("elsewhere %+v\n%s", s, out)
 	}
 	if n := dlqCount(t, c, "idem"); n != 2 {
