@@ -53,7 +53,11 @@ func (n natsFlags) connect() (*producer.Client, error) {
 	}
 	nc, err := nats.Connect(n.NATSURL, append(auth, nats.Name("hybridscore-publisher"), nats.MaxReconnects(-1), nats.ErrorHandler(asyncError))...)
 	if err != nil {
-		return nil, fmt.Errorf("NATS_URL %s: %w", config.RedactURL(n.NATSURL), config.RedactError(err, n.NATSURL))
+		err = config.RedactError(err, n.NATSURL)
+		if errors.Is(err, nats.ErrNoServers) {
+			return nil, fmt.Errorf("NATS at %s (--nats-url, NATS_URL): %w: is NATS running there? A worker started without NATS_URL serves it on 127.0.0.1:4222", config.RedactURL(n.NATSURL), err)
+		}
+		return nil, fmt.Errorf("NATS at %s (--nats-url, NATS_URL): %w", config.RedactURL(n.NATSURL), err)
 	}
 	return producer.NewClient(nc)
 }

@@ -251,7 +251,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	_ = tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "reused (hits)\tentries\t")
+	fmt.Fprintln(tw, "reused (hits)\tentries that left\t")
 	lo := 0.0
 	for _, b := range r.Reuse {
 		label := fmt.Sprintf("%.0f–%.0f", lo, b.LE)

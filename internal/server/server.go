@@ -264,7 +264,7 @@ func (s *Server) connectNATS() error {
 	opts = append(opts, auth...)
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return fmt.Errorf("NATS_URL %s: %w", config.RedactURL(url), config.RedactError(err, url))
+		return fmt.Errorf("NATS at %s (NATS_URL): %w", config.RedactURL(url), config.RedactError(err, url))
 	}
 	s.nc = nc
 	s.js, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))

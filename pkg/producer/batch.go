@@ -673,7 +673,7 @@ func (s *Summary) Write(w io.Writer) {
 		fmt.Fprintf(tw, "dead-lettered in this run\t%d\t(without a result: publisher dlq list --ids)\n", s.DeadLetteredNow)
 	}
 	if s.DeadLettersUnread != "" {
-		fmt.Fprintf(tw, "dead letters not read\t%s\t(jobs dead-lettered before were published again)\n", s.DeadLettersUnread)
+		fmt.Fprintf(tw, "dead letters not read\t%s\t(so a job dead-lettered before is not known as such, and is published)\n", s.DeadLettersUnread)
 	}
 	if len(s.Conflicts) > 0 {
 		fmt.Fprintf(tw, "job_id reused for other content\t%d\t(never answered with the other job's result; publish under new job ids: %s)\n",
@@ -705,10 +705,15 @@ func (s *Summary) Write(w io.Writer) {
 		name string
 		v    []float64
 	}{{"worker latency ms", s.WorkerLatencyMS}, {"publish→result ms", s.EndToEndMS}} {
-		if len(l.v) > 0 {
+		// With nothing published, the latencies are earlier runs'.
+		if len(l.v) > 0 && s.Published > 0 {
 			fmt.Fprintf(tw, "%s\tp50 %.3f\tp95 %.3f\tp99 %.3f\n", l.name, Percentile(l.v, 0.5), Percentile(l.v, 0.95), Percentile(l.v, 0.99))
 		}
 	}
-	fmt.Fprintf(tw, "elapsed\t%s\t%.0f results/s\n", s.Elapsed.Round(time.Millisecond), float64(s.Results)/max(s.Elapsed.Seconds(), 1e-9))
+	if s.Published == 0 {
+		fmt.Fprintf(tw, "elapsed\t%s\tnothing published this run\n", s.Elapsed.Round(time.Millisecond))
+	} else {
+		fmt.Fprintf(tw, "elapsed\t%s\t%.0f results/s\n", s.Elapsed.Round(time.Millisecond), float64(s.Results)/max(s.Elapsed.Seconds(), 1e-9))
+	}
 	_ = tw.Flush()
 }
