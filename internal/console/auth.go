@@ -140,7 +140,14 @@ func (c *Console) mutation(h http.HandlerFunc) http.HandlerFunc {
 		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 		if !equal(r.PostFormValue("csrf"), sess.csrf) {
 			c.log("mutation refused: bad CSRF token", "path", r.URL.Path, "remote", r.RemoteAddr)
-			c.page(w, r, http.StatusForbidden, "message.html", message{Title: "Refused", Text: "The form is stale or did not come from this console: reload the page and try again."})
+			// Reloading would post the same stale form again: the way out
+			// is the page the form came from, which holds a fresh one.
+			back := "/"
+			if next := r.FormValue("next"); localPath(next) {
+				back = next
+			}
+			c.page(w, r, http.StatusForbidden, "message.html", message{Title: "Refused", Back: back,
+				Text: "The form is stale (signed out, or signed in again since it was shown) or did not come from this console: nothing was changed. Continue to the page it came from, which shows a fresh form, and try again."})
 			return
 		}
 		h(w, r)

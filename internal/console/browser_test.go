@@ -222,9 +222,18 @@ func TestConsoleInABrowser(t *testing.T) {
 		}
 		// A link the keyboard is on keeps the focus: the live part waits
 		// until it leaves, then refreshes again.
-		run(t, ctx, "focus a link of the live part", chromedp.Focus(chromedp.CSS(`#live a`)))
+		// The last link, far down on a short window: the note that the
+		// refresh is paused is in view all the same.
+		run(t, ctx, "a short window", chromedp.EmulateViewport(1280, 300))
+		run(t, ctx, "focus a link of the live part", chromedp.Focus(chromedp.CSS(`#live a:last-of-type`)), chromedp.ScrollIntoView(`#live a:last-of-type`))
 		at := eval[string](t, ctx, `document.getElementById("live").dataset.refreshed`)
-		time.Sleep(4500 * time.Millisecond)
+		time.Sleep(2500 * time.Millisecond)
+		if !eval[bool](t, ctx, `(function(){var n=document.getElementById("refresh-paused"); if (!n || n.hidden) return false; var r=n.getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight;})()`) {
+			shoot(t, ctx, shots, "paused-note.png")
+			t.Fatal("the note that the refresh is paused is not in view")
+		}
+		run(t, ctx, "back to 1280 × 900", chromedp.EmulateViewport(1280, 900))
+		time.Sleep(2000 * time.Millisecond)
 		if eval[bool](t, ctx, `!document.getElementById("live").contains(document.activeElement)`) ||
 			eval[string](t, ctx, `document.getElementById("live").dataset.refreshed`) != at {
 			t.Fatal("the refresh took the keyboard's focus away")

@@ -126,8 +126,8 @@ func TestDeadLetterPagesCountsAndReplay(t *testing.T) {
 		t.Fatalf("first page's position:\n%s", body)
 	}
 	_, body = get(t, client, st.url+"/deadletters?after=50")
-	if next := pageSeqs(body); len(next) != 50 || next[0] != 51 {
-		t.Fatalf("next page %v", next)
+	if next := pageSeqs(body); len(next) != 50 || next[0] != 51 || !strings.Contains(body, `href="/deadletters?reason=&amp;lane=" class="prev-page"`) {
+		t.Fatalf("next page %v, its previous page the first", next)
 	}
 	_, body = get(t, client, st.url+"/deadletters?after=100")
 	if !strings.Contains(body, `position">101–120 of 120<`) || !strings.Contains(body, `href="/deadletters?after=50&amp;reason=&amp;lane=" class="prev-page"`) {
@@ -137,7 +137,7 @@ func TestDeadLetterPagesCountsAndReplay(t *testing.T) {
 	// every twelve, 60 in all; the 50th is letter 98.
 	_, body = get(t, client, st.url+"/deadletters?reason=max_deliveries&lane=alpha&after=98")
 	if got := pageSeqs(body); len(got) != 10 || got[0] != 101 || !strings.Contains(body, `position">51–60 of 60<`) ||
-		!strings.Contains(body, `class="first-page"`) || strings.Contains(body, `class="prev-page"`) {
+		!strings.Contains(body, `class="first-page"`) || !strings.Contains(body, `href="/deadletters?reason=max_deliveries&amp;lane=alpha" class="prev-page"`) {
 		t.Fatalf("max_deliveries/alpha, second page: %v\n%s", got, body)
 	}
 	_, body = get(t, client, st.url+"/deadletters?lane=beta")
@@ -281,6 +281,38 @@ func TestFindJob(t *testing.T) {
 	if _, body := get(t, http.DefaultClient, st.url+"/deadletters?reason=invalid_field"); !strings.Contains(body, `id="refused-again"`) {
 		t.Fatalf("no warning over invalid_field letters\n%s", body)
 	}
+	// Copies waiting that carry the id otherwise than as their
+	// Nats-Msg-Id: a replay of a dead letter (its id carried over; the
+	// letter kept), and a job published without a Nats-Msg-Id (its
+	// payload's job_id). And an answered job's copy waiting beside its
+	// result (a replay, a resubmission) is named too.
+	deadLetter(t, st.js, "default", consumer.ReasonMaxDeliveries, "again-1")
+	publish := func(id, msgID string, h nats.Header) {
+		t.Helper()
+		m := &nats.Msg{Subject: topology.JobsPrefix + "default", Data: []byte(`{"job_id":"` + id + `"}`), Header: h}
+		if msgID != "" {
+			m.Header.Set(jetstream.MsgIDHeader, msgID)
+		}
+		if _, err := st.js.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish("again-1", consumer.ReplayIDPrefix+"x-9", nats.Header{consumer.HeaderJobID: []string{"again-1"}})
+	publish("plain-1", "", nats.Header{})
+	publish("done.1", job.MsgID("default", "done.1"), nats.Header{})
+	eventually.True(t, 10*time.Second, func() bool { _, total, ready, _ := st.console.Counts(); return ready && total == 5 }, "5 letters counted")
+	if v := st.console.FindJob(ctx, "default", "again-1"); v.Where != console.WhereWaiting || len(v.Letters) != 1 {
+		t.Fatalf("a replayed copy waiting, its letter kept: %+v", v)
+	}
+	if v := st.console.FindJob(ctx, "default", "plain-1"); v.Where != console.WhereWaiting {
+		t.Fatalf("a job without a Nats-Msg-Id waiting: %+v", v)
+	}
+	if v := st.console.FindJob(ctx, "default", "done.1"); v.Where != console.WhereAnswered || v.WaitingStream != topology.JobsStream || v.WaitingSeq == 0 {
+		t.Fatalf("an answered job with a copy waiting: %+v", v)
+	}
+	if _, body := get(t, http.DefaultClient, st.url+"/jobs?job_id=done.1"); !strings.Contains(body, `id="waiting-copy"`) {
+		t.Fatalf("the waiting copy is not shown\n%s", body)
+	}
 }
 
 // With NATS gone, no page passes an outage off as an answer: a job is
@@ -387,6 +419,27 @@ func TestSignInReturnsToThePage(t *testing.T) {
 		if got := resp.Request.URL.RequestURI(); resp.Request.URL.Host != strings.TrimPrefix(hs, "http://") || got != want {
 			t.Errorf("signed in with next %q: landed on %s, want %s", next, resp.Request.URL, want)
 		}
+	}
+	// Signed in, the sign-in page says so; a stale form (another
+	// session's CSRF token) is refused with a way back to its page.
+	jar, _ := cookiejar.New(nil)
+	in := &http.Client{Jar: jar}
+	if resp, err := in.PostForm(hs+"/login", url.Values{"token": {adminToken}}); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+	}
+	if _, body := get(t, in, hs+"/login?next=%2fdeadletters"); !strings.Contains(body, `id="already"`) || !strings.Contains(body, `href="/deadletters"`) {
+		t.Fatalf("the sign-in page of a signed-in operator\n%s", body)
+	}
+	resp, err = in.PostForm(hs+"/deadletters/7/replay", url.Values{"csrf": {"stale"}, "next": {"/deadletters/7"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), `id="back"`) || !strings.Contains(string(body), `href="/deadletters/7"`) {
+		t.Fatalf("a stale form: %d\n%s", resp.StatusCode, body)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hybridscore/hybridscore/internal/consumer"
 	"github.com/hybridscore/hybridscore/internal/deadletter"
 	"github.com/hybridscore/hybridscore/internal/semcache"
 	"github.com/hybridscore/hybridscore/internal/server"
@@ -56,6 +57,11 @@ type JobView struct {
 	Err    string
 	// Invalid says why nothing was looked up.
 	Invalid string
+	// WaitingStream and WaitingSeq name a copy of an answered job waiting
+	// to be served (a replay, a resubmission): it will be answered with
+	// the stored result.
+	WaitingStream string
+	WaitingSeq    uint64
 	// OtherLane is a lane where a job with this id has a result, when it
 	// has none in Lane.
 	OtherLane string
@@ -107,27 +113,21 @@ func (c *Console) FindJob(ctx context.Context, lane, jobID string) (v JobView) {
 			if json.Unmarshal(m.Data, &r) == nil {
 				v.Status = r.Status
 			}
+			v.WaitingStream, v.WaitingSeq = c.waiting(ctx, lane, jobID, failed, nil)
 			letters()
 			return v
 		case !errors.Is(gerr, jetstream.ErrMsgNotFound):
 			failed(fmt.Errorf("result on %s: %w", subject, gerr))
 		}
 	}
-	for _, s := range []struct{ stream, subject string }{
-		{topology.JobsStream, topology.JobsPrefix + lane}, {topology.BulkStream, topology.BulkPrefix + lane},
-	} {
-		seq, capped, err := c.findWaiting(ctx, s.stream, s.subject, jobID)
-		if err != nil {
-			failed(fmt.Errorf("stream %s: %w", s.stream, err))
-			continue
+	if stream, seq := c.waiting(ctx, lane, jobID, failed, &v.Note); seq != 0 {
+		v.Where, v.Stream, v.Seq = WhereWaiting, stream, seq
+		v.Subject = topology.JobsPrefix + lane
+		if stream == topology.BulkStream {
+			v.Subject = topology.BulkPrefix + lane
 		}
-		if seq != 0 {
-			v.Where, v.Stream, v.Subject, v.Seq = WhereWaiting, s.stream, s.subject, seq
-			return v
-		}
-		if capped {
-			v.Note = fmt.Sprintf("only the first %d jobs waiting on %s were searched", maxWaitingScan, s.subject)
-		}
+		letters() // a replayed letter kept beside its waiting copy
+		return v
 	}
 	letters()
 	if len(v.Letters) > 0 {
@@ -143,8 +143,33 @@ func (c *Console) FindJob(ctx context.Context, lane, jobID string) (v JobView) {
 	return v
 }
 
-// findWaiting returns the sequence of the job waiting on subject with
-// jobID as its Nats-Msg-Id, alone or as the producer's <lane>/<job_id>. A work queue takes no second
+// waiting returns the stream and sequence of a copy of job jobID of lane
+// waiting in a job stream (interactive first), or 0; failed gets what
+// could not be read, and note, if not nil, says when the search was cut
+// short.
+func (c *Console) waiting(ctx context.Context, lane, jobID string, failed func(error), note *string) (string, uint64) {
+	for _, s := range []struct{ stream, subject string }{
+		{topology.JobsStream, topology.JobsPrefix + lane}, {topology.BulkStream, topology.BulkPrefix + lane},
+	} {
+		seq, capped, err := c.findWaiting(ctx, s.stream, s.subject, jobID)
+		if err != nil {
+			failed(fmt.Errorf("stream %s: %w", s.stream, err))
+			continue
+		}
+		if seq != 0 {
+			return s.stream, seq
+		}
+		if capped && note != nil {
+			*note = fmt.Sprintf("only the first %d jobs waiting on %s were searched", maxWaitingScan, s.subject)
+		}
+	}
+	return "", 0
+}
+
+// findWaiting returns the sequence of the job waiting on subject whose id
+// is jobID: by its Nats-Msg-Id (the job id alone, or the producer's
+// <lane>/<job_id>), by the id a replay or requeue carries over, or, for a
+// job published without either, by the job_id in its payload. A work queue takes no second
 // consumer that does not acknowledge, so the jobs are read one get at a
 // time, at most maxWaitingScan of them.
 func (c *Console) findWaiting(ctx context.Context, stream, subject, jobID string) (seq uint64, capped bool, err error) {
@@ -161,12 +186,22 @@ func (c *Console) findWaiting(ctx context.Context, stream, subject, jobID string
 		if err != nil {
 			return 0, false, err
 		}
-		if id := m.Header.Get(jetstream.MsgIDHeader); id == jobID || id == job.MsgID(topology.Lane(subject), jobID) {
+		if id := m.Header.Get(jetstream.MsgIDHeader); id == jobID || id == job.MsgID(topology.Lane(subject), jobID) ||
+			consumer.CarriedJobID(m.Header) == jobID || id == "" && payloadJobID(m.Data) == jobID {
 			return m.Sequence, false, nil
 		}
 		next = m.Sequence + 1
 	}
 	return 0, true, nil
+}
+
+// payloadJobID reads the job_id of a job's payload, "" when it has none.
+func payloadJobID(data []byte) string {
+	var j struct {
+		JobID string `json:"job_id"`
+	}
+	_ = json.Unmarshal(data, &j)
+	return j.JobID
 }
 
 func (c *Console) jobPage(w http.ResponseWriter, r *http.Request) {

@@ -321,7 +321,10 @@ func (c *Console) deleteOne(w http.ResponseWriter, r *http.Request) {
 	c.tally.deleted(m.Sequence)
 	c.log("dead letter deleted", "seq", m.Sequence, "job_id", m.Header.Get(consumer.HeaderJobID))
 	c.done(w, r, message{Title: "Deleted",
-		Text: fmt.Sprintf("Deleted dead letter %d (job %s).", m.Sequence, m.Header.Get(consumer.HeaderJobID)), Back: "/deadletters"})
+		Text: fmt.Sprintf("Deleted dead letter %d (job %s).", m.Sequence, m.Header.Get(consumer.HeaderJobID)),
+		// Back to the letters like it: the list the letter was most
+		// likely opened from.
+		Back: lettersURL(deadletter.Filter{Reason: []string{m.Header.Get(consumer.HeaderReason)}, Lane: []string{deadletter.Lane(m.Header)}})})
 }
 
 // Bounds of a replay of a set: the whole, under the HTTP server's write

@@ -142,6 +142,9 @@ func (c *Console) Overview(ctx context.Context) Overview {
 	return o
 }
 
+// maxRateSpan is the longest interval a rate is measured over.
+const maxRateSpan = 10 * time.Second
+
 // rates measures the rates since the previous sample at least a second old,
 // so that several open pages refreshing at once still see steady figures.
 func (c *Console) rates(s *sample) []float64 {
@@ -150,6 +153,12 @@ func (c *Console) rates(s *sample) []float64 {
 	p := c.prev
 	if p != nil && s.at.Sub(p.at) < time.Second {
 		return p.rates
+	}
+	if p != nil && s.at.Sub(p.at) > maxRateSpan {
+		// Nobody looked for a while: a rate over that gap would be an
+		// average of hours, not what happens now. Unknown until the
+		// next refresh.
+		p = nil
 	}
 	s.rates = make([]float64, len(classes)+1)
 	for i := range s.rates {

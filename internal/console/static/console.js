@@ -11,7 +11,6 @@ document.querySelectorAll("[data-refresh]").forEach(function (el) {
   note.hidden = true;
   el.parentNode.insertBefore(note, el);
   var paused = document.createElement("p");
-  paused.className = "muted";
   paused.id = "refresh-paused";
   paused.hidden = true;
   paused.textContent = "Refresh paused while the keyboard is on a link or button below; it resumes when the focus leaves.";
