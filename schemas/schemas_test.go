@@ -32,6 +32,8 @@ func TestSchemasReject(t *testing.T) {
 		{"job", `{"job_id":"a","task_description":"x","historical_pattern_text":"y"}`},
 		{"job", `{"job_id":"a","task_description":"x","historical_pattern_text":"y","vector_similarity":0.5,"reply_subject":"a.*"}`},
 		{"job", `{"job_id":"a","task_description":"x","historical_pattern_text":"y","vector_similarity":0.5,"reply_subject":"scoring.jobs.x"}`},
+		{"job", `{"job_id":"a","task_description":"x","historical_pattern_text":"y","vector_similarity":0.5,"reply_subject":"scoring.bulk.rescore"}`},
+		{"job", `{"job_id":"a","task_description":"x","historical_pattern_text":"y","vector_similarity":0.5,"reply_subject":"a.` + strings.Repeat("b", 1100) + `"}`},
 		{"job", `{"job_id":"a","task_description":"x","historical_pattern_text":"y","vector_similarity":0.5,"reply_subject":"$JS.API.STREAM.DELETE.X"}`},
 		{"result", `{"schema_version":1,"job_id":"a","status":"scored"}`},
 	} {
