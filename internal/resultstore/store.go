@@ -29,7 +29,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
@@ -485,7 +484,7 @@ func (s *Store) copy(op *Op) (Result, bool) {
 		}
 		return s.done(op), true
 	}
-	h[jetstream.MsgIDHeader] = []string{CopyMsgID(op.Lane, op.JobID, data)}
+	h[jetstream.MsgIDHeader] = []string{CopyMsgID(op.Lane, op.JobID, op.Digest)}
 	s.request(op)
 	return Result{}, false
 }
@@ -644,20 +643,26 @@ func (s *Store) Reject(ctx context.Context, r Request) error {
 	for k, v := range h {
 		m.Header[k] = v
 	}
-	m.Header[jetstream.MsgIDHeader] = []string{CopyMsgID(r.Lane, r.JobID, r.Result)}
+	m.Header[jetstream.MsgIDHeader] = []string{CopyMsgID(r.Lane, r.JobID, "")}
 	_, err := s.js.PublishMsg(ctx, m)
 	return err
 }
 
-// CopyMsgID is the Nats-Msg-Id of a copy of answer data for job jobID of
-// lane to a reply subject a stream stores: <lane>/<job_id>/<xxhash64 of
-// data, hex>. A copy sent again with the same answer (a retried publish, a
-// repeat of the stored answer) is stored once inside that stream's
+// CopyMsgID is the Nats-Msg-Id of a copy of the answer to job jobID of
+// lane, whose content has digest (empty for a rejection), to a reply
+// subject a stream stores: <lane>/<job_id>/<digest>, or
+// <lane>/<job_id>/rejected. Keyed on the job's content, not on the
+// answer's bytes (a rejection built again on a redelivery has another
+// scored_at and attempt): the same answer sent again (a retried publish, a
+// repeat, a redelivered rejection) is stored once inside that stream's
 // duplicate window, while another answer (the scored copy of a job
-// rejected before, the same job_id on another lane) is stored too: with
+// rejected before, the same job_id on another lane) is stored too; with
 // the job_id alone that stream would drop it.
-func CopyMsgID(lane, jobID string, data []byte) string {
-	return job.MsgID(lane, jobID) + "/" + strconv.FormatUint(xxhash.Sum64(data), 16)
+func CopyMsgID(lane, jobID, digest string) string {
+	if digest == "" {
+		digest = "rejected"
+	}
+	return job.MsgID(lane, jobID) + "/" + digest
 }
 
 // wrongLastSequence reports the server's refusal of a second result: 10071

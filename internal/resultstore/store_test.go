@@ -298,7 +298,7 @@ func TestReplySubjectStoredByAStreamGetsAPubAck(t *testing.T) {
 	}
 	st, _ := e.js.Stream(ctx, "REPLIES")
 	m, err := st.GetLastMsgForSubject(ctx, "pipeline.a.done")
-	if err != nil || m.Header.Get(jetstream.MsgIDHeader) != CopyMsgID("l", "copy-1", m.Data) {
+	if err != nil || m.Header.Get(jetstream.MsgIDHeader) != CopyMsgID("l", "copy-1", "d") {
 		t.Fatalf("copy %v %v", m, err)
 	}
 	copies := func(subject string) uint64 {
