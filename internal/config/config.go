@@ -91,6 +91,9 @@ type Config struct {
 	PatternSimilarityWeights string  `name:"pattern-similarity-weights" env:"PATTERN_SIMILARITY_WEIGHTS" default:"concept=0.3,theme=0.2,domain=0.2,structure=0.15,relationship=0.15" help:"Component weights, summing to 1."`
 }
 
+// DLQMaxAge is how long SCORING_DLQ keeps a dead letter.
+const DLQMaxAge = 7 * 24 * time.Hour
+
 // MinPrefetch is the smallest WORKER_PREFETCH that serves both classes.
 const MinPrefetch = 4
 
@@ -157,11 +160,15 @@ func (c *Config) Validate() error {
 			errs = append(errs, bad(d.env, "must be a positive duration, got %s", d.v))
 		}
 	}
-	if c.DuplicateWindow > c.ResultsMaxAge && c.ResultsMaxAge > 0 {
-		// NATS refuses a stream whose window outlasts its messages, and
-		// the results stream is made after the jobs streams: caught here,
-		// not half way through provisioning.
+	// NATS refuses a stream whose window outlasts its messages, and the
+	// results and dead-letter streams are made after the jobs streams:
+	// caught here, not half way through provisioning (without it, the
+	// window is the existing streams' business).
+	if c.Provision && c.DuplicateWindow > c.ResultsMaxAge && c.ResultsMaxAge > 0 {
 		errs = append(errs, bad("DUPLICATE_WINDOW", "must not be longer than RESULTS_MAX_AGE (%s), got %s", c.ResultsMaxAge, c.DuplicateWindow))
+	}
+	if c.Provision && c.DuplicateWindow > DLQMaxAge {
+		errs = append(errs, bad("DUPLICATE_WINDOW", "must not be longer than SCORING_DLQ's maximum age (%s), got %s", DLQMaxAge, c.DuplicateWindow))
 	}
 	if _, err := c.RedisEnabled(); err != nil {
 		errs = append(errs, err)

@@ -36,6 +36,7 @@ func TestValidateNamesTheVariable(t *testing.T) {
 		"DUPLICATE_WINDOW":            func(c *config.Config) { c.DuplicateWindow = -time.Second },
 		"MAX_DELIVER":                 func(c *config.Config) { c.MaxDeliver = 0 },
 		"DUPLICATE_WINDOW longer":     func(c *config.Config) { c.DuplicateWindow = 48 * time.Hour },
+		"DUPLICATE_WINDOW than DLQ":   func(c *config.Config) { c.DuplicateWindow, c.ResultsMaxAge = 8*24*time.Hour, 30*24*time.Hour },
 		"SEMANTIC_CACHE_WARM_FILE":    func(c *config.Config) { c.SemanticCacheWarmFile = "/nonexistent" },
 		"NATS_TLS_CERT":               func(c *config.Config) { c.NATSTLSCert = "x" },
 		"WORKER_PREFETCH":             func(c *config.Config) { c.WorkerPrefetch = config.MinPrefetch - 1 },

@@ -37,6 +37,9 @@ const (
 // has no result.
 const maxWaitingScan = 20000
 
+// maxCopyScan bounds the search for a copy of an answered job waiting.
+const maxCopyScan = 1000
+
 // JobView is a job lookup's answer.
 type JobView struct {
 	JobID, Lane string
@@ -113,14 +116,16 @@ func (c *Console) FindJob(ctx context.Context, lane, jobID string) (v JobView) {
 			if json.Unmarshal(m.Data, &r) == nil {
 				v.Status = r.Status
 			}
-			v.WaitingStream, v.WaitingSeq = c.waiting(ctx, lane, jobID, failed, nil)
+			// A copy waiting beside it (a replay, a resubmission): looked
+			// for among fewer jobs, since most answered jobs have none.
+			v.WaitingStream, v.WaitingSeq = c.waiting(ctx, lane, jobID, maxCopyScan, failed, &v.Note)
 			letters()
 			return v
 		case !errors.Is(gerr, jetstream.ErrMsgNotFound):
 			failed(fmt.Errorf("result on %s: %w", subject, gerr))
 		}
 	}
-	if stream, seq := c.waiting(ctx, lane, jobID, failed, &v.Note); seq != 0 {
+	if stream, seq := c.waiting(ctx, lane, jobID, maxWaitingScan, failed, &v.Note); seq != 0 {
 		v.Where, v.Stream, v.Seq = WhereWaiting, stream, seq
 		v.Subject = topology.JobsPrefix + lane
 		if stream == topology.BulkStream {
@@ -147,11 +152,11 @@ func (c *Console) FindJob(ctx context.Context, lane, jobID string) (v JobView) {
 // waiting in a job stream (interactive first), or 0; failed gets what
 // could not be read, and note, if not nil, says when the search was cut
 // short.
-func (c *Console) waiting(ctx context.Context, lane, jobID string, failed func(error), note *string) (string, uint64) {
+func (c *Console) waiting(ctx context.Context, lane, jobID string, limit int, failed func(error), note *string) (string, uint64) {
 	for _, s := range []struct{ stream, subject string }{
 		{topology.JobsStream, topology.JobsPrefix + lane}, {topology.BulkStream, topology.BulkPrefix + lane},
 	} {
-		seq, capped, err := c.findWaiting(ctx, s.stream, s.subject, jobID)
+		seq, capped, err := c.findWaiting(ctx, s.stream, s.subject, jobID, limit)
 		if err != nil {
 			failed(fmt.Errorf("stream %s: %w", s.stream, err))
 			continue
@@ -160,7 +165,7 @@ func (c *Console) waiting(ctx context.Context, lane, jobID string, failed func(e
 			return s.stream, seq
 		}
 		if capped && note != nil {
-			*note = fmt.Sprintf("only the first %d jobs waiting on %s were searched", maxWaitingScan, s.subject)
+			*note = fmt.Sprintf("only the first %d jobs waiting on %s were searched", limit, s.subject)
 		}
 	}
 	return "", 0
@@ -168,17 +173,18 @@ func (c *Console) waiting(ctx context.Context, lane, jobID string, failed func(e
 
 // findWaiting returns the sequence of the job waiting on subject whose id
 // is jobID: by its Nats-Msg-Id (the job id alone, or the producer's
-// <lane>/<job_id>), by the id a replay or requeue carries over, or, for a
-// job published without either, by the job_id in its payload. A work queue takes no second
+// <lane>/<job_id>), by the id a replay or requeue carries over, or by the
+// job_id in its payload (a job published without a Nats-Msg-Id, and its
+// requeued copies). A work queue takes no second
 // consumer that does not acknowledge, so the jobs are read one get at a
-// time, at most maxWaitingScan of them.
-func (c *Console) findWaiting(ctx context.Context, stream, subject, jobID string) (seq uint64, capped bool, err error) {
+// time, at most limit of them.
+func (c *Console) findWaiting(ctx context.Context, stream, subject, jobID string, limit int) (seq uint64, capped bool, err error) {
 	st, err := c.js.Stream(ctx, stream)
 	if err != nil {
 		return 0, false, err
 	}
 	next := st.CachedInfo().State.FirstSeq
-	for range maxWaitingScan {
+	for range limit {
 		m, err := st.GetMsg(ctx, next, jetstream.WithGetMsgSubject(subject))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return 0, false, nil
@@ -187,7 +193,7 @@ func (c *Console) findWaiting(ctx context.Context, stream, subject, jobID string
 			return 0, false, err
 		}
 		if id := m.Header.Get(jetstream.MsgIDHeader); id == jobID || id == job.MsgID(topology.Lane(subject), jobID) ||
-			consumer.CarriedJobID(m.Header) == jobID || id == "" && payloadJobID(m.Data) == jobID {
+			consumer.CarriedJobID(m.Header) == jobID || payloadJobID(m.Data) == jobID {
 			return m.Sequence, false, nil
 		}
 		next = m.Sequence + 1

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -228,9 +229,16 @@ func (w *Worker) onMaxDeliveries(ctx context.Context, jobs string) nats.MsgHandl
 				zap.String("job_id", id), zap.String("lane", lane), zap.Uint64("seq", adv.StreamSeq), zap.Int("requeues", requeues(raw.Header)+1))
 			return
 		}
+		// The content's digest, as on a letter of a decoded job: a producer
+		// tells its own job's letter, and a corrected job, by it. Limits
+		// do not matter here: nothing is scored.
+		var digest string
+		if j, _, err := job.Decode(raw.Data, job.Limits{MaxTextBytes: math.MaxInt32, MaxJobBytes: math.MaxInt32}); err == nil {
+			digest = job.Digest(j)
+		}
 		if err := w.storeDeadLetter(actx, deadLetter{stream: jobs, subject: raw.Subject, payload: raw.Data, seq: adv.StreamSeq,
 			attempt: adv.Deliveries, reason: ReasonMaxDeliveries, message: fmt.Sprintf("not finished after %d deliveries, %d times over", adv.Deliveries, MaxRequeues+1),
-			jobID: id}); err != nil {
+			jobID: id, digest: digest}); err != nil {
 			w.log.Warn("dead-letter exhausted job", zap.Uint64("seq", adv.StreamSeq), zap.Error(err))
 			return
 		}

@@ -69,7 +69,7 @@ func (c Config) Defaults() Config {
 		c.ResultsMaxAge = d.ResultsMaxAge
 	}
 	if c.DLQMaxAge <= 0 {
-		c.DLQMaxAge = 7 * 24 * time.Hour
+		c.DLQMaxAge = config.DLQMaxAge
 	}
 	if c.AckWait <= 0 {
 		c.AckWait = d.AckWait

@@ -194,7 +194,7 @@ type batch struct {
 	// dead holds the hashes of the lane's dead-lettered job ids; deadRead
 	// counts the dead letters read, of which deadBefore were stored before
 	// the run.
-	dead                 map[uint64]uint64 // job id hash → its letter's payload hash, 0 if unknown
+	dead                 map[uint64]letterOf // job id hash → what its letter says of the job
 	deadRead, deadBefore uint64
 	written              map[uint64]struct{} // hashes of answered ids: 16 bytes a job, not a job
 	// mine, without a reply subject, holds the hashes of the ids read from
@@ -217,7 +217,7 @@ type batch struct {
 
 func newBatch(o BatchOptions) *batch {
 	b := &batch{o: o, start: time.Now(), s: &Summary{ByStatus: map[string]int{}, ByReason: map[string]int{}, CacheTiers: map[string]int{}},
-		dead: map[uint64]uint64{}, written: map[uint64]struct{}{}, pending: map[uint64]time.Time{}, digests: map[uint64]string{}, unseen: map[uint64]string{}, out: bufio.NewWriterSize(o.Out, 256<<10)}
+		dead: map[uint64]letterOf{}, written: map[uint64]struct{}{}, pending: map[uint64]time.Time{}, digests: map[uint64]string{}, unseen: map[uint64]string{}, out: bufio.NewWriterSize(o.Out, 256<<10)}
 	b.cond = sync.NewCond(&b.mu)
 	for _, id := range o.Answered {
 		b.written[xxhash.Sum64String(id)] = struct{}{}
@@ -531,11 +531,10 @@ func (b *batch) next() (w *job.Wire, dead, ok bool) {
 	_, done := b.written[h]
 	_, already := b.pending[h]
 	letter, dead := b.dead[h]
-	if dead && letter != 0 {
-		// Dead-lettered with other bytes: the job was corrected since,
+	if dead {
+		// Dead-lettered as other content: the job was corrected since,
 		// and is published again.
-		data, _ := json.Marshal(v)
-		dead = xxhash.Sum64(data) == letter
+		dead = !letter.otherThan(&v)
 	}
 	// With a reply subject of the run's, a dead-lettered job's answer, if
 	// any, was read there; without one, only its lookup finds it.

@@ -2,6 +2,7 @@ package producer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strconv"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hybridscore/hybridscore/internal/topology"
+	"github.com/hybridscore/hybridscore/pkg/job"
 )
 
 // Headers of a dead letter: the job it holds, and its payload's hash
@@ -75,6 +77,29 @@ func (b *batch) watchDeadLetters(ctx context.Context, js jetstream.JetStream) (s
 	return cc.Stop
 }
 
+// letterOf is what a dead letter says of the job it holds: its content's
+// digest (a job that decoded), else its payload's hash; either may be
+// unknown (a letter of an earlier version).
+type letterOf struct {
+	digest  string
+	payload uint64
+}
+
+// otherThan reports whether the letter holds other content than w, the
+// job as the batch publishes it: by digest when the letter has one (the
+// reply subject, which a rerun may change, is not content), else by the
+// payload's bytes; false when the letter says neither.
+func (l letterOf) otherThan(w *job.Wire) bool {
+	switch {
+	case l.digest != "":
+		return l.digest != digestOf(w)
+	case l.payload != 0:
+		data, _ := json.Marshal(w)
+		return xxhash.Sum64(data) != l.payload
+	}
+	return false
+}
+
 // onDeadLetter records the dead letter of job id: a job of the run
 // dead-lettered as job_id_conflict is a job_id reused for other content
 // (Summary.Conflicts), any other one dead-lettered without a result.
@@ -90,9 +115,11 @@ func (b *batch) onDeadLetter(id, reason, digest, payloadHash string) {
 	if d, ok := b.digests[h]; ok && digest != "" && d != digest {
 		return // a letter of other content under this id: not this job's
 	}
-	// The letter's payload, when it says: the same job corrected in the
-	// file (other bytes) is published again.
-	b.dead[h], _ = strconv.ParseUint(payloadHash, 16, 64)
+	// What the letter says of its job: the same job corrected in the
+	// file since is published again.
+	l := letterOf{digest: digest}
+	l.payload, _ = strconv.ParseUint(payloadHash, 16, 64)
+	b.dead[h] = l
 	if _, ok := b.pending[h]; ok {
 		time.AfterFunc(deadLetterGrace, func() {
 			b.mu.Lock()

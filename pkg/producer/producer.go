@@ -123,9 +123,10 @@ func tracer() trace.Tracer { return otel.GetTracerProvider().Tracer(tracing.Scop
 func startProduce(ctx context.Context, m *nats.Msg) (context.Context, trace.Span) {
 	ctx, span := tracer().Start(ctx, tracing.SpanProduce, trace.WithSpanKind(trace.SpanKindProducer))
 	if span.IsRecording() {
-		id := m.Header.Get(jetstream.MsgIDHeader)
+		msgID := m.Header.Get(jetstream.MsgIDHeader)
+		id := job.JobIDOfMsgID(topology.Lane(m.Subject), msgID)
 		span.SetAttributes(tracing.MessagingNATS, semconv.MessagingOperationTypeSend, semconv.MessagingDestinationName(m.Subject),
-			semconv.MessagingMessageID(id), tracing.AttrJobID.String(id))
+			semconv.MessagingMessageID(msgID), tracing.AttrJobID.String(id))
 	}
 	tracing.Inject(ctx, m.Header)
 	return ctx, span

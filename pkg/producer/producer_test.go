@@ -216,6 +216,23 @@ func TestBatchRerunPublishesACorrectedJob(t *testing.T) {
 	if s := run(fixed); s.Published != 1 || s.ByStatus["scored"] != 1 {
 		t.Fatalf("the corrected job rerun: %+v", s)
 	}
+	// A letter of a job that decoded names its content by digest: the
+	// same content sent with another reply subject (another --run-id)
+	// is not taken for a corrected job.
+	conf := `{"job_id":"conf-1","task_description":"Rescore billing","historical_pattern_text":"Billing","vector_similarity":0.3}`
+	decoded, _, err := job.Decode([]byte(conf), job.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	letter := &nats.Msg{Subject: topology.DLQPrefix + "fix", Data: []byte(conf), Header: nats.Header{
+		"Hybridscore-Job-Id": {"conf-1"}, "Hybridscore-Reason": {"job_id_conflict"}, "Hybridscore-Digest": {job.Digest(decoded)},
+		"Hybridscore-Payload-Hash": {"1234abcd"}}}
+	if _, err := c.JS.PublishMsg(ctx, letter); err != nil {
+		t.Fatal(err)
+	}
+	if s := run(conf + "\n"); s.Published != 0 || s.DeadLettered != 1 {
+		t.Fatalf("a job dead-lettered as job_id_conflict, rerun: %+v", s)
+	}
 }
 
 func TestBatchRerunPublishesNothingAnsweredOrDeadLettered(t *testing.T) {
