@@ -106,7 +106,10 @@ func (c *Checker) Assess(ctx context.Context) Report {
 	// A missing stream (the results', say) stops every job short of its
 	// answer while the connection looks fine: unhealthy, with its name.
 	r.Components["streams"] = Healthy
-	if c.Streams != nil {
+	if !nats {
+		// Not known without NATS: not reported as found.
+		r.Components["streams"] = Unhealthy
+	} else if c.Streams != nil {
 		if missing := c.Streams(); len(missing) > 0 {
 			r.Components["streams"] = Unhealthy
 			r.Status = Unhealthy
