@@ -178,6 +178,10 @@ func TestDeadLetterPagesCountsAndReplay(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(b), "Replayed 10 dead letters, each deleted once published.") {
 		t.Fatalf("replay answered %d:\n%s", resp.StatusCode, b)
 	}
+	// Continue goes back to the letters of that reason and lane.
+	if !strings.Contains(string(b), `id="back"`) || !strings.Contains(string(b), `href="/deadletters?lane=beta&amp;reason=invalid_field"`) {
+		t.Fatalf("the outcome's Continue does not keep the filter:\n%s", b)
+	}
 	// The answer was a redirect to the outcome's page: reloading it shows
 	// the outcome again and replays nothing.
 	if resp.Request.Method != http.MethodGet || !strings.HasPrefix(resp.Request.URL.Path, "/done/") {
