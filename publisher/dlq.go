@@ -144,7 +144,11 @@ func (r *dlqReplayCmd) Run(ctx context.Context) error {
 	if r.DryRun {
 		fmt.Printf("%d dead letters would be replayed\n", n)
 	} else {
-		fmt.Printf("%d dead letters replayed\n", n-dups)
+		stopped := ""
+		if err != nil {
+			stopped = ", then it stopped (below)"
+		}
+		fmt.Printf("%d dead letters replayed%s\n", n-dups, stopped)
 		if dups > 0 {
 			fmt.Printf("%d not published again: replayed less than the jobs stream's duplicate window ago\n", dups)
 		}

@@ -297,9 +297,15 @@ func TestPublisherUnderLeastPrivilege(t *testing.T) {
 	if err == nil || !strings.Contains(out, "other content") || time.Since(start) > 10*time.Second {
 		t.Fatalf("conflicting submit as producer after %s: %v\n%s", time.Since(start).Round(time.Millisecond), err, out)
 	}
-	// dlq list reads too (deleting and replaying stay the operator's).
+	// dlq list reads too; deleting stays the operator's, and a refused
+	// delete says so within seconds, not after the command's 5 minutes.
 	if out, err := run(t, append([]string{"dlq", "list"}, auth...)...); err != nil || !strings.Contains(out, "job_id_conflict") {
 		t.Fatalf("dlq list as producer: %v\n%s", err, out)
+	}
+	start = time.Now()
+	out, err = run(t, append([]string{"dlq", "replay", "--reason", "job_id_conflict", "--delete"}, auth...)...)
+	if err == nil || !strings.Contains(out, "may this NATS user delete dead letters?") || time.Since(start) > 30*time.Second {
+		t.Fatalf("dlq replay --delete as producer, after %s: %v\n%s", time.Since(start).Round(time.Millisecond), err, out)
 	}
 }
 

@@ -82,11 +82,18 @@ func Each(ctx context.Context, js jetstream.JetStream, f Filter, fn func(*jetstr
 // RequestTimeout bounds each JetStream API request of Each.
 var RequestTimeout = 10 * time.Second
 
-// unanswered says what a request that timed out on its own bound (ctx
-// itself still running) most likely met.
+// unanswered says what a read of SCORING_DLQ that timed out on its own
+// bound (ctx itself still running) most likely met.
 func unanswered(ctx context.Context, err error) error {
+	return unansweredFor(ctx, err, topology.DLQStream, "read it", "")
+}
+
+// unansweredFor says what a request to what that timed out on its own
+// bound most likely met: NATS refuses a request its user may not make
+// (to do) without answering it.
+func unansweredFor(ctx context.Context, err error, what, do, hint string) error {
 	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-		return fmt.Errorf("%s did not answer within %s (may this NATS user read it?): %w", topology.DLQStream, RequestTimeout, err)
+		return fmt.Errorf("%s did not answer within %s (may this NATS user %s?%s): %w", what, RequestTimeout, do, hint, err)
 	}
 	return err
 }
@@ -128,13 +135,19 @@ func Replay(ctx context.Context, js jetstream.JetStream, dlq jetstream.Stream, m
 	if id := m.Header.Get(consumer.HeaderJobID); id != "" {
 		h.Set(consumer.HeaderJobID, id)
 	}
-	ack, err := js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: m.Data, Header: h})
+	rctx, cancel := context.WithTimeout(ctx, RequestTimeout)
+	defer cancel()
+	ack, err := js.PublishMsg(rctx, &nats.Msg{Subject: subject, Data: m.Data, Header: h})
 	if err != nil {
-		return false, fmt.Errorf("replay dead letter %d: %w", m.Sequence, err)
+		return false, fmt.Errorf("replay dead letter %d: %w", m.Sequence, unansweredFor(ctx, err, "the jobs stream", "publish jobs", ""))
 	}
 	if del {
-		if err := dlq.DeleteMsg(ctx, m.Sequence); err != nil {
-			return !ack.Duplicate, fmt.Errorf("delete dead letter %d: %w", m.Sequence, err)
+		// A user that may not delete letters (compose's producer) is
+		// refused without an answer: said after RequestTimeout.
+		dctx, cancel := context.WithTimeout(ctx, RequestTimeout)
+		defer cancel()
+		if err := dlq.DeleteMsg(dctx, m.Sequence); err != nil {
+			return !ack.Duplicate, fmt.Errorf("delete dead letter %d (its job was published again): %w", m.Sequence, unansweredFor(ctx, err, topology.DLQStream, "delete dead letters", " In the compose stack only the operator may"))
 		}
 	}
 	return !ack.Duplicate, nil
