@@ -598,3 +598,29 @@ func (c *cluster) noDeadLetters() {
 		c.t.Fatalf("%d dead letters", info.State.Msgs)
 	}
 }
+
+// Stopped while NATS is gone, a worker exits at once: there is nothing to
+// flush (what the reconnect buffer holds, the server never took), and
+// waiting for it only delayed a rolling restart during an outage.
+func TestStopDuringANATSOutageIsQuick(t *testing.T) {
+	c := newCluster(t)
+	w := startWorker(t, c.ns.URL(), c.leURL)
+	c.ns.Stop()
+	w.out.WaitLine(t, 10*time.Second, `NATS disconnected`)
+	start := time.Now()
+	if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-w.done:
+		w.done <- err // for the cleanup's wait
+	case <-time.After(30 * time.Second):
+		t.Fatal("the worker did not stop within 30 s of SIGTERM")
+	}
+	if d := time.Since(start); d > 4*time.Second {
+		t.Fatalf("stopping during the outage took %s (want under 4 s)\n%s", d.Round(time.Millisecond), w.out.String())
+	}
+	if !strings.Contains(w.out.String(), "nothing to flush") {
+		t.Fatalf("the shutdown does not say why it did not flush\n%s", w.out.String())
+	}
+}

@@ -438,7 +438,12 @@ func (s *Server) Run(ctx context.Context) error {
 	err = s.worker.Run(ctx)
 	stopWatch()
 	<-watched
-	if ferr := s.nc.FlushTimeout(5 * time.Second); ferr != nil && !errors.Is(ferr, nats.ErrConnectionClosed) {
+	// Disconnected, a flush would only wait out its timeout: what the
+	// reconnect buffer holds is nothing the server took (no PubAck, no
+	// ack), so the jobs it concerns are delivered again.
+	if !s.nc.IsConnected() {
+		s.log.Info("NATS not connected at shutdown: nothing to flush; unacknowledged jobs are delivered again")
+	} else if ferr := s.nc.FlushTimeout(5 * time.Second); ferr != nil && !errors.Is(ferr, nats.ErrConnectionClosed) {
 		s.log.Warn("flush at shutdown", zap.Error(ferr))
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -451,9 +456,11 @@ func (s *Server) Run(ctx context.Context) error {
 
 func (s *Server) close() {
 	if s.nc != nil {
-		_ = s.nc.Drain()
-		for i := 0; i < 100 && !s.nc.IsClosed(); i++ {
-			time.Sleep(20 * time.Millisecond)
+		if s.nc.IsConnected() {
+			_ = s.nc.Drain()
+			for i := 0; i < 100 && !s.nc.IsClosed(); i++ {
+				time.Sleep(20 * time.Millisecond)
+			}
 		}
 		s.nc.Close()
 	}
