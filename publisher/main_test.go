@@ -254,15 +254,7 @@ func TestPublisherUnderLeastPrivilege(t *testing.T) {
 		t.Fatal(err)
 	}
 	o.Host, o.Port, o.HTTPPort, o.StoreDir, o.NoSigs = "127.0.0.1", -1, 0, t.TempDir(), true
-	ns, err := natsserver.NewServer(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("server not ready")
-	}
-	defer ns.Shutdown()
+	ns := workertest.NATSWith(t, o)
 	// A short duplicate window: a job_id reused after it is the worker's to
 	// find, and its dead letter the producer's to read.
 	workertest.Worker(t, ns.ClientURL(), func(c *config.Config) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hybridscore/hybridscore/internal/consumer"
 	"github.com/hybridscore/hybridscore/internal/topology"
+	"github.com/hybridscore/hybridscore/internal/workertest"
 )
 
 // A user NATS does not let read the dead letters is told so after
@@ -27,15 +28,7 @@ func TestEachRefusedReadSaysWhy(t *testing.T) {
 			{Username: "blind", Password: "b", Permissions: &server.Permissions{
 				Publish: &server.SubjectPermission{Allow: []string{"$JS.API.STREAM.INFO.>"}}}},
 		}}
-	ns, err := server.NewServer(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("server not ready")
-	}
-	t.Cleanup(ns.Shutdown)
+	ns := workertest.NATSWith(t, o)
 	ctx := context.Background()
 
 	admin, err := nats.Connect(ns.ClientURL(), nats.UserInfo("admin", "a"))

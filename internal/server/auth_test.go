@@ -28,6 +28,7 @@ import (
 	"github.com/hybridscore/hybridscore/internal/health"
 	"github.com/hybridscore/hybridscore/internal/redistest"
 	srv "github.com/hybridscore/hybridscore/internal/server"
+	"github.com/hybridscore/hybridscore/internal/workertest"
 	"github.com/hybridscore/hybridscore/pkg/producer"
 )
 
@@ -61,7 +62,7 @@ func TestAuthenticationAndTLS(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			o := &natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true}
 			tc.server(o)
-			ns := startNATS(t, o)
+			ns := workertest.NATSWith(t, o)
 			url := tc.scheme + "://" + ns.Addr().String()
 			// Without the credentials (TLS alone asks for none) the worker
 			// does not start.
@@ -260,19 +261,4 @@ func TestRedisPasswordAndTLS(t *testing.T) {
 			}
 		})
 	}
-}
-
-// startNATS runs a nats-server with o until the test ends.
-func startNATS(t *testing.T, o *natsserver.Options) *natsserver.Server {
-	t.Helper()
-	ns, err := natsserver.NewServer(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("server not ready")
-	}
-	t.Cleanup(ns.Shutdown)
-	return ns
 }

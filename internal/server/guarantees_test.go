@@ -42,7 +42,7 @@ func TestRedeliveryAfterTheWindowStoresOneResult(t *testing.T) {
 			// Every ack and in-progress ack of this user is refused.
 			{Username: "lossy", Password: "l", Permissions: &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{"$JS.ACK.>"}}}},
 		}}
-	ns := startNATS(t, opts)
+	ns := workertest.NATSWith(t, opts)
 	nc, err := nats.Connect(ns.ClientURL(), nats.UserInfo("admin", "a"))
 	if err != nil {
 		t.Fatal(err)

@@ -211,7 +211,7 @@ func projectNATS(t *testing.T) string {
 		t.Fatal(err)
 	}
 	o.Host, o.Port, o.HTTPPort, o.StoreDir, o.NoSigs = "127.0.0.1", -1, 0, t.TempDir(), true
-	return startNATS(t, o).ClientURL()
+	return workertest.NATSWith(t, o).ClientURL()
 }
 
 // projectWorker runs a worker as projectNATS's worker user until the test

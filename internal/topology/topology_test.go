@@ -12,17 +12,25 @@ import (
 	"github.com/hybridscore/hybridscore/internal/workertest"
 )
 
-// The provisioned consumers take their whole stream without a filter (the
-// server's cheaper path) and still hand out every lane's jobs; a consumer
-// an earlier version made with a filter is left as it is.
-func TestProvisionedConsumersTakeTheWholeStream(t *testing.T) {
+// setup runs an embedded NATS server and returns its JetStream and a
+// context bounded for the test.
+func setup(t *testing.T) (jetstream.JetStream, context.Context) {
+	t.Helper()
 	ns := workertest.NATS(t)
 	js, err := jetstream.New(workertest.Connect(t, ns.URL()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
+	return js, ctx
+}
+
+// The provisioned consumers take their whole stream without a filter (the
+// server's cheaper path) and still hand out every lane's jobs; a consumer
+// an earlier version made with a filter is left as it is.
+func TestProvisionedConsumersTakeTheWholeStream(t *testing.T) {
+	js, ctx := setup(t)
 	// An earlier version's bulk consumer, filtered on the stream's subject.
 	var topo topology.Config
 	old := topo.BulkConsumerConfig()
@@ -82,13 +90,7 @@ func TestProvisionedConsumersTakeTheWholeStream(t *testing.T) {
 // Streams made with other settings are not changed by Provision, and Drift
 // names each difference; streams as configured have none.
 func TestDriftNamesSettingsStreamsKeep(t *testing.T) {
-	ns := workertest.NATS(t)
-	js, err := jetstream.New(workertest.Connect(t, ns.URL()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	js, ctx := setup(t)
 	earlier := topology.Config{DuplicateWindow: 48 * time.Hour, ResultsMaxAge: 72 * time.Hour}
 	if _, err := topology.Provision(ctx, js, earlier); err != nil {
 		t.Fatal(err)

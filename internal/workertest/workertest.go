@@ -8,7 +8,9 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
 
@@ -26,6 +28,22 @@ func NATS(t testing.TB) *natsembed.Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(ns.Stop)
+	return ns
+}
+
+// NATSWith runs a nats-server with options of the test's own (users and
+// permissions, a cluster, a configuration file's) until the test ends.
+func NATSWith(t testing.TB, o *natsserver.Options) *natsserver.Server {
+	t.Helper()
+	ns, err := natsserver.NewServer(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	t.Cleanup(ns.Shutdown)
 	return ns
 }
 
