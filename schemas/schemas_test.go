@@ -1,10 +1,14 @@
 package schemas_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"io/fs"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
+	"github.com/hybridscore/hybridscore/pkg/job"
 	"github.com/hybridscore/hybridscore/schemas"
 )
 
@@ -39,6 +43,47 @@ func TestSchemasReject(t *testing.T) {
 	} {
 		if schemas.Validate(tt.which, []byte(tt.doc)) == nil {
 			t.Errorf("%s accepted %s", tt.which, tt.doc)
+		}
+	}
+}
+
+// TestSchemaAgreesWithTheWorker holds the job schema to the worker's own
+// decoder at each length limit, in ASCII and in multi-byte characters: a
+// producer that validates with the schema must never send a job the worker
+// rejects, and the only jobs the schema is stricter about are the ones its
+// description names (non-ASCII reply subjects over 256 characters).
+func TestSchemaAgreesWithTheWorker(t *testing.T) {
+	type tc struct {
+		field, value   string
+		schemaStricter bool // the worker accepts, the schema (by design) does not
+	}
+	var cases []tc
+	for _, ch := range []string{"a", "é", "語", "😀"} {
+		for _, f := range []struct {
+			name  string
+			limit int
+		}{{"correlation_id", 128}, {"language", 256}, {"context", 256}} {
+			cases = append(cases, tc{f.name, strings.Repeat(ch, f.limit), false}, tc{f.name, strings.Repeat(ch, f.limit+1), false})
+		}
+		for _, n := range []int{256, 257, 1024 / len(ch), 1024/len(ch) + 1, 1024, 1025} {
+			v := "r." + strings.Repeat(ch, n-2)
+			cases = append(cases, tc{"reply_subject", v, ch != "a" && n > 256 && len(v) <= 1024})
+		}
+	}
+	for _, c := range cases {
+		doc, _ := json.Marshal(map[string]any{"job_id": "a", "task_description": "x", "historical_pattern_text": "y",
+			"vector_similarity": 0.5, c.field: c.value})
+		schemaOK := schemas.Validate("job", doc) == nil
+		_, _, err := job.Decode(doc, job.Limits{})
+		workerOK := err == nil
+		name := fmt.Sprintf("%s of %d characters (%d bytes)", c.field, utf8.RuneCountInString(c.value), len(c.value))
+		switch {
+		case schemaOK && !workerOK:
+			t.Errorf("%s: the schema accepts it, the worker rejects it: %v", name, err)
+		case !schemaOK && workerOK && !c.schemaStricter:
+			t.Errorf("%s: the worker accepts it, the schema does not", name)
+		case c.schemaStricter && (schemaOK || !workerOK):
+			t.Errorf("%s: want the worker to accept it (%v) and the schema to refuse it (refused: %v)", name, err, !schemaOK)
 		}
 	}
 }

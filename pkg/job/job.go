@@ -225,6 +225,9 @@ func (j *Job) validate(d *decoder, s *[nStrFields]string, p Partial, limits Limi
 	}
 	if set(fReplySubject) {
 		if p.ReplySubject == "" {
+			if n := len(s[fReplySubject]); n > 1024 {
+				return invalid(CodeInvalidField, "reply_subject of %d bytes: at most 1024", n)
+			}
 			return invalid(CodeInvalidField, "reply_subject %q is not a NATS subject without wildcards outside $, scoring.jobs. and scoring.dlq.", s[fReplySubject])
 		}
 		j.ReplySubject = s[fReplySubject]
@@ -242,8 +245,9 @@ func (j *Job) validate(d *decoder, s *[nStrFields]string, p Partial, limits Limi
 		if s[f.k] == "" {
 			continue
 		}
-		if len(s[f.k]) > 256 {
-			return invalid(CodeInvalidField, "%s longer than 256 bytes", fieldPath[f.k])
+		// Characters, not bytes, so that the schema's maxLength says the same.
+		if utf8.RuneCountInString(s[f.k]) > 256 {
+			return invalid(CodeInvalidField, "%s longer than 256 characters", fieldPath[f.k])
 		}
 		*f.dst = s[f.k]
 	}

@@ -107,6 +107,9 @@ func referenceDecode(data []byte, limits Limits) (*Job, Partial, error) {
 	}
 	if w.ReplySubject != nil {
 		if !ValidReplySubject(*w.ReplySubject) {
+			if n := len(*w.ReplySubject); n > 1024 {
+				return nil, p, refInvalid(CodeInvalidField, "reply_subject of %d bytes: at most 1024", n)
+			}
 			return nil, p, refInvalid(CodeInvalidField, "reply_subject %q is not a NATS subject without wildcards outside $, scoring.jobs. and scoring.dlq.", *w.ReplySubject)
 		}
 		j.ReplySubject = *w.ReplySubject
@@ -125,8 +128,8 @@ func referenceDecode(data []byte, limits Limits) (*Job, Partial, error) {
 		if f.v == nil || *f.v == "" {
 			continue
 		}
-		if len(*f.v) > 256 {
-			return nil, p, refInvalid(CodeInvalidField, "%s longer than 256 bytes", f.name)
+		if utf8.RuneCountInString(*f.v) > 256 {
+			return nil, p, refInvalid(CodeInvalidField, "%s longer than 256 characters", f.name)
 		}
 		*f.dst = *f.v
 	}
