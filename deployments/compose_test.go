@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -92,6 +93,31 @@ func effective(base, override composeService) composeService {
 	return s
 }
 
+// defaultVar matches a variable with a default, ${NAME:-default}.
+var defaultVar = regexp.MustCompile(`\$\{[A-Z_][A-Z0-9_]*:-([^}]*)\}`)
+
+// withDefaults interpolates s as Compose does in an environment that sets
+// none of its variables.
+func withDefaults(s string) string { return defaultVar.ReplaceAllString(s, "$1") }
+
+// splitOutside splits s at each sep that is not inside ${…}.
+func splitOutside(s string, sep byte) []string {
+	var parts []string
+	depth, start := 0, 0
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '$' && i+1 < len(s) && s[i+1] == '{':
+			depth++
+		case s[i] == '}' && depth > 0:
+			depth--
+		case s[i] == sep && depth == 0:
+			parts = append(parts, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(parts, s[start:])
+}
+
 // publishedPorts returns the host ports a service publishes, from the short
 // ("8080:80", "127.0.0.1:8080:80/tcp", "80") and long ({published, target})
 // syntaxes. A port without a host part publishes nothing fixed (0 is not
@@ -103,13 +129,19 @@ func publishedPorts(t *testing.T, svc string, ports []yaml.Node) []int {
 		switch n.Kind {
 		case yaml.ScalarNode:
 			spec, _, _ := strings.Cut(n.Value, "/")
-			parts := strings.Split(spec, ":")
+			// Split at the colons outside ${…}: "${BIND:-127.0.0.1}:${PORT:-4222}:4222".
+			parts := splitOutside(spec, ':')
 			if len(parts) < 2 {
 				continue // container port only: a random host port
 			}
-			host := parts[len(parts)-2]
+			host := withDefaults(parts[len(parts)-2])
 			if host == "" {
 				continue
+			}
+			// Redis has no password and NATS monitoring no login here:
+			// nothing listens beyond the host unless asked to.
+			if len(parts) < 3 || withDefaults(parts[0]) != "127.0.0.1" {
+				t.Errorf("service %s: port %q is published on every interface by default, want the loopback", svc, n.Value)
 			}
 			p, err := strconv.Atoi(host)
 			if err != nil {
@@ -257,17 +289,18 @@ func TestComposePublishedPorts(t *testing.T) {
 func TestComposeOfflineUsesLocalImages(t *testing.T) {
 	base := load(t, baseFile)
 	offline := load(t, offlineFile)
-	for _, name := range []string{"nats", "redis", "worker", "langextract"} {
-		o, ok := offline.Services[name]
-		if !ok {
-			t.Errorf("%s: no override for %s", offlineFile, name)
-			continue
-		}
-		if !strings.HasPrefix(o.Image, "hybridscore/") || strings.Contains(o.Image, "$") {
-			t.Errorf("%s: %s image = %q, want a literal hybridscore/* image", offlineFile, name, o.Image)
+	for _, name := range []string{"nats", "redis", "worker", "langextract", "console"} {
+		o := offline.Services[name]
+		e := effective(base.Services[name], o)
+		// nats and redis: the local images whatever the environment says;
+		// the project's own images may follow IMAGE_PREFIX and IMAGE_TAG
+		// (an upgrade), local by default.
+		if img := withDefaults(e.Image); !strings.HasPrefix(img, "hybridscore/") || !strings.HasSuffix(img, ":local") ||
+			(name == "nats" || name == "redis") && strings.Contains(e.Image, "$") {
+			t.Errorf("%s: %s image = %q, want a hybridscore/*:local image", offlineFile, name, e.Image)
 		}
 		// The local images are FROM scratch: no shell, wget or curl.
-		hc := effective(base.Services[name], o).Healthcheck
+		hc := e.Healthcheck
 		if hc == nil || len(hc.Test) < 2 {
 			continue // reported by TestComposeHealthchecks
 		}
