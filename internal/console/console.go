@@ -54,8 +54,10 @@ type Console struct {
 	outcomes outcomes
 	pages    map[string]*template.Template
 
-	rateMu sync.Mutex
-	prev   *sample // the last sample rates are measured from
+	rateMu    sync.Mutex
+	last      []reading // each counter's last reading, rates are measured from
+	ratesAt   time.Time // when lastRates were measured
+	lastRates []float64
 
 	seen seen // workers that answered lately, to tell one gone
 }
@@ -116,7 +118,7 @@ var funcs = template.FuncMap{
 	// refusedAgain tells whether a letter of this reason was refused for
 	// its payload: replayed unchanged, it is refused again unless what
 	// refused it changed.
-	"refusedAgain": func(reason string) bool { return job.Rejected(reason) || reason == consumer.ReasonConflict },
+	"refusedAgain": refusedAgain,
 }
 
 // parsePages builds each page from the layout and its own template; the
@@ -263,4 +265,10 @@ func secure(h http.Handler) http.Handler {
 		w.Header().Set("X-Frame-Options", "DENY")
 		h.ServeHTTP(w, r)
 	})
+}
+
+// refusedAgain tells whether a letter of this reason was refused for its
+// payload, which a replay publishes unchanged.
+func refusedAgain(reason string) bool {
+	return job.Rejected(reason) || reason == consumer.ReasonConflict
 }

@@ -285,6 +285,17 @@ func TestFindJob(t *testing.T) {
 	if _, body := get(t, http.DefaultClient, st.url+"/deadletters?reason=invalid_field"); !strings.Contains(body, `id="refused-again"`) {
 		t.Fatalf("no warning over invalid_field letters\n%s", body)
 	}
+	// And over a lane's letters, whose reasons the filter does not name
+	// (once the tally has counted far-1).
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		_, body := get(t, http.DefaultClient, st.url+"/deadletters?lane=rescore")
+		if strings.Contains(body, `id="refused-again"`) && strings.Contains(body, "dead-lettered as invalid_field are refused again") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no warning over lane rescore's invalid_field letter\n%s", body)
+		}
+	}
 	// Copies waiting that carry the id otherwise than as their
 	// Nats-Msg-Id: a replay of a dead letter (its id carried over; the
 	// letter kept), and a job published without a Nats-Msg-Id (its

@@ -239,7 +239,7 @@ func (c *Console) breakerReset(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	var reply server.BreakerReply
 	if err := call(r.Context(), c.cfg.NC, id, server.EndpointBreakerReset, &reply); err != nil {
-		c.page(w, r, http.StatusBadGateway, "message.html", message{Title: "Breaker not reset", Text: err.Error(), Back: "/"})
+		c.failed(w, r, http.StatusBadGateway, message{Title: "Breaker not reset", Text: err.Error(), Back: "/"})
 		return
 	}
 	name := c.workerName(r.Context(), id)

@@ -51,6 +51,10 @@ type LettersView struct {
 	Matching int
 	// Reasons are the reasons among Counts, each once.
 	Reasons []string
+	// Refused are the reasons among the letters the filter selects whose
+	// payloads a replay publishes only to be refused again, when the
+	// filter names no reason (a lane's letters).
+	Refused []string
 	Ready   bool
 	Err     string
 	// CountErr: the counts could not be brought up to date; they are the
@@ -174,6 +178,9 @@ func (c *Console) lettersPage(w http.ResponseWriter, r *http.Request) {
 	for _, rc := range v.Counts {
 		if len(f.JobID) == 0 && f.MatchFields(rc.Reason, rc.Lane, "") {
 			v.Matching += rc.N
+			if v.Reason == "" && refusedAgain(rc.Reason) && !slices.Contains(v.Refused, rc.Reason) {
+				v.Refused = append(v.Refused, rc.Reason)
+			}
 		}
 		if !slices.Contains(v.Reasons, rc.Reason) {
 			v.Reasons = append(v.Reasons, rc.Reason)
@@ -289,7 +296,7 @@ func (c *Console) replayOne(w http.ResponseWriter, r *http.Request) {
 	del := r.FormValue("delete") != ""
 	published, err := deadletter.Replay(r.Context(), c.js, dlq, m, del)
 	if err != nil {
-		c.page(w, r, http.StatusConflict, "message.html", message{Title: "Not replayed", Text: err.Error(), Back: "/deadletters"})
+		c.failed(w, r, http.StatusConflict, message{Title: "Not replayed", Text: err.Error(), Back: "/deadletters"})
 		return
 	}
 	if del {
@@ -315,7 +322,7 @@ func (c *Console) deleteOne(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := dlq.DeleteMsg(r.Context(), m.Sequence); err != nil {
-		c.page(w, r, http.StatusConflict, "message.html", message{Title: "Not deleted", Text: err.Error(), Back: "/deadletters"})
+		c.failed(w, r, http.StatusConflict, message{Title: "Not deleted", Text: err.Error(), Back: "/deadletters"})
 		return
 	}
 	c.tally.deleted(m.Sequence)
@@ -410,7 +417,7 @@ func (c *Console) replaySet(w http.ResponseWriter, r *http.Request) {
 			plural(dups, "dead letter"))
 	}
 	if err != nil {
-		c.page(w, r, http.StatusConflict, "message.html", message{Title: "Replay stopped", Text: text + " Then: " + err.Error(), Back: lettersURL(f)})
+		c.failed(w, r, http.StatusConflict, message{Title: "Replay stopped", Text: text + " Then: " + err.Error(), Back: lettersURL(f)})
 		return
 	}
 	if n > 0 {

@@ -16,8 +16,9 @@ type outcomes struct {
 }
 
 type outcome struct {
-	msg message
-	at  time.Time
+	msg    message
+	status int
+	at     time.Time
 }
 
 // outcomeTTL is how long an outcome's page stays; maxOutcomes bounds what
@@ -27,8 +28,8 @@ const (
 	maxOutcomes = 1000
 )
 
-// put keeps m and returns the id of its page.
-func (o *outcomes) put(m message) string {
+// put keeps m, shown with HTTP status code, and returns the id of its page.
+func (o *outcomes) put(m message, status int) string {
 	id := randomToken()
 	now := time.Now()
 	o.mu.Lock()
@@ -41,32 +42,39 @@ func (o *outcomes) put(m message) string {
 			delete(o.m, k)
 		}
 	}
-	o.m[id] = outcome{msg: m, at: now}
+	o.m[id] = outcome{msg: m, status: status, at: now}
 	return id
 }
 
-func (o *outcomes) get(id string) (message, bool) {
+func (o *outcomes) get(id string) (outcome, bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	v, ok := o.m[id]
 	if !ok || time.Since(v.at) > outcomeTTL {
-		return message{}, false
+		return outcome{}, false
 	}
-	return v.msg, true
+	return v, true
 }
 
 // done ends a successful action: the browser is sent to the page of its
 // outcome.
 func (c *Console) done(w http.ResponseWriter, r *http.Request, m message) {
-	http.Redirect(w, r, "/done/"+c.outcomes.put(m), http.StatusSeeOther)
+	http.Redirect(w, r, "/done/"+c.outcomes.put(m, http.StatusOK), http.StatusSeeOther)
+}
+
+// failed ends an action that failed, perhaps part-way (a set replay that
+// stopped after some letters), the same way: its page says what happened
+// with status code, and reloading it does not send the form again.
+func (c *Console) failed(w http.ResponseWriter, r *http.Request, status int, m message) {
+	http.Redirect(w, r, "/done/"+c.outcomes.put(m, status), http.StatusSeeOther)
 }
 
 func (c *Console) outcomePage(w http.ResponseWriter, r *http.Request) {
-	m, ok := c.outcomes.get(r.PathValue("id"))
+	o, ok := c.outcomes.get(r.PathValue("id"))
 	if !ok {
 		c.page(w, r, http.StatusNotFound, "message.html", message{Title: "Done",
 			Text: "This outcome is no longer kept (they are kept 10 minutes, in the console process). The dead letters and jobs show what happened.", Back: "/deadletters"})
 		return
 	}
-	c.page(w, r, http.StatusOK, "message.html", m)
+	c.page(w, r, o.status, "message.html", o.msg)
 }

@@ -53,12 +53,20 @@ type Overview struct {
 	Outage bool
 }
 
-// sample is what rates are measured between.
+// sample is one reading of the counters rates are measured between:
+// finished jobs per class, then stored results. known says which were
+// read; a counter whose stream did not answer is not 0.
 type sample struct {
-	at       time.Time
-	finished []uint64
-	results  uint64
-	rates    []float64 // the rates measured at this sample: finished per class, then results
+	at     time.Time
+	counts []uint64
+	known  []bool
+}
+
+// reading is a counter's last known value.
+type reading struct {
+	v  uint64
+	at time.Time
+	ok bool
 }
 
 var classes = []struct{ name, stream, consumer string }{
@@ -82,7 +90,7 @@ func (c *Console) Overview(ctx context.Context) Overview {
 		o.DeadErr = err.Error()
 		return o
 	}
-	s := &sample{at: now, finished: make([]uint64, len(classes))}
+	s := &sample{at: now, counts: make([]uint64, len(classes)+1), known: make([]bool, len(classes)+1)}
 	// A stream or consumer that does not exist yet (no worker provisioned
 	// them) is an answer, not an outage.
 	unanswered := func(err error) bool {
@@ -97,7 +105,7 @@ func (c *Console) Overview(ctx context.Context) Overview {
 			state := st.CachedInfo().State
 			// A work queue removes each finished job: every message stored
 			// and no longer held has finished (or was deleted).
-			s.finished[i] = state.LastSeq - state.Msgs
+			s.counts[i], s.known[i] = state.LastSeq-state.Msgs, true
 			if state.Msgs > 0 && !state.FirstTime.IsZero() {
 				v.Oldest = now.Sub(state.FirstTime)
 			}
@@ -113,7 +121,7 @@ func (c *Console) Overview(ctx context.Context) Overview {
 		o.Classes = append(o.Classes, v)
 	}
 	if st, err := c.js.Stream(ctx, topology.ResultsStream); err == nil {
-		s.results = st.CachedInfo().State.LastSeq
+		s.counts[len(classes)], s.known[len(classes)] = st.CachedInfo().State.LastSeq, true
 		o.Results, o.ResultsKnown = st.CachedInfo().State.Msgs, true
 	} else {
 		o.ResultsErr, o.Outage = err.Error(), o.Outage || unanswered(err)
@@ -145,40 +153,37 @@ func (c *Console) Overview(ctx context.Context) Overview {
 // maxRateSpan is the longest interval a rate is measured over.
 const maxRateSpan = 10 * time.Second
 
-// rates measures the rates since the previous sample at least a second old,
-// so that several open pages refreshing at once still see steady figures.
+// rates measures each counter's rate since its last reading, when that is
+// at least a second old (so that several open pages refreshing at once
+// still see steady figures) and at most maxRateSpan (a rate over a longer
+// gap would be an average of hours, not what happens now). A counter that
+// was not read breaks its series: its rate is unknown (-1) now and at the
+// next reading, which starts a new series, never a difference from 0.
 func (c *Console) rates(s *sample) []float64 {
 	c.rateMu.Lock()
 	defer c.rateMu.Unlock()
-	p := c.prev
-	if p != nil && s.at.Sub(p.at) < time.Second {
-		return p.rates
+	if c.lastRates != nil && s.at.Sub(c.ratesAt) < time.Second {
+		return c.lastRates
 	}
-	if p != nil && s.at.Sub(p.at) > maxRateSpan {
-		// Nobody looked for a while: a rate over that gap would be an
-		// average of hours, not what happens now. Unknown until the
-		// next refresh.
-		p = nil
+	if c.last == nil {
+		c.last = make([]reading, len(s.counts))
 	}
-	s.rates = make([]float64, len(classes)+1)
-	for i := range s.rates {
-		s.rates[i] = -1
-	}
-	if p != nil {
-		dt := s.at.Sub(p.at).Seconds()
-		per := func(now, then uint64) float64 {
-			if now < then {
-				return -1 // the stream was recreated
-			}
-			return float64(now-then) / dt
+	out := make([]float64, len(s.counts))
+	for i, v := range s.counts {
+		out[i] = -1
+		l := &c.last[i]
+		if !s.known[i] {
+			l.ok = false
+			continue
 		}
-		for i := range classes {
-			s.rates[i] = per(s.finished[i], p.finished[i])
+		// A smaller count: the stream was recreated.
+		if dt := s.at.Sub(l.at); l.ok && dt <= maxRateSpan && v >= l.v {
+			out[i] = float64(v-l.v) / dt.Seconds()
 		}
-		s.rates[len(classes)] = per(s.results, p.results)
+		*l = reading{v: v, at: s.at, ok: true}
 	}
-	c.prev = s
-	return s.rates
+	c.ratesAt, c.lastRates = s.at, out
+	return out
 }
 
 func (c *Console) overviewPage(w http.ResponseWriter, r *http.Request) {
