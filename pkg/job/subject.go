@@ -36,16 +36,25 @@ func ResultToken(jobID string) string {
 // would be dropped there and never answered.
 func MsgID(lane, jobID string) string { return lane + "/" + jobID }
 
+// ContentMsgID is the Nats-Msg-Id of a job published again with other
+// content than a copy the jobs stream may still remember (a job corrected
+// after its rejection, inside the duplicate window): <lane>/<job_id>/<digest>.
+// The same content published twice is still stored once.
+func ContentMsgID(lane, jobID, digest string) string { return lane + "/" + jobID + "/" + digest }
+
 // JobIDOfMsgID is the job id a job message of lane names by its
 // Nats-Msg-Id, read when its payload cannot be: msgID itself when it is a
 // valid job id (a producer that sets the job_id alone), the id of
-// MsgID(lane, id), else "".
+// MsgID(lane, id) or ContentMsgID(lane, id, digest), else "".
 func JobIDOfMsgID(lane, msgID string) string {
 	if validJobID(msgID) {
 		return msgID
 	}
-	if id, ok := strings.CutPrefix(msgID, lane+"/"); ok && validJobID(id) {
-		return id
+	if rest, ok := strings.CutPrefix(msgID, lane+"/"); ok {
+		// A job id holds no "/": what follows one is a digest.
+		if id, _, _ := strings.Cut(rest, "/"); validJobID(id) {
+			return id
+		}
 	}
 	return ""
 }

@@ -14,6 +14,8 @@ func TestJobIDOfMsgID(t *testing.T) {
 		{"a", job.MsgID("a", "bad id"), ""}, // not a job id
 		{"a", "requeue-SCORING_JOBS-1", "requeue-SCORING_JOBS-1"},
 		{"a", "", ""},
+		{"a", job.ContentMsgID("a", "job-1", "0123abcd"), "job-1"}, // a corrected job's
+		{"b", job.ContentMsgID("a", "job-1", "0123abcd"), ""},
 	} {
 		if got := job.JobIDOfMsgID(tc.lane, tc.msgID); got != tc.want {
 			t.Errorf("JobIDOfMsgID(%q, %q) = %q, want %q", tc.lane, tc.msgID, got, tc.want)

@@ -205,6 +205,9 @@ type batch struct {
 	// answer for other content (the job_id's earlier user's, when the
 	// stream dropped this job as a duplicate) is never taken as its own.
 	digests map[uint64]string
+	// contents holds, for each job_id of the source, the hash of the
+	// digest of the first job that had it (16 bytes a job).
+	contents map[uint64]uint64
 	// closed: the run is over; a late answer changes nothing.
 	closed bool
 	// unseen holds the ids of jobs the stream dropped as duplicates whose
@@ -217,7 +220,7 @@ type batch struct {
 
 func newBatch(o BatchOptions) *batch {
 	b := &batch{o: o, start: time.Now(), s: &Summary{ByStatus: map[string]int{}, ByReason: map[string]int{}, CacheTiers: map[string]int{}},
-		dead: map[uint64]letterOf{}, written: map[uint64]struct{}{}, pending: map[uint64]time.Time{}, digests: map[uint64]string{}, unseen: map[uint64]string{}, out: bufio.NewWriterSize(o.Out, 256<<10)}
+		dead: map[uint64]letterOf{}, written: map[uint64]struct{}{}, pending: map[uint64]time.Time{}, digests: map[uint64]string{}, contents: map[uint64]uint64{}, unseen: map[uint64]string{}, out: bufio.NewWriterSize(o.Out, 256<<10)}
 	b.cond = sync.NewCond(&b.mu)
 	for _, id := range o.Answered {
 		b.written[xxhash.Sum64String(id)] = struct{}{}
@@ -460,12 +463,17 @@ func (b *batch) publishAll(ctx context.Context, js jetstream.JetStream) error {
 			// limiter's wait.
 			b.stamp(h)
 		}
-		digest := digestOf(w)
 		b.mu.Lock()
-		b.digests[h] = digest
+		b.digests[h] = c.digest
 		b.mu.Unlock()
 		data, _ := json.Marshal(w)
-		msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{job.MsgID(b.o.Lane, w.JobID)}}}
+		msgID := job.MsgID(b.o.Lane, w.JobID)
+		if c.corrected {
+			// The stream may still hold the dead-lettered copy's id inside
+			// its duplicate window: this content's own id is not dropped.
+			msgID = job.ContentMsgID(b.o.Lane, w.JobID, c.digest)
+		}
+		msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{msgID}}}
 		// Each job's span is a child of ctx's: a caller that passes no
 		// span gets one trace per job.
 		_, span := startProduce(ctx, msg)
@@ -499,12 +507,13 @@ func (b *batch) stamp(h uint64) {
 // next reads the source's next job: ok is false at its end; a nil job is
 // one to skip (invalid, answered or published already, or dead-lettered
 // and the batch has no reply subject of its own to find its answer on).
-// dead says the job was dead-lettered before: it is looked up, not
-// published.
-func (b *batch) next() (w *job.Wire, dead, ok bool) {
+// The candidate's dead says the job was dead-lettered before: it is
+// looked up, not published; corrected, that it was dead-lettered as other
+// content, and is published again.
+func (b *batch) next() (c *candidate, ok bool) {
 	v, err := b.o.Source.Next()
 	if errors.Is(err, io.EOF) {
-		return nil, false, false
+		return nil, false
 	}
 	b.s.Read++
 	if err != nil {
@@ -512,7 +521,7 @@ func (b *batch) next() (w *job.Wire, dead, ok bool) {
 		if b.o.OnInvalid != nil {
 			b.o.OnInvalid(err)
 		}
-		return nil, false, true
+		return nil, true
 	}
 	if v.JobID == "" {
 		v.JobID = DeriveJobID(v)
@@ -522,7 +531,18 @@ func (b *batch) next() (w *job.Wire, dead, ok bool) {
 		v.ReplySubject = b.o.ReplySubject
 	}
 	h := xxhash.Sum64String(v.JobID)
+	digest := digestOf(&v)
+	content := xxhash.Sum64String(digest)
 	b.mu.Lock()
+	if first, ok := b.contents[h]; ok && first != content {
+		// The same job_id twice in the source, for other content: the
+		// second is never answered with the first's result.
+		b.s.Conflicts = append(b.s.Conflicts, v.JobID)
+		b.mu.Unlock()
+		return nil, true
+	} else if !ok {
+		b.contents[h] = content
+	}
 	if b.mine != nil {
 		// Before its lookup: a result stored after it is read by the
 		// consumer and taken.
@@ -531,10 +551,12 @@ func (b *batch) next() (w *job.Wire, dead, ok bool) {
 	_, done := b.written[h]
 	_, already := b.pending[h]
 	letter, dead := b.dead[h]
+	corrected := false
 	if dead {
 		// Dead-lettered as other content: the job was corrected since,
 		// and is published again.
-		dead = !letter.otherThan(&v)
+		corrected = letter.otherThan(&v)
+		dead = !corrected
 	}
 	// With a reply subject of the run's, a dead-lettered job's answer, if
 	// any, was read there; without one, only its lookup finds it.
@@ -547,9 +569,9 @@ func (b *batch) next() (w *job.Wire, dead, ok bool) {
 	}
 	b.mu.Unlock()
 	if done || already || skipDead {
-		return nil, false, true
+		return nil, true
 	}
-	return &v, dead, true
+	return &candidate{w: &v, dead: dead, corrected: corrected, digest: digest}, true
 }
 
 // catchUp waits until *read (guarded by mu) reaches n, the messages stored

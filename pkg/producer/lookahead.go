@@ -25,6 +25,9 @@ type candidate struct {
 	stored []byte
 	looked chan struct{}
 	dead   bool // dead-lettered before: never published
+	// corrected: dead-lettered before as other content, published again.
+	corrected bool
+	digest    string // digestOf(w)
 }
 
 // lookahead reads the source (next) ahead of the publisher and looks each
@@ -36,14 +39,14 @@ func (b *batch) lookahead(ctx context.Context) <-chan *candidate {
 	go func() {
 		defer close(out)
 		for ctx.Err() == nil {
-			w, dead, ok := b.next()
+			c, ok := b.next()
 			if !ok {
 				return
 			}
-			if w == nil {
+			if c == nil {
 				continue // invalid, answered, pending or dead-lettered
 			}
-			c := &candidate{w: w, looked: make(chan struct{}), dead: dead}
+			c.looked = make(chan struct{})
 			select {
 			case slots <- struct{}{}:
 			case <-ctx.Done():
@@ -56,7 +59,7 @@ func (b *batch) lookahead(ctx context.Context) <-chan *candidate {
 				// result stored for other content (or a rejection) is not
 				// this job's answer: the job is published, and the worker
 				// tells the conflict.
-				if m, err := b.results.GetLastMsgForSubject(ctx, job.ResultSubject(b.o.Lane, w.JobID)); err == nil && m.Header.Get(headerDigest) == digestOf(w) {
+				if m, err := b.results.GetLastMsgForSubject(ctx, job.ResultSubject(b.o.Lane, c.w.JobID)); err == nil && m.Header.Get(headerDigest) == c.digest {
 					c.stored = m.Data
 				}
 			}()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -371,6 +372,82 @@ func TestSubmit(t *testing.T) {
 	r2, err := c.Submit(context.Background(), "default", w, 10*time.Second)
 	if err != nil || !bytes.Equal(r, r2) {
 		t.Fatalf("resubmit: %v\n%s\n%s", err, r, r2)
+	}
+}
+
+// A job whose reply_subject the worker refuses is rejected, and its
+// rejection cannot be sent there: Submit reads it where it is stored, at
+// once, instead of waiting out its timeout.
+func TestSubmitOfARefusedReplySubjectIsAnswered(t *testing.T) {
+	c, start := setup(t)
+	start()
+	for _, subject := range []string{"scoring.jobs.x", "scoring.bulk.x"} {
+		w := job.Wire{JobID: "refused-" + subject[8:12], TaskDescription: "Implement OAuth2 login", HistoricalPatternText: "Build OAuth2 authentication",
+			VectorSimilarity: 0.8, ReplySubject: subject}
+		began := time.Now()
+		r, err := c.Submit(context.Background(), "refused", w, 20*time.Second)
+		var res job.Result
+		if err != nil || json.Unmarshal(r, &res) != nil || res.Status != job.StatusRejected || res.Error == nil || res.Error.Code != job.CodeInvalidField {
+			t.Fatalf("reply subject %s: %v %s", subject, err, r)
+		}
+		if took := time.Since(began); took > 10*time.Second {
+			t.Errorf("reply subject %s: answered after %s", subject, took)
+		}
+	}
+}
+
+// The same job_id twice in one source, for other content: the second is a
+// conflict (exit status 1), never skipped as answered by the first's
+// result; the same job twice is one job.
+func TestBatchSameIDTwiceInTheSource(t *testing.T) {
+	c, start := setup(t)
+	start()
+	in := `{"job_id":"dd-1","task_description":"Implement A","historical_pattern_text":"Pattern A","vector_similarity":0.5}
+{"job_id":"dd-1","task_description":"Implement A","historical_pattern_text":"Pattern A","vector_similarity":0.5}
+{"job_id":"dd-2","task_description":"Implement B","historical_pattern_text":"Pattern B","vector_similarity":0.5}
+{"job_id":"dd-2","task_description":"Implement B changed","historical_pattern_text":"Pattern B","vector_similarity":0.5}
+`
+	for run := 1; run <= 2; run++ {
+		src, _ := producer.NewSource(strings.NewReader(in), "jsonl")
+		s, err := c.Batch(context.Background(), producer.BatchOptions{Source: src, Lane: "dd", Out: io.Discard, Timeout: 10 * time.Second})
+		if !errors.Is(err, producer.ErrConflict) || !slices.Equal(s.Conflicts, []string{"dd-2"}) {
+			t.Fatalf("run %d: %v %+v", run, err, s)
+		}
+	}
+}
+
+// A job corrected after its rejection and rerun inside the jobs stream's
+// duplicate window is published (under its content's own Nats-Msg-Id)
+// and scored, not dropped behind its rejected copy and answered with that
+// copy's rejection.
+func TestBatchRerunsACorrectedJobInsideTheWindow(t *testing.T) {
+	c, start := setup(t)
+	start()
+	run := func(input string) *producer.Summary {
+		t.Helper()
+		src, _ := producer.NewSource(strings.NewReader(input), "jsonl")
+		s, err := c.Batch(context.Background(), producer.BatchOptions{Source: src, Lane: "fixnow", Out: io.Discard, Timeout: 20 * time.Second})
+		if err != nil {
+			t.Fatalf("%v, %+v", err, s)
+		}
+		return s
+	}
+	bad := `{"job_id":"fix-2","task_description":"","historical_pattern_text":"Build OAuth2 authentication","vector_similarity":0.8}` + "\n"
+	if s := run(bad); s.ByStatus["rejected"] != 1 {
+		t.Fatalf("first run %+v", s)
+	}
+	eventually.NoError(t, 10*time.Second, func() error {
+		if n := dlqCount(t, c, "fixnow"); n != 1 {
+			return fmt.Errorf("%d dead letters", n)
+		}
+		return nil
+	}, "the rejected job dead-lettered")
+	fixed := strings.Replace(bad, `"task_description":""`, `"task_description":"Implement OAuth2 login"`, 1)
+	if s := run(fixed); s.Published != 1 || s.Duplicates != 0 || s.ByStatus["scored"] != 1 {
+		t.Fatalf("the corrected job, rerun at once: %+v", s)
+	}
+	if s := run(fixed); s.Published != 0 || s.ByStatus["scored"] != 1 {
+		t.Fatalf("the corrected job, rerun again: %+v", s)
 	}
 }
 

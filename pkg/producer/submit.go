@@ -47,7 +47,7 @@ func (c *Client) Submit(ctx context.Context, lane string, w job.Wire, timeout ti
 	defer span.End()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	s := &submission{id: w.JobID, digest: digestOf(&w), done: make(chan struct{})}
+	s := &submission{id: w.JobID, digest: digestOf(&w), done: make(chan struct{}), rejected: make(chan struct{})}
 	sub, err := c.NC.Subscribe(w.ReplySubject, func(m *nats.Msg) { s.answer(m.Data, m.Header.Get(headerDigest), false) })
 	if err != nil {
 		return nil, err
@@ -68,6 +68,17 @@ func (c *Client) Submit(ctx context.Context, lane string, w job.Wire, timeout ti
 	}
 	if dup {
 		defer c.readStored(ctx, lane, s)()
+	}
+	select {
+	case <-s.rejected:
+		// This job's rejection was dead-lettered: its answer is on the
+		// reply subject, unless the worker refused that subject (the
+		// rejection's reason), and always stored.
+		if !dup {
+			defer c.readStored(ctx, lane, s)()
+		}
+	case <-s.done:
+	case <-ctx.Done():
 	}
 	select {
 	case <-s.done:
@@ -99,8 +110,11 @@ type submission struct {
 	id, digest string
 	once       sync.Once
 	done       chan struct{}
-	data       json.RawMessage
-	err        error
+	// rejected is closed when the job's rejection is dead-lettered.
+	rejected     chan struct{}
+	rejectedOnce sync.Once
+	data         json.RawMessage
+	err          error
 
 	mu         sync.Mutex
 	unreadable error // why the dead letters could not be read
@@ -171,10 +185,16 @@ func ownRejection(code, message string) bool {
 
 // letter takes a dead letter of job s.id. A conflict is never answered: it
 // ends the submission at once. A rejection is answered (on the reply
-// subject, or stored): the answer ends it. Any other reason (max_deliveries,
+// subject, or stored, where Submit then reads it): the answer ends it. Any other reason (max_deliveries,
 // internal) ends it unless an answer comes within deadLetterGrace.
 func (s *submission) letter(reason, msg string) {
 	if job.Rejected(reason) {
+		// Only a rejection this very content earns (it does not decode,
+		// or the worker's own limits and reply-subject rules): another
+		// copy's is not this job's answer.
+		if s.digest == "" || ownRejection(reason, msg) {
+			s.rejectedOnce.Do(func() { close(s.rejected) })
+		}
 		return
 	}
 	if reason == reasonConflict {
