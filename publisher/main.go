@@ -237,6 +237,11 @@ func (b *batchCmd) Run(ctx context.Context) error {
 		}
 		sum.Write(os.Stdout)
 	}
+	if err == nil && sum != nil && sum.Invalid > 0 {
+		// A pipeline checks the exit status, not the summary: a line it
+		// sent that was never published is a failure of the run.
+		return fmt.Errorf("%d input lines of %s could not be read as jobs and were not published (the first are named above)", sum.Invalid, b.File)
+	}
 	return err
 }
 

@@ -95,6 +95,13 @@ func TestBatchResumeAndTimeout(t *testing.T) {
 	if got, _ := os.ReadFile(outFile); strings.Count(string(got), "\n") != 100 {
 		t.Fatalf("results file has %d lines", strings.Count(string(got), "\n"))
 	}
+	// A line that is no job: the others are published and answered, and
+	// the exit status says the run did not publish everything it was given.
+	_ = os.WriteFile(jobs, []byte(b.String()+`{"task_description":"x","historical_pattern_text":"p","vector_similarity":"0.5"}`+"\n"), 0o644)
+	out, err = run(t, "batch", jobs, "--nats-url", ns.URL(), "--out", outFile, "--no-progress")
+	if err == nil || !strings.Contains(out, "1 input lines of") || !strings.Contains(out, "skipped (already answered)  100") {
+		t.Fatalf("an unreadable line: err %v\n%s", err, out)
+	}
 	stopWorker() // no worker now: new jobs time out and the exit status says so
 	_ = os.WriteFile(jobs, []byte(`{"task_description":"never answered","historical_pattern_text":"p","vector_similarity":0.5}`+"\n"), 0o644)
 	out, err = run(t, "batch", jobs, "--nats-url", ns.URL(), "--out", outFile, "--timeout", "300ms", "--no-progress")

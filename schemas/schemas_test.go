@@ -70,6 +70,11 @@ func TestSchemaAgreesWithTheWorker(t *testing.T) {
 			cases = append(cases, tc{"reply_subject", v, ch != "a" && n > 256 && len(v) <= 1024})
 		}
 	}
+	// Values the schema's patterns and formats decide, not its lengths.
+	cases = append(cases,
+		tc{"deadline", "2026-12-07T04:56:56Z", false}, tc{"deadline", "2026-12-07t04:56:56z", false},
+		tc{"deadline", "2026-12-07T04:56:56.123+02:00", false}, tc{"deadline", "2026-12-07 04:56:56Z", false},
+		tc{"reply_subject", "weird.a\x00b", false}, tc{"reply_subject", "a.\x07.b", false}, tc{"reply_subject", "a..b", false})
 	for _, c := range cases {
 		doc, _ := json.Marshal(map[string]any{"job_id": "a", "task_description": "x", "historical_pattern_text": "y",
 			"vector_similarity": 0.5, c.field: c.value})

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hybridscore/hybridscore/internal/config"
+	"github.com/hybridscore/hybridscore/pkg/job"
 )
 
 // Names of the contract.
@@ -199,13 +200,15 @@ func ensureConsumer(ctx context.Context, js jetstream.JetStream, stream string, 
 
 // Lane returns the lane of a job subject ("scoring.jobs.<lane>" or
 // "scoring.bulk.<lane>"), or "default" when the subject has no single lane
-// token.
+// token of [A-Za-z0-9_-]: a token such as "x*" or "a:b" would name result
+// and dead-letter subjects no subscriber can address (or one with a
+// wildcard), and every odd token a metric label.
 func Lane(subject string) string {
 	lane, ok := strings.CutPrefix(subject, JobsPrefix)
 	if !ok {
 		lane, ok = strings.CutPrefix(subject, BulkPrefix)
 	}
-	if !ok || lane == "" || strings.Contains(lane, ".") {
+	if !ok || !job.ValidLane(lane) {
 		return "default"
 	}
 	return lane

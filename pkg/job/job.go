@@ -225,10 +225,7 @@ func (j *Job) validate(d *decoder, s *[nStrFields]string, p Partial, limits Limi
 	}
 	if set(fReplySubject) {
 		if p.ReplySubject == "" {
-			if n := len(s[fReplySubject]); n > 1024 {
-				return invalid(CodeInvalidField, "reply_subject of %d bytes: at most 1024", n)
-			}
-			return invalid(CodeInvalidField, "reply_subject %q is not a NATS subject without wildcards outside $, scoring.jobs. and scoring.dlq.", s[fReplySubject])
+			return invalid(CodeInvalidField, "%s", replySubjectProblem(s[fReplySubject]))
 		}
 		j.ReplySubject = s[fReplySubject]
 	}
@@ -315,6 +312,31 @@ func ValidSubject(s string) bool {
 func ValidReplySubject(s string) bool {
 	return ValidSubject(s) && !strings.HasPrefix(s, "$") &&
 		!strings.HasPrefix(s, "scoring.jobs.") && !strings.HasPrefix(s, "scoring.dlq.")
+}
+
+// replySubjectProblem says what makes s, which ValidReplySubject refuses,
+// no reply subject.
+func replySubjectProblem(s string) string {
+	switch {
+	case s == "":
+		return "reply_subject is empty"
+	case len(s) > 1024:
+		return fmt.Sprintf("reply_subject of %d bytes: at most 1024", len(s))
+	case !utf8.ValidString(s):
+		return "reply_subject is not valid UTF-8"
+	case strings.ContainsAny(s, " \t\r\n\x00"):
+		return fmt.Sprintf("reply_subject %q holds white space or NUL", s)
+	case strings.ContainsAny(s, "*>"):
+		return fmt.Sprintf("reply_subject %q holds a wildcard (* or >): a result is published to one subject", s)
+	case s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, ".."):
+		return fmt.Sprintf("reply_subject %q has an empty token (a leading, trailing or doubled dot)", s)
+	}
+	for _, p := range [...]string{"$", "scoring.jobs.", "scoring.dlq."} {
+		if strings.HasPrefix(s, p) {
+			return fmt.Sprintf("reply_subject %q addresses the worker's own streams or APIs (%s)", s, p)
+		}
+	}
+	return fmt.Sprintf("reply_subject %q is not a NATS subject", s)
 }
 
 // ValidLane reports whether s is one lane token [A-Za-z0-9_-]+.

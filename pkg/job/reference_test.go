@@ -107,10 +107,7 @@ func referenceDecode(data []byte, limits Limits) (*Job, Partial, error) {
 	}
 	if w.ReplySubject != nil {
 		if !ValidReplySubject(*w.ReplySubject) {
-			if n := len(*w.ReplySubject); n > 1024 {
-				return nil, p, refInvalid(CodeInvalidField, "reply_subject of %d bytes: at most 1024", n)
-			}
-			return nil, p, refInvalid(CodeInvalidField, "reply_subject %q is not a NATS subject without wildcards outside $, scoring.jobs. and scoring.dlq.", *w.ReplySubject)
+			return nil, p, refInvalid(CodeInvalidField, "%s", replySubjectProblem(*w.ReplySubject))
 		}
 		j.ReplySubject = *w.ReplySubject
 	}

@@ -1,6 +1,8 @@
 package job_test
 
 import (
+	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/hybridscore/hybridscore/pkg/job"
@@ -19,6 +21,26 @@ func TestJobIDOfMsgID(t *testing.T) {
 	} {
 		if got := job.JobIDOfMsgID(tc.lane, tc.msgID); got != tc.want {
 			t.Errorf("JobIDOfMsgID(%q, %q) = %q, want %q", tc.lane, tc.msgID, got, tc.want)
+		}
+	}
+}
+
+// A refused reply subject is refused with what is wrong with it.
+func TestReplySubjectRefusalSaysWhy(t *testing.T) {
+	for subject, want := range map[string]string{
+		"":                               "reply_subject is empty",
+		"walkb.inv. space":               "white space",
+		"a..b":                           "empty token",
+		"x.":                             "empty token",
+		"a.*":                            "wildcard",
+		"$SYS.REQ.SERVER.PING":           "own streams or APIs ($)",
+		"scoring.jobs.x":                 "own streams or APIs (scoring.jobs.)",
+		"a." + strings.Repeat("b", 1100): "of 1102 bytes: at most 1024",
+	} {
+		data, _ := json.Marshal(map[string]any{"job_id": "a", "task_description": "x", "historical_pattern_text": "y", "vector_similarity": 0.5, "reply_subject": subject})
+		_, _, err := job.Decode(data, job.Limits{})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("reply_subject %.40q: %v, want it to say %q", subject, err, want)
 		}
 	}
 }

@@ -89,6 +89,9 @@ func NewClient(nc *nats.Conn) (*Client, error) {
 // span, a child of ctx's, when the process traces
 // (docs/operations.md#tracing).
 func (c *Client) Publish(ctx context.Context, lane string, w job.Wire) (dup bool, err error) {
+	if !job.ValidLane(lane) {
+		return false, fmt.Errorf("lane %q is not one token of [A-Za-z0-9_-]", lane)
+	}
 	data, err := json.Marshal(w)
 	if err != nil {
 		return false, err
