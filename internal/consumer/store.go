@@ -57,6 +57,16 @@ func (w *Worker) stored(ctx context.Context, it *item, res resultstore.Result) {
 	case resultstore.Conflict:
 		w.conflict(ctx, it)
 	case resultstore.Unstorable:
+		if res.Stage == resultstore.StageCopy {
+			// The result is stored on the job's own subject; only the
+			// stream that stores the reply subject refuses the copy
+			// (its max message size), and would refuse every attempt.
+			w.log.Warn("the reply subject's stream refused the copy (too large for it); the result is stored on the job's subject only",
+				zap.String("job_id", it.rep.JobID), zap.String("lane", it.d.Lane), zap.String("subject", it.rep.Subject), zap.Error(res.Err))
+			w.ack(it)
+			w.finish(it, it.rep.Status)
+			return
+		}
 		w.jobFailure(ctx, it, "result not storable: "+res.Err.Error())
 	default:
 		if res.Stage == resultstore.StageCopy && w.isDenied(it.rep.Subject) {

@@ -118,6 +118,31 @@ func TestSameJobIDOtherContentIsDeadLettered(t *testing.T) {
 	}
 }
 
+// A reply subject stored by a stream too small for the answer: the stream
+// refuses every copy, the result stays stored on the job's own subject,
+// the job is acked, and nothing is dead-lettered (it was dead-lettered as
+// max_deliveries, "result not storable", beside its stored result).
+func TestReplyStreamRefusingTheCopyKeepsTheResult(t *testing.T) {
+	h := newHarness(t, nil)
+	h.stop()
+	ctx := context.Background()
+	if _, err := h.client.JS.CreateStream(ctx, jetstream.StreamConfig{Name: "PIPE", Subjects: []string{"pipe.stored.>"}, MaxMsgSize: 200}); err != nil {
+		t.Fatal(err)
+	}
+	h.start(nil) // knows PIPE from its start
+	w := wire("ps-2", "the first task", "pattern", 0.5)
+	w.ReplySubject = "pipe.stored.2"
+	h.publish("ps", w)
+	h.storedOnceEach("ps", []string{"ps-2"}, 10*time.Second)
+	eventually.NoError(t, 10*time.Second, func() error {
+		if ci := h.consumerInfo(); ci.NumAckPending != 0 || ci.NumPending != 0 || ci.NumRedelivered != 0 {
+			return fmt.Errorf("consumer: %d ack pending, %d pending, %d redelivered", ci.NumAckPending, ci.NumPending, ci.NumRedelivered)
+		}
+		return nil
+	}, "the job acked on its first delivery")
+	h.noDeadLetters()
+}
+
 // SCORING_RESULTS refuses every write for 15 s while jobs keep coming: no
 // job is dead-lettered or lost, and each gets exactly one result.
 func TestResultsOutageDeadLettersNothing(t *testing.T) {
