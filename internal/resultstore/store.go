@@ -21,6 +21,7 @@ package resultstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -467,7 +468,7 @@ func (s *Store) copy(op *Op) (Result, bool) {
 	}
 	data := op.Result
 	if op.repeat && op.stored != nil {
-		data = op.stored
+		data = asRequested(op.stored, op.Result)
 	}
 	h := make(nats.Header, len(op.Header)+2)
 	for k, v := range op.Header {
@@ -487,6 +488,35 @@ func (s *Store) copy(op *Op) (Result, bool) {
 	h[jetstream.MsgIDHeader] = []string{CopyMsgID(op.Lane, op.JobID, op.Digest)}
 	s.request(op)
 	return Result{}, false
+}
+
+// asRequested is the stored answer as this requester gets it: its own
+// correlation_id (or none, when it sent none) in place of the one of the
+// job that was stored, so that a pipeline matching answers by
+// correlation_id matches a repeat. Everything else is the stored answer's,
+// and it is sent unchanged when the two ids are the same.
+func asRequested(stored, mine []byte) []byte {
+	var a, b struct {
+		CorrelationID *string `json:"correlation_id"`
+	}
+	if json.Unmarshal(stored, &a) != nil || json.Unmarshal(mine, &b) != nil ||
+		(a.CorrelationID == nil) == (b.CorrelationID == nil) && (a.CorrelationID == nil || *a.CorrelationID == *b.CorrelationID) {
+		return stored
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(stored, &fields) != nil {
+		return stored
+	}
+	if b.CorrelationID == nil {
+		delete(fields, "correlation_id")
+	} else {
+		fields["correlation_id"], _ = json.Marshal(*b.CorrelationID)
+	}
+	out, err := json.Marshal(fields)
+	if err != nil {
+		return stored
+	}
+	return out
 }
 
 // request sends op.out with a reply token of its own; the answer (or the

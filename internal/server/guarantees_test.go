@@ -294,6 +294,27 @@ func TestResubmittedJobIsAnsweredAtOnce(t *testing.T) {
 		t.Fatalf("Submit again: %v %s", err, res)
 	}
 	t.Logf("Submit of an answered job returned in %s", time.Since(start).Round(time.Millisecond))
+	// A requester matching answers by correlation_id gets its own in the
+	// repeat; the rest is the stored answer.
+	corr, _ := h.client.NC.SubscribeSync("_INBOX.corr")
+	_ = h.client.NC.Flush()
+	w.ReplySubject, w.CorrelationID = "_INBOX.corr", "second"
+	data, _ := json.Marshal(w)
+	h.publishRaw("again", "", data)
+	m, err = corr.NextMsg(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got, want map[string]any
+	_ = json.Unmarshal(m.Data, &got)
+	_ = json.Unmarshal(first, &want)
+	if got["correlation_id"] != "second" || m.Header.Get(consumer.HeaderRepeat) != "true" {
+		t.Fatalf("repeat with another correlation_id: %v %s", m.Header, m.Data)
+	}
+	delete(got, "correlation_id")
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("repeat %v, want the stored answer %v", got, want)
+	}
 	if n := h.stored("scoring.results.again.>")["again-1"]; n != 1 {
 		t.Fatalf("%d results stored", n)
 	}
