@@ -80,10 +80,8 @@ func TestBackupAndRestoreEndToEnd(t *testing.T) {
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
 	ctx := context.Background()
-	// Results for tiny.> are refused (too large) until the "fix" below. The
-	// stream exists before the worker starts, so it knows from the start
-	// that a stream stores tiny.>.
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "TINY", Subjects: []string{"tiny.>"}, MaxMsgSize: 16}); err != nil {
+	// A requester's stream, where a replayed job's answer is read.
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "TINY", Subjects: []string{"tiny.>"}}); err != nil {
 		t.Fatal(err)
 	}
 	_, stopWorker := workertest.Worker(t, ns.URL(), func(c *config.Config) { c.MaxDeliver = 1 })
@@ -108,10 +106,19 @@ func TestBackupAndRestoreEndToEnd(t *testing.T) {
 	pub("scoring.bulk.e2e", "bulk-1", jobJSON("bulk-1", "Rescore the login flow", ""))
 	eventually.True(t, 20*time.Second, func() bool { return streamCount(js, topology.ResultsStream, "scoring.results.e2e.>") == scored+1 }, "%d results", scored+1)
 	// Dead letters: a job that fails validation, a reused job id with other
-	// content, a job whose result its reply stream refuses.
+	// content, and a job that ran out of deliveries (as a worker letters
+	// it, its cause gone since).
 	pub("scoring.jobs.e2e", "bad-1", []byte(`{"job_id":"bad-1","task_description":`))
 	pub("scoring.jobs.e2e", "e2e-0-again", jobJSON("e2e-0", "Something else entirely", ""))
-	pub("scoring.jobs.e2e", "big-1", jobJSON("big-1", "Implement OAuth2 login for the admin area", "tiny.e2e"))
+	letter := &nats.Msg{Subject: "scoring.dlq.e2e", Data: jobJSON("big-1", "Implement OAuth2 login for the admin area", "tiny.e2e"), Header: nats.Header{}}
+	letter.Header.Set(consumer.HeaderReason, consumer.ReasonMaxDeliveries)
+	letter.Header.Set(consumer.HeaderError, "result not published: no stream answered")
+	letter.Header.Set(consumer.HeaderJobID, "big-1")
+	letter.Header.Set(consumer.HeaderSubject, "scoring.jobs.e2e")
+	letter.Header.Set(consumer.HeaderDelivery, "1")
+	if _, err := js.PublishMsg(ctx, letter); err != nil {
+		t.Fatal(err)
+	}
 	eventually.True(t, 20*time.Second, func() bool { return streamCount(js, topology.DLQStream, "") == 3 }, "3 dead letters")
 	// Jobs that arrive while no worker runs wait in the work queues.
 	stopWorker()
@@ -125,10 +132,8 @@ func TestBackupAndRestoreEndToEnd(t *testing.T) {
 	for _, n := range names {
 		before[n] = streamMessages(t, js, n)
 	}
-	// Stored: the scored jobs, the bulk one, the rejection's answer and
-	// big-1's result (stored on its own subject before its copy was
-	// refused).
-	results := scored + 3
+	// Stored: the scored jobs, the bulk one and the rejection's answer.
+	results := scored + 2
 	if len(before[topology.ResultsStream]) != results || len(before[topology.JobsStream]) != 1 || len(before[topology.BulkStream]) != 1 {
 		t.Fatalf("before: %d results, %d and %d waiting jobs", len(before[topology.ResultsStream]), len(before[topology.JobsStream]), len(before[topology.BulkStream]))
 	}
@@ -186,13 +191,7 @@ func TestBackupAndRestoreEndToEnd(t *testing.T) {
 	if err != nil || !hasRow(out, "invalid_json e2e 1") || !hasRow(out, "job_id_conflict e2e 1") || !hasRow(out, "max_deliveries e2e 1") {
 		t.Fatalf("dlq list after restore: %v\n%s", err, out)
 	}
-	// The fix for the refused result, then the replay: scored.
-	tiny, _ := js.Stream(ctx, "TINY")
-	cfg := tiny.CachedInfo().Config
-	cfg.MaxMsgSize = 1 << 20
-	if _, err := js.UpdateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
+	// The replay: scored.
 	out, err = run(t, "dlq", "replay", "--nats-url", ns.URL(), "--reason", "max_deliveries", "--delete")
 	if err != nil || !strings.Contains(out, "1 dead letters replayed") {
 		t.Fatalf("replay: %v\n%s", err, out)
@@ -213,8 +212,9 @@ func TestBackupAndRestoreEndToEnd(t *testing.T) {
 		out, _ := run(t, "dlq", "list", "--nats-url", ns.URL())
 		return hasRow(out, "job_id_conflict e2e 1")
 	}, "the conflict dead-lettered again")
-	if n := streamCount(js, topology.ResultsStream, "scoring.results.e2e.>"); n != results+2 {
-		t.Fatalf("%d results after the replays, want %d", n, results+2)
+	// The two waiting jobs' and big-1's results; none for the conflict.
+	if n := streamCount(js, topology.ResultsStream, "scoring.results.e2e.>"); n != results+3 {
+		t.Fatalf("%d results after the replays, want %d", n, results+3)
 	}
 }
 

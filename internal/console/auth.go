@@ -94,7 +94,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	if token == "" || !equal(token, c.cfg.Token) {
 		if !c.sessions.failures.Allow() {
 			w.Header().Set("Retry-After", "1")
-			c.page(w, r, http.StatusTooManyRequests, "message.html", message{Title: "Too many attempts", Text: "Too many failed sign-ins: slow down."})
+			c.page(w, r, http.StatusTooManyRequests, "message.html", message{Title: "Too many attempts", Text: "Too many failed sign-ins: wait a second, then try again.", Back: "/login"})
 			return
 		}
 		c.log("sign-in refused", "remote", r.RemoteAddr)

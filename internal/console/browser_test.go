@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hybridscore/hybridscore/internal/consumer"
@@ -138,12 +139,8 @@ func TestConsoleInABrowser(t *testing.T) {
 	shots := screenshots(t)
 	st := newStack(t)
 	bg := context.Background()
-	// A job that can never be answered: its reply stream refuses results
-	// bigger than 16 bytes, so it is dead-lettered after MaxDeliver (2).
-	// Created before the workers start, so each knows from the start that
-	// a stream stores tiny.> (a worker running already learns it from the
-	// stream's advisory, a moment later).
-	if _, err := st.js.CreateStream(bg, jetstream.StreamConfig{Name: "TINY", Subjects: []string{"tiny.>"}, MaxMsgSize: 16}); err != nil {
+	// Its requester's stream, where the replayed job's answer is read.
+	if _, err := st.js.CreateStream(bg, jetstream.StreamConfig{Name: "TINY", Subjects: []string{"tiny.>"}}); err != nil {
 		t.Fatal(err)
 	}
 	healthy := langextractd.New(langextractd.Faults{})
@@ -152,8 +149,17 @@ func TestConsoleInABrowser(t *testing.T) {
 	failing := langextractd.New(langextractd.Faults{Rate503: 1})
 	st.addWorker(t, "worker-c", failing)
 
-	doomed := job.Wire{JobID: "doomed-1", TaskDescription: "a task", HistoricalPatternText: "a pattern", VectorSimilarity: 0.5, ReplySubject: "tiny.results"}
-	if _, err := st.client.Publish(bg, "default", doomed); err != nil {
+	// A job that ran out of deliveries, dead-lettered as a worker does
+	// (the reason, its error, its id, subject and delivery count): what
+	// made it fail is gone by now, so a replay answers it.
+	doomed, _ := json.Marshal(job.Wire{JobID: "doomed-1", TaskDescription: "a task", HistoricalPatternText: "a pattern", VectorSimilarity: 0.5, ReplySubject: "tiny.results"})
+	lh := nats.Header{}
+	lh.Set(consumer.HeaderReason, consumer.ReasonMaxDeliveries)
+	lh.Set(consumer.HeaderError, "result not published: no stream answered")
+	lh.Set(consumer.HeaderJobID, "doomed-1")
+	lh.Set(consumer.HeaderSubject, topology.JobsPrefix+"default")
+	lh.Set(consumer.HeaderDelivery, "2")
+	if _, err := st.js.PublishMsg(bg, &nats.Msg{Subject: topology.DLQPrefix + "default", Data: doomed, Header: lh}); err != nil {
 		t.Fatal(err)
 	}
 	// Jobs until worker-c's breaker opens (its langextract answers 503).
@@ -329,10 +335,6 @@ func TestConsoleInABrowser(t *testing.T) {
 	})
 
 	t.Run("a max-deliveries dead letter replayed and answered", func(t *testing.T) {
-		// The cause fixed: the reply stream now takes results.
-		if _, err := st.js.UpdateStream(bg, jetstream.StreamConfig{Name: "TINY", Subjects: []string{"tiny.>"}, MaxMsgSize: -1}); err != nil {
-			t.Fatal(err)
-		}
 		run(t, ctx, "open the dead letters", chromedp.Navigate(st.url+"/deadletters?reason="+consumer.ReasonMaxDeliveries),
 			visible(fmt.Sprintf(`#letters tr[data-seq="%d"]`, letterSeq)))
 		shoot(t, ctx, shots, "deadletters.png")

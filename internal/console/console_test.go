@@ -281,6 +281,11 @@ func TestFindJob(t *testing.T) {
 	if code, body := get(t, http.DefaultClient, st.url+"/jobs?job_id=far-1&lane=*"); code != http.StatusBadRequest || !strings.Contains(body, `id="invalid"`) {
 		t.Fatalf("a lane that is no lane: %d\n%s", code, body)
 	}
+	for _, id := range []string{"a%20b", "*", "%3E", "%00", "ord~42:v1"} {
+		if code, body := get(t, http.DefaultClient, st.url+"/jobs?job_id="+id); code != http.StatusBadRequest || !strings.Contains(body, `id="invalid"`) || !strings.Contains(body, "is not a job_id") {
+			t.Fatalf("a job_id that is no job_id (%s): %d\n%s", id, code, body)
+		}
+	}
 	// A letter refused for its payload warns that a replay is refused again.
 	if _, body := get(t, http.DefaultClient, st.url+"/deadletters?reason=invalid_field"); !strings.Contains(body, `id="refused-again"`) {
 		t.Fatalf("no warning over invalid_field letters\n%s", body)

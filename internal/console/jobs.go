@@ -223,6 +223,13 @@ func (c *Console) jobPage(w http.ResponseWriter, r *http.Request) {
 		c.page(w, r, http.StatusBadRequest, "job.html", JobView{JobID: id, Lane: lane,
 			Invalid: fmt.Sprintf("%q is not a lane: a lane is one word of letters, digits, '-' and '_' (empty: default).", lane)})
 		return
+	case !job.ValidJobID(id):
+		// No job has it: no result is stored under it, nor can one wait
+		// under it. A job whose id could not be read was dead-lettered
+		// under its Nats-Msg-Id or seq-<n>, which the dead letters list.
+		c.page(w, r, http.StatusBadRequest, "job.html", JobView{JobID: id, Lane: lane,
+			Invalid: fmt.Sprintf("%q is not a job_id: a job_id is 1 to 128 characters of letters, digits, '.', '_', ':' and '-'. A job whose id could not be read is dead-lettered under its Nats-Msg-Id, or seq-<its sequence>, as the dead letters page lists it.", id)})
+		return
 	default:
 		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 		defer cancel()

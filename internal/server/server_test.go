@@ -266,17 +266,19 @@ func TestMaxDeliverExhaustedGoesToDeadLetters(t *testing.T) {
 	mutate := func(c *config.Config) { c.MaxDeliver = 2 }
 	h := newHarness(t, mutate)
 	ctx := context.Background()
-	// A reply stream that refuses every result: the job can never finish.
-	if _, err := h.client.JS.CreateStream(ctx, jetstream.StreamConfig{Name: "TINY", Subjects: []string{"tiny.>"}, MaxMsgSize: 16}); err != nil {
+	// A results stream that refuses every result as too large: the job
+	// can never finish (a reply stream that refuses its copy does not
+	// keep it from finishing: its result is stored all the same).
+	rs, err := h.client.JS.Stream(ctx, topology.ResultsStream)
+	if err != nil {
 		t.Fatal(err)
 	}
-	// A worker started after the stream knows it stores tiny.> (one
-	// running learns it from the stream's advisory, a moment later).
-	h.stop()
-	h.start(mutate)
-	w := wire("doomed-1", "task", "pattern", 0.5)
-	w.ReplySubject = "tiny.results"
-	h.publish("default", w)
+	cfg := rs.CachedInfo().Config
+	cfg.MaxMsgSize = 64
+	if _, err := h.client.JS.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	h.publish("default", wire("doomed-1", "task", "pattern", 0.5))
 	dlq, _ := h.client.JS.OrderedConsumer(ctx, topology.DLQStream, jetstream.OrderedConsumerConfig{})
 	batch, _ := dlq.Fetch(1, jetstream.FetchMaxWait(15*time.Second))
 	var got jetstream.Msg
