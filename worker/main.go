@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -71,13 +72,16 @@ func (r *runCmd) Run() error {
 
 type healthCmd struct {
 	// --url is the name it had before; the publisher's commands say --worker-url too.
-	URL        string        `name:"worker-url" aliases:"url" env:"HYBRIDSCORE_WORKER_URL" default:"http://127.0.0.1:8053" help:"Base URL of the worker's HTTP endpoints (its HTTP_ADDR)."`
+	URL        string        `name:"worker-url" aliases:"url" env:"HYBRIDSCORE_WORKER_URL" help:"Base URL of the worker's HTTP endpoints (default: HTTP_ADDR's port on this host, else http://127.0.0.1:8053)."`
 	DegradedOK bool          `help:"Exit 0 when degraded too (for container health checks)."`
 	JSON       bool          `help:"Print the JSON report instead of the text one."`
 	Timeout    time.Duration `default:"5s" help:"Request timeout."`
 }
 
 func (h *healthCmd) Run() error {
+	if h.URL == "" {
+		h.URL = localURL(os.Getenv("HTTP_ADDR"))
+	}
 	client := &http.Client{Timeout: h.Timeout}
 	resp, err := client.Get(strings.TrimRight(h.URL, "/") + "/health")
 	if err != nil {
@@ -102,6 +106,20 @@ func (h *healthCmd) Run() error {
 }
 
 var errExit = errors.New("not healthy")
+
+// localURL is the URL of a worker on this host that listens on addr (its
+// HTTP_ADDR): a worker started with HTTP_ADDR=:8501 is asked on that port
+// by a health check given the same environment, not on the default one.
+func localURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if addr == "" || err != nil || port == "" || port == "0" {
+		return "http://127.0.0.1:8053"
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
 
 // helpWithSettings is kong's help, except that the top level's (worker
 // --help) goes on with the settings of the default command, run: what a

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -434,6 +435,14 @@ func TestHealthCommand(t *testing.T) {
 	out, err := exec.Command(workerBin, "health", "--worker-url", "http://"+w.addr).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "=== System Health Report ===") || !strings.Contains(string(out), "ALL SYSTEMS OPERATIONAL") {
 		t.Fatalf("health: %v\n%s", err, out)
+	}
+	// Given the worker's own HTTP_ADDR (as a container's health check is),
+	// it asks that port, not the default one.
+	_, port, _ := net.SplitHostPort(w.addr)
+	cmd := exec.Command(workerBin, "health")
+	cmd.Env = append(os.Environ(), "HTTP_ADDR=:"+port, "HYBRIDSCORE_WORKER_URL=")
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "ALL SYSTEMS OPERATIONAL") {
+		t.Fatalf("health with HTTP_ADDR=:%s: %v\n%s", port, err, out)
 	}
 	c.ns.Stop()
 	eventually.NoError(t, 10*time.Second, func() error {
