@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -18,6 +20,11 @@ import (
 // ErrPortInUse is Start's error when its address is taken, most often by
 // another embedded server.
 var ErrPortInUse = errors.New("the port is in use")
+
+// ErrStoreInUse is Start's error when another embedded server (another
+// worker on this machine) holds the store directory: two servers writing
+// one JetStream store corrupt it.
+var ErrStoreInUse = errors.New("the store directory is in use by another embedded server")
 
 // Options configure the embedded server. The zero value listens on
 // 127.0.0.1:4222 without authentication and stores JetStream data in the
@@ -47,6 +54,8 @@ type Options struct {
 // Server is a running embedded NATS server.
 type Server struct {
 	*server.Server
+	lock   *os.File // holds the store directory's lock until Shutdown
+	unlock sync.Once
 }
 
 // Start starts the server and waits until it accepts connections.
@@ -79,6 +88,10 @@ func Start(o Options) (*Server, error) {
 	if err := os.MkdirAll(o.StoreDir, 0o750); err != nil {
 		return nil, fmt.Errorf("natsembed: store directory: %w", err)
 	}
+	lock, err := lockStore(o.StoreDir)
+	if err != nil {
+		return nil, err
+	}
 	opts := &server.Options{
 		ServerName: "hybridscore-embedded",
 		Host:       o.Host,
@@ -99,14 +112,34 @@ func Start(o Options) (*Server, error) {
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("natsembed: %w", err)
 	}
 	go s.Start()
 	if !s.ReadyForConnections(o.ReadyTimeout) {
 		s.Shutdown()
+		lock.Close()
 		return nil, errors.New("natsembed: server not ready (is the port in use?)")
 	}
-	return &Server{s}, nil
+	return &Server{Server: s, lock: lock}, nil
+}
+
+// lockStore takes dir's lock file, an advisory lock the kernel drops
+// with the process, however it ends.
+func lockStore(dir string) (*os.File, error) {
+	path := filepath.Join(dir, "hybridscore.lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("natsembed: store lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("natsembed: %s: %w", dir, ErrStoreInUse)
+		}
+		return nil, fmt.Errorf("natsembed: store lock %s: %w", path, err)
+	}
+	return f, nil
 }
 
 func loopback(host string) bool {
@@ -138,4 +171,14 @@ func (s *Server) URL() string { return s.ClientURL() }
 func (s *Server) Stop() {
 	s.Shutdown()
 	s.WaitForShutdown()
+}
+
+// Shutdown shuts the server down and releases its store directory.
+func (s *Server) Shutdown() {
+	s.Server.Shutdown()
+	s.unlock.Do(func() {
+		if s.lock != nil {
+			s.lock.Close() // and with it the lock
+		}
+	})
 }

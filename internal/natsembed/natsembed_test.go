@@ -62,3 +62,23 @@ func TestPortInUseIsSaidAtOnce(t *testing.T) {
 		t.Fatalf("second server on %s: %v after %s", addr, err, time.Since(start))
 	}
 }
+
+// Two embedded servers on one store directory would both write its
+// JetStream files: the second is refused, and once the first is shut down
+// the directory is free again.
+func TestOneServerPerStoreDirectory(t *testing.T) {
+	dir := t.TempDir()
+	first, err := natsembed.Start(natsembed.Options{Port: -1, StoreDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := natsembed.Start(natsembed.Options{Port: -1, StoreDir: dir}); !errors.Is(err, natsembed.ErrStoreInUse) {
+		t.Fatalf("a second server on %s: %v, want ErrStoreInUse", dir, err)
+	}
+	first.Shutdown()
+	again, err := natsembed.Start(natsembed.Options{Port: -1, StoreDir: dir})
+	if err != nil {
+		t.Fatalf("after the first stopped: %v", err)
+	}
+	again.Stop()
+}

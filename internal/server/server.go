@@ -231,6 +231,9 @@ func (s *Server) connectNATS() error {
 			return fmt.Errorf("embedded NATS on %s: %w (another worker's embedded server? a second worker joins it with NATS_URL=nats://%s, or starts its own with another NATS_LISTEN and NATS_STORE_DIR)",
 				cfg.NATSListen, err, net.JoinHostPort(cmp.Or(host, "127.0.0.1"), portStr))
 		}
+		if errors.Is(err, natsembed.ErrStoreInUse) {
+			return fmt.Errorf("embedded NATS: %w (a second worker on this machine joins the first one's server with NATS_URL, or starts its own with another NATS_STORE_DIR and NATS_LISTEN)", err)
+		}
 		if err != nil {
 			return fmt.Errorf("embedded NATS on %s: %w", cfg.NATSListen, err)
 		}
