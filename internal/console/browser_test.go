@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -230,10 +231,19 @@ func TestConsoleInABrowser(t *testing.T) {
 		// until it leaves, then refreshes again.
 		// The last link, far down on a short window: the note that the
 		// refresh is paused is in view all the same.
+		// The keyboard's first stop skips the header.
+		run(t, ctx, "tab once", chromedp.KeyEvent(kb.Tab))
+		if c := eval[string](t, ctx, `document.activeElement.className`); c != "skip" {
+			t.Fatalf("the first Tab reaches %q, want the skip link", c)
+		}
 		run(t, ctx, "a short window", chromedp.EmulateViewport(1280, 300))
 		run(t, ctx, "focus a link of the live part", chromedp.Focus(chromedp.CSS(`#live a:last-of-type`)), chromedp.ScrollIntoView(`#live a:last-of-type`))
 		at := eval[string](t, ctx, `document.getElementById("live").dataset.refreshed`)
+		top := eval[float64](t, ctx, `document.getElementById("classes").getBoundingClientRect().top + window.scrollY`)
 		time.Sleep(2500 * time.Millisecond)
+		if moved := eval[float64](t, ctx, `document.getElementById("classes").getBoundingClientRect().top + window.scrollY`); moved != top {
+			t.Fatalf("the refresh-paused note moved the page by %v px", moved-top)
+		}
 		if !eval[bool](t, ctx, `(function(){var n=document.getElementById("refresh-paused"); if (!n || n.hidden) return false; var r=n.getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight;})()`) {
 			shoot(t, ctx, shots, "paused-note.png")
 			t.Fatal("the note that the refresh is paused is not in view")
