@@ -172,8 +172,8 @@ func (c *Console) waiting(ctx context.Context, lane, jobID string, limit int, fa
 }
 
 // findWaiting returns the sequence of the job waiting on subject whose id
-// is jobID: by its Nats-Msg-Id (the job id alone, or the producer's
-// <lane>/<job_id>), by the id a replay or requeue carries over, or by the
+// is jobID: by its Nats-Msg-Id (the job id alone, the producer's
+// <lane>/<job_id>, or <lane>/<job_id>/<digest> of a corrected job), by the id a replay or requeue carries over, or by the
 // job_id in its payload (a job published without a Nats-Msg-Id, and its
 // requeued copies). A work queue takes no second
 // consumer that does not acknowledge, so the jobs are read one get at a
@@ -192,7 +192,7 @@ func (c *Console) findWaiting(ctx context.Context, stream, subject, jobID string
 		if err != nil {
 			return 0, false, err
 		}
-		if id := m.Header.Get(jetstream.MsgIDHeader); id == jobID || id == job.MsgID(topology.Lane(subject), jobID) ||
+		if job.JobIDOfMsgID(topology.Lane(subject), m.Header.Get(jetstream.MsgIDHeader)) == jobID ||
 			consumer.CarriedJobID(m.Header) == jobID || payloadJobID(m.Data) == jobID {
 			return m.Sequence, false, nil
 		}

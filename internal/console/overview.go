@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -163,7 +164,13 @@ func (c *Console) rates(s *sample) []float64 {
 	c.rateMu.Lock()
 	defer c.rateMu.Unlock()
 	if c.lastRates != nil && s.at.Sub(c.ratesAt) < time.Second {
-		return c.lastRates
+		out := slices.Clone(c.lastRates)
+		for i, known := range s.known {
+			if !known {
+				out[i] = -1 // not shown beside a "–" of this very reading
+			}
+		}
+		return out
 	}
 	if c.last == nil {
 		c.last = make([]reading, len(s.counts))

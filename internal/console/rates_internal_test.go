@@ -28,6 +28,7 @@ func TestRatesAfterAnUnansweredRead(t *testing.T) {
 	want("first reading", read(0, true, 5000, 100, 5100), -1, -1, -1)
 	want("2 s later", read(2*time.Second, true, 5200, 100, 5300), 100, 0, 100)
 	want("within a second: the same figures", read(2500*time.Millisecond, true, 9999, 9999, 9999), 100, 0, 100)
+	want("hung within a second of a reading: unknown too", read(2900*time.Millisecond, false, 0, 0, 0), -1, -1, -1)
 	want("hung: unknown", read(4*time.Second, false, 0, 0, 0), -1, -1, -1)
 	want("answers again: a new series", read(6*time.Second, true, 5400, 100, 5500), -1, -1, -1)
 	want("2 s on", read(8*time.Second, true, 5410, 120, 5530), 5, 10, 15)

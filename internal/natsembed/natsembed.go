@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -122,24 +121,6 @@ func Start(o Options) (*Server, error) {
 		return nil, errors.New("natsembed: server not ready (is the port in use?)")
 	}
 	return &Server{Server: s, lock: lock}, nil
-}
-
-// lockStore takes dir's lock file, an advisory lock the kernel drops
-// with the process, however it ends.
-func lockStore(dir string) (*os.File, error) {
-	path := filepath.Join(dir, "hybridscore.lock")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("natsembed: store lock: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("natsembed: %s: %w", dir, ErrStoreInUse)
-		}
-		return nil, fmt.Errorf("natsembed: store lock %s: %w", path, err)
-	}
-	return f, nil
 }
 
 func loopback(host string) bool {

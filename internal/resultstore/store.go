@@ -20,6 +20,7 @@
 package resultstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,6 +31,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
@@ -466,9 +468,9 @@ func (s *Store) copy(op *Op) (Result, bool) {
 	if op.Reply == "" || op.Reply == job.ResultSubject(op.Lane, op.JobID) {
 		return s.done(op), true
 	}
-	data := op.Result
+	data, corr := op.Result, ""
 	if op.repeat && op.stored != nil {
-		data = asRequested(op.stored, op.Result)
+		data, corr = asRequested(op.stored, op.Result)
 	}
 	h := make(nats.Header, len(op.Header)+2)
 	for k, v := range op.Header {
@@ -485,7 +487,13 @@ func (s *Store) copy(op *Op) (Result, bool) {
 		}
 		return s.done(op), true
 	}
-	h[jetstream.MsgIDHeader] = []string{CopyMsgID(op.Lane, op.JobID, op.Digest)}
+	id := CopyMsgID(op.Lane, op.JobID, op.Digest)
+	if corr != "" {
+		// Another requester's answer: not dropped there as the first
+		// one's duplicate.
+		id += "/" + corr
+	}
+	h[jetstream.MsgIDHeader] = []string{id}
 	s.request(op)
 	return Result{}, false
 }
@@ -493,30 +501,63 @@ func (s *Store) copy(op *Op) (Result, bool) {
 // asRequested is the stored answer as this requester gets it: its own
 // correlation_id (or none, when it sent none) in place of the one of the
 // job that was stored, so that a pipeline matching answers by
-// correlation_id matches a repeat. Everything else is the stored answer's,
-// and it is sent unchanged when the two ids are the same.
-func asRequested(stored, mine []byte) []byte {
+// correlation_id matches a repeat. Only that member changes, in place,
+// where the worker's encoder puts it (after job_id); every other byte is
+// the stored answer's, and it is sent unchanged when the two ids are the
+// same. corr is then "", else a short hash of the requester's id, which
+// tells this answer apart from the first requester's in a stream's
+// duplicate window.
+func asRequested(stored, mine []byte) (data []byte, corr string) {
 	var a, b struct {
-		CorrelationID *string `json:"correlation_id"`
+		CorrelationID string `json:"correlation_id"`
 	}
-	if json.Unmarshal(stored, &a) != nil || json.Unmarshal(mine, &b) != nil ||
-		(a.CorrelationID == nil) == (b.CorrelationID == nil) && (a.CorrelationID == nil || *a.CorrelationID == *b.CorrelationID) {
-		return stored
+	if json.Unmarshal(stored, &a) != nil || json.Unmarshal(mine, &b) != nil || a.CorrelationID == b.CorrelationID {
+		return stored, ""
 	}
-	var fields map[string]json.RawMessage
-	if json.Unmarshal(stored, &fields) != nil {
-		return stored
+	// The requester's member as its own answer encodes it.
+	var v []byte
+	if from, to, ok := member(mine, "correlation_id"); ok {
+		v = mine[from:to]
+	} else if b.CorrelationID != "" {
+		return stored, ""
 	}
-	if b.CorrelationID == nil {
-		delete(fields, "correlation_id")
-	} else {
-		fields["correlation_id"], _ = json.Marshal(*b.CorrelationID)
+	from, to, ok := member(stored, "correlation_id")
+	if !ok {
+		if _, to, ok = member(stored, "job_id"); !ok {
+			return stored, ""
+		}
+		from = to
 	}
-	out, err := json.Marshal(fields)
-	if err != nil {
-		return stored
+	out := make([]byte, 0, len(stored)+len(v))
+	out = append(append(append(out, stored[:from]...), v...), stored[to:]...)
+	return out, strconv.FormatUint(xxhash.Sum64String(b.CorrelationID), 36)
+}
+
+// member returns where the top-level member name of the JSON object data
+// lies, its leading comma included; ok is false when it is absent or the
+// object's first member (which has no comma to take along).
+func member(data []byte, name string) (from, to int, ok bool) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return 0, 0, false
 	}
-	return out
+	first := true
+	for prev := int(dec.InputOffset()); dec.More(); first = false {
+		t, err := dec.Token()
+		if err != nil {
+			return 0, 0, false
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return 0, 0, false
+		}
+		end := int(dec.InputOffset())
+		if t == name {
+			return prev, end, !first
+		}
+		prev = end
+	}
+	return 0, 0, false
 }
 
 // request sends op.out with a reply token of its own; the answer (or the

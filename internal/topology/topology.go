@@ -13,7 +13,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hybridscore/hybridscore/internal/config"
-	"github.com/hybridscore/hybridscore/pkg/job"
 )
 
 // Names of the contract.
@@ -200,15 +199,15 @@ func ensureConsumer(ctx context.Context, js jetstream.JetStream, stream string, 
 
 // Lane returns the lane of a job subject ("scoring.jobs.<lane>" or
 // "scoring.bulk.<lane>"), or "default" when the subject has no single lane
-// token of [A-Za-z0-9_-]: a token such as "x*" or "a:b" would name result
-// and dead-letter subjects no subscriber can address (or one with a
-// wildcard), and every odd token a metric label.
+// token. A token outside the lanes' [A-Za-z0-9_-]+ (which the publisher
+// refuses) is kept as it is: results of jobs published there are stored,
+// and looked for, under that token.
 func Lane(subject string) string {
 	lane, ok := strings.CutPrefix(subject, JobsPrefix)
 	if !ok {
 		lane, ok = strings.CutPrefix(subject, BulkPrefix)
 	}
-	if !ok || !job.ValidLane(lane) {
+	if !ok || lane == "" || strings.Contains(lane, ".") {
 		return "default"
 	}
 	return lane

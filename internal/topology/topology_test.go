@@ -107,18 +107,3 @@ func TestDriftNamesSettingsStreamsKeep(t *testing.T) {
 		t.Fatalf("drift %q %v", d, err)
 	}
 }
-
-// A subject whose lane token is no lane ([A-Za-z0-9_-]+) is the default
-// lane's: its results and dead letters are never stored on a subject with
-// a wildcard or an odd token.
-func TestLaneOfAnOddSubject(t *testing.T) {
-	for subject, want := range map[string]string{
-		"scoring.jobs.rescore": "rescore", "scoring.bulk.a-b_c": "a-b_c",
-		"scoring.jobs.x*": "default", "scoring.jobs.a:b": "default", "scoring.jobs.ünï": "default",
-		"scoring.jobs.%41": "default", "scoring.jobs.a.b": "default", "scoring.jobs.": "default", "other.x": "default",
-	} {
-		if got := topology.Lane(subject); got != want {
-			t.Errorf("Lane(%q) = %q, want %q", subject, got, want)
-		}
-	}
-}

@@ -111,8 +111,8 @@ func (c *Client) Batch(ctx context.Context, o BatchOptions) (*Summary, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Minute
 	}
-	if !job.ValidLane(o.Lane) {
-		return nil, fmt.Errorf("lane %q is not one token of [A-Za-z0-9_-]", o.Lane)
+	if err := checkLane(o.Lane); err != nil {
+		return nil, err
 	}
 	if o.ReplySubject != "" && (!strings.HasPrefix(o.ReplySubject, topology.ResultsPrefix) || !job.ValidSubject(o.ReplySubject)) {
 		return nil, fmt.Errorf("reply subject %q must be a subject under %s", o.ReplySubject, topology.ResultsPrefix)

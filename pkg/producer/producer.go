@@ -20,7 +20,9 @@
 // computed again; a job_id reused for other content). Submit publishes and
 // waits for the stored answer; Stored reads one.
 //
-// Every job carries its lane and job_id as Nats-Msg-Id (job.MsgID):
+// Every job carries its lane and job_id as Nats-Msg-Id (job.MsgID; a job
+// Batch publishes again because it was corrected after its rejection
+// carries its content's digest too, job.ContentMsgID):
 // publishing the same job again within the stream's duplicate window is
 // reported as a duplicate (the same job_id on another lane is another job),
 // and at any later time the worker finds the stored result and sends it
@@ -89,8 +91,8 @@ func NewClient(nc *nats.Conn) (*Client, error) {
 // span, a child of ctx's, when the process traces
 // (docs/operations.md#tracing).
 func (c *Client) Publish(ctx context.Context, lane string, w job.Wire) (dup bool, err error) {
-	if !job.ValidLane(lane) {
-		return false, fmt.Errorf("lane %q is not one token of [A-Za-z0-9_-]", lane)
+	if err := checkLane(lane); err != nil {
+		return false, err
 	}
 	data, err := json.Marshal(w)
 	if err != nil {
@@ -175,4 +177,12 @@ func (c *Client) storedMsg(ctx context.Context, lane, jobID string) (*jetstream.
 		return nil, fmt.Errorf("%w (job %s of lane %s)", ErrNotAnswered, jobID, lane)
 	}
 	return m, err
+}
+
+// checkLane refuses a lane that is not one token of [A-Za-z0-9_-]+.
+func checkLane(lane string) error {
+	if !job.ValidLane(lane) {
+		return fmt.Errorf("lane %q is not one token of [A-Za-z0-9_-]", lane)
+	}
+	return nil
 }

@@ -36,6 +36,9 @@ import (
 // ErrDeadLettered. A user that may not read SCORING_DLQ waits for its
 // timeout instead.
 func (c *Client) Submit(ctx context.Context, lane string, w job.Wire, timeout time.Duration) (json.RawMessage, error) {
+	if err := checkLane(lane); err != nil {
+		return nil, err
+	}
 	if w.JobID == "" {
 		w.JobID = DeriveJobID(w)
 	}
