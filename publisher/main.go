@@ -171,6 +171,25 @@ type batchCmd struct {
 	NoProgress  bool          `help:"Same as --progress never."`
 }
 
+// Validate refuses a lane that is no lane as a usage error, before the
+// results file is touched or NATS is asked anything.
+func (b *batchCmd) Validate() error {
+	if b.RunID != "" && (strings.Contains(b.RunID, ".") || !job.ValidSubject(b.RunID)) {
+		return fmt.Errorf("--run-id %q is not one subject token (no dot, wildcard or white space)", b.RunID)
+	}
+	return validLane(b.Lane)
+}
+
+// Validate: as batchCmd's.
+func (s *submitCmd) Validate() error { return validLane(s.Lane) }
+
+func validLane(lane string) error {
+	if !job.ValidLane(lane) {
+		return fmt.Errorf("--lane %q is not one token of [A-Za-z0-9_-]", lane)
+	}
+	return nil
+}
+
 func (b *batchCmd) Run(ctx context.Context) error {
 	format := b.Format
 	if format == "" {
@@ -187,6 +206,13 @@ func (b *batchCmd) Run(ctx context.Context) error {
 	if b.RunID != "" {
 		reply = topology.ResultsPrefix + b.Lane + ".batch." + b.RunID
 	}
+	// NATS first: a run that cannot start leaves the results file of the
+	// run before as it was.
+	c, err := b.connect()
+	if err != nil {
+		return err
+	}
+	defer c.NC.Close()
 	var answered []string
 	flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
 	if b.Resume {
@@ -209,11 +235,6 @@ func (b *batchCmd) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", b.File, err)
 	}
-	c, err := b.connect()
-	if err != nil {
-		return err
-	}
-	defer c.NC.Close()
 	mode := b.Progress
 	if b.NoProgress {
 		mode = "never"

@@ -3,6 +3,7 @@ package main_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -64,6 +65,34 @@ func TestDemo(t *testing.T) {
 	for _, want := range []string{"demo-001  scored", "demo-007  rejected", "demo-008  expired", "results                     8", "missing                     0"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// A batch that cannot start (a lane that is no lane, a run id that is no
+// token, no NATS) leaves the results file of the run before as it was;
+// the first two are usage errors.
+func TestBatchThatCannotStartKeepsTheResultsFile(t *testing.T) {
+	dir := t.TempDir()
+	jobs, outFile := filepath.Join(dir, "jobs.jsonl"), filepath.Join(dir, "results.jsonl")
+	_ = os.WriteFile(jobs, []byte(`{"task_description":"t","historical_pattern_text":"p","vector_similarity":0.5}`+"\n"), 0o644)
+	const before = `{"job_id":"kept","status":"scored"}` + "\n"
+	_ = os.WriteFile(outFile, []byte(before), 0o644)
+	for _, tc := range []struct {
+		args []string
+		exit int
+	}{
+		{[]string{"--lane", "a:b"}, 80},
+		{[]string{"--run-id", "r.1"}, 80},
+		{[]string{"--nats-url", "nats://127.0.0.1:1"}, 1},
+	} {
+		out, err := run(t, append([]string{"batch", jobs, "--out", outFile, "--no-progress"}, tc.args...)...)
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != tc.exit {
+			t.Errorf("%v: %v, want exit %d\n%s", tc.args, err, tc.exit, out)
+		}
+		if got, _ := os.ReadFile(outFile); string(got) != before {
+			t.Errorf("%v: the results file became %q", tc.args, got)
 		}
 	}
 }

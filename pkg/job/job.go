@@ -261,7 +261,7 @@ func (j *Job) validate(d *decoder, s *[nStrFields]string, p Partial, limits Limi
 	if set(fDeadline) {
 		t, err := time.Parse(time.RFC3339Nano, s[fDeadline])
 		if err != nil {
-			return invalid(CodeInvalidField, "deadline %q is not an RFC 3339 time", s[fDeadline])
+			return invalid(CodeInvalidField, "deadline %q is not an RFC 3339 time with an upper-case T and Z (2026-12-07T10:00:00Z, or an offset such as +02:00)", s[fDeadline])
 		}
 		j.Deadline = t
 	}

@@ -141,7 +141,7 @@ func referenceDecode(data []byte, limits Limits) (*Job, Partial, error) {
 	if w.Deadline != nil {
 		t, err := time.Parse(time.RFC3339Nano, *w.Deadline)
 		if err != nil {
-			return nil, p, refInvalid(CodeInvalidField, "deadline %q is not an RFC 3339 time", *w.Deadline)
+			return nil, p, refInvalid(CodeInvalidField, "deadline %q is not an RFC 3339 time with an upper-case T and Z (2026-12-07T10:00:00Z, or an offset such as +02:00)", *w.Deadline)
 		}
 		j.Deadline = t
 	}

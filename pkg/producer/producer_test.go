@@ -381,8 +381,8 @@ func TestSubmit(t *testing.T) {
 func TestSubmitOfARefusedReplySubjectIsAnswered(t *testing.T) {
 	c, start := setup(t)
 	start()
-	for _, subject := range []string{"scoring.jobs.x", "scoring.bulk.x"} {
-		w := job.Wire{JobID: "refused-" + subject[8:12], TaskDescription: "Implement OAuth2 login", HistoricalPatternText: "Build OAuth2 authentication",
+	for i, subject := range []string{"scoring.jobs.x", "scoring.bulk.x", "a b", "a..b", "a.*"} {
+		w := job.Wire{JobID: fmt.Sprintf("refused-%d", i), TaskDescription: "Implement OAuth2 login", HistoricalPatternText: "Build OAuth2 authentication",
 			VectorSimilarity: 0.8, ReplySubject: subject}
 		began := time.Now()
 		r, err := c.Submit(context.Background(), "refused", w, 20*time.Second)

@@ -51,11 +51,17 @@ func (c *Client) Submit(ctx context.Context, lane string, w job.Wire, timeout ti
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	s := &submission{id: w.JobID, digest: digestOf(&w), done: make(chan struct{}), rejected: make(chan struct{})}
-	sub, err := c.NC.Subscribe(w.ReplySubject, func(m *nats.Msg) { s.answer(m.Data, m.Header.Get(headerDigest), false) })
-	if err != nil {
-		return nil, err
+	// A reply subject that is no subject (white space, an empty token, a
+	// wildcard) cannot be listened on, and the worker rejects the job: its
+	// rejection is read where it is stored, as for any reply subject the
+	// worker refuses.
+	if job.ValidSubject(w.ReplySubject) {
+		sub, err := c.NC.Subscribe(w.ReplySubject, func(m *nats.Msg) { s.answer(m.Data, m.Header.Get(headerDigest), false) })
+		if err != nil {
+			return nil, err
+		}
+		defer func() { _ = sub.Unsubscribe() }()
 	}
-	defer func() { _ = sub.Unsubscribe() }()
 	if err := c.NC.FlushWithContext(ctx); err != nil {
 		return nil, err
 	}
