@@ -83,7 +83,7 @@ func (c *cacheReportCmd) Run(ctx context.Context) error {
 
 type cacheExportCmd struct {
 	adminFlags
-	Out string `short:"o" required:"" help:"The warm file to write."`
+	Out string `short:"o" required:"" help:"The warm file to write; - for standard output (from a container: docker-compose run -T … > warm.json)."`
 }
 
 func (c *cacheExportCmd) Run(ctx context.Context) error {
@@ -91,10 +91,18 @@ func (c *cacheExportCmd) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	n := bytes.Count(b, []byte(`"text":`))
+	if c.Out == "-" {
+		if _, err := os.Stdout.Write(b); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "exported %d texts\n", n)
+		return nil
+	}
 	if err := os.WriteFile(c.Out, b, 0o600); err != nil {
 		return err
 	}
-	fmt.Printf("exported %d texts to %s\n", bytes.Count(b, []byte(`"text":`)), c.Out)
+	fmt.Printf("exported %d texts to %s\n", n, c.Out)
 	return nil
 }
 

@@ -1,8 +1,10 @@
 package main_test
 
 import (
+	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -39,6 +41,16 @@ func TestCacheCommands(t *testing.T) {
 	warm := filepath.Join(dir, "warm.json")
 	if out, err := run(t, "cache", "export", "--url", url1, "--token", "cache-test-token", "-o", warm); err != nil || !strings.Contains(out, "exported 24 texts") {
 		t.Fatalf("export: %v\n%s", err, out)
+	}
+	// To standard output, as from a container: the file's bytes only.
+	cmd := exec.Command(bin, "cache", "export", "--url", url1, "--token", "cache-test-token", "-o", "-")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil || !strings.Contains(stderr.String(), "exported 24 texts") {
+		t.Fatalf("export to stdout: %v\n%s", err, stderr.String())
+	}
+	if f, _ := os.ReadFile(warm); !bytes.Equal(stdout.Bytes(), f) {
+		t.Fatalf("export to stdout differs from the file:\n%s", stdout.Bytes())
 	}
 	w2, _ := workertest.Worker(t, ns.URL(), token)
 	url2 := "http://" + w2.HTTPAddr()
