@@ -43,14 +43,9 @@ func (w *Worker) stored(ctx context.Context, it *item, res resultstore.Result) {
 		}
 		status := it.rep.Status
 		if res.Outcome == resultstore.Repeated {
-			source := "record"
-			if res.Legacy {
-				source = "claim"
-			}
-			w.obs.Duplicate(it.d.Lane, source)
+			status = w.repeated(it, res)
 			w.log.Info("duplicate job: answered before; the stored answer was sent again", zap.String("job_id", it.rep.JobID),
-				zap.String("lane", it.d.Lane), zap.Int("attempt", it.d.Attempt), zap.String("reply_subject", it.rep.Subject), zap.String("source", source))
-			status = StatusDuplicate
+				zap.String("lane", it.d.Lane), zap.Int("attempt", it.d.Attempt), zap.String("reply_subject", it.rep.Subject), zap.String("source", repeatSource(res)))
 		}
 		w.ack(it)
 		w.finish(it, status)
@@ -64,7 +59,7 @@ func (w *Worker) stored(ctx context.Context, it *item, res resultstore.Result) {
 			w.log.Warn("the reply subject's stream refused the copy (too large for it); the result is stored on the job's subject only",
 				zap.String("job_id", it.rep.JobID), zap.String("lane", it.d.Lane), zap.String("subject", it.rep.Subject), zap.Error(res.Err))
 			w.ack(it)
-			w.finish(it, it.rep.Status)
+			w.finish(it, w.statusOf(it, res))
 			return
 		}
 		w.jobFailure(ctx, it, "result not storable: "+res.Err.Error())
@@ -75,11 +70,36 @@ func (w *Worker) stored(ctx context.Context, it *item, res resultstore.Result) {
 			w.log.Warn("reply subject refused by NATS permissions; the result is stored on the job's subject only",
 				zap.String("job_id", it.rep.JobID), zap.String("lane", it.d.Lane), zap.String("subject", it.rep.Subject))
 			w.ack(it)
-			w.finish(it, it.rep.Status)
+			w.finish(it, w.statusOf(it, res))
 			return
 		}
 		w.infra(it, res.Stage, res.Err)
 	}
+}
+
+// repeated counts a job answered before (its stored answer sent again, or
+// refused where it was sent) and returns its status.
+func (w *Worker) repeated(it *item, res resultstore.Result) string {
+	w.obs.Duplicate(it.d.Lane, repeatSource(res))
+	return StatusDuplicate
+}
+
+// repeatSource says where a repeat's earlier answer was found: its stored
+// record, or an earlier version's claim.
+func repeatSource(res resultstore.Result) string {
+	if res.Legacy {
+		return "claim"
+	}
+	return "record"
+}
+
+// statusOf is the status of a job whose copy was refused: a duplicate when
+// the copy was of a stored answer.
+func (w *Worker) statusOf(it *item, res resultstore.Result) string {
+	if res.Repeat {
+		return w.repeated(it, res)
+	}
+	return it.rep.Status
 }
 
 func (w *Worker) conflict(ctx context.Context, it *item) {

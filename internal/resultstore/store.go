@@ -94,6 +94,9 @@ type Result struct {
 	// Legacy reports a repeat or conflict found in the claims of an
 	// earlier version.
 	Legacy bool
+	// Repeat reports, on a failed copy, that the answer copied was the
+	// stored one of a job answered before.
+	Repeat bool
 }
 
 // Request is one job's result to store.
@@ -367,7 +370,7 @@ func (s *Store) fail(op *Op, err error) (Result, bool) {
 	if TooLarge(err) {
 		o = Unstorable
 	}
-	return Result{Outcome: o, Err: err, Stage: stageNames[op.stage]}, true
+	return Result{Outcome: o, Err: err, Stage: stageNames[op.stage], Repeat: op.repeat, Legacy: op.legacy}, true
 }
 
 // record publishes the result on the job's subject, expecting the subject

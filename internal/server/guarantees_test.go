@@ -141,6 +141,13 @@ func TestReplyStreamRefusingTheCopyKeepsTheResult(t *testing.T) {
 		return nil
 	}, "the job acked on its first delivery")
 	h.noDeadLetters()
+	// The same job again: a repeat, whose copy the stream refuses too, is
+	// counted as a duplicate, not stored twice.
+	data, _ := json.Marshal(w)
+	h.publishRaw("ps", "", data)
+	waitMetrics(t, h, `scoring_duplicates_total{lane="ps",source="record"} 1`)
+	h.storedOnceEach("ps", []string{"ps-2"}, 10*time.Second)
+	h.noDeadLetters()
 }
 
 // SCORING_RESULTS refuses every write for 15 s while jobs keep coming: no
