@@ -38,7 +38,13 @@ ops:
 containers:
 	@if [ ! -d integration ]; then echo "skip: no integration suite"; \
 	elif [ "$$REQUIRE_DOCKER" = 1 ] || docker info >/dev/null 2>&1; then \
-	  TESTCONTAINERS_RYUK_DISABLED=true $(GO) test -tags containers $(GOTESTFLAGS) ./integration/...; \
+	  out=$$(mktemp); rc=0; \
+	  TESTCONTAINERS_RYUK_DISABLED=true $(GO) test -tags containers $(GOTESTFLAGS) -v ./integration/... >"$$out" 2>&1 || rc=$$?; \
+	  if [ $$rc -ne 0 ]; then cat "$$out"; \
+	  else grep -E '^integration: ' "$$out"; n=$$(grep -c -- '--- SKIP' "$$out"); \
+	    [ "$$n" -eq 0 ] || echo "integration: $$n tests SKIPPED: $$(grep -- '--- SKIP' "$$out" | sed 's/.*SKIP: \([^ ]*\).*/\1/' | tr '\n' ' ')"; \
+	    grep -E '^(ok|FAIL)' "$$out"; fi; \
+	  rm -f "$$out"; exit $$rc; \
 	else echo "skip: Docker not available (REQUIRE_DOCKER=1 makes this fail)"; fi
 
 test: vet unit fuzz-short ops containers

@@ -108,7 +108,7 @@ func checkEnvironment() (reason string) {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Sprintf("image(s) %s missing: run make images", strings.Join(missing, ", "))
+		return fmt.Sprintf("image(s) %s missing: run make images (make images IMAGE_TAG=<tag> for a tag other than local; HYBRIDSCORE_*_IMAGE names others, see integration/README.md)", strings.Join(missing, ", "))
 	}
 	return chooseHost(ctx)
 }

@@ -92,7 +92,7 @@ func upgradeVersions(t *testing.T, ctx context.Context) (a, b string) {
 		}
 	}
 	if len(missing) > 0 {
-		msg := fmt.Sprintf("image(s) %s missing: run make images", strings.Join(missing, ", "))
+		msg := fmt.Sprintf("image(s) %s missing: run make images (make images IMAGE_TAG=<tag> for a tag other than local; HYBRIDSCORE_*_IMAGE names others, see integration/README.md)", strings.Join(missing, ", "))
 		if strict {
 			t.Fatal(msg)
 		}
